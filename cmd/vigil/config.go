@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/vigil-dns/vigil"
+	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/store"
+)
+
+// Config is the whole configuration file: one section per package, each
+// owning its keys, defaults and validation.
+type Config struct {
+	Server   resolver.ServerConfig   `toml:"server"`
+	Upstream resolver.UpstreamConfig `toml:"upstream"`
+	Cache    resolver.CacheConfig    `toml:"cache"`
+	Store    store.Config            `toml:"store"`
+	HTTP     HTTPConfig              `toml:"http"`
+	Log      LogConfig               `toml:"log"`
+
+	// Source names where the configuration came from, for messages.
+	Source string `toml:"-"`
+}
+
+// HTTPConfig is the [http] section.
+type HTTPConfig struct {
+	// Listen is the API address; empty turns the API off.
+	Listen string `toml:"listen"`
+
+	addr netip.AddrPort
+}
+
+// Validate checks the section.
+func (c *HTTPConfig) Validate() error {
+	if c.Listen == "" {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen: want ip:port such as \"127.0.0.1:8053\" (or \"\" for no API), got %q", c.Listen)
+	}
+	c.addr = ap
+	return nil
+}
+
+// LogConfig is the [log] section.
+type LogConfig struct {
+	// Level is the least severe level written.
+	Level string `toml:"level"`
+	// Format is "console" or "json".
+	Format string `toml:"format"`
+
+	level zapcore.Level
+}
+
+// Validate checks the section.
+func (c *LogConfig) Validate() error {
+	var errs []error
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil || lvl > zapcore.ErrorLevel {
+		errs = append(errs, fmt.Errorf("log.level: want \"debug\", \"info\", \"warn\" or \"error\", got %q", c.Level))
+	}
+	c.level = lvl
+	if c.Format != "console" && c.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format: want \"console\" or \"json\", got %q", c.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func defaultConfig() Config {
+	return Config{
+		Server:   resolver.DefaultServerConfig(),
+		Upstream: resolver.DefaultUpstreamConfig(),
+		Cache:    resolver.DefaultCacheConfig(),
+		Store:    store.DefaultConfig(),
+		HTTP:     HTTPConfig{Listen: "127.0.0.1:8053"},
+		Log:      LogConfig{Level: "info", Format: "console"},
+	}
+}
+
+// defaultConfigPath is used when -config is not given and the file exists.
+const defaultConfigPath = "config.toml"
+
+// embeddedSource names the built-in configuration in messages.
+const embeddedSource = "built-in config.toml"
+
+// resolveConfigPath picks the configuration: the -config flag, else
+// ./config.toml if present, else the embedded default ("").
+func resolveConfigPath(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if _, err := os.Stat(defaultConfigPath); err == nil {
+		return defaultConfigPath
+	}
+	return ""
+}
+
+// loadConfig reads and validates the configuration at path ("" for the
+// embedded default). Errors name the file, the line where known, the key
+// and what was expected.
+func loadConfig(path string) (*Config, error) {
+	src, name := vigil.DefaultConfig, embeddedSource
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading config: %w", err)
+		}
+		src, name = b, path
+	}
+	cfg, err := parseConfig(src, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// parseConfig decodes src strictly: a key that maps to no setting is an
+// error, because a misspelt key would otherwise silently do nothing.
+func parseConfig(src []byte, name string) (*Config, error) {
+	cfg := defaultConfig()
+	cfg.Source = name
+	md, err := toml.NewDecoder(bytes.NewReader(src)).Decode(&cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("%s:%d: %s", name, perr.Position.Line, tomlErrorText(perr))
+		}
+		var pperr *toml.ParseError
+		if errors.As(err, &pperr) {
+			return nil, fmt.Errorf("%s:%d: %s", name, pperr.Position.Line, tomlErrorText(*pperr))
+		}
+		if m := typeErrorRE.FindStringSubmatch(err.Error()); m != nil {
+			return nil, fmt.Errorf("%s:%s: key %q: %s", name, m[1], m[2], m[3])
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		var errs []error
+		for _, k := range undecoded {
+			if line := keyLine(src, k); line > 0 {
+				errs = append(errs, fmt.Errorf("%s:%d: unknown key %q", name, line, k.String()))
+			} else {
+				errs = append(errs, fmt.Errorf("%s: unknown key %q", name, k.String()))
+			}
+		}
+		return nil, errors.Join(errs...)
+	}
+	return &cfg, nil
+}
+
+// typeErrorRE matches BurntSushi's type-mismatch errors, which are plain
+// strings rather than ParseErrors.
+var typeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+// tomlErrorText makes BurntSushi's messages name the key and expectation.
+func tomlErrorText(perr toml.ParseError) string {
+	msg := perr.Message
+	if perr.LastKey != "" && !strings.Contains(msg, perr.LastKey) {
+		msg = fmt.Sprintf("key %q: %s", perr.LastKey, msg)
+	}
+	return msg
+}
+
+// Validate checks every section and joins their errors.
+func (c *Config) Validate() error {
+	return errors.Join(
+		c.Server.Validate(),
+		c.Upstream.Validate(),
+		c.Cache.Validate(),
+		c.Store.Validate(),
+		c.HTTP.Validate(),
+		c.Log.Validate(),
+	)
+}
+
+// keyLine finds the line where key is set in src, following [table] and
+// [[array]] headers; 0 if not found. BurntSushi's metadata does not export
+// positions of undecoded keys.
+func keyLine(src []byte, key toml.Key) int {
+	if len(key) == 0 {
+		return 0
+	}
+	want := key.String()
+	table := ""
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' {
+			continue
+		}
+		if strings.HasPrefix(text, "[") {
+			header := strings.Trim(strings.SplitN(text, "#", 2)[0], " \t[]")
+			table = normalizeKey(header)
+			if table == want {
+				return line
+			}
+			continue
+		}
+		k, _, ok := strings.Cut(text, "=")
+		if !ok {
+			continue
+		}
+		full := normalizeKey(k)
+		if table != "" {
+			full = table + "." + full
+		}
+		if full == want || strings.HasPrefix(want, full+".") {
+			return line
+		}
+	}
+	return 0
+}
+
+// normalizeKey turns `a . "b"` into `a.b`.
+func normalizeKey(k string) string {
+	parts := strings.Split(k, ".")
+	for i, p := range parts {
+		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
+	}
+	return strings.Join(parts, ".")
+}

@@ -1,0 +1,170 @@
+// Command vigil is a DNS sinkhole resolver: it answers from blocklists of
+// vendor telemetry and tracking domains, forwards everything else upstream
+// with an answer cache, and records which device looked up what.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "vigil:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError marks errors in how vigil was invoked (exit status 2).
+type usageError struct{ error }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `Usage: vigil [command] [flags]
+
+Commands:
+  serve     run the DNS server (the default when no command is given)
+  check     validate the configuration and exit
+  version   print the version
+
+Every command takes -config FILE (default: ./config.toml if present, else
+the built-in default). Run "vigil COMMAND -h" for a command's flags.
+`
+
+// run is main without the process: it parses args, runs one command and
+// returns its error. Tests call it directly.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, args, stdout, stderr)
+	case "check":
+		return cmdCheck(args, stdout, stderr)
+	case "version":
+		return cmdVersion(args, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Errorf("unknown command %q", cmd)}
+	}
+}
+
+// newFlagSet returns a flag set for a command with the -config flag every
+// command shares.
+func newFlagSet(name, summary string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: vigil %s [flags]\n\n%s\n\nFlags:\n", name, summary)
+		fs.PrintDefaults()
+	}
+	cfg := fs.String("config", "", "configuration `FILE` (default ./config.toml if present, else the built-in default)")
+	return fs, cfg
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	fs, cfgPath := newFlagSet("check", "Validate the configuration and exit non-zero with the problem if it is invalid.", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid\n", cfg.Source)
+	return nil
+}
+
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	fs, _ := newFlagSet("version", "Print the version.", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "vigil", version())
+	return nil
+}
+
+// version reports the module version and VCS revision the binary was
+// built from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " (" + s.Value[:12] + ")"
+		}
+	}
+	return v + " " + bi.GoVersion
+}
+
+// addrList is a repeatable, comma-separating flag of ip:port addresses.
+type addrList []string
+
+func (a *addrList) String() string { return strings.Join(*a, ",") }
+func (a *addrList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*a = append(*a, s)
+		}
+	}
+	return nil
+}
+
+// applyOverrides puts -listen and -upstream into cfg before validation.
+func applyOverrides(cfg *Config, listen, upstream addrList) error {
+	if len(listen) > 0 {
+		cfg.Server.Listen = cfg.Server.Listen[:0]
+		for _, s := range listen {
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil {
+				return usageError{fmt.Errorf("-listen: want ip:port such as 127.0.0.1:5353, got %q", s)}
+			}
+			cfg.Server.Listen = append(cfg.Server.Listen, ap)
+		}
+	}
+	if len(upstream) > 0 {
+		cfg.Upstream.Servers = append([]string(nil), upstream...)
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vigil-dns/vigil"
+	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
+)
+
+func TestShippedConfigIsValid(t *testing.T) {
+	file, err := os.ReadFile("../../config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(file, vigil.DefaultConfig) {
+		t.Fatal("the embedded default differs from config.toml")
+	}
+	cfg, err := loadConfig("../../config.toml")
+	if err != nil {
+		t.Fatalf("shipped config.toml: %v", err)
+	}
+	// The shipped file spells out every default: decoding it must give
+	// exactly the built-in defaults, or the documentation is lying.
+	def := defaultConfig()
+	if err := def.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	def.Source = cfg.Source
+	got, _ := json.Marshal(cfg)
+	want, _ := json.Marshal(def)
+	if !bytes.Equal(got, want) {
+		t.Errorf("config.toml and the code's defaults disagree:\nfile: %s\ncode: %s", got, want)
+	}
+	if _, err := loadConfig(""); err != nil {
+		t.Fatalf("embedded default: %v", err)
+	}
+}
+
+func TestCheckReportsBadConfig(t *testing.T) {
+	cases := []struct {
+		name, body string
+		want       []string // substrings of the error
+	}{
+		{"unknown key", "[server]\nlisten = [\"127.0.0.1:53\"]\n\n[upstream]\nadress = \"1.1.1.1:53\"\n",
+			[]string{":5:", `unknown key "upstream.adress"`}},
+		{"unknown section", "[srever]\nlisten = []\n", []string{":1:", `unknown key "srever"`}},
+		{"bad duration", "[upstream]\ntimeout = \"soon\"\n", []string{":2:", "upstream.timeout", "duration"}},
+		{"bad listen", "[server]\nlisten = [\"localhost\"]\n", []string{":2:", "server.listen"}},
+		{"bad prefix", "[server]\nallow = [\"10.0.0.0/33\"]\n", []string{":2:", "server.allow"}},
+		{"bad upstream", "[upstream]\nservers = [\"quic://1.1.1.1\"]\n", []string{"upstream.servers[0]", "udp://"}},
+		{"bad strategy", "[upstream]\nstrategy = \"random\"\n", []string{"upstream.strategy", `"failover" or "parallel"`}},
+		{"bad level", "[log]\nlevel = \"loud\"\n", []string{"log.level"}},
+		{"wrong type", "[cache]\nmax_bytes = \"lots\"\n", []string{":2:", "cache.max_bytes"}},
+		{"syntax", "[server\nlisten = 1\n", []string{":2:", "table name"}},
+		{"several problems", "[cache]\nmax_bytes = 1\n[server]\nmax_inflight = 0\n", []string{"cache.max_bytes", "server.max_inflight"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "vigil.toml")
+			if err := os.WriteFile(path, []byte(tc.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), []string{"check", "-config", path}, &out, &errOut)
+			if err == nil {
+				t.Fatal("check accepted a bad config")
+			}
+			if exitCode(err) == 0 {
+				t.Error("exit code 0")
+			}
+			msg := err.Error()
+			for _, w := range append(tc.want, path) {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not mention %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckAcceptsShippedConfig(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"check", "-config", "../../config.toml"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "valid") {
+		t.Errorf("output %q", out.String())
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"frobnicate"}, &out, &out); exitCode(err) != 2 {
+		t.Errorf("unknown command: err %v, want exit 2", err)
+	}
+	if err := run(context.Background(), []string{"check", "-h"}, &out, &out); exitCode(err) != 2 || !strings.Contains(out.String(), "-config") {
+		t.Errorf("check -h: err %v, output %q", err, out.String())
+	}
+}
+
+// writeTestConfig writes a configuration serving on 127.0.0.1:0 with the
+// store in a temporary directory, plus extra TOML.
+func writeTestConfig(t *testing.T, upstream, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	body := fmt.Sprintf(`[server]
+listen = ["127.0.0.1:0"]
+max_inflight = 64
+[upstream]
+servers = [%q]
+[store]
+dir = %q
+[http]
+listen = "127.0.0.1:0"
+[log]
+level = "warn"
+%s`, upstream, filepath.Join(dir, "state"), extra)
+	path := filepath.Join(dir, "vigil.toml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startServe runs serve in the background and returns the running
+// instance; the server stops when the test ends.
+func startServe(t *testing.T, cfgPath string) *instance {
+	t.Helper()
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *instance, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, zaptest.NewLogger(t), func(i *instance) { ready <- i }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case inst := <-ready:
+		return inst
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not become ready")
+	}
+	return nil
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	inst := startServe(t, writeTestConfig(t, up.Addr, ""))
+	addr := inst.srv.UDPAddrs()[0].String()
+	r := rt.Exchange(t, "udp", addr, rt.Question("example.com", dns.TypeA))
+	if len(r.Answer) != 1 {
+		t.Fatalf("%d answers", len(r.Answer))
+	}
+	resp, err := http.Get("http://" + inst.apiAddr + "/api/v1/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var health map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil || health["status"] != "ok" {
+		t.Errorf("health %v, err %v", health, err)
+	}
+}

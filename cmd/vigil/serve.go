@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/store"
+)
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, cfgPath := newFlagSet("serve", "Run the DNS server until SIGINT or SIGTERM.", stderr)
+	var listen, upstream addrList
+	fs.Var(&listen, "listen", "serve on `ADDR` (ip:port) instead of server.listen; repeatable")
+	fs.Var(&upstream, "upstream", "forward to `ADDR` instead of upstream.servers; repeatable")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	path := resolveConfigPath(*cfgPath)
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	if err := applyOverrides(cfg, listen, upstream); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s with flags: %w", cfg.Source, err)
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	return serve(ctx, cfg, log, nil)
+}
+
+// serve runs Vigil with a validated configuration until ctx ends. ready,
+// when non-nil, is called once everything listens (tests use it).
+func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instance)) error {
+	log.Info("starting vigil", zap.String("version", version()), zap.String("config", cfg.Source))
+	st, err := store.Open(cfg.Store, log.Named("store"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing the store", zap.Error(err))
+		}
+	}()
+
+	chain, err := resolver.NewChain(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache})
+	if err != nil {
+		return err
+	}
+	srv := resolver.NewServer(cfg.Server, chain.Handler, log.Named("resolver"))
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	inst := &instance{cfg: cfg, srv: srv, chain: chain, store: st, started: time.Now()}
+
+	var api *http.Server
+	if cfg.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP.addr.String())
+		if err != nil {
+			shutdownServer(srv, cfg, log)
+			return fmt.Errorf("http api: listening on %s: %w", cfg.HTTP.Listen, err)
+		}
+		inst.apiAddr = ln.Addr().String()
+		api = &http.Server{Handler: newAPI(inst), ReadHeaderTimeout: 5 * time.Second, ErrorLog: zap.NewStdLog(log.Named("http"))}
+		go func() {
+			if err := api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http api stopped", zap.Error(err))
+			}
+		}()
+	}
+
+	bg, cancelBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { st.RunGC(bg) })
+
+	var udp []string
+	for _, a := range srv.UDPAddrs() {
+		udp = append(udp, a.String())
+	}
+	log.Info("vigil is answering", zap.Strings("dns", udp), zap.String("api", inst.apiAddr),
+		zap.Strings("upstreams", cfg.Upstream.Servers), zap.String("strategy", string(cfg.Upstream.Strategy)))
+	if ready != nil {
+		ready(inst)
+	}
+
+	<-ctx.Done()
+	log.Info("shutting down")
+	// Order matters: stop taking queries and finish those in flight, then
+	// the API, then the background work, and the store last (deferred).
+	shutdownServer(srv, cfg, log)
+	if api != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = api.Shutdown(sctx)
+		cancel()
+	}
+	cancelBG()
+	wg.Wait()
+	log.Info("stopped")
+	return nil
+}
+
+func shutdownServer(srv *resolver.Server, cfg *Config, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("shutdown cut queries short", zap.Error(err))
+	}
+}
+
+// instance is a running Vigil, as the API sees it.
+type instance struct {
+	cfg     *Config
+	srv     *resolver.Server
+	chain   *resolver.Chain
+	store   *store.Store
+	apiAddr string
+	started time.Time
+}
+
+// newLogger builds the process logger. Production sampling stays on so a
+// storm of identical messages cannot flood the disk.
+func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if cfg.Format == "json" {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	} else {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	sink := zapcore.AddSync(w)
+	if f, ok := w.(*os.File); ok {
+		sink = zapcore.Lock(f)
+	}
+	core := zapcore.NewCore(enc, sink, cfg.level)
+	core = zapcore.NewSamplerWithOptions(core, time.Second, 100, 100)
+	return zap.New(core, zap.ErrorOutput(sink)), nil
+}

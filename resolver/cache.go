@@ -1,0 +1,291 @@
+package resolver
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+const (
+	cacheShards = 256
+	// entryOverhead approximates the bytes a cache entry costs beyond its
+	// wire form and name: the struct, the map slot and the slice headers.
+	entryOverhead = 128
+)
+
+// Cache is the answer cache stage. Answers are stored packed, with their
+// absolute expiry, in 256 shards each with its own lock and byte budget, so
+// a hit touches one shard's read lock and nothing else. Identical misses in
+// flight at the same time are coalesced into one call to the next stage.
+type Cache struct {
+	next   Handler
+	cfg    CacheConfig
+	seed   maphash.Seed
+	now    func() time.Time
+	shards [cacheShards]cacheShard
+
+	hits, misses, coalesced atomic.Uint64
+}
+
+var _ Handler = (*Cache)(nil)
+
+type cacheShard struct {
+	mu      sync.RWMutex
+	items   map[uint64]*cacheEntry
+	flights map[uint64]*flight
+	bytes   int64
+	budget  int64
+}
+
+// cacheKey is what makes two questions share an answer.
+type cacheKey struct {
+	name       string
+	qtype, cls uint16
+	do, cd     bool
+}
+
+// cacheEntry is immutable once stored.
+type cacheEntry struct {
+	key     cacheKey
+	wire    []byte // packed answer, ID 0, no OPT record
+	stored  int64  // unix nanos
+	expires int64  // unix nanos
+}
+
+func (e *cacheEntry) size() int64 { return int64(len(e.wire)+len(e.key.name)) + entryOverhead }
+
+// flight is one upstream call that identical misses wait on.
+type flight struct {
+	key     cacheKey
+	done    chan struct{}
+	waiters int      // guarded by the shard lock
+	msg     *dns.Msg // a pristine copy for waiters, read-only once done is closed
+	err     error
+}
+
+// CacheStats is a snapshot of the cache's counters.
+type CacheStats struct {
+	Entries                 int
+	Bytes                   int64
+	Hits, Misses, Coalesced uint64
+}
+
+// NewCache returns a cache stage in front of next.
+func NewCache(cfg CacheConfig, next Handler) *Cache {
+	c := &Cache{next: next, cfg: cfg, seed: maphash.MakeSeed(), now: time.Now}
+	for i := range c.shards {
+		c.shards[i] = cacheShard{
+			items:   make(map[uint64]*cacheEntry),
+			flights: make(map[uint64]*flight),
+			budget:  max(cfg.MaxBytes/cacheShards, 4096),
+		}
+	}
+	return c
+}
+
+func (c *Cache) key(q *Query) (cacheKey, uint64) {
+	k := cacheKey{name: q.Name, qtype: q.Type, cls: q.Class, do: q.DO, cd: q.CD}
+	h := maphash.String(c.seed, q.Name)
+	flags := uint64(q.Type)<<32 | uint64(q.Class)<<16
+	if q.DO {
+		flags |= 1
+	}
+	if q.CD {
+		flags |= 2
+	}
+	// Mix the fixed-size fields in with a multiply so they spread over
+	// the shard bits too.
+	h ^= (flags + 0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+	return k, h
+}
+
+// Resolve implements Handler.
+func (c *Cache) Resolve(ctx context.Context, q *Query) (*Response, error) {
+	k, h := c.key(q)
+	sh := &c.shards[h%cacheShards]
+	now := c.now().UnixNano()
+
+	sh.mu.RLock()
+	e := sh.items[h]
+	sh.mu.RUnlock()
+	if e != nil && e.key == k && now < e.expires {
+		if m := e.answer(now); m != nil {
+			c.hits.Add(1)
+			return &Response{Msg: m, Source: SourceCached}, nil
+		}
+	}
+	c.misses.Add(1)
+
+	sh.mu.Lock()
+	if fl := sh.flights[h]; fl != nil && fl.key == k {
+		fl.waiters++
+		sh.mu.Unlock()
+		c.coalesced.Add(1)
+		select {
+		case <-fl.done:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+		if fl.err != nil {
+			return nil, fl.err
+		}
+		return &Response{Msg: fl.msg.Copy(), Source: SourceUpstream}, nil
+	}
+	fl := &flight{key: k, done: make(chan struct{})}
+	if sh.flights[h] == nil {
+		sh.flights[h] = fl
+	} // else: a hash collision with another name's flight; just don't share.
+	sh.mu.Unlock()
+
+	resp, err := c.next.Resolve(ctx, q)
+	if err == nil {
+		c.store(sh, h, k, resp.Msg, now)
+	}
+
+	sh.mu.Lock()
+	if sh.flights[h] == fl {
+		delete(sh.flights, h)
+	}
+	waiters := fl.waiters
+	sh.mu.Unlock()
+	if waiters > 0 {
+		if err == nil {
+			fl.msg = resp.Msg.Copy() // resp.Msg belongs to our caller, who will modify it
+		}
+		fl.err = err
+	}
+	close(fl.done)
+	return resp, err
+}
+
+// answer unpacks the entry and ages its TTLs; nil if the entry is damaged.
+func (e *cacheEntry) answer(now int64) *dns.Msg {
+	m := new(dns.Msg)
+	if err := m.Unpack(e.wire); err != nil {
+		return nil
+	}
+	age := uint32((now - e.stored) / int64(time.Second))
+	for _, sec := range [3][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			h := rr.Header()
+			h.Ttl = h.Ttl - min(age, h.Ttl)
+		}
+	}
+	return m
+}
+
+// store caches m if it is cacheable, clamping its TTLs in place first so the
+// answer returned now and the ones served later agree.
+func (c *Cache) store(sh *cacheShard, h uint64, k cacheKey, m *dns.Msg, now int64) {
+	ttl, ok := c.cacheTTL(m)
+	if !ok {
+		return
+	}
+	cp := *m // shallow: share the (already clamped) records, not the header
+	cp.Id = 0
+	cp.Compress = true
+	wire, err := cp.Pack()
+	if err != nil {
+		return
+	}
+	e := &cacheEntry{key: k, wire: wire, stored: now, expires: now + int64(ttl)*int64(time.Second)}
+	size := e.size()
+	if size > sh.budget {
+		return
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old := sh.items[h]; old != nil {
+		sh.bytes -= old.size()
+		delete(sh.items, h)
+	}
+	if sh.bytes+size > sh.budget {
+		sh.evict(size, now)
+	}
+	sh.items[h] = e
+	sh.bytes += size
+}
+
+// evict frees room for need bytes: expired entries first, then arbitrary
+// ones (Go's map iteration order is randomised, so this is random eviction,
+// which costs no bookkeeping on hits, unlike LRU). Caller holds sh.mu.
+func (sh *cacheShard) evict(need, now int64) {
+	for h, e := range sh.items {
+		if sh.bytes+need <= sh.budget {
+			return
+		}
+		if now >= e.expires {
+			sh.bytes -= e.size()
+			delete(sh.items, h)
+		}
+	}
+	for h, e := range sh.items {
+		if sh.bytes+need <= sh.budget {
+			return
+		}
+		sh.bytes -= e.size()
+		delete(sh.items, h)
+	}
+}
+
+// cacheTTL clamps m's TTLs and says for how many seconds m may be cached.
+// Positive answers live as long as their shortest record; negative answers
+// (NXDOMAIN, or NOERROR without answers) as long as the SOA's TTL or
+// minimum, whichever is lower (RFC 2308 section 5). Negative answers without
+// an SOA, truncated answers and errors are not cached.
+func (c *Cache) cacheTTL(m *dns.Msg) (uint32, bool) {
+	if m.Truncated {
+		return 0, false
+	}
+	minTTL := uint32(c.cfg.MinTTL / time.Second)
+	maxTTL := uint32(c.cfg.MaxTTL / time.Second)
+	switch {
+	case m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0:
+		ttl := maxTTL
+		for _, sec := range [3][]dns.RR{m.Answer, m.Ns, m.Extra} {
+			for _, rr := range sec {
+				hdr := rr.Header()
+				hdr.Ttl = min(max(hdr.Ttl, minTTL), maxTTL)
+				ttl = min(ttl, hdr.Ttl)
+			}
+		}
+		return ttl, ttl > 0
+	case m.Rcode == dns.RcodeSuccess || m.Rcode == dns.RcodeNameError:
+		var soa *dns.SOA
+		for _, rr := range m.Ns {
+			if s, ok := rr.(*dns.SOA); ok {
+				soa = s
+				break
+			}
+		}
+		if soa == nil {
+			return 0, false
+		}
+		ttl := min(soa.Hdr.Ttl, soa.Minttl, uint32(c.cfg.MaxNegativeTTL/time.Second))
+		ttl = max(ttl, minTTL)
+		for _, rr := range m.Ns {
+			rr.Header().Ttl = min(rr.Header().Ttl, ttl)
+		}
+		return ttl, ttl > 0
+	default:
+		return 0, false
+	}
+}
+
+// Stats returns a snapshot of the cache's counters. It locks every shard in
+// turn, so it is for the API and metrics, not the query path.
+func (c *Cache) Stats() CacheStats {
+	s := CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Coalesced: c.coalesced.Load()}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		s.Entries += len(sh.items)
+		s.Bytes += sh.bytes
+		sh.mu.RUnlock()
+	}
+	return s
+}

@@ -1,0 +1,57 @@
+package resolver
+
+import (
+	"fmt"
+	"time"
+)
+
+// ChainConfig is what NewChain needs to assemble the query path.
+type ChainConfig struct {
+	Upstream UpstreamConfig // validated
+	Cache    CacheConfig    // validated
+	// Now replaces the clock in tests; nil means time.Now.
+	Now func() time.Time
+}
+
+// Chain is the assembled query path, with handles on the stages that
+// report statistics.
+type Chain struct {
+	Handler   Handler
+	Cache     *Cache // nil when the cache is disabled
+	Forwarder *Forwarder
+}
+
+// NewChain assembles the query path. The order is fixed here, in one place,
+// with the reason for each slot:
+//
+//  1. Blocking (filled by the blocklists stage): first, so a blocked name
+//     never reaches the cache or an upstream, and so its CNAME check sees
+//     every answer, cached or not, and a list change applies at once.
+//  2. Cache: before the forwarder so hits never leave the process; it also
+//     coalesces identical misses into one upstream query.
+//  3. Forwarder: terminal; asks the upstreams.
+//
+// Client identification and the access list run before the chain, in the
+// Server, because every stage and the log need their result.
+func NewChain(cfg ChainConfig) (*Chain, error) {
+	var ups []Upstream
+	for _, spec := range cfg.Upstream.Specs() {
+		ups = append(ups, NewPlainUpstream(spec))
+	}
+	fwd, err := NewForwarder(ups, cfg.Upstream.Strategy, cfg.Upstream.Timeout)
+	if err != nil {
+		return nil, fmt.Errorf("building the forwarder: %w", err)
+	}
+	if cfg.Now != nil {
+		fwd.now = cfg.Now
+	}
+	ch := &Chain{Handler: fwd, Forwarder: fwd}
+	if cfg.Cache.Enabled {
+		ch.Cache = NewCache(cfg.Cache, fwd)
+		if cfg.Now != nil {
+			ch.Cache.now = cfg.Now
+		}
+		ch.Handler = ch.Cache
+	}
+	return ch, nil
+}

@@ -1,0 +1,263 @@
+package resolver
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// ServerConfig is the [server] section: listeners, access and limits.
+type ServerConfig struct {
+	// Listen is every address served over both UDP and TCP.
+	Listen []netip.AddrPort `toml:"listen"`
+	// Allow is the client access list; everyone else gets REFUSED.
+	Allow []netip.Prefix `toml:"allow"`
+	// UDPSockets is how many SO_REUSEPORT sockets each UDP address gets;
+	// 0 means one per CPU.
+	UDPSockets int `toml:"udp_sockets"`
+	// MaxInflight bounds the queries being answered at once, over UDP and
+	// TCP together; over UDP it is the number of reader goroutines.
+	MaxInflight int `toml:"max_inflight"`
+	// MaxTCPConns bounds open TCP connections; more are closed at accept.
+	MaxTCPConns int `toml:"max_tcp_conns"`
+	// MaxTCPPipeline bounds the queries answered at once on one TCP
+	// connection.
+	MaxTCPPipeline int `toml:"max_tcp_pipeline"`
+	// TCPIdleTimeout is how long a TCP connection may wait between queries.
+	TCPIdleTimeout time.Duration `toml:"tcp_idle_timeout"`
+	// TCPReadTimeout is how long reading one query (or writing one answer)
+	// on TCP may take once it has started.
+	TCPReadTimeout time.Duration `toml:"tcp_read_timeout"`
+	// QueryTimeout bounds the time from receiving a query to answering it.
+	QueryTimeout time.Duration `toml:"query_timeout"`
+	// ShutdownTimeout bounds how long a graceful shutdown waits for queries
+	// in flight before cancelling them.
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+	// MaxUDPSize caps the UDP answer size Vigil offers a client, whatever
+	// the client's EDNS buffer says (1232: DNS flag day 2020).
+	MaxUDPSize int `toml:"max_udp_size"`
+}
+
+// DefaultServerConfig returns the [server] defaults.
+func DefaultServerConfig() ServerConfig {
+	return ServerConfig{
+		Listen: []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:53"), netip.MustParseAddrPort("[::]:53")},
+		Allow: []netip.Prefix{
+			netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+			netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
+			netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("fc00::/7"),
+			netip.MustParsePrefix("fe80::/10"),
+		},
+		MaxInflight:     1024,
+		MaxTCPConns:     512,
+		MaxTCPPipeline:  32,
+		TCPIdleTimeout:  10 * time.Second,
+		TCPReadTimeout:  2 * time.Second,
+		QueryTimeout:    5 * time.Second,
+		ShutdownTimeout: 10 * time.Second,
+		MaxUDPSize:      1232,
+	}
+}
+
+// Validate checks the section; errors name the key and what was expected.
+func (c *ServerConfig) Validate() error {
+	var errs []error
+	if len(c.Listen) == 0 {
+		errs = append(errs, errors.New("server.listen: want at least one address such as \"0.0.0.0:53\""))
+	}
+	for i, ap := range c.Listen {
+		if !ap.IsValid() {
+			errs = append(errs, fmt.Errorf("server.listen[%d]: want ip:port, got %q", i, ap))
+		}
+	}
+	for i, p := range c.Allow {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("server.allow[%d]: want a prefix such as \"192.168.0.0/16\"", i))
+		}
+	}
+	errs = append(errs,
+		checkRange("server.udp_sockets", c.UDPSockets, 0, 256),
+		checkRange("server.max_inflight", c.MaxInflight, 1, 1<<20),
+		checkRange("server.max_tcp_conns", c.MaxTCPConns, 1, 1<<20),
+		checkRange("server.max_tcp_pipeline", c.MaxTCPPipeline, 1, 1<<16),
+		checkRange("server.max_udp_size", c.MaxUDPSize, 512, 65535),
+		checkPositive("server.tcp_idle_timeout", c.TCPIdleTimeout),
+		checkPositive("server.tcp_read_timeout", c.TCPReadTimeout),
+		checkPositive("server.query_timeout", c.QueryTimeout),
+		checkPositive("server.shutdown_timeout", c.ShutdownTimeout),
+	)
+	return errors.Join(errs...)
+}
+
+// sockets returns the number of UDP sockets per address.
+func (c *ServerConfig) sockets() int {
+	if !haveReusePort {
+		return 1
+	}
+	if c.UDPSockets > 0 {
+		return c.UDPSockets
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// Strategy is how the Forwarder picks upstreams.
+type Strategy string
+
+// Forwarding strategies.
+const (
+	// StrategyFailover tries upstreams in the configured order, skipping
+	// those that failed recently.
+	StrategyFailover Strategy = "failover"
+	// StrategyParallel races the two best upstreams (fastest recently
+	// answering) and takes the first valid answer.
+	StrategyParallel Strategy = "parallel"
+)
+
+// UpstreamConfig is the [upstream] section.
+type UpstreamConfig struct {
+	// Servers are the upstreams: "udp://ip:port", "tcp://ip:port" or a bare
+	// "ip:port" (UDP, retried over TCP when truncated).
+	Servers []string `toml:"servers"`
+	// Strategy is "failover" or "parallel".
+	Strategy Strategy `toml:"strategy"`
+	// Timeout bounds one attempt at one upstream.
+	Timeout time.Duration `toml:"timeout"`
+
+	parsed []UpstreamSpec
+}
+
+// DefaultUpstreamConfig returns the [upstream] defaults.
+func DefaultUpstreamConfig() UpstreamConfig {
+	return UpstreamConfig{
+		Servers:  []string{"9.9.9.9:53", "1.1.1.1:53"},
+		Strategy: StrategyParallel,
+		Timeout:  2 * time.Second,
+	}
+}
+
+// UpstreamSpec is one validated upstream address.
+type UpstreamSpec struct {
+	// Net is "udp" (with TCP fallback on truncation) or "tcp".
+	Net string
+	// Addr is the server's address.
+	Addr netip.AddrPort
+}
+
+// String returns the upstream in its configuration form.
+func (s UpstreamSpec) String() string { return s.Net + "://" + s.Addr.String() }
+
+// ParseUpstream parses an upstream address as written in the configuration.
+func ParseUpstream(s string) (UpstreamSpec, error) {
+	spec := UpstreamSpec{Net: "udp"}
+	rest := s
+	if scheme, after, ok := strings.Cut(s, "://"); ok {
+		switch scheme {
+		case "udp", "tcp":
+			spec.Net = scheme
+		default:
+			return spec, fmt.Errorf("want udp://, tcp:// or a bare ip:port, got scheme %q", scheme)
+		}
+		rest = after
+	}
+	ap, err := netip.ParseAddrPort(rest)
+	if err != nil {
+		// A bare address without a port means the standard one.
+		if a, aerr := netip.ParseAddr(strings.Trim(rest, "[]")); aerr == nil {
+			ap = netip.AddrPortFrom(a, 53)
+		} else {
+			return spec, fmt.Errorf("want ip:port such as \"9.9.9.9:53\" or \"[2620:fe::fe]:53\", got %q", s)
+		}
+	}
+	if ap.Port() == 0 {
+		return spec, fmt.Errorf("want a non-zero port, got %q", s)
+	}
+	spec.Addr = ap
+	return spec, nil
+}
+
+// Validate checks the section and parses the server addresses.
+func (c *UpstreamConfig) Validate() error {
+	var errs []error
+	if len(c.Servers) == 0 {
+		errs = append(errs, errors.New("upstream.servers: want at least one server such as \"9.9.9.9:53\""))
+	}
+	c.parsed = c.parsed[:0]
+	for i, s := range c.Servers {
+		spec, err := ParseUpstream(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("upstream.servers[%d]: %w", i, err))
+			continue
+		}
+		c.parsed = append(c.parsed, spec)
+	}
+	switch c.Strategy {
+	case StrategyFailover, StrategyParallel:
+	default:
+		errs = append(errs, fmt.Errorf("upstream.strategy: want \"failover\" or \"parallel\", got %q", c.Strategy))
+	}
+	errs = append(errs, checkPositive("upstream.timeout", c.Timeout))
+	return errors.Join(errs...)
+}
+
+// Specs returns the parsed servers; valid only after Validate succeeded.
+func (c *UpstreamConfig) Specs() []UpstreamSpec { return c.parsed }
+
+// CacheConfig is the [cache] section.
+type CacheConfig struct {
+	// Enabled turns the answer cache on.
+	Enabled bool `toml:"enabled"`
+	// MaxBytes bounds the memory held by cached answers (wire size plus
+	// bookkeeping).
+	MaxBytes int64 `toml:"max_bytes"`
+	// MinTTL raises shorter TTLs of cached answers.
+	MinTTL time.Duration `toml:"min_ttl"`
+	// MaxTTL lowers longer TTLs of cached answers.
+	MaxTTL time.Duration `toml:"max_ttl"`
+	// MaxNegativeTTL caps how long NXDOMAIN and NODATA answers are cached
+	// (RFC 2308 section 5 suggests at most a few hours).
+	MaxNegativeTTL time.Duration `toml:"max_negative_ttl"`
+}
+
+// DefaultCacheConfig returns the [cache] defaults.
+func DefaultCacheConfig() CacheConfig {
+	return CacheConfig{
+		Enabled:        true,
+		MaxBytes:       32 << 20,
+		MinTTL:         0,
+		MaxTTL:         24 * time.Hour,
+		MaxNegativeTTL: time.Hour,
+	}
+}
+
+// Validate checks the section.
+func (c *CacheConfig) Validate() error {
+	var errs []error
+	if c.MaxBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("cache.max_bytes: want at least 65536, got %d", c.MaxBytes))
+	}
+	if c.MinTTL < 0 {
+		errs = append(errs, fmt.Errorf("cache.min_ttl: want a duration >= 0, got %s", c.MinTTL))
+	}
+	errs = append(errs, checkPositive("cache.max_ttl", c.MaxTTL), checkPositive("cache.max_negative_ttl", c.MaxNegativeTTL))
+	if c.MaxTTL > 0 && c.MinTTL > c.MaxTTL {
+		errs = append(errs, fmt.Errorf("cache.min_ttl: want at most cache.max_ttl (%s), got %s", c.MaxTTL, c.MinTTL))
+	}
+	return errors.Join(errs...)
+}
+
+func checkRange(key string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return fmt.Errorf("%s: want an integer from %d to %d, got %d", key, lo, hi, v)
+	}
+	return nil
+}
+
+func checkPositive(key string, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("%s: want a positive duration such as \"2s\", got %q", key, d.String())
+	}
+	return nil
+}

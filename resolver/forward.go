@@ -1,0 +1,220 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// upstreamUDPSize is the EDNS buffer size Vigil offers its upstreams
+// (DNS flag day 2020: avoids IP fragmentation).
+const upstreamUDPSize = 1232
+
+// ErrNoUpstream means no upstream produced a usable answer.
+var ErrNoUpstream = errors.New("no upstream answered")
+
+// Forwarder is the terminal stage: it sends the question to the upstreams
+// according to the strategy and returns the first usable answer.
+type Forwarder struct {
+	upstreams []*upstreamState // never empty, immutable after NewForwarder
+	strategy  Strategy
+	attempt   time.Duration // bound on one attempt at one upstream
+	now       func() time.Time
+}
+
+var _ Handler = (*Forwarder)(nil)
+
+// upstreamState tracks how an upstream has behaved lately; every field is
+// updated atomically by the goroutines that used it.
+type upstreamState struct {
+	up Upstream
+	// rtt is an exponentially weighted moving average of the round trip in
+	// nanoseconds; failures add a penalty so a failing upstream sorts last.
+	rtt atomic.Int64
+	// fails counts consecutive failures.
+	fails atomic.Int32
+	// downUntil (unix nanos) is set after repeated failures: until then the
+	// upstream is only tried after all the others.
+	downUntil atomic.Int64
+}
+
+// NewForwarder returns a Forwarder over ups. attempt bounds a single try at
+// a single upstream; the query's deadline bounds the whole.
+func NewForwarder(ups []Upstream, strategy Strategy, attempt time.Duration) (*Forwarder, error) {
+	if len(ups) == 0 {
+		return nil, errors.New("forwarder: no upstreams")
+	}
+	f := &Forwarder{strategy: strategy, attempt: attempt, now: time.Now}
+	for _, u := range ups {
+		f.upstreams = append(f.upstreams, &upstreamState{up: u})
+	}
+	return f, nil
+}
+
+// Resolve implements Handler.
+func (f *Forwarder) Resolve(ctx context.Context, q *Query) (*Response, error) {
+	if !q.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, q.Deadline)
+		defer cancel()
+	}
+	order := f.order()
+	var errs []error
+	if f.strategy == StrategyParallel && len(order) > 1 {
+		resp, err := f.race(ctx, q, order[0], order[1])
+		if err == nil {
+			return resp, nil
+		}
+		errs = append(errs, err)
+		order = order[2:]
+	}
+	for _, u := range order {
+		if ctx.Err() != nil {
+			break
+		}
+		resp, err := f.try(ctx, q, u)
+		if err == nil {
+			return resp, nil
+		}
+		errs = append(errs, err)
+	}
+	if ctx.Err() != nil && len(errs) == 0 {
+		errs = append(errs, ctx.Err())
+	}
+	return nil, fmt.Errorf("%w: %w", ErrNoUpstream, errors.Join(errs...))
+}
+
+// race asks a and b at once and returns the first usable answer.
+func (f *Forwarder) race(ctx context.Context, q *Query, a, b *upstreamState) (*Response, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		resp *Response
+		err  error
+	}
+	results := make(chan result, 2)
+	for _, u := range [2]*upstreamState{a, b} {
+		go func() {
+			resp, err := f.try(ctx, q, u)
+			results <- result{resp, err}
+		}()
+	}
+	var errs []error
+	for range 2 {
+		r := <-results
+		if r.err == nil {
+			return r.resp, nil // the loser sees ctx cancelled and returns into the buffer
+		}
+		errs = append(errs, r.err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// try asks one upstream once and records how it went.
+func (f *Forwarder) try(ctx context.Context, q *Query, u *upstreamState) (*Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.attempt)
+	defer cancel()
+	m := upstreamRequest(q)
+	start := f.now()
+	r, err := u.up.Exchange(ctx, m)
+	elapsed := f.now().Sub(start)
+	if err == nil {
+		switch r.Rcode {
+		case dns.RcodeServerFailure, dns.RcodeRefused, dns.RcodeNotImplemented, dns.RcodeFormatError:
+			// The upstream cannot answer this; another one may.
+			err = fmt.Errorf("%s answered %s", u.up, dns.RcodeToString[r.Rcode])
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) {
+			// Cancelled because another upstream won the race or the
+			// server is shutting down: not the upstream's fault.
+			return nil, err
+		}
+		f.recordFailure(u, elapsed)
+		return nil, err
+	}
+	f.recordSuccess(u, elapsed)
+	removeOPT(r)
+	return &Response{Msg: r, Source: SourceUpstream, Upstream: u.up.String()}, nil
+}
+
+// upstreamRequest builds the message sent upstream: a fresh random ID per
+// attempt, the client's question, RD set, and Vigil's own EDNS (the client's
+// options, such as its subnet, are not passed on).
+func upstreamRequest(q *Query) *dns.Msg {
+	m := &dns.Msg{
+		MsgHdr: dns.MsgHdr{
+			Id:                uint16(rand.Uint32()),
+			RecursionDesired:  true,
+			CheckingDisabled:  q.CD,
+			AuthenticatedData: q.Msg.AuthenticatedData,
+		},
+		Question: []dns.Question{{Name: q.Name, Qtype: q.Type, Qclass: q.Class}},
+	}
+	m.SetEdns0(upstreamUDPSize, q.DO)
+	return m
+}
+
+// removeOPT drops the upstream's OPT record; the Server adds its own.
+func removeOPT(m *dns.Msg) {
+	m.Extra = slices.DeleteFunc(m.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT })
+}
+
+// order returns the upstreams, healthy ones first, each group by recent
+// round trip time (fastest first).
+func (f *Forwarder) order() []*upstreamState {
+	now := f.now().UnixNano()
+	order := slices.Clone(f.upstreams)
+	slices.SortStableFunc(order, func(a, b *upstreamState) int {
+		aDown, bDown := a.downUntil.Load() > now, b.downUntil.Load() > now
+		switch {
+		case aDown != bDown:
+			if aDown {
+				return 1
+			}
+			return -1
+		case f.strategy == StrategyFailover:
+			return 0 // configured order
+		}
+		return int(min(max(a.rtt.Load()-b.rtt.Load(), -1), 1))
+	})
+	return order
+}
+
+const (
+	failuresBeforeBackoff = 3
+	maxBackoff            = time.Minute
+)
+
+func (f *Forwarder) recordSuccess(u *upstreamState, rtt time.Duration) {
+	u.fails.Store(0)
+	u.downUntil.Store(0)
+	ewma(&u.rtt, int64(rtt))
+}
+
+func (f *Forwarder) recordFailure(u *upstreamState, elapsed time.Duration) {
+	n := u.fails.Add(1)
+	ewma(&u.rtt, int64(max(elapsed, f.attempt)))
+	if n >= failuresBeforeBackoff {
+		backoff := min(time.Second<<min(n-failuresBeforeBackoff, 6), maxBackoff)
+		u.downUntil.Store(f.now().Add(backoff).UnixNano())
+	}
+}
+
+// ewma folds sample into v with weight 1/4. Lost updates under contention
+// only make the average slightly stale.
+func ewma(v *atomic.Int64, sample int64) {
+	old := v.Load()
+	if old == 0 {
+		v.Store(sample)
+		return
+	}
+	v.Store(old + (sample-old)/4)
+}

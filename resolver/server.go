@@ -1,0 +1,508 @@
+package resolver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"go.uber.org/zap"
+)
+
+const (
+	headerLen = 12
+	// udpReadSize is the largest query read over UDP. Real queries are far
+	// smaller; a longer datagram is cut and then fails to parse (FORMERR).
+	udpReadSize = 4096
+)
+
+// Server owns the UDP and TCP listeners and turns packets into Queries for
+// the Handler chain, and Responses back into packets.
+//
+// Concurrency is bounded everywhere: every UDP socket is read by a fixed
+// pool of worker goroutines that answer what they read (no goroutine per
+// packet), TCP connections are capped at accept, and queries pipelined on
+// one TCP connection are answered concurrently up to a per-connection
+// limit and a server-wide one.
+type Server struct {
+	cfg     ServerConfig
+	handler Handler
+	acl     *AccessList
+	log     *zap.Logger
+
+	// baseCtx is the parent of every query's context; it is cancelled when
+	// a graceful shutdown runs out of time, cutting upstream waits short.
+	baseCtx context.Context
+	cancel  context.CancelFunc
+
+	tcpInflight chan struct{} // server-wide TCP query semaphore
+
+	mu        sync.Mutex // guards the fields below; never taken per query
+	udpConns  []*net.UDPConn
+	listeners []net.Listener
+	conns     map[net.Conn]struct{}
+	started   bool
+
+	stopping atomic.Bool
+	wg       sync.WaitGroup // UDP workers, TCP accept loops and connections
+	tcpConns atomic.Int64
+	stopOnce sync.Once
+
+	stats     serverCounters
+	lastError atomic.Int64 // unix nanos of the last logged query error
+}
+
+type serverCounters struct {
+	queries, refused, formerr, notimp, dropped, servfail, tcpRejected, panics atomic.Uint64
+}
+
+// ServerStats is a snapshot of the server's counters.
+type ServerStats struct {
+	Queries     uint64 // queries answered by the chain (or refused)
+	Refused     uint64 // clients outside the access list
+	FormErr     uint64 // malformed queries answered with FORMERR
+	NotImp      uint64 // opcodes other than QUERY
+	Dropped     uint64 // packets not worth a reply (responses, garbage)
+	ServFail    uint64 // queries the chain could not answer
+	TCPRejected uint64 // TCP connections closed at accept (over the cap)
+	Panics      uint64 // handler panics recovered
+	TCPConns    int64  // open TCP connections
+}
+
+// NewServer returns a Server that answers with handler. It does not listen
+// until Start.
+func NewServer(cfg ServerConfig, handler Handler, log *zap.Logger) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg:         cfg,
+		handler:     handler,
+		acl:         NewAccessList(cfg.Allow),
+		log:         log,
+		baseCtx:     ctx,
+		cancel:      cancel,
+		tcpInflight: make(chan struct{}, cfg.MaxInflight),
+		conns:       make(map[net.Conn]struct{}),
+	}
+}
+
+// Start binds every configured address over UDP and TCP and starts serving.
+// If any bind fails, everything bound so far is closed and the error is
+// returned. An IPv6 wildcard address is skipped with a warning on hosts
+// without IPv6.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("server already started")
+	}
+	s.started = true
+	var udp []*net.UDPConn
+	var tcp []net.Listener
+	fail := func(err error) error {
+		for _, c := range udp {
+			c.Close()
+		}
+		for _, l := range tcp {
+			l.Close()
+		}
+		return err
+	}
+	for _, ap := range s.cfg.Listen {
+		udpNet, tcpNet := "udp4", "tcp4"
+		if ap.Addr().Is6() && !ap.Addr().Is4In6() {
+			udpNet, tcpNet = "udp6", "tcp6"
+		}
+		// TCP first: with port 0 it picks the port the UDP sockets share.
+		lc := listenConfig(s.cfg.sockets() > 1)
+		ln, err := lc.Listen(context.Background(), tcpNet, ap.String())
+		if err != nil {
+			if ap.Addr().IsUnspecified() && ap.Addr().Is6() && errors.Is(err, syscall.EAFNOSUPPORT) {
+				s.log.Warn("skipping IPv6 listener: no IPv6 on this host", zap.Stringer("addr", ap))
+				continue
+			}
+			return fail(fmt.Errorf("listening on tcp %s: %w", ap, err))
+		}
+		tcp = append(tcp, ln)
+		bound := netip.AddrPortFrom(ap.Addr(), uint16(ln.Addr().(*net.TCPAddr).Port))
+		for range s.cfg.sockets() {
+			pc, err := lc.ListenPacket(context.Background(), udpNet, bound.String())
+			if err != nil {
+				return fail(fmt.Errorf("listening on udp %s: %w", bound, err))
+			}
+			udp = append(udp, pc.(*net.UDPConn))
+		}
+	}
+	if len(tcp) == 0 {
+		return errors.New("no address could be bound")
+	}
+	s.udpConns, s.listeners = udp, tcp
+	workers := max(1, s.cfg.MaxInflight/len(udp))
+	for _, c := range udp {
+		for range workers {
+			s.wg.Add(1)
+			go s.serveUDP(c)
+		}
+	}
+	for _, l := range tcp {
+		s.wg.Add(1)
+		go s.serveTCP(l)
+	}
+	return nil
+}
+
+// UDPAddrs returns the bound UDP addresses, one per listen address (useful
+// with port 0).
+func (s *Server) UDPAddrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []net.Addr
+	seen := map[string]bool{}
+	for _, c := range s.udpConns {
+		if a := c.LocalAddr(); !seen[a.String()] {
+			seen[a.String()] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TCPAddrs returns the bound TCP addresses.
+func (s *Server) TCPAddrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []net.Addr
+	for _, l := range s.listeners {
+		out = append(out, l.Addr())
+	}
+	return out
+}
+
+// Shutdown stops reading new queries, lets the ones in flight finish and
+// write their answers, then closes every socket. When ctx ends first, the
+// queries still waiting on upstreams are cancelled (they answer SERVFAIL)
+// and Shutdown returns ctx's error once they are done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() {
+		s.stopping.Store(true)
+		past := time.Unix(1, 0)
+		s.mu.Lock()
+		for _, c := range s.udpConns {
+			_ = c.SetReadDeadline(past) // wakes the workers; the socket stays open for their answers
+		}
+		for _, l := range s.listeners {
+			l.Close()
+		}
+		for c := range s.conns {
+			_ = c.SetReadDeadline(past)
+		}
+		s.mu.Unlock()
+
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("waiting for queries in flight: %w", context.Cause(ctx))
+			s.cancel()
+			<-done
+		}
+		s.cancel()
+		s.mu.Lock()
+		for _, c := range s.udpConns {
+			c.Close()
+		}
+		s.mu.Unlock()
+	})
+	return err
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{
+		Queries: s.stats.queries.Load(), Refused: s.stats.refused.Load(),
+		FormErr: s.stats.formerr.Load(), NotImp: s.stats.notimp.Load(),
+		Dropped: s.stats.dropped.Load(), ServFail: s.stats.servfail.Load(),
+		TCPRejected: s.stats.tcpRejected.Load(), Panics: s.stats.panics.Load(),
+		TCPConns: s.tcpConns.Load(),
+	}
+}
+
+// serveUDP is one worker of a UDP socket: it reads a query, answers it and
+// writes the answer, until shutdown.
+func (s *Server) serveUDP(c *net.UDPConn) {
+	defer s.wg.Done()
+	in := make([]byte, udpReadSize)
+	out := make([]byte, 0, 2048)
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(in)
+		if err != nil {
+			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Transient errors (an ICMP error for an earlier answer, a
+			// full buffer) concern one packet, not the socket.
+			continue
+		}
+		reply := s.answer(in[:n], from.Addr().Unmap(), ProtoUDP, out[:0])
+		if reply != nil {
+			_, _ = c.WriteToUDPAddrPort(reply, from)
+			if cap(reply) > cap(out) && cap(reply) <= 64<<10 {
+				out = reply[:0]
+			}
+		}
+	}
+}
+
+// serveTCP accepts connections up to the cap.
+func (s *Server) serveTCP(l net.Listener) {
+	defer s.wg.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off a little
+			// rather than spin.
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if s.tcpConns.Add(1) > int64(s.cfg.MaxTCPConns) {
+			s.tcpConns.Add(-1)
+			s.stats.tcpRejected.Add(1)
+			c.Close()
+			continue
+		}
+		s.mu.Lock()
+		if s.stopping.Load() {
+			s.mu.Unlock()
+			s.tcpConns.Add(-1)
+			c.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// serveConn reads length-prefixed queries from one TCP connection and
+// answers them concurrently (RFC 7766 section 6.2.1.1: pipelined queries may
+// be answered out of order), up to MaxTCPPipeline at once.
+func (s *Server) serveConn(c net.Conn) {
+	defer s.wg.Done()
+	client := netip.Addr{}
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		client = ta.AddrPort().Addr().Unmap()
+	}
+	var (
+		pending sync.WaitGroup
+		wmu     sync.Mutex
+		pipe    = make(chan struct{}, s.cfg.MaxTCPPipeline)
+		lenBuf  [2]byte
+	)
+	for !s.stopping.Load() {
+		_ = c.SetReadDeadline(time.Now().Add(s.cfg.TCPIdleTimeout))
+		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
+			break
+		}
+		n := int(binary.BigEndian.Uint16(lenBuf[:]))
+		if n < headerLen {
+			break // nothing sensible can follow a length this short
+		}
+		_ = c.SetReadDeadline(time.Now().Add(s.cfg.TCPReadTimeout))
+		req := make([]byte, n)
+		if _, err := io.ReadFull(c, req); err != nil {
+			break
+		}
+		pipe <- struct{}{}
+		s.tcpInflight <- struct{}{}
+		pending.Add(1)
+		go func() {
+			defer func() { <-s.tcpInflight; <-pipe; pending.Done() }()
+			reply := s.answer(req, client, ProtoTCP, make([]byte, 0, 512))
+			if reply == nil {
+				return
+			}
+			var prefix [2]byte
+			binary.BigEndian.PutUint16(prefix[:], uint16(len(reply)))
+			bufs := net.Buffers{prefix[:], reply} // one writev, one segment
+			wmu.Lock()
+			_ = c.SetWriteDeadline(time.Now().Add(s.cfg.TCPReadTimeout))
+			_, _ = bufs.WriteTo(c)
+			wmu.Unlock()
+		}()
+	}
+	pending.Wait()
+	c.Close()
+	s.tcpConns.Add(-1)
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// answer turns one query packet into one answer packet, appended to out;
+// nil means no answer at all. It never panics: a panic in the chain becomes
+// SERVFAIL.
+//
+// out is a buffer the answer may be packed into, to save an allocation.
+func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) (reply []byte) {
+	if len(req) < headerLen {
+		s.stats.dropped.Add(1)
+		return nil // not even a header: nothing to reply to
+	}
+	flags := binary.BigEndian.Uint16(req[2:4])
+	if flags&0x8000 != 0 {
+		// A response, not a query. Answering it could start a loop between
+		// two servers or reflect traffic at a spoofed victim.
+		s.stats.dropped.Add(1)
+		return nil
+	}
+	if op := int(flags>>11) & 0xF; op != dns.OpcodeQuery {
+		s.stats.notimp.Add(1)
+		return headerReply(out, req, dns.RcodeNotImplemented)
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(req); err != nil || len(m.Question) != 1 {
+		s.stats.formerr.Add(1)
+		return headerReply(out, req, dns.RcodeFormatError)
+	}
+	if !s.acl.Allowed(client) {
+		s.stats.refused.Add(1)
+		r := new(dns.Msg)
+		r.SetRcode(m, dns.RcodeRefused)
+		return s.pack(out, r, m.IsEdns0(), proto)
+	}
+	reqOPT := m.IsEdns0()
+	if reqOPT != nil && reqOPT.Version() != 0 {
+		// RFC 6891 section 6.1.3: unknown EDNS version.
+		r := new(dns.Msg)
+		r.SetRcode(m, dns.RcodeBadVers)
+		return s.pack(out, r, reqOPT, proto)
+	}
+	s.stats.queries.Add(1)
+
+	defer func() {
+		if p := recover(); p != nil {
+			s.stats.panics.Add(1)
+			s.log.Error("recovered from a panic answering a query", zap.Any("panic", p),
+				zap.String("name", m.Question[0].Name), zap.Stringer("client", client))
+			r := new(dns.Msg)
+			r.SetRcode(m, dns.RcodeServerFailure)
+			reply = s.pack(out, r, reqOPT, proto)
+		}
+	}()
+
+	now := time.Now()
+	qu := m.Question[0]
+	q := &Query{
+		Msg:      m,
+		Name:     strings.ToLower(qu.Name),
+		Type:     qu.Qtype,
+		Class:    qu.Qclass,
+		CD:       m.CheckingDisabled,
+		Client:   Client{Addr: client},
+		Proto:    proto,
+		Start:    now,
+		Deadline: now.Add(s.cfg.QueryTimeout),
+	}
+	if reqOPT != nil {
+		q.DO = reqOPT.Do()
+	}
+	resp, err := s.handler.Resolve(s.baseCtx, q)
+	if err != nil {
+		s.stats.servfail.Add(1)
+		s.logQueryError(q, err)
+		r := new(dns.Msg)
+		r.SetRcode(m, dns.RcodeServerFailure)
+		r.RecursionAvailable = true
+		resp = &Response{Msg: r, Source: SourceLocal, ExtendedError: &dns.EDNS0_EDE{
+			InfoCode: dns.ExtendedErrorCodeNetworkError, ExtraText: "no upstream answered",
+		}}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			resp.ExtendedError = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNoReachableAuthority, ExtraText: "upstreams timed out"}
+		}
+	}
+	r := resp.Msg
+	r.Id = m.Id
+	r.Response = true
+	r.Opcode = dns.OpcodeQuery
+	r.RecursionDesired = m.RecursionDesired
+	r.RecursionAvailable = true
+	r.CheckingDisabled = m.CheckingDisabled
+	r.Question = m.Question // the client's own spelling (RFC 1035 is case-preserving; 0x20 clients check it)
+	if reqOPT != nil && resp.ExtendedError != nil {
+		return s.packWithEDE(out, r, reqOPT, proto, resp.ExtendedError)
+	}
+	return s.pack(out, r, reqOPT, proto)
+}
+
+// pack adds Vigil's OPT record if the client sent one, fits the answer to
+// the client's UDP buffer (setting TC if it doesn't fit) and packs it into
+// out.
+func (s *Server) pack(out []byte, r *dns.Msg, reqOPT *dns.OPT, proto Proto) []byte {
+	return s.packWithEDE(out, r, reqOPT, proto, nil)
+}
+
+func (s *Server) packWithEDE(out []byte, r *dns.Msg, reqOPT *dns.OPT, proto Proto, ede *dns.EDNS0_EDE) []byte {
+	size := dns.MinMsgSize
+	if reqOPT != nil {
+		size = max(int(reqOPT.UDPSize()), dns.MinMsgSize)
+		size = min(size, s.cfg.MaxUDPSize)
+		opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT, Class: uint16(s.cfg.MaxUDPSize)}}
+		if reqOPT.Do() {
+			opt.SetDo()
+		}
+		if ede != nil {
+			opt.Option = append(opt.Option, ede)
+		}
+		r.Extra = append(r.Extra, opt)
+	}
+	if proto == ProtoUDP {
+		r.Truncate(size)
+	}
+	r.Compress = true
+	wire, err := r.PackBuffer(out[:cap(out)])
+	if err != nil {
+		s.log.Warn("packing an answer failed", zap.Error(err))
+		return headerReply(out[:0], nil, dns.RcodeServerFailure)
+	}
+	return wire
+}
+
+// headerReply answers with only a header: the request's ID, opcode and RD
+// bit, and rcode. Used when the question cannot be trusted.
+func headerReply(out, req []byte, rcode int) []byte {
+	var h [headerLen]byte
+	if len(req) >= headerLen {
+		copy(h[:2], req[:2])
+		h[2] = 0x80 | req[2]&0x79 // QR, opcode, RD
+	} else {
+		h[2] = 0x80
+	}
+	h[3] = byte(rcode & 0xF)
+	return append(out, h[:]...)
+}
+
+// logQueryError logs at most one query error a second, so an upstream
+// outage does not flood the log.
+func (s *Server) logQueryError(q *Query, err error) {
+	now := time.Now().UnixNano()
+	last := s.lastError.Load()
+	if now-last < int64(time.Second) || !s.lastError.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("answering SERVFAIL", zap.String("name", q.Name), zap.Stringer("client", q.Client.Addr),
+		zap.Error(err), zap.Uint64("servfail_total", s.stats.servfail.Load()))
+}

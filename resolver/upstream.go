@@ -1,0 +1,188 @@
+package resolver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Upstream exchanges one message with one server. Unlike miekg's client it
+// takes a context, so shutdown and the query deadline cut a wait short, and
+// it checks the whole question of the reply, not just its ID.
+type Upstream interface {
+	// Exchange sends m and returns the matching reply. m must have its ID
+	// set; Exchange does not modify m.
+	Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error)
+	// String names the upstream for logs and metrics.
+	String() string
+}
+
+// Errors an Upstream returns.
+var (
+	// ErrTimeout means no matching reply came in time.
+	ErrTimeout = errors.New("no matching reply before the deadline")
+	// ErrMismatch means a TCP upstream answered a different question.
+	ErrMismatch = errors.New("reply does not match the question")
+)
+
+// maxDNSMessage is the largest DNS message (RFC 1035 section 4.2.2's
+// two-byte TCP length).
+const maxDNSMessage = 65535
+
+// bufPool holds read buffers for upstream replies; a fresh 64 KiB buffer per
+// exchange would dominate the cost of a cache miss.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, maxDNSMessage); return &b }}
+
+// PlainUpstream speaks classic DNS over UDP (retrying over TCP when the
+// answer is truncated) or over TCP only.
+type PlainUpstream struct {
+	spec   UpstreamSpec
+	dialer net.Dialer
+}
+
+// NewPlainUpstream returns an upstream for a udp:// or tcp:// spec.
+func NewPlainUpstream(spec UpstreamSpec) *PlainUpstream {
+	return &PlainUpstream{spec: spec}
+}
+
+var _ Upstream = (*PlainUpstream)(nil)
+
+// String implements Upstream.
+func (u *PlainUpstream) String() string { return u.spec.String() }
+
+// Exchange implements Upstream.
+//
+// Each UDP exchange uses a new connected socket: the kernel picks a random
+// source port and only delivers datagrams from the upstream's address, and
+// together with the random ID and the question check that makes off-path
+// spoofing expensive (RFC 5452 section 9).
+func (u *PlainUpstream) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	wire, err := m.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("packing query: %w", err)
+	}
+	if u.spec.Net == "udp" {
+		r, err := u.exchangeUDP(ctx, m, wire)
+		if err != nil || !r.Truncated {
+			return r, err
+		}
+		// RFC 7766 section 5: a truncated answer is retried over TCP.
+	}
+	return u.exchangeTCP(ctx, m, wire)
+}
+
+func (u *PlainUpstream) exchangeUDP(ctx context.Context, m *dns.Msg, wire []byte) (*dns.Msg, error) {
+	conn, err := u.dialer.DialContext(ctx, "udp", u.spec.Addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("dialing %s: %w", u.spec, err)
+	}
+	defer conn.Close()
+	stop := deadlineFromContext(ctx, conn)
+	defer stop()
+	if _, err := conn.Write(wire); err != nil {
+		return nil, fmt.Errorf("sending to %s: %w", u.spec, err)
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			if isTimeout(err) {
+				return nil, fmt.Errorf("%s: %w", u.spec, ErrTimeout)
+			}
+			return nil, fmt.Errorf("reading from %s: %w", u.spec, err)
+		}
+		r := new(dns.Msg)
+		if r.Unpack(buf[:n]) != nil || !replyMatches(m, r) {
+			// Garbage or an answer to something else: possibly a spoofing
+			// attempt. Keep waiting for the real one until the deadline.
+			continue
+		}
+		return r, nil
+	}
+}
+
+func (u *PlainUpstream) exchangeTCP(ctx context.Context, m *dns.Msg, wire []byte) (*dns.Msg, error) {
+	conn, err := u.dialer.DialContext(ctx, "tcp", u.spec.Addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("dialing %s over tcp: %w", u.spec, err)
+	}
+	defer conn.Close()
+	stop := deadlineFromContext(ctx, conn)
+	defer stop()
+	out := make([]byte, 2+len(wire))
+	binary.BigEndian.PutUint16(out, uint16(len(wire)))
+	copy(out[2:], wire)
+	if _, err := conn.Write(out); err != nil {
+		return nil, fmt.Errorf("sending to %s over tcp: %w", u.spec, err)
+	}
+	var lb [2]byte
+	if _, err := io.ReadFull(conn, lb[:]); err != nil {
+		return nil, tcpReadError(u.spec, err)
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := (*bp)[:binary.BigEndian.Uint16(lb[:])]
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		return nil, tcpReadError(u.spec, err)
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(buf); err != nil {
+		return nil, fmt.Errorf("unpacking reply from %s over tcp: %w", u.spec, err)
+	}
+	if !replyMatches(m, r) {
+		return nil, fmt.Errorf("%s over tcp: %w", u.spec, ErrMismatch)
+	}
+	return r, nil
+}
+
+func tcpReadError(spec UpstreamSpec, err error) error {
+	if isTimeout(err) {
+		return fmt.Errorf("%s over tcp: %w", spec, ErrTimeout)
+	}
+	return fmt.Errorf("reading from %s over tcp: %w", spec, err)
+}
+
+// replyMatches reports whether r answers q: same ID, the response bit, and
+// the same question (name compared case-insensitively, since upstreams may
+// randomise case). miekg's client checks only the ID.
+//
+// An error reply without a question (some servers send SERVFAIL or FORMERR
+// that way) is accepted when it carries no records: it can only make Vigil
+// try another upstream, never plant data.
+func replyMatches(q, r *dns.Msg) bool {
+	if !r.Response || r.Id != q.Id {
+		return false
+	}
+	if len(r.Question) == 0 {
+		return r.Rcode != dns.RcodeSuccess && len(r.Answer) == 0 && len(r.Ns) == 0
+	}
+	if len(r.Question) != 1 {
+		return false
+	}
+	a, b := q.Question[0], r.Question[0]
+	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
+}
+
+// deadlineFromContext applies ctx's deadline to conn and unblocks conn as
+// soon as ctx is cancelled. The returned func releases the watcher.
+func deadlineFromContext(ctx context.Context, conn net.Conn) (stop func() bool) {
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

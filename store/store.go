@@ -1,0 +1,157 @@
+// Package store is Vigil's persistent state in Badger: the last good copy
+// of every blocklist source and the per-client log. It is the only package
+// that imports Badger, and its API carries no DNS library types.
+//
+// Key schema (every key starts with a one-byte-plus-slash namespace so the
+// spaces never overlap and each is one prefix scan):
+//
+//	l/<source id>                 list source blob and metadata
+//	v/schema                      schema version of this directory
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
+)
+
+// Config is the [store] section.
+type Config struct {
+	// Dir is the Badger directory; it is created if missing.
+	Dir string `toml:"dir"`
+	// GCInterval is how often the value-log garbage collector runs.
+	GCInterval time.Duration `toml:"gc_interval"`
+	// MemTableSize bounds one Badger memtable in bytes; Badger's own
+	// default (64 MiB) is large for a router.
+	MemTableSize int64 `toml:"memtable_size"`
+	// ValueLogFileSize bounds one value-log file in bytes (Badger's
+	// default, 1 GiB, is sparse-allocated but still alarming on flash).
+	ValueLogFileSize int64 `toml:"value_log_file_size"`
+}
+
+// DefaultConfig returns the [store] defaults.
+func DefaultConfig() Config {
+	return Config{
+		Dir:              "/var/lib/vigil",
+		GCInterval:       10 * time.Minute,
+		MemTableSize:     16 << 20,
+		ValueLogFileSize: 64 << 20,
+	}
+}
+
+// Validate checks the section.
+func (c *Config) Validate() error {
+	var errs []error
+	if strings.TrimSpace(c.Dir) == "" {
+		errs = append(errs, errors.New("store.dir: want a directory path such as \"/var/lib/vigil\""))
+	}
+	if c.GCInterval <= 0 {
+		errs = append(errs, fmt.Errorf("store.gc_interval: want a positive duration such as \"10m\", got %q", c.GCInterval.String()))
+	}
+	if c.MemTableSize < 1<<20 {
+		errs = append(errs, fmt.Errorf("store.memtable_size: want at least 1048576 bytes, got %d", c.MemTableSize))
+	}
+	if c.ValueLogFileSize < 1<<20 || c.ValueLogFileSize >= 2<<30 {
+		errs = append(errs, fmt.Errorf("store.value_log_file_size: want 1048576 to 2147483647 bytes, got %d", c.ValueLogFileSize))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is an open Badger directory. It is safe for concurrent use.
+type Store struct {
+	db  *badger.DB
+	cfg Config
+	log *zap.Logger
+}
+
+// ErrLocked means another process holds the directory.
+var ErrLocked = errors.New("directory is locked by another process")
+
+// Open opens (creating if needed) the Badger directory in cfg.Dir.
+func Open(cfg Config, log *zap.Logger) (*Store, error) {
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating store directory %s: %w", cfg.Dir, err)
+	}
+	opts := badger.DefaultOptions(cfg.Dir).
+		WithLogger(badgerLogger{log.Sugar()}).
+		WithLoggingLevel(badger.WARNING).
+		WithMemTableSize(cfg.MemTableSize).
+		WithValueLogFileSize(cfg.ValueLogFileSize).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithNumCompactors(2).
+		WithCompactL0OnClose(true)
+	db, err := badger.Open(opts)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("opening store %s: %w (is another vigil running? stop it, or point store.dir elsewhere)", cfg.Dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("opening store %s: %w", cfg.Dir, err)
+	}
+	return &Store{db: db, cfg: cfg, log: log}, nil
+}
+
+// Close flushes and closes the directory.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing store %s: %w", s.cfg.Dir, err)
+	}
+	return nil
+}
+
+// Dir returns the directory the store lives in.
+func (s *Store) Dir() string { return s.cfg.Dir }
+
+// RunGC runs Badger's value-log garbage collection every GCInterval until
+// ctx ends. Badger never reclaims value-log space by itself: replaced list
+// blobs and expired log entries stay on disk until this runs.
+func (s *Store) RunGC(ctx context.Context) {
+	t := time.NewTicker(s.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.CollectGarbage(); err != nil {
+				s.log.Warn("value-log garbage collection failed", zap.Error(err))
+			} else if n > 0 {
+				s.log.Debug("value-log garbage collected", zap.Int("files_rewritten", n))
+			}
+		}
+	}
+}
+
+// CollectGarbage rewrites value-log files that are at least half garbage,
+// until none is left, and returns how many it rewrote.
+func (s *Store) CollectGarbage() (int, error) {
+	n := 0
+	for {
+		err := s.db.RunValueLogGC(0.5)
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("value-log gc: %w", err)
+		}
+		n++
+	}
+}
+
+// badgerLogger adapts zap's sugared logger to Badger's Logger interface,
+// which wants Warningf where zap has Warnf.
+type badgerLogger struct{ s *zap.SugaredLogger }
+
+func (l badgerLogger) Errorf(f string, a ...any)   { l.s.Errorf(strings.TrimSpace(f), a...) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.s.Warnf(strings.TrimSpace(f), a...) }
+func (l badgerLogger) Infof(f string, a ...any)    { l.s.Infof(strings.TrimSpace(f), a...) }
+func (l badgerLogger) Debugf(f string, a ...any)   { l.s.Debugf(strings.TrimSpace(f), a...) }
