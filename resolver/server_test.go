@@ -259,9 +259,9 @@ func spoofingUpstream(t *testing.T) string {
 				_, _ = pc.WriteTo(b, from)
 			}
 			name := q.Question[0].Name
-			answer(q.Id+1, name, dns.TypeA, "203.0.113.66")                 // wrong ID
-			answer(q.Id, "evil.example.", dns.TypeA, "203.0.113.66")        // wrong name
-			answer(q.Id, name, dns.TypeAAAA, "203.0.113.66")                // wrong type
+			answer(q.Id+1, name, dns.TypeA, "203.0.113.66")                    // wrong ID
+			answer(q.Id, "evil.example.", dns.TypeA, "203.0.113.66")           // wrong name
+			answer(q.Id, name, dns.TypeAAAA, "203.0.113.66")                   // wrong type
 			_, _ = pc.WriteTo([]byte{byte(q.Id >> 8), byte(q.Id), 0x81}, from) // garbage
 			answer(q.Id, name, dns.TypeA, "192.0.2.7")
 		}
