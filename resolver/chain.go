@@ -9,6 +9,9 @@ import (
 type ChainConfig struct {
 	Upstream UpstreamConfig // validated
 	Cache    CacheConfig    // validated
+	Blocking BlockingConfig // validated
+	// Lists feeds the blocking stage; nil leaves it out.
+	Lists ListSource
 	// Now replaces the clock in tests; nil means time.Now.
 	Now func() time.Time
 }
@@ -17,7 +20,8 @@ type ChainConfig struct {
 // report statistics.
 type Chain struct {
 	Handler   Handler
-	Cache     *Cache // nil when the cache is disabled
+	Cache     *Cache   // nil when the cache is disabled
+	Blocker   *Blocker // nil without lists
 	Forwarder *Forwarder
 }
 
@@ -52,6 +56,10 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 			ch.Cache.now = cfg.Now
 		}
 		ch.Handler = ch.Cache
+	}
+	if cfg.Lists != nil {
+		ch.Blocker = NewBlocker(cfg.Lists, cfg.Blocking, ch.Handler)
+		ch.Handler = ch.Blocker
 	}
 	return ch, nil
 }

@@ -105,6 +105,8 @@ type Response struct {
 	// Upstream is the address of the upstream that answered, for
 	// SourceUpstream.
 	Upstream string
+	// Blocked says why, for SourceBlocked.
+	Blocked *BlockInfo
 	// ExtendedError, when set, is attached to the answer as an RFC 8914
 	// Extended DNS Error for clients that sent EDNS.
 	ExtendedError *dns.EDNS0_EDE

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/vigil-dns/vigil"
+	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/store"
 )
@@ -24,6 +25,9 @@ type Config struct {
 	Server   resolver.ServerConfig   `toml:"server"`
 	Upstream resolver.UpstreamConfig `toml:"upstream"`
 	Cache    resolver.CacheConfig    `toml:"cache"`
+	Blocking resolver.BlockingConfig `toml:"blocking"`
+	Updates  blocklists.UpdateConfig `toml:"blocklists"`
+	Lists    []blocklists.ListConfig `toml:"lists"`
 	Store    store.Config            `toml:"store"`
 	HTTP     HTTPConfig              `toml:"http"`
 	Log      LogConfig               `toml:"log"`
@@ -82,6 +86,8 @@ func defaultConfig() Config {
 		Server:   resolver.DefaultServerConfig(),
 		Upstream: resolver.DefaultUpstreamConfig(),
 		Cache:    resolver.DefaultCacheConfig(),
+		Blocking: resolver.DefaultBlockingConfig(),
+		Updates:  blocklists.DefaultUpdateConfig(),
 		Store:    store.DefaultConfig(),
 		HTTP:     HTTPConfig{Listen: "127.0.0.1:8053"},
 		Log:      LogConfig{Level: "info", Format: "console"},
@@ -181,6 +187,9 @@ func (c *Config) Validate() error {
 		c.Server.Validate(),
 		c.Upstream.Validate(),
 		c.Cache.Validate(),
+		c.Blocking.Validate(),
+		c.Updates.Validate(),
+		blocklists.ValidateLists(c.Lists),
 		c.Store.Validate(),
 		c.HTTP.Validate(),
 		c.Log.Validate(),

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -45,6 +46,9 @@ const usage = `Usage: vigil [command] [flags]
 Commands:
   serve     run the DNS server (the default when no command is given)
   check     validate the configuration and exit
+  lists     show list sources; "lists update" fetches them now;
+            "lists parse FILE" prints the rules a list yields
+  explain   say whether a name is blocked, and by which list and rule
   version   print the version
 
 Every command takes -config FILE (default: ./config.toml if present, else
@@ -65,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdCheck(args, stdout, stderr)
 	case "version":
 		return cmdVersion(args, stdout, stderr)
+	case "lists":
+		return cmdLists(ctx, args, stdout, stderr)
+	case "explain":
+		return cmdExplain(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -87,12 +95,28 @@ func newFlagSet(name, summary string, stderr io.Writer) (*flag.FlagSet, *string)
 	return fs, cfg
 }
 
+// newPlainFlagSet is newFlagSet for commands that need no configuration.
+func newPlainFlagSet(name, operands, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: vigil %s [flags] %s\n\n%s\n\nFlags:\n", name, operands, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// flagError classifies a flag parsing error.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err}
+}
+
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -137,6 +161,8 @@ func version() string {
 	}
 	return v + " " + bi.GoVersion
 }
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 // addrList is a repeatable, comma-separating flag of ip:port addresses.
 type addrList []string

@@ -38,6 +38,8 @@ func TestShippedConfigIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	def.Source = cfg.Source
+	lists := cfg.Lists
+	cfg.Lists = nil // the code has no default lists; the file enables some
 	got, _ := json.Marshal(cfg)
 	want, _ := json.Marshal(def)
 	if !bytes.Equal(got, want) {
@@ -45,6 +47,18 @@ func TestShippedConfigIsValid(t *testing.T) {
 	}
 	if _, err := loadConfig(""); err != nil {
 		t.Fatalf("embedded default: %v", err)
+	}
+	vendors := map[string]bool{}
+	for _, l := range lists {
+		if len(l.Sources) == 0 || l.Kind != "deny" {
+			t.Errorf("list %s: want a deny list with sources", l.Name)
+		}
+		vendors[l.Vendor] = true
+	}
+	for _, v := range []string{"Xiaomi", "Huawei", "OPPO/Realme", "Vivo", "Samsung", "Apple", "Amazon", "TikTok", "Microsoft", "LG", "Roku"} {
+		if !vendors[v] {
+			t.Errorf("shipped config.toml blocks no %s list by default", v)
+		}
 	}
 }
 

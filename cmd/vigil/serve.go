@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/store"
 )
@@ -59,7 +60,15 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 		}
 	}()
 
-	chain, err := resolver.NewChain(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache})
+	// The lists are compiled from the store before the first socket opens,
+	// so blocking is on from the first query even without network.
+	lists := blocklists.NewManager(cfg.Updates, cfg.Lists, st, log.Named("blocklists"))
+	if err := lists.Load(ctx); err != nil {
+		return fmt.Errorf("loading lists from the store: %w", err)
+	}
+	chain, err := resolver.NewChain(resolver.ChainConfig{
+		Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Lists: lists,
+	})
 	if err != nil {
 		return err
 	}
@@ -67,7 +76,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	inst := &instance{cfg: cfg, srv: srv, chain: chain, store: st, started: time.Now()}
+	inst := &instance{cfg: cfg, srv: srv, chain: chain, lists: lists, store: st, started: time.Now()}
 
 	var api *http.Server
 	if cfg.HTTP.Listen != "" {
@@ -88,13 +97,14 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	bg, cancelBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { st.RunGC(bg) })
+	wg.Go(func() { lists.Run(bg) })
 
 	var udp []string
 	for _, a := range srv.UDPAddrs() {
 		udp = append(udp, a.String())
 	}
 	log.Info("vigil is answering", zap.Strings("dns", udp), zap.String("api", inst.apiAddr),
-		zap.Strings("upstreams", cfg.Upstream.Servers), zap.String("strategy", string(cfg.Upstream.Strategy)))
+		zap.Int("rules", lists.Current().Matcher.Len()), zap.Strings("upstreams", cfg.Upstream.Servers), zap.String("strategy", string(cfg.Upstream.Strategy)))
 	if ready != nil {
 		ready(inst)
 	}
@@ -128,6 +138,7 @@ type instance struct {
 	cfg     *Config
 	srv     *resolver.Server
 	chain   *resolver.Chain
+	lists   *blocklists.Manager
 	store   *store.Store
 	apiAddr string
 	started time.Time

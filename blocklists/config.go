@@ -1,0 +1,181 @@
+package blocklists
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ListConfig is one [[lists]] table: a named, vendor-tagged list made of
+// sources and inline entries.
+type ListConfig struct {
+	// Name identifies the list in logs, the API and the store.
+	Name string `toml:"name"`
+	// Vendor is the vendor or category tag every match carries.
+	Vendor string `toml:"vendor"`
+	// Kind is "deny" (block) or "allow" (exceptions beating deny rules).
+	Kind string `toml:"kind"`
+	// Sources are http(s) URLs or file paths.
+	Sources []string `toml:"sources"`
+	// Entries are rules written inline, in the list's format.
+	Entries []string `toml:"entries"`
+	// Format is the syntax of the sources and entries; "auto" detects it
+	// per source.
+	Format string `toml:"format"`
+
+	format Format
+}
+
+// Allow reports whether the list is an allowlist.
+func (l *ListConfig) Allow() bool { return l.Kind == "allow" }
+
+// ParsedFormat returns the validated format.
+func (l *ListConfig) ParsedFormat() Format { return l.format }
+
+// IsURL reports whether a source is fetched over HTTP rather than read
+// from a file.
+func IsURL(source string) bool {
+	return strings.HasPrefix(source, "http://") || strings.HasPrefix(source, "https://")
+}
+
+// ValidateLists checks the [[lists]] tables; errors name the list by index
+// and name, the key and what was expected.
+func ValidateLists(lists []ListConfig) error {
+	var errs []error
+	names := map[string]bool{}
+	if len(lists) > MaxLists {
+		errs = append(errs, fmt.Errorf("lists: want at most %d lists, got %d", MaxLists, len(lists)))
+	}
+	for i := range lists {
+		l := &lists[i]
+		at := fmt.Sprintf("lists[%d]", i)
+		if l.Name != "" {
+			at = fmt.Sprintf("lists[%d] (%s)", i, l.Name)
+		}
+		switch {
+		case strings.TrimSpace(l.Name) == "":
+			errs = append(errs, fmt.Errorf("%s.name: want a name such as \"xiaomi\"", at))
+		case strings.ContainsAny(l.Name, "/\x00"):
+			errs = append(errs, fmt.Errorf("%s.name: want a name without '/', got %q", at, l.Name))
+		case names[l.Name]:
+			errs = append(errs, fmt.Errorf("%s.name: %q is used by another list", at, l.Name))
+		}
+		names[l.Name] = true
+		if l.Kind == "" {
+			l.Kind = "deny"
+		}
+		if l.Kind != "deny" && l.Kind != "allow" {
+			errs = append(errs, fmt.Errorf("%s.kind: want \"deny\" or \"allow\", got %q", at, l.Kind))
+		}
+		f, err := ParseFormat(l.Format)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s.format: %w", at, err))
+		}
+		l.format = f
+		if len(l.Sources) == 0 && len(l.Entries) == 0 {
+			errs = append(errs, fmt.Errorf("%s: want sources or entries (or both)", at))
+		}
+		for j, s := range l.Sources {
+			if err := validateSource(s); err != nil {
+				errs = append(errs, fmt.Errorf("%s.sources[%d]: %w", at, j, err))
+			}
+		}
+		if len(l.Entries) > 0 {
+			st, err := parseEntries(l, func(Rule) {})
+			if err == nil && st.Rejected > 0 {
+				err = st.Errors[0]
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s.entries: %w", at, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateSource(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("want a URL or a file path, got \"\"")
+	}
+	if IsURL(s) {
+		u, err := url.Parse(s)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("want an http:// or https:// URL, got %q", s)
+		}
+		return nil
+	}
+	if strings.Contains(s, "://") {
+		return fmt.Errorf("want an http:// or https:// URL or a file path, got %q", s)
+	}
+	return nil
+}
+
+// parseEntries parses a list's inline entries as one list in its format.
+func parseEntries(l *ListConfig, emit func(Rule)) (ParseStats, error) {
+	return Parse(strings.NewReader(strings.Join(l.Entries, "\n")), ParseOptions{
+		Source: "lists." + l.Name + ".entries", Format: l.format, MaxRejected: -1, Allow: l.Allow(),
+	}, emit)
+}
+
+// UpdateConfig is the [blocklists] section: how sources are kept fresh.
+type UpdateConfig struct {
+	// RefreshInterval is how often every source is checked.
+	RefreshInterval time.Duration `toml:"refresh_interval"`
+	// RefreshJitter adds a random delay up to this much to each refresh,
+	// so many Vigils do not hit a list server at the same moment.
+	RefreshJitter time.Duration `toml:"refresh_jitter"`
+	// MaxConcurrentDownloads bounds downloads in flight.
+	MaxConcurrentDownloads int `toml:"max_concurrent_downloads"`
+	// DownloadTimeout bounds one download.
+	DownloadTimeout time.Duration `toml:"download_timeout"`
+	// MaxListBytes caps one source's size; a larger body is refused.
+	MaxListBytes int64 `toml:"max_list_bytes"`
+	// MaxRejectedLines is how many invalid lines one source may have
+	// before the whole download is refused as not a list.
+	MaxRejectedLines int `toml:"max_rejected_lines"`
+	// MaxShrink refuses an update that loses more than this fraction of a
+	// source's entries at once (1 accepts any shrink).
+	MaxShrink float64 `toml:"max_shrink"`
+}
+
+// DefaultUpdateConfig returns the [blocklists] defaults.
+func DefaultUpdateConfig() UpdateConfig {
+	return UpdateConfig{
+		RefreshInterval:        24 * time.Hour,
+		RefreshJitter:          30 * time.Minute,
+		MaxConcurrentDownloads: 4,
+		DownloadTimeout:        60 * time.Second,
+		MaxListBytes:           64 << 20,
+		MaxRejectedLines:       1000,
+		MaxShrink:              0.5,
+	}
+}
+
+// Validate checks the section.
+func (c *UpdateConfig) Validate() error {
+	var errs []error
+	if c.RefreshInterval < time.Minute {
+		errs = append(errs, fmt.Errorf("blocklists.refresh_interval: want at least \"1m\", got %q", c.RefreshInterval.String()))
+	}
+	if c.RefreshJitter < 0 {
+		errs = append(errs, fmt.Errorf("blocklists.refresh_jitter: want a duration >= 0, got %q", c.RefreshJitter.String()))
+	}
+	if c.MaxConcurrentDownloads < 1 || c.MaxConcurrentDownloads > 64 {
+		errs = append(errs, fmt.Errorf("blocklists.max_concurrent_downloads: want 1 to 64, got %d", c.MaxConcurrentDownloads))
+	}
+	if c.DownloadTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("blocklists.download_timeout: want a positive duration, got %q", c.DownloadTimeout.String()))
+	}
+	if c.MaxListBytes < 1024 || c.MaxListBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("blocklists.max_list_bytes: want 1024 to 1073741824, got %d", c.MaxListBytes))
+	}
+	if c.MaxRejectedLines < 0 {
+		errs = append(errs, fmt.Errorf("blocklists.max_rejected_lines: want >= 0, got %d", c.MaxRejectedLines))
+	}
+	if c.MaxShrink <= 0 || c.MaxShrink > 1 {
+		errs = append(errs, fmt.Errorf("blocklists.max_shrink: want a fraction above 0 and at most 1, got %g", c.MaxShrink))
+	}
+	return errors.Join(errs...)
+}

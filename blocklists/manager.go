@@ -1,0 +1,419 @@
+package blocklists
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vigil-dns/vigil/store"
+)
+
+// Source statuses, as Pi-hole reports its gravity sources.
+const (
+	StatusPending      = "pending"                  // never attempted
+	StatusUpdated      = "updated"                  // a new copy was fetched and is in use
+	StatusUnchanged    = "unchanged"                // the source has not changed
+	StatusFailedCached = "failed-using-cached-copy" // the update failed; the last good copy is in use
+	StatusFailedNoCopy = "failed-no-copy"           // the update failed and there is no copy to use
+)
+
+// ListStore is the part of the store the Manager uses.
+type ListStore interface {
+	PutList(id string, meta store.ListMeta, body []byte) error
+	PutListMeta(id string, meta store.ListMeta) error
+	GetListMeta(id string) (store.ListMeta, error)
+	GetListBody(id string) ([]byte, error)
+}
+
+// Set is one compiled generation of all lists. It is immutable.
+type Set struct {
+	// Matcher holds every rule of every list; never nil.
+	Matcher *Matcher
+	// Generation counts builds since start.
+	Generation uint64
+	// Built is when the set was compiled.
+	Built time.Time
+}
+
+// SourceStatus is what the API and CLI show for one source.
+type SourceStatus struct {
+	ID     string `json:"id"`
+	Vendor string `json:"vendor"`
+	Kind   string `json:"kind"`
+	store.ListMeta
+}
+
+// Manager keeps the lists fresh and the compiled Set current. Current is
+// one atomic load and safe to call from the query path; everything else
+// runs off it.
+type Manager struct {
+	cfg    UpdateConfig
+	lists  []ListConfig
+	store  ListStore
+	log    *zap.Logger
+	client *http.Client
+	now    func() time.Time
+
+	current    atomic.Pointer[Set]
+	generation atomic.Uint64
+	refreshMu  sync.Mutex // one refresh at a time
+}
+
+// NewManager returns a Manager for validated lists. Until Load runs,
+// Current returns an empty set.
+func NewManager(cfg UpdateConfig, lists []ListConfig, st ListStore, log *zap.Logger) *Manager {
+	m := &Manager{
+		cfg: cfg, lists: lists, store: st, log: log, now: time.Now,
+		client: &http.Client{Timeout: cfg.DownloadTimeout},
+	}
+	empty, _ := NewBuilder().Build()
+	m.current.Store(&Set{Matcher: empty, Built: m.now()})
+	return m
+}
+
+// Current returns the set in use. It never returns nil.
+func (m *Manager) Current() *Set { return m.current.Load() }
+
+// SourceID is the store key of one source of one list.
+func SourceID(list, source string) string {
+	h := sha256.Sum256([]byte(list + "\x00" + source))
+	return hex.EncodeToString(h[:8])
+}
+
+// Load builds the set from the stored copies, reading file sources from
+// disk (they are local, so always worth a look) but never the network, so
+// a restart without network blocks from the first query.
+func (m *Manager) Load(ctx context.Context) error {
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	for _, l := range m.lists {
+		for _, src := range l.Sources {
+			if !IsURL(src) {
+				m.update(ctx, &l, src)
+			}
+		}
+	}
+	return m.rebuild()
+}
+
+// Progress is told about each source as its update finishes.
+type Progress func(done, total int, st SourceStatus)
+
+// Refresh checks every source now (conditional GETs for URLs), keeps what
+// is good, and rebuilds the set if anything changed. It returns the status
+// of every source.
+func (m *Manager) Refresh(ctx context.Context, progress Progress) []SourceStatus {
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	type job struct {
+		l   *ListConfig
+		src string
+	}
+	var jobs []job
+	for i := range m.lists {
+		for _, src := range m.lists[i].Sources {
+			jobs = append(jobs, job{&m.lists[i], src})
+		}
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		done    int
+		changed bool
+		sem     = make(chan struct{}, m.cfg.MaxConcurrentDownloads)
+	)
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			st := m.update(ctx, j.l, j.src)
+			mu.Lock()
+			defer mu.Unlock()
+			done++
+			changed = changed || st.Status == StatusUpdated
+			if progress != nil {
+				progress(done, len(jobs), st)
+			}
+		}()
+	}
+	wg.Wait()
+	if changed {
+		if err := m.rebuild(); err != nil {
+			m.log.Error("rebuilding lists after refresh; keeping the previous set", zap.Error(err))
+		}
+	}
+	return m.Status()
+}
+
+// Run refreshes the sources every RefreshInterval (plus jitter) until ctx
+// ends. The first refresh comes soon after start when a URL source has no
+// copy or its copy is older than the interval.
+func (m *Manager) Run(ctx context.Context) {
+	wait := m.cfg.RefreshInterval
+	for _, st := range m.Status() {
+		if !IsURL(st.Source) {
+			continue
+		}
+		if !st.HasCopy {
+			wait = 0
+			break
+		}
+		wait = min(wait, max(0, m.cfg.RefreshInterval-m.now().Sub(st.FetchedAt)))
+	}
+	for {
+		wait += m.jitter()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		m.Refresh(ctx, nil)
+		wait = m.cfg.RefreshInterval
+	}
+}
+
+func (m *Manager) jitter() time.Duration {
+	if m.cfg.RefreshJitter <= 0 {
+		return 0
+	}
+	return rand.N(m.cfg.RefreshJitter)
+}
+
+// Status returns every configured source's status, in configuration order.
+func (m *Manager) Status() []SourceStatus {
+	var out []SourceStatus
+	for _, l := range m.lists {
+		for _, src := range l.Sources {
+			id := SourceID(l.Name, src)
+			meta, err := m.store.GetListMeta(id)
+			if err != nil {
+				meta = store.ListMeta{List: l.Name, Source: src, Status: StatusPending}
+			}
+			out = append(out, SourceStatus{ID: id, Vendor: l.Vendor, Kind: l.Kind, ListMeta: meta})
+		}
+	}
+	return out
+}
+
+// errNotModified is the conditional GET's "nothing new".
+var errNotModified = errors.New("not modified")
+
+// update fetches one source, validates it and stores it if it is good.
+// Every failure keeps the stored copy.
+func (m *Manager) update(ctx context.Context, l *ListConfig, src string) SourceStatus {
+	id := SourceID(l.Name, src)
+	meta, err := m.store.GetListMeta(id)
+	if err != nil {
+		meta = store.ListMeta{List: l.Name, Source: src}
+	}
+	now := m.now()
+	meta.CheckedAt = now
+	status := SourceStatus{ID: id, Vendor: l.Vendor, Kind: l.Kind}
+
+	body, etag, lastMod, err := m.fetch(ctx, src, meta)
+	var st ParseStats
+	if err == nil {
+		sum := sha256.Sum256(body)
+		if meta.HasCopy && hex.EncodeToString(sum[:]) == meta.SHA256 {
+			err = errNotModified
+		} else {
+			st, err = m.check(l, src, body, meta)
+		}
+	}
+	switch {
+	case errors.Is(err, errNotModified):
+		meta.Status, meta.Error, meta.FailedSince = StatusUnchanged, "", time.Time{}
+		if etag != "" {
+			meta.ETag = etag
+		}
+		if lastMod != "" {
+			meta.LastModified = lastMod
+		}
+		m.putMeta(id, meta)
+	case err != nil:
+		meta.Status = StatusFailedNoCopy
+		if meta.HasCopy {
+			meta.Status = StatusFailedCached
+		}
+		meta.Error = err.Error()
+		if meta.FailedSince.IsZero() {
+			meta.FailedSince = now
+		}
+		m.putMeta(id, meta)
+		m.log.Warn("list source update failed", zap.String("list", l.Name), zap.String("source", src),
+			zap.String("status", meta.Status), zap.Error(err))
+	default:
+		sum := sha256.Sum256(body)
+		meta = store.ListMeta{
+			List: l.Name, Source: src, ETag: etag, LastModified: lastMod,
+			FetchedAt: now, CheckedAt: now, Size: len(body), SHA256: hex.EncodeToString(sum[:]),
+			Format: string(st.Format), Entries: st.Entries, Rejected: st.Rejected,
+			Status: StatusUpdated, HasCopy: true,
+		}
+		if err := m.store.PutList(id, meta, body); err != nil {
+			meta.Status, meta.Error, meta.HasCopy = StatusFailedNoCopy, err.Error(), false
+			if old, gerr := m.store.GetListMeta(id); gerr == nil && old.HasCopy {
+				meta = old
+				meta.Status, meta.Error = StatusFailedCached, err.Error()
+			}
+			m.log.Error("storing list source", zap.String("list", l.Name), zap.String("source", src), zap.Error(err))
+		} else {
+			m.log.Info("list source updated", zap.String("list", l.Name), zap.String("source", src),
+				zap.Int("entries", st.Entries), zap.Int("rejected", st.Rejected), zap.String("format", string(st.Format)))
+		}
+	}
+	status.ListMeta = meta
+	return status
+}
+
+func (m *Manager) putMeta(id string, meta store.ListMeta) {
+	if err := m.store.PutListMeta(id, meta); err != nil {
+		m.log.Error("storing list status", zap.String("source", meta.Source), zap.Error(err))
+	}
+}
+
+// fetch reads a source: a file, or a URL with a conditional GET.
+func (m *Manager) fetch(ctx context.Context, src string, meta store.ListMeta) (body []byte, etag, lastMod string, err error) {
+	if !IsURL(src) {
+		f, err := os.Open(src)
+		if err != nil {
+			return nil, "", "", fmt.Errorf("reading list file: %w", err)
+		}
+		defer f.Close()
+		body, err = readCapped(f, m.cfg.MaxListBytes)
+		return body, "", "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.DownloadTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("building request: %w", err)
+	}
+	req.Header.Set("User-Agent", "vigil")
+	if meta.HasCopy {
+		if meta.ETag != "" {
+			req.Header.Set("If-None-Match", meta.ETag)
+		}
+		if meta.LastModified != "" {
+			req.Header.Set("If-Modified-Since", meta.LastModified)
+		}
+	}
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("downloading: %w", err)
+	}
+	defer resp.Body.Close()
+	etag, lastMod = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	switch {
+	case resp.StatusCode == http.StatusNotModified && meta.HasCopy:
+		return nil, etag, lastMod, errNotModified
+	case resp.StatusCode != http.StatusOK:
+		return nil, "", "", fmt.Errorf("downloading: HTTP %s", resp.Status)
+	}
+	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(ct), "text/html") {
+		return nil, "", "", errors.New("the server sent an HTML page, not a list (a captive portal or an error page?)")
+	}
+	body, err = readCapped(resp.Body, m.cfg.MaxListBytes)
+	return body, etag, lastMod, err
+}
+
+func readCapped(r io.Reader, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading: %w", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("larger than blocklists.max_list_bytes (%d bytes)", limit)
+	}
+	return body, nil
+}
+
+// check parses a fetched body and applies the sanity gates that protect
+// the last good copy.
+func (m *Manager) check(l *ListConfig, src string, body []byte, old store.ListMeta) (ParseStats, error) {
+	if looksLikeHTML(body) {
+		return ParseStats{}, errors.New("the body is an HTML page, not a list (a captive portal or an error page?)")
+	}
+	st, err := Parse(bytes.NewReader(body), ParseOptions{
+		Source: src, Format: l.format, MaxRejected: m.cfg.MaxRejectedLines, Allow: l.Allow(),
+	}, func(Rule) {})
+	switch {
+	case err != nil:
+		return st, err
+	case st.Entries == 0:
+		return st, fmt.Errorf("no entries (%d lines, %d rejected)", st.Lines, st.Rejected)
+	case st.Rejected > st.Entries:
+		return st, fmt.Errorf("mostly invalid: %d rejected lines against %d entries (first: %v)", st.Rejected, st.Entries, st.Errors[0])
+	case old.HasCopy && old.Entries > 0 && float64(st.Entries) < float64(old.Entries)*(1-m.cfg.MaxShrink):
+		return st, fmt.Errorf("shrank from %d to %d entries, more than blocklists.max_shrink (%g) allows", old.Entries, st.Entries, m.cfg.MaxShrink)
+	}
+	return st, nil
+}
+
+func looksLikeHTML(body []byte) bool {
+	head := bytes.ToLower(bytes.TrimSpace(body[:min(len(body), 1024)]))
+	return bytes.HasPrefix(head, []byte("<!doctype html")) || bytes.HasPrefix(head, []byte("<html")) ||
+		bytes.Contains(head, []byte("<head>")) || bytes.Contains(head, []byte("<body"))
+}
+
+// rebuild compiles a new Set from every stored copy and inline entries and
+// swaps it in. The old set stays in use until the swap, and is collected
+// once the queries using it finish.
+func (m *Manager) rebuild() error {
+	start := m.now()
+	b := NewBuilder()
+	for i := range m.lists {
+		l := &m.lists[i]
+		idx, err := b.AddList(ListInfo{Name: l.Name, Vendor: l.Vendor, Allow: l.Allow()})
+		if err != nil {
+			return err
+		}
+		add := func(r Rule) { b.Add(idx, r) }
+		for _, src := range l.Sources {
+			body, err := m.store.GetListBody(SourceID(l.Name, src))
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := Parse(bytes.NewReader(body), ParseOptions{Source: src, Format: l.format, MaxRejected: -1, Allow: l.Allow()}, add); err != nil {
+				return err
+			}
+		}
+		if len(l.Entries) > 0 {
+			if _, err := parseEntries(l, add); err != nil {
+				return err
+			}
+		}
+	}
+	mt, err := b.Build()
+	if err != nil {
+		return err
+	}
+	set := &Set{Matcher: mt, Generation: m.generation.Add(1), Built: m.now()}
+	m.current.Store(set)
+	m.log.Info("lists compiled", zap.Int("rules", mt.Len()), zap.Int("lists", len(m.lists)),
+		zap.Int("bytes", mt.Bytes()), zap.Duration("took", m.now().Sub(start)), zap.Uint64("generation", set.Generation))
+	return nil
+}
+
+// Lists returns the configured lists.
+func (m *Manager) Lists() []ListConfig { return slices.Clone(m.lists) }
