@@ -1,0 +1,265 @@
+package blocklists
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildFrom builds a matcher from lists given as text in adblock syntax
+// (which can express every rule shape).
+func buildFrom(t testing.TB, lists ...ListInfo) func(rules ...string) *Matcher {
+	return func(rules ...string) *Matcher {
+		b := NewBuilder()
+		for _, l := range lists {
+			if _, err := b.AddList(l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, spec := range rules {
+			// "N:rule" puts rule in list N.
+			idx := 0
+			if i := strings.IndexByte(spec, ':'); i == 1 {
+				idx = int(spec[0] - '0')
+				spec = spec[2:]
+			}
+			if _, err := Parse(strings.NewReader(spec), ParseOptions{Format: FormatAdblock, MaxRejected: 0}, func(r Rule) { b.Add(idx, r) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+}
+
+func TestMatcherPrecedence(t *testing.T) {
+	build := buildFrom(t, ListInfo{Name: "deny", Vendor: "V"}, ListInfo{Name: "allow", Allow: true}, ListInfo{Name: "deny2", Vendor: "W"})
+	cases := []struct {
+		name  string
+		rules []string
+		query string
+		want  string // "blocked by LIST RULE", "allowed by LIST RULE" or "none"
+	}{
+		{"exact hit", []string{"exact.example"}, "exact.example.", "blocked by deny exact.example"},
+		{"exact is not suffix", []string{"exact.example"}, "sub.exact.example.", "none"},
+		{"suffix covers itself", []string{"||suf.example^"}, "suf.example.", "blocked by deny ||suf.example^"},
+		{"suffix covers subdomains", []string{"||suf.example^"}, "a.b.suf.example.", "blocked by deny ||suf.example^"},
+		{"suffix is label-aligned", []string{"||suf.example^"}, "notsuf.example.", "none"},
+		{"no trailing dot", []string{"||suf.example^"}, "x.suf.example", "blocked by deny ||suf.example^"},
+		{"allow beats deny", []string{"||t.example^", "1:good.t.example"}, "good.t.example.", "allowed by allow @@|good.t.example^"},
+		{"allow is exact", []string{"||t.example^", "1:good.t.example"}, "x.good.t.example.", "blocked by deny ||t.example^"},
+		{"exception in a deny list", []string{"||t.example^", "@@||ok.t.example^"}, "a.ok.t.example.", "allowed by deny @@||ok.t.example^"},
+		{"important beats allow", []string{"||t.example^$important", "1:||t.example^"}, "t.example.", "blocked by deny ||t.example^$important"},
+		{"important allow beats important", []string{"||t.example^$important", "@@||t.example^$important"}, "t.example.", "allowed by deny @@||t.example^$important"},
+		{"most specific wins among equals", []string{"||t.example^", "2:||a.t.example^"}, "x.a.t.example.", "blocked by deny2 ||a.t.example^"},
+		{"first list wins a duplicate", []string{"||dup.example^", "2:||dup.example^"}, "dup.example.", "blocked by deny ||dup.example^"},
+		{"badfilter disables", []string{"||bad.example^", "2:||bad.example^$badfilter"}, "bad.example.", "none"},
+		{"badfilter is exact about shape", []string{"||bad.example^", "|bad.example^$badfilter"}, "bad.example.", "blocked by deny ||bad.example^"},
+		{"tld rule", []string{"||zip^"}, "anything.zip.", "blocked by deny ||zip^"},
+		{"root query", []string{"||zip^"}, ".", "none"},
+		{"empty matcher", nil, "a.example.", "none"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := build(tc.rules...)
+			got := "none"
+			if v, ok := m.Match(tc.query); ok {
+				verb := "blocked"
+				if !v.Blocked {
+					verb = "allowed"
+				}
+				got = fmt.Sprintf("%s by %s %s", verb, v.List.Name, v.Rule)
+			}
+			if got != tc.want {
+				t.Errorf("Match(%q) = %s, want %s", tc.query, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMatcherNoAllocs(t *testing.T) {
+	m := buildFrom(t, ListInfo{Name: "l"})("||a.example^", "b.example", "@@||ok.a.example^")
+	for _, q := range []string{"x.a.example.", "b.example.", "ok.a.example.", "miss.example.org."} {
+		if n := testing.AllocsPerRun(100, func() { m.Match(q) }); n != 0 {
+			t.Errorf("Match(%q) allocates %v times", q, n)
+		}
+	}
+}
+
+// reference is the obvious, slow matcher the real one must agree with.
+type reference struct {
+	rules []struct {
+		Rule
+		list int
+	}
+}
+
+func (r *reference) match(name string) (string, bool) {
+	name = strings.TrimSuffix(name, ".")
+	bestRank, bestDepth, best := 0, 0, ""
+	for _, rr := range r.rules {
+		applies := rr.Name == name || rr.Suffix && strings.HasSuffix(name, "."+rr.Name)
+		if !applies {
+			continue
+		}
+		rank := 1
+		switch {
+		case rr.Allow && rr.Important:
+			rank = 4
+		case rr.Important:
+			rank = 3
+		case rr.Allow:
+			rank = 2
+		}
+		depth := strings.Count(rr.Name, ".") + 1
+		if rank > bestRank || rank == bestRank && depth > bestDepth {
+			bestRank, bestDepth, best = rank, depth, rr.String()
+		}
+	}
+	return best, bestRank != 0
+}
+
+// FuzzMatcherDifferential builds a matcher and the reference from the same
+// random rules and checks they agree on random names.
+func FuzzMatcherDifferential(f *testing.F) {
+	f.Add(uint64(1), uint64(2))
+	f.Add(uint64(42), uint64(7))
+	f.Fuzz(func(t *testing.T, seed1, seed2 uint64) {
+		rng := rand.New(rand.NewPCG(seed1, seed2))
+		labels := []string{"a", "b", "c", "ads", "x-1", "_t"}
+		name := func() string {
+			n := 1 + rng.IntN(4)
+			parts := make([]string, n)
+			for i := range parts {
+				parts[i] = labels[rng.IntN(len(labels))]
+			}
+			return strings.Join(parts, ".")
+		}
+		b := NewBuilder()
+		_, _ = b.AddList(ListInfo{Name: "l"})
+		ref := &reference{}
+		seen := map[Rule]bool{}
+		for range rng.IntN(30) {
+			r := Rule{Name: name(), Suffix: rng.IntN(2) == 0, Allow: rng.IntN(4) == 0, Important: rng.IntN(5) == 0}
+			b.Add(0, r)
+			if !seen[r] {
+				seen[r] = true
+				ref.rules = append(ref.rules, struct {
+					Rule
+					list int
+				}{r, 0})
+			}
+		}
+		m, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 50 {
+			q := name()
+			want, wok := ref.match(q)
+			v, ok := m.Match(q + ".")
+			if ok != wok || ok && v.Rule.String() != want {
+				t.Fatalf("Match(%q) = %v %v, reference %q %v", q, v.Rule, ok, want, wok)
+			}
+		}
+	})
+}
+
+// bigList loads the largest real list in the shared data into a builder.
+func bigList(tb testing.TB) (*Builder, []string) {
+	dir := sharedData(tb)
+	path := filepath.Join(dir, "big", "lint1995-merged.domains.txt.gz")
+	b := NewBuilder()
+	idx, _ := b.AddList(ListInfo{Name: "big", Vendor: "Ads"})
+	var names []string
+	if _, err := Parse(openList(tb, path), ParseOptions{Format: FormatWildcard, MaxRejected: -1}, func(r Rule) {
+		b.Add(idx, r)
+		if len(names) < 1<<16 {
+			names = append(names, r.Name)
+		}
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	return b, names
+}
+
+// BenchmarkMatch measures lookups in a matcher built from the largest real
+// list (295,168 names): hits on listed names' subdomains, misses on
+// popular names.
+func BenchmarkMatch(b *testing.B) {
+	bl, listed := bigList(b)
+	m, err := bl.Build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	hits := make([]string, len(listed))
+	for i, n := range listed {
+		hits[i] = "www." + n + "."
+	}
+	misses := make([]string, len(listed))
+	for i := range misses {
+		misses[i] = fmt.Sprintf("host%d.not-listed-%d.example.org.", i, i%97)
+	}
+	for _, bc := range []struct {
+		name  string
+		names []string
+		want  bool
+	}{{"hit", hits, true}, {"miss", misses, false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, ok := m.Match(bc.names[i%len(bc.names)]); ok != bc.want {
+					b.Fatalf("Match(%s) = %v", bc.names[i%len(bc.names)], ok)
+				}
+				i++
+			}
+		})
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkBuild measures compiling the largest real list, the heap the
+// matcher keeps per entry, and the heap after ten rebuilds (old matchers
+// must be collected).
+func BenchmarkBuild(b *testing.B) {
+	sharedData(b)
+	var m *Matcher
+	before := heapInUse()
+	var buildTime time.Duration
+	for b.Loop() {
+		bl, _ := bigList(b)
+		start := time.Now()
+		var err error
+		if m, err = bl.Build(); err != nil {
+			b.Fatal(err)
+		}
+		buildTime += time.Since(start)
+	}
+	after := heapInUse()
+	b.ReportMetric(float64(after-before)/float64(m.Len()), "heap-B/entry")
+	b.ReportMetric(float64(m.Bytes())/float64(m.Len()), "matcher-B/entry")
+	b.ReportMetric(float64(buildTime.Milliseconds())/float64(b.N), "build-ms")
+	for range 10 {
+		bl, _ := bigList(b)
+		if m, _ = bl.Build(); m == nil {
+			b.Fatal("nil matcher")
+		}
+	}
+	b.ReportMetric(float64(heapInUse()-before)/(1<<20), "heap-MiB-after-10-rebuilds")
+	runtime.KeepAlive(m)
+}
