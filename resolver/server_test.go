@@ -21,6 +21,8 @@ type testConfig struct {
 	Server   resolver.ServerConfig
 	Upstream resolver.UpstreamConfig
 	Cache    resolver.CacheConfig
+	Blocking resolver.BlockingConfig
+	Lists    resolver.ListSource
 	Now      func() time.Time
 }
 
@@ -37,6 +39,7 @@ func startVigil(t testing.TB, upstreams []string, mod func(*testConfig)) *vigil 
 		Server:   resolver.DefaultServerConfig(),
 		Upstream: resolver.DefaultUpstreamConfig(),
 		Cache:    resolver.DefaultCacheConfig(),
+		Blocking: resolver.DefaultBlockingConfig(),
 	}
 	cfg.Server.Listen = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}
 	cfg.Server.MaxInflight = 64
@@ -46,12 +49,14 @@ func startVigil(t testing.TB, upstreams []string, mod func(*testConfig)) *vigil 
 	if mod != nil {
 		mod(&cfg)
 	}
-	for _, v := range []interface{ Validate() error }{&cfg.Server, &cfg.Upstream, &cfg.Cache} {
+	for _, v := range []interface{ Validate() error }{&cfg.Server, &cfg.Upstream, &cfg.Cache, &cfg.Blocking} {
 		if err := v.Validate(); err != nil {
 			t.Fatalf("config: %v", err)
 		}
 	}
-	chain, err := resolver.NewChain(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache, Now: cfg.Now})
+	chain, err := resolver.NewChain(resolver.ChainConfig{
+		Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Lists: cfg.Lists, Now: cfg.Now,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

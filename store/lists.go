@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
 )
 
 // ErrNotFound means the store holds no copy of the requested item.
@@ -37,12 +38,35 @@ type ListMeta struct {
 
 const listPrefix = "l/"
 
-func listMetaKey(id string) []byte { return []byte(listPrefix + id + "/meta") }
-func listBodyKey(id string) []byte { return []byte(listPrefix + id + "/body") }
+// listChunk is the size of one stored piece of a list copy. Copies are
+// stored in pieces small enough to live in Badger's LSM tree (below the
+// value threshold) rather than its value log: a replaced copy is then
+// reclaimed by ordinary compaction, while value-log space is only
+// reclaimed by GC runs that depend on discard statistics Badger gathers
+// slowly. It also keeps every write batch small.
+const listChunk = 64 << 10
 
-// PutList stores a new good copy of a source and its metadata in one
-// transaction, replacing the previous copy. The body is kept gzip-compressed
-// (lists compress about four to one, which matters on a router's flash).
+func listMetaKey(id string) []byte { return []byte(listPrefix + id + "/meta") }
+
+// listBodyPrefix is the prefix of one generation of a source's copy.
+func listBodyPrefix(id string, gen uint64) []byte {
+	return fmt.Appendf(nil, "%s%s/body/%016x/", listPrefix, id, gen)
+}
+
+// storedMeta is what is stored under the meta key: the public metadata
+// and the generation of the copy it describes.
+type storedMeta struct {
+	ListMeta
+	BodyGen    uint64 `json:"body_gen"`
+	BodyChunks int    `json:"body_chunks"`
+}
+
+// PutList stores a new good copy of a source and its metadata, replacing
+// the previous copy. The body is gzip-compressed (lists compress about
+// four to one, which matters on a router's flash) and written as a new
+// generation of chunks; the metadata then switches to it in one small
+// transaction, so a crash at any point leaves either the old or the new
+// copy complete. The old generation is deleted afterwards.
 func (s *Store) PutList(id string, meta ListMeta, body []byte) error {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
@@ -52,26 +76,41 @@ func (s *Store) PutList(id string, meta ListMeta, body []byte) error {
 	if err := zw.Close(); err != nil {
 		return fmt.Errorf("compressing list %s: %w", id, err)
 	}
-	mb, err := json.Marshal(meta)
-	if err != nil {
-		return fmt.Errorf("encoding list %s metadata: %w", id, err)
+	old, err := s.getStoredMeta(id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
 	}
-	err = s.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Set(listBodyKey(id), buf.Bytes()); err != nil {
-			return err
+	sm := storedMeta{ListMeta: meta, BodyGen: old.BodyGen + 1}
+	z := buf.Bytes()
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	prefix := listBodyPrefix(id, sm.BodyGen)
+	for off := 0; off < len(z) || off == 0; off += listChunk {
+		chunk := z[off:min(off+listChunk, len(z))]
+		if err := wb.Set(fmt.Appendf(append([]byte(nil), prefix...), "%08x", sm.BodyChunks), chunk); err != nil {
+			return fmt.Errorf("storing list %s: %w", id, err)
 		}
-		return txn.Set(listMetaKey(id), mb)
-	})
-	if err != nil {
+		sm.BodyChunks++
+		if len(z) == 0 {
+			break
+		}
+	}
+	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("storing list %s: %w", id, err)
+	}
+	if err := s.putStoredMeta(id, sm); err != nil {
+		return err
+	}
+	if old.BodyChunks > 0 {
+		if err := s.db.DropPrefix(listBodyPrefix(id, old.BodyGen)); err != nil {
+			s.log.Warn("deleting a replaced list copy", zap.String("id", id), zap.Error(err))
+		}
 	}
 	return nil
 }
 
-// PutListMeta updates a source's metadata only (an attempt that kept the
-// stored copy).
-func (s *Store) PutListMeta(id string, meta ListMeta) error {
-	mb, err := json.Marshal(meta)
+func (s *Store) putStoredMeta(id string, sm storedMeta) error {
+	mb, err := json.Marshal(sm)
 	if err != nil {
 		return fmt.Errorf("encoding list %s metadata: %w", id, err)
 	}
@@ -81,45 +120,76 @@ func (s *Store) PutListMeta(id string, meta ListMeta) error {
 	return nil
 }
 
-// GetListMeta returns a source's metadata, or ErrNotFound.
-func (s *Store) GetListMeta(id string) (ListMeta, error) {
-	var meta ListMeta
+func (s *Store) getStoredMeta(id string) (storedMeta, error) {
+	var sm storedMeta
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(listMetaKey(id))
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &meta) })
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, &sm) })
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return meta, ErrNotFound
+		return sm, ErrNotFound
 	}
 	if err != nil {
-		return meta, fmt.Errorf("reading list %s metadata: %w", id, err)
+		return sm, fmt.Errorf("reading list %s metadata: %w", id, err)
 	}
-	return meta, nil
+	return sm, nil
+}
+
+// PutListMeta updates a source's metadata only (an attempt that kept the
+// stored copy).
+func (s *Store) PutListMeta(id string, meta ListMeta) error {
+	sm, err := s.getStoredMeta(id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	sm.ListMeta = meta
+	return s.putStoredMeta(id, sm)
+}
+
+// GetListMeta returns a source's metadata, or ErrNotFound.
+func (s *Store) GetListMeta(id string) (ListMeta, error) {
+	sm, err := s.getStoredMeta(id)
+	return sm.ListMeta, err
 }
 
 // GetListBody returns the stored copy of a source, or ErrNotFound.
 func (s *Store) GetListBody(id string) ([]byte, error) {
-	var body []byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(listBodyKey(id))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			zr, err := gzip.NewReader(bytes.NewReader(v))
-			if err != nil {
-				return err
-			}
-			body, err = io.ReadAll(zr)
-			return err
-		})
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	sm, err := s.getStoredMeta(id)
+	if err != nil {
+		return nil, err
+	}
+	if sm.BodyChunks == 0 {
 		return nil, ErrNotFound
 	}
+	var z []byte
+	err = s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = listBodyPrefix(id, sm.BodyGen)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := it.Item().Value(func(v []byte) error { z = append(z, v...); return nil }); err != nil {
+				return err
+			}
+			n++
+		}
+		if n != sm.BodyChunks {
+			return fmt.Errorf("copy is damaged: %d of %d chunks", n, sm.BodyChunks)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading list %s: %w", id, err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return nil, fmt.Errorf("reading list %s: %w", id, err)
+	}
+	body, err := io.ReadAll(zr)
 	if err != nil {
 		return nil, fmt.Errorf("reading list %s: %w", id, err)
 	}
@@ -152,13 +222,7 @@ func (s *Store) ListIDs() ([]string, error) {
 // DeleteList removes a source's copy and metadata (a source removed from
 // the configuration).
 func (s *Store) DeleteList(id string) error {
-	err := s.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Delete(listBodyKey(id)); err != nil {
-			return err
-		}
-		return txn.Delete(listMetaKey(id))
-	})
-	if err != nil {
+	if err := s.db.DropPrefix([]byte(listPrefix + id + "/")); err != nil {
 		return fmt.Errorf("deleting list %s: %w", id, err)
 	}
 	return nil

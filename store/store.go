@@ -83,6 +83,10 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		WithLoggingLevel(badger.WARNING).
 		WithMemTableSize(cfg.MemTableSize).
 		WithValueLogFileSize(cfg.ValueLogFileSize).
+		// List copies are stored in 64 KiB chunks (lists.go) below this
+		// threshold, so everything lives in the LSM tree, where replaced
+		// and expired entries are reclaimed by compaction.
+		WithValueThreshold(listChunk + 1024).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(4).
