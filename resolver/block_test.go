@@ -16,7 +16,9 @@ import (
 )
 
 // staticLists is a ListSource whose set a test can swap.
-type staticLists struct{ set atomic.Pointer[blocklists.Set] }
+type staticLists struct {
+	set atomic.Pointer[blocklists.Set]
+}
 
 func newStaticLists(t *testing.T, deny, allow []string) *staticLists {
 	s := &staticLists{}
