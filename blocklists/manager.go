@@ -37,6 +37,8 @@ type ListStore interface {
 	PutListMeta(id string, meta store.ListMeta) error
 	GetListMeta(id string) (store.ListMeta, error)
 	GetListBody(id string) ([]byte, error)
+	ListIDs() ([]string, error)
+	DeleteList(id string) error
 }
 
 // Set is one compiled generation of all lists. It is immutable.
@@ -110,6 +112,30 @@ func (m *Manager) Load(ctx context.Context) error {
 	return m.rebuild()
 }
 
+// PruneRemoved deletes stored copies of sources no longer configured, so
+// the store does not keep lists the user removed. The server calls it at
+// start; CLI commands reading the store with another file must not.
+func (m *Manager) PruneRemoved() {
+	ids, err := m.store.ListIDs()
+	if err != nil {
+		m.log.Warn("listing stored list copies", zap.Error(err))
+		return
+	}
+	configured := map[string]bool{}
+	for _, l := range m.lists {
+		for _, src := range l.Sources {
+			configured[SourceID(l.Name, src)] = true
+		}
+	}
+	for _, id := range ids {
+		if !configured[id] {
+			if err := m.store.DeleteList(id); err != nil {
+				m.log.Warn("deleting the copy of a removed source", zap.String("id", id), zap.Error(err))
+			}
+		}
+	}
+}
+
 // Progress is told about each source as its update finishes.
 type Progress func(done, total int, st SourceStatus)
 
@@ -164,7 +190,10 @@ func (m *Manager) Refresh(ctx context.Context, progress Progress) []SourceStatus
 // ends. The first refresh comes soon after start when a URL source has no
 // copy or its copy is older than the interval.
 func (m *Manager) Run(ctx context.Context) {
-	wait := m.cfg.RefreshInterval
+	// A source without a copy is fetched at once; otherwise the first
+	// refresh comes when the oldest copy reaches the interval. Jitter
+	// spreads the periodic refreshes, never the first fetch.
+	wait := m.cfg.RefreshInterval + m.jitter()
 	for _, st := range m.Status() {
 		if !IsURL(st.Source) {
 			continue
@@ -176,7 +205,6 @@ func (m *Manager) Run(ctx context.Context) {
 		wait = min(wait, max(0, m.cfg.RefreshInterval-m.now().Sub(st.FetchedAt)))
 	}
 	for {
-		wait += m.jitter()
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -185,7 +213,7 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		m.Refresh(ctx, nil)
-		wait = m.cfg.RefreshInterval
+		wait = m.cfg.RefreshInterval + m.jitter()
 	}
 }
 

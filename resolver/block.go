@@ -142,11 +142,6 @@ func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	return resp, nil
 }
 
-// Explain reports the verdict for a name without resolving it.
-func (b *Blocker) Explain(name string) (blocklists.Match, bool) {
-	return b.lists.Current().Matcher.Match(strings.ToLower(dns.Fqdn(name)))
-}
-
 // blocked builds the local answer for a blocked question.
 func (b *Blocker) blocked(q *Query, v blocklists.Match, reason, cname string) *Response {
 	m := new(dns.Msg)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vigil-dns/vigil"
@@ -137,10 +140,10 @@ servers = [%q]
 [store]
 dir = %q
 [http]
-listen = "127.0.0.1:0"
+listen = %q
 [log]
 level = "warn"
-%s`, upstream, filepath.Join(dir, "state"), extra)
+%s`, upstream, filepath.Join(dir, "state"), freeAddr(t), extra)
 	path := filepath.Join(dir, "vigil.toml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -159,7 +162,7 @@ func startServe(t *testing.T, cfgPath string) *instance {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *instance, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, zaptest.NewLogger(t), func(i *instance) { ready <- i }) }()
+	go func() { done <- serve(ctx, cfg, testLogger(t), func(i *instance) { ready <- i }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -194,4 +197,22 @@ func TestServeEndToEnd(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil || health["status"] != "ok" {
 		t.Errorf("health %v, err %v", health, err)
 	}
+}
+
+// testLogger logs warnings and errors through the test, not the chatter of
+// a normal start.
+func testLogger(t *testing.T) *zap.Logger {
+	return zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel))
+}
+
+// freeAddr returns a 127.0.0.1 address with a port that was free a moment
+// ago, for the API, which the CLI must find through the configuration.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

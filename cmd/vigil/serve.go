@@ -63,6 +63,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	// The lists are compiled from the store before the first socket opens,
 	// so blocking is on from the first query even without network.
 	lists := blocklists.NewManager(cfg.Updates, cfg.Lists, st, log.Named("blocklists"))
+	lists.PruneRemoved()
 	if err := lists.Load(ctx); err != nil {
 		return fmt.Errorf("loading lists from the store: %w", err)
 	}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/vigil-dns/vigil/blocklists"
+	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
+)
+
+// flakyListServer serves fixed lists on 127.0.0.1 until told to fail.
+type flakyListServer struct {
+	*httptest.Server
+	mu   sync.Mutex
+	mode string
+}
+
+func newFlakyListServer(t *testing.T, lists map[string]string) *flakyListServer {
+	s := &flakyListServer{mode: "ok"}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		mode := s.mode
+		s.mu.Unlock()
+		switch mode {
+		case "404":
+			http.NotFound(w, r)
+		case "html":
+			fmt.Fprint(w, "<html><head><title>Sign in to the hotel wifi</title></head><body></body></html>")
+		case "empty":
+		default:
+			body, ok := lists[r.URL.Path]
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			fmt.Fprint(w, body)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *flakyListServer) set(mode string) { s.mu.Lock(); s.mode = mode; s.mu.Unlock() }
+
+// upstreamWithCNAME answers alias.* with a CNAME into a blocked zone and
+// every A question with 192.0.2.1.
+func upstreamWithCNAME(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	q := r.Question[0]
+	name := q.Name
+	if strings.HasPrefix(name, "alias.") {
+		m.Answer = append(m.Answer, &dns.CNAME{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 60}, Target: "edge.adblock.example."})
+		name = "edge.adblock.example."
+	}
+	if q.Qtype == dns.TypeA {
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)})
+	}
+	_ = w.WriteMsg(m)
+}
+
+func answerOf(t *testing.T, addr, name string) string {
+	t.Helper()
+	r := rt.Exchange(t, "udp", addr, rt.Question(name, dns.TypeA))
+	var parts []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			parts = append(parts, a.A.String())
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestBlocklistsEndToEnd runs Vigil with lists served over HTTP on
+// 127.0.0.1 and checks blocking over UDP, then list-server failures, then a
+// restart with the list server gone.
+func TestBlocklistsEndToEnd(t *testing.T) {
+	up := rt.NewUpstream(t, upstreamWithCNAME)
+	ls := newFlakyListServer(t, map[string]string{
+		"/adblock.txt": "[Adblock Plus]\n||adblock.example^\n||second.example^\n",
+		"/hosts.txt":   "0.0.0.0 hosts.example\n0.0.0.0 other-hosts.example\n",
+	})
+	extra := fmt.Sprintf(`
+[blocklists]
+refresh_jitter = "0s"
+[[lists]]
+name = "vendor"
+vendor = "Vendor"
+sources = ["%[1]s/adblock.txt", "%[1]s/hosts.txt"]
+[[lists]]
+name = "mine"
+kind = "allow"
+entries = ["ok.adblock.example"]
+`, ls.URL)
+	cfgPath := writeTestConfig(t, up.Addr, extra)
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	waitFor(t, "the first download", func() bool { return inst.lists.Current().Matcher.Len() >= 5 })
+
+	check := func(t *testing.T) {
+		t.Helper()
+		for name, want := range map[string]string{
+			"adblock.example":        "0.0.0.0",   // adblock rule
+			"deep.adblock.example":   "0.0.0.0",   // adblock rules cover subdomains
+			"hosts.example":          "0.0.0.0",   // hosts rule
+			"sub.hosts.example":      "192.0.2.1", // hosts rules are exact
+			"ok.adblock.example":     "192.0.2.1", // allowlisted
+			"unlisted.example":       "192.0.2.1", // forwarded
+			"alias.innocent.example": "0.0.0.0",   // CNAME into a blocked name
+		} {
+			if got := answerOf(t, addr, name); got != want {
+				t.Errorf("%s: answer %q, want %q", name, got, want)
+			}
+		}
+	}
+	check(t)
+
+	var out, errOut bytes.Buffer
+	for _, mode := range []string{"404", "html", "empty"} {
+		ls.set(mode)
+		out.Reset()
+		err := run(context.Background(), []string{"lists", "update", "-config", cfgPath, "-json"}, &out, &errOut)
+		if err != nil {
+			t.Fatalf("lists update with the server answering %s: %v", mode, err)
+		}
+		var rep listsStatus
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("%v: %s", err, out.String())
+		}
+		for _, s := range rep.Sources {
+			if s.Status != blocklists.StatusFailedCached {
+				t.Errorf("%s: source %s is %q, want %q", mode, s.Source, s.Status, blocklists.StatusFailedCached)
+			}
+		}
+		check(t)
+	}
+
+	// "vigil lists" shows the failure and the cached copies.
+	out.Reset()
+	if err := run(context.Background(), []string{"lists", "-config", cfgPath}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "failed-using-cached-copy") || !strings.Contains(out.String(), "Vendor") {
+		t.Errorf("vigil lists output:\n%s", out.String())
+	}
+	// "vigil explain" through the API.
+	out.Reset()
+	if err := run(context.Background(), []string{"explain", "-config", cfgPath, "x.adblock.example"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "BLOCKED") || !strings.Contains(out.String(), "||adblock.example^") {
+		t.Errorf("explain output: %s", out.String())
+	}
+}
+
+// TestRestartWithoutListServerBlocks stops Vigil, takes the list server
+// away and checks the first query after a restart is blocked.
+func TestRestartWithoutListServerBlocks(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	ls := newFlakyListServer(t, map[string]string{"/l.txt": "||phone-home.example^\n"})
+	cfgPath := writeTestConfig(t, up.Addr, fmt.Sprintf("[[lists]]\nname = \"v\"\nsources = [%q]\n", ls.URL+"/l.txt"))
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// First run: fetch the list, then stop.
+	first := make(chan *instance, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, testLogger(t), func(i *instance) { first <- i }) }()
+	inst := <-first
+	waitFor(t, "the first download", func() bool { return inst.lists.Current().Matcher.Len() == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// With the server stopped, the CLI reads the store directly.
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"explain", "-config", cfgPath, "a.phone-home.example"}, &out, &errOut); err != nil {
+		t.Fatalf("offline explain: %v", err)
+	}
+	if !strings.Contains(out.String(), "BLOCKED") {
+		t.Errorf("offline explain: %s", out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"lists", "-config", cfgPath, "-json"}, &out, &errOut); err != nil {
+		t.Fatalf("offline lists: %v", err)
+	}
+	if !strings.Contains(out.String(), `"status": "updated"`) {
+		t.Errorf("offline lists: %s", out.String())
+	}
+
+	ls.Close()
+	inst2 := startServe(t, cfgPath)
+	if got := answerOf(t, inst2.srv.UDPAddrs()[0].String(), "x.phone-home.example"); got != "0.0.0.0" {
+		t.Errorf("first query after an offline restart answered %q, want blocked", got)
+	}
+}
+
+func TestListsParseCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l.txt")
+	if err := os.WriteFile(path, []byte("0.0.0.0 A.example\n0.0.0.0 bad..example\n0.0.0.0 b.example c.example\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"lists", "parse", path}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "a.example\nb.example\nc.example\n" {
+		t.Errorf("rules:\n%s", got)
+	}
+	if e := errOut.String(); !strings.Contains(e, path+":2:") || !strings.Contains(e, "3 entries") || !strings.Contains(e, "1 rejected") {
+		t.Errorf("summary:\n%s", e)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"lists", "parse", path, "-format", "wildcard"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"lists", "parse", path, "-format", "nonsense"}, &out, &errOut); exitCode(err) != 2 {
+		t.Errorf("bad -format: %v", err)
+	}
+}

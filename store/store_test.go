@@ -1,0 +1,93 @@
+package store
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+)
+
+func testStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Dir = dir
+	cfg.MemTableSize = 1 << 20
+	cfg.ValueLogFileSize = 1 << 20
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestListRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	s := testStore(t, dir)
+	if _, err := s.GetListMeta("x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing meta: %v", err)
+	}
+	big := strings.Repeat("||some-rather-long-name.example^\n", 20000) // several chunks once compressed? at least one
+	meta := ListMeta{List: "l", Source: "src", Entries: 20000, HasCopy: true, FetchedAt: time.Unix(1e9, 0).UTC()}
+	for _, body := range []string{"first\n", big, ""} {
+		if err := s.PutList("x", meta, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetListBody("x")
+		if err != nil || string(got) != body {
+			t.Fatalf("body of %d bytes read back as %d bytes, %v", len(body), len(got), err)
+		}
+	}
+	meta.Status = "unchanged"
+	if err := s.PutListMeta("x", meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = testStore(t, dir)
+	defer s.Close()
+	got, err := s.GetListMeta("x")
+	if err != nil || got.Status != "unchanged" || got.Entries != 20000 || !got.FetchedAt.Equal(meta.FetchedAt) {
+		t.Errorf("meta after reopen %+v, %v", got, err)
+	}
+	if _, err := s.GetListBody("x"); err != nil {
+		t.Errorf("body after a metadata-only update: %v", err)
+	}
+	ids, _ := s.ListIDs()
+	if len(ids) != 1 || ids[0] != "x" {
+		t.Errorf("ids %v", ids)
+	}
+	if err := s.DeleteList("x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetListBody("x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after delete: %v", err)
+	}
+}
+
+func TestOpenLockedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s := testStore(t, dir)
+	defer s.Close()
+	cfg := DefaultConfig()
+	cfg.Dir = dir
+	_, err := Open(cfg, zaptest.NewLogger(t))
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("second open: %v; want ErrLocked naming the directory", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	c := DefaultConfig()
+	c.Dir = " "
+	c.MemTableSize = 10
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "store.dir") || !strings.Contains(err.Error(), "store.memtable_size") {
+		t.Errorf("got %v", err)
+	}
+}
