@@ -332,3 +332,19 @@ func dirSize(t *testing.T, dir string) int64 {
 	})
 	return n
 }
+
+func TestPruneRemovedSources(t *testing.T) {
+	ls := newListServer(t, goodList)
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	m := NewManager(testUpdateConfig(), validLists(t, []ListConfig{{Name: "old", Sources: []string{ls.URL}}}), st, zaptest.NewLogger(t))
+	m.Refresh(context.Background(), nil)
+	if ids, _ := st.ListIDs(); len(ids) != 1 {
+		t.Fatalf("ids %v", ids)
+	}
+	m2 := NewManager(testUpdateConfig(), validLists(t, []ListConfig{{Name: "new", Entries: []string{"x.example"}}}), st, zaptest.NewLogger(t))
+	m2.PruneRemoved()
+	if ids, _ := st.ListIDs(); len(ids) != 0 {
+		t.Errorf("copies of removed sources kept: %v", ids)
+	}
+}
