@@ -33,7 +33,7 @@ func benchServer(b *testing.B, cache bool) *Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return NewServer(scfg, chain.Handler, zap.NewNop())
+	return NewServer(scfg, ServerDeps{Handler: chain.Handler, Log: zap.NewNop()})
 }
 
 func packQuery(b *testing.B, name string) []byte {

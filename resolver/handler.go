@@ -36,9 +36,14 @@ func (p Proto) String() string {
 // Client identifies who asked. It is computed once per query at the edge,
 // before the chain runs.
 type Client struct {
-	// Addr is the address the query came from, unmapped (IPv4-in-IPv6
-	// addresses are reported as IPv4).
+	// Addr is the client's address, unmapped (IPv4-in-IPv6 addresses are
+	// reported as IPv4): the source address, or the address a trusted
+	// forwarder passed in EDNS Client Subnet.
 	Addr netip.Addr
+	// Name is the configured client name, if the client is known.
+	Name string
+	// MAC is the hardware address a trusted forwarder passed, if any.
+	MAC string
 }
 
 // Query is one client question, parsed and identified once by the Server.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
+
+	"github.com/vigil-dns/vigil/store"
 )
 
 const (
@@ -34,10 +37,14 @@ const (
 // one TCP connection are answered concurrently up to a per-connection
 // limit and a server-wide one.
 type Server struct {
-	cfg     ServerConfig
-	handler Handler
-	acl     *AccessList
-	log     *zap.Logger
+	cfg      ServerConfig
+	handler  Handler
+	acl      *AccessList
+	log      *zap.Logger
+	clients  *Clients
+	recorder Recorder
+	// recordAllowed also records lookups that were not blocked.
+	recordAllowed bool
 
 	// baseCtx is the parent of every query's context; it is cancelled when
 	// a graceful shutdown runs out of time, cutting upstream waits short.
@@ -78,15 +85,37 @@ type ServerStats struct {
 	TCPConns    int64  // open TCP connections
 }
 
-// NewServer returns a Server that answers with handler. It does not listen
-// until Start.
-func NewServer(cfg ServerConfig, handler Handler, log *zap.Logger) *Server {
+// Recorder takes log entries from the query path. Record must never block:
+// it is called once per logged query, on the query's goroutine.
+type Recorder interface {
+	Record(store.LogEntry) bool
+}
+
+// ServerDeps is what a Server works with besides its configuration.
+type ServerDeps struct {
+	// Handler answers queries; never nil.
+	Handler Handler
+	// Log receives the server's own messages; never nil.
+	Log *zap.Logger
+	// Clients identifies clients; nil means by source address only.
+	Clients *Clients
+	// Recorder receives blocked lookups (and allowed ones with
+	// RecordAllowed); nil records nothing.
+	Recorder      Recorder
+	RecordAllowed bool
+}
+
+// NewServer returns a Server. It does not listen until Start.
+func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		cfg:         cfg,
-		handler:     handler,
-		acl:         NewAccessList(cfg.Allow),
-		log:         log,
+		cfg:           cfg,
+		handler:       deps.Handler,
+		acl:           NewAccessList(cfg.Allow),
+		log:           deps.Log,
+		clients:       deps.Clients,
+		recorder:      deps.Recorder,
+		recordAllowed: deps.RecordAllowed,
 		baseCtx:     ctx,
 		cancel:      cancel,
 		tcpInflight: make(chan struct{}, cfg.MaxInflight),
@@ -412,7 +441,7 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 		Type:     qu.Qtype,
 		Class:    qu.Qclass,
 		CD:       m.CheckingDisabled,
-		Client:   Client{Addr: client},
+		Client:   s.clients.Identify(client, m),
 		Proto:    proto,
 		Start:    now,
 		Deadline: now.Add(s.cfg.QueryTimeout),
@@ -434,6 +463,9 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 			resp.ExtendedError = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNoReachableAuthority, ExtraText: "upstreams timed out"}
 		}
 	}
+	if s.recorder != nil && (resp.Source == SourceBlocked || s.recordAllowed) {
+		s.record(q, resp)
+	}
 	r := resp.Msg
 	r.Id = m.Id
 	r.Response = true
@@ -446,6 +478,32 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 		return s.packWithEDE(out, r, reqOPT, proto, resp.ExtendedError)
 	}
 	return s.pack(out, r, reqOPT, proto)
+}
+
+// record hands the lookup to the recorder; it never waits.
+func (s *Server) record(q *Query, resp *Response) {
+	e := store.LogEntry{
+		Time:       q.Start,
+		ClientName: q.Client.Name,
+		ClientAddr: q.Client.Addr,
+		MAC:        q.Client.MAC,
+		QName:      q.Name,
+		QType:      typeString(q.Type),
+		Proto:      q.Proto.String(),
+	}
+	if b := resp.Blocked; b != nil && resp.Source == SourceBlocked {
+		e.Blocked = true
+		e.List, e.Vendor, e.Rule, e.Reason, e.CNAME = b.List, b.Vendor, b.Rule, b.Reason, b.CNAME
+	}
+	s.recorder.Record(e)
+}
+
+// typeString names a query type without allocating for known types.
+func typeString(t uint16) string {
+	if s, ok := dns.TypeToString[t]; ok {
+		return s
+	}
+	return "TYPE" + strconv.Itoa(int(t))
 }
 
 // pack adds Vigil's OPT record if the client sent one, fits the answer to

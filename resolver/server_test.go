@@ -23,6 +23,8 @@ type testConfig struct {
 	Cache    resolver.CacheConfig
 	Blocking resolver.BlockingConfig
 	Lists    resolver.ListSource
+	Clients  *resolver.Clients
+	Recorder resolver.Recorder
 	Now      func() time.Time
 }
 
@@ -60,7 +62,9 @@ func startVigil(t testing.TB, upstreams []string, mod func(*testConfig)) *vigil 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := resolver.NewServer(cfg.Server, chain.Handler, zaptest.NewLogger(t))
+	srv := resolver.NewServer(cfg.Server, resolver.ServerDeps{
+		Handler: chain.Handler, Log: zaptest.NewLogger(t), Clients: cfg.Clients, Recorder: cfg.Recorder,
+	})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

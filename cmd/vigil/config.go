@@ -28,6 +28,9 @@ type Config struct {
 	Blocking resolver.BlockingConfig `toml:"blocking"`
 	Updates  blocklists.UpdateConfig `toml:"blocklists"`
 	Lists    []blocklists.ListConfig `toml:"lists"`
+	Clients  []resolver.ClientConfig `toml:"clients"`
+	Identify resolver.IdentifyConfig `toml:"identify"`
+	QueryLog store.QueryLogConfig    `toml:"querylog"`
 	Store    store.Config            `toml:"store"`
 	HTTP     HTTPConfig              `toml:"http"`
 	Log      LogConfig               `toml:"log"`
@@ -88,6 +91,8 @@ func defaultConfig() Config {
 		Cache:    resolver.DefaultCacheConfig(),
 		Blocking: resolver.DefaultBlockingConfig(),
 		Updates:  blocklists.DefaultUpdateConfig(),
+		Identify: resolver.IdentifyConfig{TrustedForwarders: []netip.Prefix{}},
+		QueryLog: store.DefaultQueryLogConfig(),
 		Store:    store.DefaultConfig(),
 		HTTP:     HTTPConfig{Listen: "127.0.0.1:8053"},
 		Log:      LogConfig{Level: "info", Format: "console"},
@@ -190,6 +195,8 @@ func (c *Config) Validate() error {
 		c.Blocking.Validate(),
 		c.Updates.Validate(),
 		blocklists.ValidateLists(c.Lists),
+		resolver.ValidateClients(c.Clients),
+		c.QueryLog.Validate(),
 		c.Store.Validate(),
 		c.HTTP.Validate(),
 		c.Log.Validate(),

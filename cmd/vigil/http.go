@@ -2,11 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/store"
 )
 
 // newAPI returns the HTTP API's handler.
@@ -23,7 +28,74 @@ func newAPI(inst *instance) http.Handler {
 		if inst.chain.Cache != nil {
 			out["cache"] = inst.chain.Cache.Stats()
 		}
+		if inst.qlog != nil {
+			out["querylog"] = inst.qlog.Stats()
+		}
 		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("GET /api/v1/blocked", func(w http.ResponseWriter, r *http.Request) {
+		f, err := logFilterFromQuery(r.URL.Query())
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		page, err := inst.store.LogEntries(f)
+		if err != nil {
+			status := http.StatusInternalServerError
+			if errors.Is(err, store.ErrBadCursor) {
+				status = http.StatusBadRequest
+			}
+			writeJSON(w, status, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, page)
+	})
+	mux.HandleFunc("GET /api/v1/clients", func(w http.ResponseWriter, r *http.Request) {
+		since, until, err := windowFromQuery(r.URL.Query())
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		cs, err := inst.store.LogClients(since, until)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"since": since, "until": until, "clients": cs})
+	})
+	mux.HandleFunc("GET /api/v1/clients/{client}", func(w http.ResponseWriter, r *http.Request) {
+		since, until, err := windowFromQuery(r.URL.Query())
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		cs, err := inst.store.LogClient(r.PathValue("client"), since, until)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, cs)
+	})
+	mux.HandleFunc("GET /api/v1/top", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		since, until, err := windowFromQuery(q)
+		if err == nil && q.Get("limit") != "" {
+			_, err = strconv.Atoi(q.Get("limit"))
+		}
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		n, _ := strconv.Atoi(q.Get("limit"))
+		if n <= 0 {
+			n = 10
+		}
+		rep, err := inst.store.LogTop(since, until, n)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, rep)
 	})
 	mux.HandleFunc("GET /api/v1/lists", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, listsReport(inst.lists))
@@ -57,6 +129,64 @@ func newAPI(inst *instance) http.Handler {
 		writeJSON(w, http.StatusOK, ex)
 	})
 	return mux
+}
+
+// windowFromQuery reads since (a duration back from now, or an RFC 3339
+// time; default 24h) and until (RFC 3339; default now).
+func windowFromQuery(q url.Values) (since, until time.Time, err error) {
+	now := time.Now()
+	since = now.Add(-24 * time.Hour)
+	if s := q.Get("since"); s != "" {
+		if since, err = parseTimeArg(s, now); err != nil {
+			return since, until, fmt.Errorf("since: %w", err)
+		}
+	}
+	if s := q.Get("until"); s != "" {
+		if until, err = parseTimeArg(s, now); err != nil {
+			return since, until, fmt.Errorf("until: %w", err)
+		}
+	}
+	return since, until, nil
+}
+
+// parseTimeArg reads "24h" (that long ago), "7d" (days ago) or an RFC 3339
+// time.
+func parseTimeArg(s string, now time.Time) (time.Time, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(d); err == nil && n >= 0 {
+			return now.AddDate(0, 0, -n), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return t, fmt.Errorf("want a duration such as 24h or 7d, or an RFC 3339 time, got %q", s)
+	}
+	return t, nil
+}
+
+func logFilterFromQuery(q url.Values) (store.LogFilter, error) {
+	since, until, err := windowFromQuery(q)
+	if err != nil {
+		return store.LogFilter{}, err
+	}
+	if q.Get("since") == "" {
+		since = time.Time{} // the whole log unless asked
+	}
+	f := store.LogFilter{
+		Client: q.Get("client"), Vendor: q.Get("vendor"), List: q.Get("list"), Name: q.Get("name"),
+		Since: since, Until: until, Cursor: q.Get("cursor"), Allowed: q.Get("allowed") == "true",
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return f, fmt.Errorf("limit: want 1 to 1000, got %q", l)
+		}
+		f.Limit = n
+	}
+	return f, nil
 }
 
 // listsStatus is the lists report of the API and the CLI.

@@ -49,6 +49,9 @@ Commands:
   lists     show list sources; "lists update" fetches them now;
             "lists parse FILE" prints the rules a list yields
   explain   say whether a name is blocked, and by which list and rule
+  log       blocked lookups, newest first (-client, -vendor, -since, -json)
+  clients   every client with its blocked lookups per vendor
+  top       most blocked names, clients and vendors
   version   print the version
 
 Every command takes -config FILE (default: ./config.toml if present, else
@@ -73,6 +76,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdLists(ctx, args, stdout, stderr)
 	case "explain":
 		return cmdExplain(ctx, args, stdout, stderr)
+	case "log":
+		return cmdLog(ctx, args, stdout, stderr)
+	case "clients":
+		return cmdClients(ctx, args, stdout, stderr)
+	case "top":
+		return cmdTop(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -73,17 +73,39 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	if err != nil {
 		return err
 	}
-	srv := resolver.NewServer(cfg.Server, chain.Handler, log.Named("resolver"))
+	// The per-client log has its own context: it must outlive the server
+	// so that it can drain what the last queries recorded.
+	var recorder resolver.Recorder
+	var qlog *store.QueryLog
+	logCtx, stopLog := context.WithCancel(context.Background())
+	defer stopLog()
+	if cfg.QueryLog.Enabled {
+		qlog = st.NewQueryLog(cfg.QueryLog, log.Named("querylog"))
+		recorder = qlog
+		go qlog.Run(logCtx)
+	}
+	srv := resolver.NewServer(cfg.Server, resolver.ServerDeps{
+		Handler: chain.Handler, Log: log.Named("resolver"), Clients: resolver.NewClients(cfg.Clients, cfg.Identify),
+		Recorder: recorder, RecordAllowed: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed,
+	})
+	stopQueryLog := func() {
+		if qlog != nil {
+			stopLog()
+			<-qlog.Done()
+		}
+	}
 	if err := srv.Start(); err != nil {
+		stopQueryLog()
 		return err
 	}
-	inst := &instance{cfg: cfg, srv: srv, chain: chain, lists: lists, store: st, started: time.Now()}
+	inst := &instance{cfg: cfg, srv: srv, chain: chain, lists: lists, qlog: qlog, store: st, started: time.Now()}
 
 	var api *http.Server
 	if cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.HTTP.addr.String())
 		if err != nil {
 			shutdownServer(srv, cfg, log)
+			stopQueryLog()
 			return fmt.Errorf("http api: listening on %s: %w", cfg.HTTP.Listen, err)
 		}
 		inst.apiAddr = ln.Addr().String()
@@ -122,6 +144,12 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	}
 	cancelBG()
 	wg.Wait()
+	// Only now, with no query left to record anything, drain the log.
+	stopQueryLog()
+	if qlog != nil {
+		st := qlog.Stats()
+		log.Info("query log closed", zap.Uint64("written", st.Written), zap.Uint64("dropped", st.Dropped))
+	}
 	log.Info("stopped")
 	return nil
 }
@@ -140,6 +168,7 @@ type instance struct {
 	srv     *resolver.Server
 	chain   *resolver.Chain
 	lists   *blocklists.Manager
+	qlog    *store.QueryLog // nil when the log is off
 	store   *store.Store
 	apiAddr string
 	started time.Time

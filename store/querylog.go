@@ -1,0 +1,411 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
+)
+
+// QueryLogConfig is the [querylog] section.
+//
+// Loss bound: a process crash (even SIGKILL) loses at most QueueSize +
+// BatchSize entries: what is queued and the batch being built. Badger's
+// write-ahead log is in the page cache once a batch is written, so it
+// survives the process. A power loss additionally loses up to
+// SyncInterval of entries written since the last sync to disk.
+type QueryLogConfig struct {
+	// Enabled turns the per-client log on.
+	Enabled bool `toml:"enabled"`
+	// Retention is how long blocked lookups are kept.
+	Retention time.Duration `toml:"retention"`
+	// LogAllowed also records lookups that were not blocked.
+	LogAllowed bool `toml:"log_allowed"`
+	// AllowedRetention is how long allowed lookups are kept.
+	AllowedRetention time.Duration `toml:"allowed_retention"`
+	// QueueSize bounds the entries waiting for the writer; when full, new
+	// entries are dropped and counted, never waited for.
+	QueueSize int `toml:"queue_size"`
+	// BatchSize is how many entries the writer puts in one Badger batch.
+	BatchSize int `toml:"batch_size"`
+	// FlushInterval bounds how long an entry waits in a partial batch.
+	FlushInterval time.Duration `toml:"flush_interval"`
+	// SyncInterval is how often written entries are synced to disk: the
+	// power-loss bound.
+	SyncInterval time.Duration `toml:"sync_interval"`
+	// TruncateAddresses stores client addresses cut to /24 (IPv4) and /56
+	// (IPv6) instead of whole.
+	TruncateAddresses bool `toml:"truncate_addresses"`
+	// LogLines also writes each blocked lookup as a log line.
+	LogLines bool `toml:"log_lines"`
+}
+
+// DefaultQueryLogConfig returns the [querylog] defaults.
+func DefaultQueryLogConfig() QueryLogConfig {
+	return QueryLogConfig{
+		Enabled:          true,
+		Retention:        30 * 24 * time.Hour,
+		AllowedRetention: 24 * time.Hour,
+		QueueSize:        16384,
+		BatchSize:        512,
+		FlushInterval:    time.Second,
+		SyncInterval:     5 * time.Second,
+		LogLines:         true,
+	}
+}
+
+// Validate checks the section.
+func (c *QueryLogConfig) Validate() error {
+	var errs []error
+	if c.Retention < time.Second {
+		errs = append(errs, fmt.Errorf("querylog.retention: want at least \"1s\", got %q", c.Retention.String()))
+	}
+	if c.AllowedRetention < time.Second {
+		errs = append(errs, fmt.Errorf("querylog.allowed_retention: want at least \"1s\", got %q", c.AllowedRetention.String()))
+	}
+	if c.QueueSize < 1 || c.QueueSize > 1<<22 {
+		errs = append(errs, fmt.Errorf("querylog.queue_size: want 1 to 4194304, got %d", c.QueueSize))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 1<<16 {
+		errs = append(errs, fmt.Errorf("querylog.batch_size: want 1 to 65536, got %d", c.BatchSize))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("querylog.flush_interval: want a positive duration, got %q", c.FlushInterval.String()))
+	}
+	if c.SyncInterval <= 0 {
+		errs = append(errs, fmt.Errorf("querylog.sync_interval: want a positive duration, got %q", c.SyncInterval.String()))
+	}
+	return errors.Join(errs...)
+}
+
+// LossBound describes, for people, how much a crash can lose.
+func (c *QueryLogConfig) LossBound() string {
+	return fmt.Sprintf("a crash loses at most %d entries (queue_size + batch_size); a power loss also up to %s of entries (sync_interval)",
+		c.QueueSize+c.BatchSize, c.SyncInterval)
+}
+
+// LogEntry is one logged lookup.
+type LogEntry struct {
+	Time       time.Time  `json:"time"`
+	Client     string     `json:"client"` // the client's name if it has one, else its address
+	ClientName string     `json:"client_name,omitempty"`
+	ClientAddr netip.Addr `json:"client_addr"`
+	MAC        string     `json:"mac,omitempty"`
+	QName      string     `json:"qname"`
+	QType      string     `json:"qtype"`
+	Blocked    bool       `json:"blocked"`
+	List       string     `json:"list,omitempty"`
+	Vendor     string     `json:"vendor,omitempty"`
+	Rule       string     `json:"rule,omitempty"`
+	Reason     string     `json:"reason,omitempty"` // "name", or "cname" when a CNAME in the answer was listed
+	CNAME      string     `json:"cname,omitempty"`
+	Proto      string     `json:"proto"`
+}
+
+// Identity returns the key the log groups a client under.
+func (e *LogEntry) identity() string {
+	if e.ClientName != "" {
+		return e.ClientName
+	}
+	return e.ClientAddr.String()
+}
+
+// QueryLog records lookups per client off the query path: Record hands an
+// entry to a bounded queue and returns at once; Run is the one writer that
+// batches them into Badger.
+type QueryLog struct {
+	db   *badger.DB
+	cfg  QueryLogConfig
+	log  *zap.Logger
+	ch   chan LogEntry
+	seq  uint32 // writer-owned
+	done chan struct{}
+
+	written, dropped, writeErrors atomic.Uint64
+}
+
+// QueryLogStats is a snapshot of the log's counters.
+type QueryLogStats struct {
+	Queued      int    `json:"queued"`
+	Capacity    int    `json:"capacity"`
+	Written     uint64 `json:"written"`
+	Dropped     uint64 `json:"dropped"`
+	WriteErrors uint64 `json:"write_errors"`
+	LossBound   string `json:"loss_bound"`
+}
+
+// NewQueryLog returns a log writing into s. Nothing is written until Run.
+func (s *Store) NewQueryLog(cfg QueryLogConfig, log *zap.Logger) *QueryLog {
+	return &QueryLog{db: s.db, cfg: cfg, log: log, ch: make(chan LogEntry, cfg.QueueSize), done: make(chan struct{})}
+}
+
+// Record queues e for writing. It never blocks: when the queue is full the
+// entry is dropped, counted, and false returned. Safe for concurrent use.
+func (q *QueryLog) Record(e LogEntry) bool {
+	select {
+	case q.ch <- e:
+		return true
+	default:
+		q.dropped.Add(1)
+		return false
+	}
+}
+
+// Stats returns the log's counters.
+func (q *QueryLog) Stats() QueryLogStats {
+	return QueryLogStats{
+		Queued: len(q.ch), Capacity: cap(q.ch),
+		Written: q.written.Load(), Dropped: q.dropped.Load(), WriteErrors: q.writeErrors.Load(),
+		LossBound: q.cfg.LossBound(),
+	}
+}
+
+// dropReportInterval is how often drops are reported, as one line with a
+// count rather than a line per drop.
+const dropReportInterval = 10 * time.Second
+
+// Run writes queued entries in batches until ctx ends, then drains the
+// queue, writes and syncs what is left and returns: a graceful shutdown
+// loses nothing. Callers must stop calling Record before cancelling ctx.
+func (q *QueryLog) Run(ctx context.Context) {
+	defer close(q.done)
+	batch := make([]LogEntry, 0, q.cfg.BatchSize)
+	flush := time.NewTicker(q.cfg.FlushInterval)
+	sync := time.NewTicker(q.cfg.SyncInterval)
+	report := time.NewTicker(dropReportInterval)
+	defer flush.Stop()
+	defer sync.Stop()
+	defer report.Stop()
+	var reported uint64
+	for {
+		select {
+		case e := <-q.ch:
+			batch = append(batch, e)
+			if len(batch) == cap(batch) {
+				batch = q.write(batch)
+			}
+		case <-flush.C:
+			batch = q.write(batch)
+		case <-sync.C:
+			if err := q.db.Sync(); err != nil {
+				q.log.Warn("syncing the query log", zap.Error(err))
+			}
+		case <-report.C:
+			if d := q.dropped.Load(); d != reported {
+				q.log.Warn("query log queue full: entries dropped", zap.Uint64("dropped", d-reported),
+					zap.Uint64("dropped_total", d), zap.Int("queue_size", cap(q.ch)))
+				reported = d
+			}
+		case <-ctx.Done():
+			for {
+				select {
+				case e := <-q.ch:
+					batch = append(batch, e)
+					if len(batch) == cap(batch) {
+						batch = q.write(batch)
+					}
+					continue
+				default:
+				}
+				break
+			}
+			q.write(batch)
+			if err := q.db.Sync(); err != nil {
+				q.log.Warn("syncing the query log", zap.Error(err))
+			}
+			return
+		}
+	}
+}
+
+// Done is closed when Run has returned.
+func (q *QueryLog) Done() <-chan struct{} { return q.done }
+
+// Key layout, per kind ('b' blocked, 'a' allowed):
+//
+//	q/<kind>/t/<unix nanos BE 8><seq BE 4>             -> encoded entry
+//	q/<kind>/c/<client identity>\x00<nanos 8><seq 4>   -> empty (index)
+//
+// Both get the kind's retention as TTL.
+
+func timePrefix(blocked bool) []byte {
+	if blocked {
+		return []byte("q/b/t/")
+	}
+	return []byte("q/a/t/")
+}
+
+func clientPrefix(blocked bool, client string) []byte {
+	k := []byte("q/a/c/")
+	if blocked {
+		k[2] = 'b'
+	}
+	return append(append(k, client...), 0)
+}
+
+func appendStamp(k []byte, t time.Time, seq uint32) []byte {
+	k = binary.BigEndian.AppendUint64(k, uint64(t.UnixNano()))
+	return binary.BigEndian.AppendUint32(k, seq)
+}
+
+// write stores a batch and returns it emptied. Errors (a full disk, say)
+// are counted and reported; the entries are lost, DNS is not affected.
+func (q *QueryLog) write(batch []LogEntry) []LogEntry {
+	if len(batch) == 0 {
+		return batch
+	}
+	wb := q.db.NewWriteBatch()
+	defer wb.Cancel()
+	var err error
+	for i := range batch {
+		e := &batch[i]
+		if q.cfg.TruncateAddresses {
+			e.ClientAddr = truncate(e.ClientAddr)
+		}
+		q.seq++
+		ttl := q.cfg.Retention
+		if !e.Blocked {
+			ttl = q.cfg.AllowedRetention
+		}
+		tk := appendStamp(timePrefix(e.Blocked), e.Time, q.seq)
+		ck := appendStamp(clientPrefix(e.Blocked, e.identity()), e.Time, q.seq)
+		if err = wb.SetEntry(badger.NewEntry(tk, encodeEntry(e)).WithTTL(ttl)); err != nil {
+			break
+		}
+		if err = wb.SetEntry(badger.NewEntry(ck, nil).WithTTL(ttl)); err != nil {
+			break
+		}
+		if e.Blocked && q.cfg.LogLines {
+			q.log.Info("blocked", zap.String("client", e.identity()), zap.Stringer("addr", e.ClientAddr),
+				zap.String("name", e.QName), zap.String("type", e.QType), zap.String("list", e.List),
+				zap.String("vendor", e.Vendor), zap.String("rule", e.Rule))
+		}
+	}
+	if err == nil {
+		err = wb.Flush()
+	}
+	if err != nil {
+		q.writeErrors.Add(uint64(len(batch)))
+		q.log.Warn("writing the query log failed; entries lost, DNS unaffected", zap.Int("entries", len(batch)), zap.Error(err))
+	} else {
+		q.written.Add(uint64(len(batch)))
+	}
+	return batch[:0]
+}
+
+func truncate(a netip.Addr) netip.Addr {
+	bits := 24
+	if a.Is6() {
+		bits = 56
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return a
+	}
+	return p.Addr()
+}
+
+// Entry encoding, version 1: a version byte, a flags byte, the address
+// (length byte + bytes), then uvarint-length-prefixed strings: query type,
+// client name, MAC, query name, list, vendor, rule, CNAME, and the
+// protocol when it is neither UDP nor TCP. The time and sequence live in
+// the key.
+const (
+	entryV1       = 1
+	flagBlocked   = 1
+	flagTCP       = 2
+	flagCNAME     = 4
+	flagOtherProt = 8
+)
+
+func encodeEntry(e *LogEntry) []byte {
+	b := make([]byte, 0, 96)
+	var flags byte
+	if e.Blocked {
+		flags |= flagBlocked
+	}
+	switch e.Proto {
+	case "udp":
+	case "tcp":
+		flags |= flagTCP
+	default:
+		flags |= flagOtherProt
+	}
+	if e.Reason == "cname" {
+		flags |= flagCNAME
+	}
+	b = append(b, entryV1, flags)
+	addr := e.ClientAddr.AsSlice()
+	b = append(b, byte(len(addr)))
+	b = append(b, addr...)
+	b = appendString(b, e.QType)
+	for _, s := range []string{e.ClientName, e.MAC, e.QName, e.List, e.Vendor, e.Rule, e.CNAME} {
+		b = appendString(b, s)
+	}
+	if flags&flagOtherProt != 0 {
+		b = appendString(b, e.Proto)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+var errCorrupt = errors.New("corrupt log entry")
+
+func decodeEntry(key, v []byte) (LogEntry, error) {
+	var e LogEntry
+	if len(key) < 12 {
+		return e, errCorrupt
+	}
+	e.Time = time.Unix(0, int64(binary.BigEndian.Uint64(key[len(key)-12:]))).UTC()
+	if len(v) < 3 || v[0] != entryV1 {
+		return e, errCorrupt
+	}
+	flags := v[1]
+	n := int(v[2])
+	v = v[3:]
+	if len(v) < n {
+		return e, errCorrupt
+	}
+	if a, ok := netip.AddrFromSlice(v[:n]); ok {
+		e.ClientAddr = a
+	}
+	v = v[n:]
+	fields := []*string{&e.QType, &e.ClientName, &e.MAC, &e.QName, &e.List, &e.Vendor, &e.Rule, &e.CNAME}
+	if flags&flagOtherProt != 0 {
+		fields = append(fields, &e.Proto)
+	}
+	for _, f := range fields {
+		l, k := binary.Uvarint(v)
+		if k <= 0 || uint64(len(v)-k) < l {
+			return e, errCorrupt
+		}
+		*f = string(v[k : k+int(l)])
+		v = v[k+int(l):]
+	}
+	e.Blocked = flags&flagBlocked != 0
+	switch {
+	case flags&flagTCP != 0:
+		e.Proto = "tcp"
+	case flags&flagOtherProt == 0:
+		e.Proto = "udp"
+	}
+	e.Reason = ""
+	if e.Blocked {
+		e.Reason = "name"
+		if flags&flagCNAME != 0 {
+			e.Reason = "cname"
+		}
+	}
+	e.Client = e.identity()
+	return e, nil
+}
