@@ -116,10 +116,10 @@ func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 		clients:       deps.Clients,
 		recorder:      deps.Recorder,
 		recordAllowed: deps.RecordAllowed,
-		baseCtx:     ctx,
-		cancel:      cancel,
-		tcpInflight: make(chan struct{}, cfg.MaxInflight),
-		conns:       make(map[net.Conn]struct{}),
+		baseCtx:       ctx,
+		cancel:        cancel,
+		tcpInflight:   make(chan struct{}, cfg.MaxInflight),
+		conns:         make(map[net.Conn]struct{}),
 	}
 }
 
