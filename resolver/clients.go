@@ -48,6 +48,8 @@ func ValidateClients(clients []ClientConfig) error {
 		switch {
 		case strings.TrimSpace(c.Name) == "":
 			errs = append(errs, fmt.Errorf("%s.name: want a name such as \"alice-phone\"", at))
+		case strings.ContainsRune(c.Name, 0):
+			errs = append(errs, fmt.Errorf("%s.name: want a name without NUL characters", at))
 		case names[c.Name]:
 			errs = append(errs, fmt.Errorf("%s.name: %q is used by another client", at, c.Name))
 		}

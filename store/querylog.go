@@ -250,7 +250,11 @@ func clientPrefix(blocked bool, client string) []byte {
 }
 
 func appendStamp(k []byte, t time.Time, seq uint32) []byte {
-	k = binary.BigEndian.AppendUint64(k, uint64(t.UnixNano()))
+	ns := t.UnixNano()
+	if t.IsZero() || ns < 0 {
+		ns = 0 // the zero time means "from the beginning", not an overflowed nanosecond count
+	}
+	k = binary.BigEndian.AppendUint64(k, uint64(ns))
 	return binary.BigEndian.AppendUint32(k, seq)
 }
 

@@ -1,0 +1,78 @@
+package resolver
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+func TestClientsIdentify(t *testing.T) {
+	cfg := []ClientConfig{
+		{Name: "phone", Addresses: []string{"192.168.1.23", "fd00::23"}, MACs: []string{"aa:bb:cc:dd:ee:01"}},
+		{Name: "iot", Addresses: []string{"192.168.50.0/24"}},
+		{Name: "one-of-iot", Addresses: []string{"192.168.50.0/28"}},
+	}
+	if err := ValidateClients(cfg); err != nil {
+		t.Fatal(err)
+	}
+	cl := NewClients(cfg, IdentifyConfig{TrustedForwarders: []netip.Prefix{netip.MustParsePrefix("192.168.1.1/32")}})
+
+	withOpts := func(opts ...dns.EDNS0) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetQuestion("x.example.", dns.TypeA)
+		if len(opts) > 0 {
+			m.SetEdns0(1232, false)
+			m.IsEdns0().Option = opts
+		}
+		return m
+	}
+	mac := &dns.EDNS0_LOCAL{Code: ednsMACBinary, Data: []byte{0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x01}}
+	macText := &dns.EDNS0_LOCAL{Code: ednsMACText, Data: []byte("aa:bb:cc:dd:ee:01")}
+	ecs := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 32, Address: net.ParseIP("192.168.50.20").To4()}
+	ecs24 := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.ParseIP("192.168.50.0").To4()}
+	cases := []struct {
+		name, from string
+		msg        *dns.Msg
+		wantName   string
+		wantAddr   string
+		wantMAC    string
+	}{
+		{"by address", "192.168.1.23", withOpts(), "phone", "192.168.1.23", ""},
+		{"by IPv6 address", "fd00::23", withOpts(), "phone", "fd00::23", ""},
+		{"by prefix, longest wins", "192.168.50.5", withOpts(), "one-of-iot", "192.168.50.5", ""},
+		{"by wider prefix", "192.168.50.200", withOpts(), "iot", "192.168.50.200", ""},
+		{"unknown", "10.9.9.9", withOpts(), "", "10.9.9.9", ""},
+		{"MAC from trusted forwarder", "192.168.1.1", withOpts(mac), "phone", "192.168.1.1", "aa:bb:cc:dd:ee:01"},
+		{"text MAC from trusted forwarder", "192.168.1.1", withOpts(macText), "phone", "192.168.1.1", "aa:bb:cc:dd:ee:01"},
+		{"ECS from trusted forwarder", "192.168.1.1", withOpts(ecs), "iot", "192.168.50.20", ""},
+		{"partial ECS is a network, not a device", "192.168.1.1", withOpts(ecs24), "", "192.168.1.1", ""},
+		{"MAC from anyone else ignored", "10.9.9.9", withOpts(mac), "", "10.9.9.9", ""},
+		{"ECS from anyone else ignored", "192.168.1.23", withOpts(ecs), "phone", "192.168.1.23", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := cl.Identify(netip.MustParseAddr(tc.from), tc.msg)
+			if got.Name != tc.wantName || got.Addr.String() != tc.wantAddr || got.MAC != tc.wantMAC {
+				t.Errorf("got %+v; want name %q addr %s mac %q", got, tc.wantName, tc.wantAddr, tc.wantMAC)
+			}
+		})
+	}
+}
+
+func TestValidateClients(t *testing.T) {
+	err := ValidateClients([]ClientConfig{
+		{Name: "a", Addresses: []string{"300.1.1.1"}},
+		{Name: "a", MACs: []string{"nope"}},
+		{Name: "", Addresses: []string{"10.0.0.1"}},
+		{Name: "b"},
+	})
+	for _, want := range []string{"clients[0] (a).addresses[0]", "clients[1] (a).name", "clients[1] (a).macs[0]", "clients[2].name", "clients[3] (b): want addresses or macs"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %q", err, want)
+		}
+	}
+}
+

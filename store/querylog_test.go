@@ -1,0 +1,226 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+)
+
+func testLogConfig() QueryLogConfig {
+	c := DefaultQueryLogConfig()
+	c.FlushInterval = 10 * time.Millisecond
+	c.LogLines = false
+	return c
+}
+
+// runLog starts the writer and returns a func that stops it and waits for
+// it to drain.
+func runLog(q *QueryLog) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go q.Run(ctx)
+	return func() { cancel(); <-q.Done() }
+}
+
+func entry(client string, addr string, at time.Time, qname, vendor string) LogEntry {
+	return LogEntry{Time: at, ClientName: client, ClientAddr: netip.MustParseAddr(addr), QName: qname, QType: "A",
+		Blocked: true, List: vendor + "-list", Vendor: vendor, Rule: "||" + qname + "^", Reason: "name", Proto: "udp"}
+}
+
+func TestEntryEncoding(t *testing.T) {
+	at := time.Unix(1_700_000_000, 123).UTC()
+	cases := []LogEntry{
+		entry("phone", "192.168.1.5", at, "a.example.", "Xiaomi"),
+		{Time: at, ClientAddr: netip.MustParseAddr("fd00::1"), QName: "b.example.", QType: "AAAA", Proto: "tcp"},
+		{Time: at, ClientAddr: netip.MustParseAddr("10.0.0.1"), MAC: "aa:bb:cc:dd:ee:ff", QName: "c.example.", QType: "TYPE65",
+			Blocked: true, List: "l", Rule: "x", Reason: "cname", CNAME: "t.example.", Proto: "doh"},
+	}
+	for _, e := range cases {
+		key := appendStamp(timePrefix(e.Blocked), e.Time, 7)
+		got, err := decodeEntry(key, encodeEntry(&e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Client = e.identity()
+		if !reflect.DeepEqual(got, e) {
+			t.Errorf("round trip:\n got %+v\nwant %+v", got, e)
+		}
+	}
+}
+
+func FuzzDecodeEntry(f *testing.F) {
+	e := entry("p", "10.0.0.1", time.Now(), "x.example.", "V")
+	f.Add(encodeEntry(&e))
+	f.Add([]byte{1, 0, 4, 1, 2, 3})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		key := appendStamp(timePrefix(true), time.Unix(1, 0), 1)
+		_, _ = decodeEntry(key, v) // must not panic
+	})
+}
+
+func TestQueryLogWritesAndQueries(t *testing.T) {
+	s := testStore(t, t.TempDir())
+	defer s.Close()
+	q := s.NewQueryLog(testLogConfig(), zaptest.NewLogger(t))
+	stop := runLog(q)
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	clients := []struct{ name, addr, vendor string }{{"", "192.168.1.10", "Xiaomi"}, {"tv", "192.168.1.11", "LG"}, {"", "192.168.1.12", "Xiaomi"}}
+	for i := range 30 {
+		c := clients[i%3]
+		if !q.Record(entry(c.name, c.addr, base.Add(time.Duration(i)*time.Second), strings.ToLower(fmt.Sprintf("n%d.%s.example.", i, c.vendor)), c.vendor)) {
+			t.Fatal("dropped with an empty queue")
+		}
+	}
+	q.Record(LogEntry{Time: base, ClientAddr: netip.MustParseAddr("192.168.1.10"), QName: "allowed.example.", QType: "A", Proto: "udp"})
+	stop()
+	if st := q.Stats(); st.Written != 31 || st.Dropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	page, err := s.LogEntries(LogFilter{Client: "tv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Entries) != 10 || page.Entries[0].QName != "n28.lg.example." || page.Entries[9].QName != "n1.lg.example." {
+		t.Fatalf("tv: %d entries, first %v", len(page.Entries), page.Entries)
+	}
+	for i := 1; i < len(page.Entries); i++ {
+		if page.Entries[i].Time.After(page.Entries[i-1].Time) {
+			t.Fatal("not newest first")
+		}
+	}
+	// Pagination walks everything exactly once.
+	seen := map[string]bool{}
+	f := LogFilter{Limit: 7}
+	for {
+		p, err := s.LogEntries(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Entries {
+			if seen[e.QName] {
+				t.Fatalf("%s twice", e.QName)
+			}
+			seen[e.QName] = true
+		}
+		if p.Next == "" {
+			break
+		}
+		f.Cursor = p.Next
+	}
+	if len(seen) != 30 {
+		t.Errorf("paged through %d entries, want 30 (the allowed one is in its own log)", len(seen))
+	}
+	for _, tc := range []struct {
+		f    LogFilter
+		want int
+	}{
+		{LogFilter{Vendor: "xiaomi"}, 20},
+		{LogFilter{List: "LG-list"}, 10},
+		{LogFilter{Name: "N4.LG.example."}, 1},
+		{LogFilter{Name: "lg.example"}, 10},
+		{LogFilter{Name: "example"}, 30},
+		{LogFilter{Since: base.Add(20 * time.Second)}, 10},
+		{LogFilter{Until: base.Add(5 * time.Second)}, 5},
+		{LogFilter{Client: "192.168.1.12", Vendor: "Xiaomi"}, 10},
+		{LogFilter{Allowed: true}, 1},
+	} {
+		p, err := s.LogEntries(tc.f)
+		if err != nil || len(p.Entries) != tc.want {
+			t.Errorf("filter %+v: %d entries, %v; want %d", tc.f, len(p.Entries), err, tc.want)
+		}
+	}
+	if _, err := s.LogEntries(LogFilter{Cursor: "zz"}); err != ErrBadCursor {
+		t.Errorf("bad cursor: %v", err)
+	}
+
+	if all, err := s.LogTop(time.Time{}, time.Time{}, 1); err != nil || all.Total != 30 {
+		t.Errorf("all-time top: %d, %v; want 30", all.Total, err)
+	}
+	cs, err := s.LogClients(base.Add(-time.Minute), time.Time{})
+	if err != nil || len(cs) != 3 {
+		t.Fatalf("clients %v, %v", cs, err)
+	}
+	tv, err := s.LogClient("tv", base.Add(-time.Minute), time.Time{})
+	if err != nil || tv.Total != 10 || tv.Vendors["LG"] != 10 || tv.Name != "tv" || !tv.First.Equal(base.Add(time.Second)) || !tv.Last.Equal(base.Add(28*time.Second)) {
+		t.Errorf("tv summary %+v, %v", tv, err)
+	}
+	top, err := s.LogTop(base.Add(-time.Minute), time.Time{}, 2)
+	if err != nil || top.Total != 30 || len(top.Clients) != 2 || top.Vendors[0].Key != "Xiaomi" || top.Vendors[0].Count != 20 {
+		t.Errorf("top %+v, %v", top, err)
+	}
+}
+
+func TestQueryLogFullQueueDrops(t *testing.T) {
+	s := testStore(t, t.TempDir())
+	defer s.Close()
+	cfg := testLogConfig()
+	cfg.QueueSize = 4
+	q := s.NewQueryLog(cfg, zaptest.NewLogger(t))
+	// No writer yet: the queue fills and Record must neither block nor
+	// take long.
+	start := time.Now()
+	ok := 0
+	for range 1000 {
+		if q.Record(entry("", "10.0.0.1", time.Now(), "x.example.", "V")) {
+			ok++
+		}
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("1000 Records took %s with a full queue", d)
+	}
+	if st := q.Stats(); ok != 4 || st.Dropped != 996 || st.Queued != 4 {
+		t.Errorf("accepted %d, stats %+v; want 4 queued and 996 dropped", ok, st)
+	}
+	stop := runLog(q)
+	stop()
+	if st := q.Stats(); st.Written != 4 {
+		t.Errorf("written %d, want the 4 queued", st.Written)
+	}
+}
+
+func TestQueryLogRetention(t *testing.T) {
+	s := testStore(t, t.TempDir())
+	defer s.Close()
+	cfg := testLogConfig()
+	cfg.Retention = time.Second
+	q := s.NewQueryLog(cfg, zaptest.NewLogger(t))
+	stop := runLog(q)
+	q.Record(entry("", "10.0.0.1", time.Now(), "old.example.", "V"))
+	stop()
+	if p, _ := s.LogEntries(LogFilter{}); len(p.Entries) != 1 {
+		t.Fatalf("%d entries before expiry", len(p.Entries))
+	}
+	time.Sleep(2100 * time.Millisecond) // Badger TTLs have one-second resolution
+	if p, _ := s.LogEntries(LogFilter{}); len(p.Entries) != 0 {
+		t.Errorf("%d entries after the retention passed", len(p.Entries))
+	}
+	if p, _ := s.LogEntries(LogFilter{Client: "10.0.0.1"}); len(p.Entries) != 0 {
+		t.Errorf("client index kept %d entries", len(p.Entries))
+	}
+}
+
+func TestQueryLogTruncatesAddresses(t *testing.T) {
+	s := testStore(t, t.TempDir())
+	defer s.Close()
+	cfg := testLogConfig()
+	cfg.TruncateAddresses = true
+	q := s.NewQueryLog(cfg, zaptest.NewLogger(t))
+	stop := runLog(q)
+	q.Record(entry("", "192.168.1.77", time.Now(), "a.example.", "V"))
+	q.Record(entry("", "2001:db8:aa:bbcc::1", time.Now(), "b.example.", "V"))
+	stop()
+	p, _ := s.LogEntries(LogFilter{})
+	got := map[string]bool{}
+	for _, e := range p.Entries {
+		got[e.ClientAddr.String()] = true
+	}
+	if !got["192.168.1.0"] || !got["2001:db8:aa:bb00::"] {
+		t.Errorf("stored addresses %v, want /24 and /56", got)
+	}
+}
