@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"context"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -9,7 +10,9 @@ import (
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
 
+	"github.com/vigil-dns/vigil/blocklists"
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
+	"github.com/vigil-dns/vigil/store"
 )
 
 // benchServer builds a Server around the full chain (cache + forwarder to a
@@ -112,4 +115,69 @@ func BenchmarkCacheHitParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "qps")
+}
+
+// blockingServer is benchServer with a blocklist in front and, when
+// recorder is non-nil, the per-client log recording every blocked lookup.
+func blockingServer(b *testing.B, recorder Recorder) *Server {
+	b.Helper()
+	s := benchServer(b, true)
+	bl := blocklists.NewBuilder()
+	idx, _ := bl.AddList(blocklists.ListInfo{Name: "xiaomi", Vendor: "Xiaomi"})
+	bl.Add(idx, blocklists.Rule{Name: "xiaomi.example", Suffix: true})
+	m, err := bl.Build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	lists := &fixedLists{set: &blocklists.Set{Matcher: m}}
+	s.handler = NewBlocker(lists, DefaultBlockingConfig(), s.handler)
+	s.recorder = recorder
+	return s
+}
+
+type fixedLists struct{ set *blocklists.Set }
+
+func (f *fixedLists) Current() *blocklists.Set { return f.set }
+
+// BenchmarkAnswerBlocked measures a blocked query through the whole packet
+// path, without and with the per-client log (a real Badger store with its
+// writer running): the difference is what logging costs per query.
+func BenchmarkAnswerBlocked(b *testing.B) {
+	client := netip.MustParseAddr("127.0.0.1")
+	pkt := packQuery(b, "telemetry.xiaomi.example")
+	for _, logging := range []bool{false, true} {
+		name := "log=off"
+		if logging {
+			name = "log=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			var rec Recorder
+			if logging {
+				cfg := store.DefaultConfig()
+				cfg.Dir = b.TempDir()
+				st, err := store.Open(cfg, zap.NewNop())
+				if err != nil {
+					b.Fatal(err)
+				}
+				qcfg := store.DefaultQueryLogConfig()
+				qcfg.LogLines = false
+				q := st.NewQueryLog(qcfg, zap.NewNop())
+				ctx, cancel := context.WithCancel(context.Background())
+				go q.Run(ctx)
+				b.Cleanup(func() {
+					cancel()
+					<-q.Done()
+					b.ReportMetric(float64(q.Stats().Dropped)/float64(b.N), "dropped/op")
+					st.Close()
+				})
+				rec = q
+			}
+			s := blockingServer(b, rec)
+			out := make([]byte, 0, 2048)
+			b.ReportAllocs()
+			for b.Loop() {
+				s.answer(pkt, client, ProtoUDP, out)
+			}
+		})
+	}
 }
