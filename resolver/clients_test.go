@@ -75,4 +75,3 @@ func TestValidateClients(t *testing.T) {
 		}
 	}
 }
-

@@ -17,8 +17,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/vigil-dns/vigil/store"
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
+	"github.com/vigil-dns/vigil/store"
 )
 
 // TestMain lets the test binary act as the vigil binary, so a test can run
