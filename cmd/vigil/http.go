@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +32,12 @@ func newAPI(inst *instance) http.Handler {
 		}
 		if inst.qlog != nil {
 			out["querylog"] = inst.qlog.Stats()
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		out["runtime"] = map[string]any{
+			"goroutines": runtime.NumGoroutine(), "heap_alloc": ms.HeapAlloc, "heap_sys": ms.HeapSys,
+			"sys": ms.Sys, "gc_cycles": ms.NumGC,
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
@@ -128,6 +136,10 @@ func newAPI(inst *instance) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, ex)
 	})
+	// Profiles for operators chasing CPU or memory, on the API's address
+	// (loopback by default).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	return mux
 }
 

@@ -197,6 +197,7 @@ func (p *progressBar) finish() {
 func cmdListsParse(args []string, stdout, stderr io.Writer) error {
 	fs := newPlainFlagSet("lists parse", "FILE", "Print every rule a list file yields, normalised, one per line.\nCounts and rejected lines go to stderr.", stderr)
 	format := fs.String("format", "auto", "list `FORMAT`: auto, hosts, domains, adblock, wildcard or dnsmasq")
+	fs.String("config", "", "accepted like every command's, unused: parsing needs no configuration")
 	// Flags may come after the file name: parse them on either side.
 	var file string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -349,5 +350,28 @@ entries = ["||xiaomi.example^"]
 	}
 	if lost := got - int64(stored); lost > queue+batch {
 		t.Errorf("lost %d entries, more than the documented bound of %d", lost, queue+batch)
+	}
+}
+
+// TestCLIExplainsWhenNeitherAPINorStore checks the error when the API does
+// not answer and the store is held by another process (a server running
+// with its API off, say).
+func TestCLIExplainsWhenNeitherAPINorStore(t *testing.T) {
+	cfgPath := writeTestConfig(t, "127.0.0.1:53", "")
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(cfg.Store, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, args := range [][]string{{"log"}, {"clients"}, {"top"}, {"lists"}, {"explain", "x.example"}} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append(args, "-config", cfgPath), &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "no running vigil answers") || !strings.Contains(err.Error(), "held by a running server") {
+			t.Errorf("vigil %v: %v", args, err)
+		}
 	}
 }
