@@ -2,10 +2,12 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +62,109 @@ func (f *LogFilter) matches(e *LogEntry) bool {
 	return true
 }
 
+// cursor is a position in the log: a block's key suffix (first entry
+// time and sequence) and an entry index in it.
+type cursor struct {
+	suffix []byte // 12 bytes
+	index  int    // next entry to return is index-1 (newest first)
+}
+
+func (c cursor) String() string { return hex.EncodeToString(c.suffix) + "." + strconv.Itoa(c.index) }
+
+func parseCursor(s string) (cursor, error) {
+	h, i, ok := strings.Cut(s, ".")
+	b, err := hex.DecodeString(h)
+	n, nerr := strconv.Atoi(i)
+	if !ok || err != nil || nerr != nil || len(b) != 12 || n < 0 {
+		return cursor{}, ErrBadCursor
+	}
+	return cursor{suffix: b, index: n}, nil
+}
+
+// scanSlack is how far before a window's start blocks are still read: a
+// block is keyed by its oldest entry, and entries of one flush interval
+// share a block.
+const scanSlack = time.Minute
+
+// walkBlocks calls fn for each block of the kind, newest block first, that
+// may hold entries in [since, until). For a client, only its entries in
+// each block are passed. fn returns false to stop.
+func (s *Store) walkBlocks(txn *badger.Txn, blocked bool, client string, since, until time.Time, from []byte,
+	fn func(suffix []byte, entries []LogEntry) bool) error {
+	prefix := timePrefix(blocked)
+	if client != "" {
+		prefix = clientPrefix(blocked, client)
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.Reverse = true
+	opts.Prefix = prefix
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	start := appendStamp(slices.Clone(prefix), until, ^uint32(0))
+	if from != nil {
+		start = append(slices.Clone(prefix), from...)
+	}
+	for it.Seek(start); it.Valid(); it.Next() {
+		item := it.Item()
+		key := item.Key()
+		if len(key) != len(prefix)+12 {
+			continue
+		}
+		suffix := slices.Clone(key[len(prefix):])
+		var entries []LogEntry
+		err := item.Value(func(v []byte) error {
+			if client == "" {
+				if newest, ok := blockNewest(v); ok && !since.IsZero() && newest.Before(since.Add(-scanSlack)) {
+					return errStop
+				}
+				var err error
+				entries, err = decodeBlock(v)
+				return err
+			}
+			// A client index: follow it to the block, keep the client's entries.
+			bi, err := txn.Get(append(timePrefix(blocked), suffix...))
+			if err != nil {
+				return err
+			}
+			var all []LogEntry
+			if err := bi.Value(func(bv []byte) error {
+				if newest, ok := blockNewest(bv); ok && !since.IsZero() && newest.Before(since.Add(-scanSlack)) {
+					return errStop
+				}
+				all, err = decodeBlock(bv)
+				return err
+			}); err != nil {
+				return err
+			}
+			count, k := binary.Uvarint(v)
+			v = v[max(k, 0):]
+			for range count {
+				i, k := binary.Uvarint(v)
+				if k <= 0 {
+					break
+				}
+				v = v[k:]
+				if i < uint64(len(all)) {
+					entries = append(entries, all[i])
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, errStop) {
+			return nil
+		}
+		if err != nil {
+			continue // expired between index and block, or damaged: skip it
+		}
+		if !fn(suffix, entries) {
+			return nil
+		}
+	}
+	return nil
+}
+
+var errStop = errors.New("stop")
+
 // LogEntries returns entries matching f, newest first.
 func (s *Store) LogEntries(f LogFilter) (LogPage, error) {
 	if f.Limit <= 0 {
@@ -70,88 +175,46 @@ func (s *Store) LogEntries(f LogFilter) (LogPage, error) {
 	if until.IsZero() {
 		until = time.Now().Add(time.Minute)
 	}
-	var page LogPage
-	prefix := timePrefix(!f.Allowed)
-	if f.Client != "" {
-		prefix = clientPrefix(!f.Allowed, f.Client)
-	}
-	start := appendStamp(slices.Clone(prefix), until, 0)
+	var from []byte
+	resume := -1
 	if f.Cursor != "" {
-		c, err := hex.DecodeString(f.Cursor)
-		if err != nil || !bytes.HasPrefix(c, prefix) {
-			return page, ErrBadCursor
+		c, err := parseCursor(f.Cursor)
+		if err != nil {
+			return LogPage{}, err
 		}
-		start = c
+		from, resume = c.suffix, c.index
 	}
+	var page LogPage
+	scanned := 0
 	err := s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Reverse = true
-		opts.Prefix = prefix
-		opts.PrefetchValues = f.Client == ""
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		scanned := 0
-		for it.Seek(start); it.Valid(); it.Next() {
-			item := it.Item()
-			key := item.KeyCopy(nil)
-			if bytes.Equal(key, start) {
-				continue // the cursor's own entry, or an exact "until"
+		return s.walkBlocks(txn, !f.Allowed, f.Client, f.Since, until, from, func(suffix []byte, entries []LogEntry) bool {
+			i := len(entries)
+			if resume >= 0 && bytes.Equal(suffix, from) {
+				i = min(resume, i)
 			}
-			if len(key) < len(prefix)+12 {
-				continue
+			resume = -1
+			for i--; i >= 0; i-- {
+				e := &entries[i]
+				if !e.Time.Before(until) || !f.Since.IsZero() && e.Time.Before(f.Since) || !f.matches(e) {
+					continue
+				}
+				page.Entries = append(page.Entries, *e)
+				if len(page.Entries) == f.Limit {
+					page.Next = cursor{suffix: suffix, index: i}.String()
+					return false
+				}
 			}
-			ts := time.Unix(0, int64(beUint64(key[len(key)-12:])))
-			if !f.Since.IsZero() && ts.Before(f.Since) {
-				return nil
+			if scanned += len(entries); scanned > maxScan {
+				page.Next = cursor{suffix: suffix, index: 0}.String()
+				return false
 			}
-			if scanned++; scanned > maxScan {
-				page.Next = hex.EncodeToString(key)
-				return nil
-			}
-			e, err := s.entryFor(txn, !f.Allowed, key, item, f.Client != "")
-			if err != nil {
-				continue // expired between index and entry, or damaged
-			}
-			if !f.matches(&e) {
-				continue
-			}
-			page.Entries = append(page.Entries, e)
-			if len(page.Entries) == f.Limit {
-				page.Next = hex.EncodeToString(key)
-				return nil
-			}
-		}
-		return nil
+			return true
+		})
 	})
 	if err != nil {
 		return page, fmt.Errorf("reading the query log: %w", err)
 	}
 	return page, nil
-}
-
-// entryFor decodes the entry of a time-index item, or follows a client
-// index key to its entry.
-func (s *Store) entryFor(txn *badger.Txn, blocked bool, key []byte, item *badger.Item, viaIndex bool) (LogEntry, error) {
-	if viaIndex {
-		tk := append(timePrefix(blocked), key[len(key)-12:]...)
-		var err error
-		if item, err = txn.Get(tk); err != nil {
-			return LogEntry{}, err
-		}
-		key = tk
-	}
-	var e LogEntry
-	err := item.Value(func(v []byte) error {
-		var derr error
-		e, derr = decodeEntry(key, v)
-		return derr
-	})
-	return e, err
-}
-
-func beUint64(b []byte) uint64 {
-	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
 }
 
 // ClientSummary is what one client looked up over a window.
@@ -166,47 +229,32 @@ type ClientSummary struct {
 	Last    time.Time      `json:"last"`
 }
 
-// scanWindow calls fn for every blocked entry in [since, until), oldest
-// first, optionally for one client only.
+// scanWindow calls fn for every blocked entry in [since, until), optionally
+// for one client only.
 func (s *Store) scanWindow(client string, since, until time.Time, fn func(*LogEntry)) error {
-	prefix := timePrefix(true)
-	if client != "" {
-		prefix = clientPrefix(true, client)
-	}
 	if until.IsZero() {
 		until = time.Now().Add(time.Minute)
 	}
 	return s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefix
-		opts.PrefetchValues = client == ""
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Seek(appendStamp(slices.Clone(prefix), since, 0)); it.Valid(); it.Next() {
-			item := it.Item()
-			key := item.KeyCopy(nil)
-			if len(key) < len(prefix)+12 {
-				continue
+		return s.walkBlocks(txn, true, client, since, until, nil, func(_ []byte, entries []LogEntry) bool {
+			for i := range entries {
+				if e := &entries[i]; e.Time.Before(until) && !e.Time.Before(since) {
+					fn(e)
+				}
 			}
-			if ts := time.Unix(0, int64(beUint64(key[len(key)-12:]))); !ts.Before(until) {
-				return nil
-			}
-			e, err := s.entryFor(txn, true, key, item, client != "")
-			if err != nil {
-				continue
-			}
-			fn(&e)
-		}
-		return nil
+			return true
+		})
 	})
 }
 
 func (cs *ClientSummary) add(e *LogEntry) {
-	if cs.Total == 0 {
+	if cs.Total == 0 || e.Time.Before(cs.First) {
 		cs.First = e.Time
 	}
+	if e.Time.After(cs.Last) {
+		cs.Last = e.Time
+	}
 	cs.Total++
-	cs.Last = e.Time
 	cs.Vendors[e.Vendor]++
 	cs.Lists[e.List]++
 	if a := e.ClientAddr.String(); !slices.Contains(cs.Addrs, a) && len(cs.Addrs) < 16 {

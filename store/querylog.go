@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/s2"
 	"go.uber.org/zap"
 )
 
@@ -124,7 +126,7 @@ type QueryLog struct {
 	cfg  QueryLogConfig
 	log  *zap.Logger
 	ch   chan LogEntry
-	seq  uint32 // writer-owned
+	seq  uint32 // block sequence, writer-owned
 	done chan struct{}
 
 	written, dropped, writeErrors atomic.Uint64
@@ -187,6 +189,17 @@ func (q *QueryLog) Run(ctx context.Context) {
 		select {
 		case e := <-q.ch:
 			batch = append(batch, e)
+			// Take whatever else is queued without going through select
+			// once per entry: under load that is most of the writer's cost.
+		drain:
+			for len(batch) < cap(batch) {
+				select {
+				case e := <-q.ch:
+					batch = append(batch, e)
+				default:
+					break drain
+				}
+			}
 			if len(batch) == cap(batch) {
 				batch = q.write(batch)
 			}
@@ -227,12 +240,27 @@ func (q *QueryLog) Run(ctx context.Context) {
 // Done is closed when Run has returned.
 func (q *QueryLog) Done() <-chan struct{} { return q.done }
 
-// Key layout, per kind ('b' blocked, 'a' allowed):
+// Key layout, per kind ('b' blocked, 'a' allowed). Entries are stored in
+// blocks, one per writer flush (split to stay below the value threshold),
+// so the writer costs a few Badger writes per flush rather than two per
+// lookup:
 //
-//	q/<kind>/t/<unix nanos BE 8><seq BE 4>             -> encoded entry
-//	q/<kind>/c/<client identity>\x00<nanos 8><seq 4>   -> empty (index)
+//	q/<kind>/t/<first entry unix nanos BE 8><block seq BE 4>  -> block
+//	q/<kind>/c/<client identity>\x00<same 12 bytes>           -> indices of the
+//	                                                             client's entries in that block
 //
-// Both get the kind's retention as TTL.
+// Both get the kind's retention as TTL. A block is: version byte, the
+// newest entry's time (8 bytes), then, S2-compressed (entries of one
+// flush repeat names, lists and vendors, so this shrinks a block several
+// times and with it Badger's write-ahead log, memtable and compaction
+// work): the count and per entry its time (8 bytes) and its
+// length-prefixed encoding, oldest first.
+const (
+	blockV1 = 3
+	// maxBlockBytes keeps a block below the store's value threshold, so it
+	// lives in the LSM tree and expires by compaction.
+	maxBlockBytes = 48 << 10
+)
 
 func timePrefix(blocked bool) []byte {
 	if blocked {
@@ -264,32 +292,23 @@ func (q *QueryLog) write(batch []LogEntry) []LogEntry {
 	if len(batch) == 0 {
 		return batch
 	}
-	wb := q.db.NewWriteBatch()
-	defer wb.Cancel()
-	var err error
 	for i := range batch {
 		e := &batch[i]
 		if q.cfg.TruncateAddresses {
 			e.ClientAddr = truncate(e.ClientAddr)
-		}
-		q.seq++
-		ttl := q.cfg.Retention
-		if !e.Blocked {
-			ttl = q.cfg.AllowedRetention
-		}
-		tk := appendStamp(timePrefix(e.Blocked), e.Time, q.seq)
-		ck := appendStamp(clientPrefix(e.Blocked, e.identity()), e.Time, q.seq)
-		if err = wb.SetEntry(badger.NewEntry(tk, encodeEntry(e)).WithTTL(ttl)); err != nil {
-			break
-		}
-		if err = wb.SetEntry(badger.NewEntry(ck, nil).WithTTL(ttl)); err != nil {
-			break
 		}
 		if e.Blocked && q.cfg.LogLines {
 			q.log.Info("blocked", zap.String("client", e.identity()), zap.Stringer("addr", e.ClientAddr),
 				zap.String("name", e.QName), zap.String("type", e.QType), zap.String("list", e.List),
 				zap.String("vendor", e.Vendor), zap.String("rule", e.Rule))
 		}
+	}
+	slices.SortStableFunc(batch, func(a, b LogEntry) int { return a.Time.Compare(b.Time) })
+	wb := q.db.NewWriteBatch()
+	defer wb.Cancel()
+	err := q.writeKind(wb, batch, true)
+	if err == nil {
+		err = q.writeKind(wb, batch, false)
 	}
 	if err == nil {
 		err = wb.Flush()
@@ -301,6 +320,115 @@ func (q *QueryLog) write(batch []LogEntry) []LogEntry {
 		q.written.Add(uint64(len(batch)))
 	}
 	return batch[:0]
+}
+
+// writeKind adds the blocks of one kind's entries (in time order) to wb.
+func (q *QueryLog) writeKind(wb *badger.WriteBatch, batch []LogEntry, blocked bool) error {
+	ttl := q.cfg.Retention
+	if !blocked {
+		ttl = q.cfg.AllowedRetention
+	}
+	var (
+		block   []byte
+		first   time.Time
+		n       int
+		clients = map[string][]int{}
+		enc     []byte
+	)
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		q.seq++
+		suffix := appendStamp(nil, first, q.seq)
+		body := binary.AppendUvarint(make([]byte, 0, len(block)+10), uint64(n))
+		body = append(body, block[8:]...)
+		val := make([]byte, 9, 9+s2.MaxEncodedLen(len(body)))
+		val[0] = blockV1
+		copy(val[1:9], block[:8]) // the newest entry's time
+		val = append(val, s2.Encode(val[9:cap(val)], body)...)
+		if err := wb.SetEntry(badger.NewEntry(append(timePrefix(blocked), suffix...), val).WithTTL(ttl)); err != nil {
+			return err
+		}
+		for client, idx := range clients {
+			v := binary.AppendUvarint(nil, uint64(len(idx)))
+			for _, i := range idx {
+				v = binary.AppendUvarint(v, uint64(i))
+			}
+			if err := wb.SetEntry(badger.NewEntry(append(clientPrefix(blocked, client), suffix...), v).WithTTL(ttl)); err != nil {
+				return err
+			}
+		}
+		block, n, clients = block[:0], 0, map[string][]int{}
+		return nil
+	}
+	for i := range batch {
+		e := &batch[i]
+		if e.Blocked != blocked {
+			continue
+		}
+		enc = encodeEntry(enc[:0], e)
+		if n > 0 && len(block)+len(enc)+16 > maxBlockBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if n == 0 {
+			first = e.Time
+			block = append(block[:0], make([]byte, 8)...)
+		}
+		binary.BigEndian.PutUint64(block[:8], uint64(max(e.Time.UnixNano(), 0)))
+		block = binary.BigEndian.AppendUint64(block, uint64(max(e.Time.UnixNano(), 0)))
+		block = binary.AppendUvarint(block, uint64(len(enc)))
+		block = append(block, enc...)
+		id := e.identity()
+		clients[id] = append(clients[id], n)
+		n++
+	}
+	return flush()
+}
+
+// decodeBlock returns a block's entries, oldest first.
+func decodeBlock(v []byte) ([]LogEntry, error) {
+	if len(v) < 9 || v[0] != blockV1 {
+		return nil, errCorrupt
+	}
+	v, err := s2.Decode(nil, v[9:])
+	if err != nil {
+		return nil, errCorrupt
+	}
+	count, k := binary.Uvarint(v)
+	if k <= 0 || count > uint64(len(v)) {
+		return nil, errCorrupt
+	}
+	v = v[k:]
+	out := make([]LogEntry, 0, count)
+	for range count {
+		if len(v) < 8 {
+			return out, errCorrupt
+		}
+		ts := v[:8]
+		v = v[8:]
+		l, k := binary.Uvarint(v)
+		if k <= 0 || uint64(len(v)-k) < l {
+			return out, errCorrupt
+		}
+		e, err := decodeEntry(ts, v[k:k+int(l)])
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+		v = v[k+int(l):]
+	}
+	return out, nil
+}
+
+// blockNewest returns the time of a block's newest entry without decoding it.
+func blockNewest(v []byte) (time.Time, bool) {
+	if len(v) < 9 || v[0] != blockV1 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))), true
 }
 
 func truncate(a netip.Addr) netip.Addr {
@@ -318,8 +446,8 @@ func truncate(a netip.Addr) netip.Addr {
 // Entry encoding, version 1: a version byte, a flags byte, the address
 // (length byte + bytes), then uvarint-length-prefixed strings: query type,
 // client name, MAC, query name, list, vendor, rule, CNAME, and the
-// protocol when it is neither UDP nor TCP. The time and sequence live in
-// the key.
+// protocol when it is neither UDP nor TCP. The time is kept beside it in
+// the block.
 const (
 	entryV1       = 1
 	flagBlocked   = 1
@@ -328,8 +456,7 @@ const (
 	flagOtherProt = 8
 )
 
-func encodeEntry(e *LogEntry) []byte {
-	b := make([]byte, 0, 96)
+func encodeEntry(b []byte, e *LogEntry) []byte {
 	var flags byte
 	if e.Blocked {
 		flags |= flagBlocked
@@ -365,12 +492,13 @@ func appendString(b []byte, s string) []byte {
 
 var errCorrupt = errors.New("corrupt log entry")
 
-func decodeEntry(key, v []byte) (LogEntry, error) {
+// decodeEntry decodes an entry whose time is the 8 bytes in ts.
+func decodeEntry(ts, v []byte) (LogEntry, error) {
 	var e LogEntry
-	if len(key) < 12 {
+	if len(ts) < 8 {
 		return e, errCorrupt
 	}
-	e.Time = time.Unix(0, int64(binary.BigEndian.Uint64(key[len(key)-12:]))).UTC()
+	e.Time = time.Unix(0, int64(binary.BigEndian.Uint64(ts[:8]))).UTC()
 	if len(v) < 3 || v[0] != entryV1 {
 		return e, errCorrupt
 	}

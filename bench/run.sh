@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Vigil's throughput, latency, memory and start-up, measured with dnsperf on
+# loopback against a local stub upstream, with a deterministic list of
+# NAMES blocked domains.
+#
+# Vigil runs pinned to one core (GOMAXPROCS=1), dnsperf and the stub
+# upstream to the other, as in the comparison table of the speed issue.
+# Every run is bounded (DURATION seconds each, ROUNDS rounds, medians
+# reported); only 127.0.0.1 is used. On a fresh machine it installs
+# Debian's dnsperf if missing.
+#
+#   bench/run.sh                       # 1M names, 10 s x 3 rounds per mix
+#   NAMES=100000 DURATION=5 ROUNDS=1 bench/run.sh   # quick look
+set -euo pipefail
+
+NAMES=${NAMES:-1000000}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CLIENTS=${CLIENTS:-8}
+OUTSTANDING=${OUTSTANDING:-500}
+VPORT=${VPORT:-15353}
+SPORT=${SPORT:-15300}
+APIPORT=${APIPORT:-18053}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+ncpu=$(nproc)
+VCPU=0
+LCPU=1
+if [ "$ncpu" -lt 2 ]; then
+	echo "warning: one CPU only; Vigil and dnsperf share it" >&2
+	LCPU=0
+fi
+
+if ! command -v dnsperf >/dev/null; then
+	echo "installing dnsperf (Debian package)..." >&2
+	if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+	$SUDO apt-get update -qq && $SUDO apt-get install -y -qq dnsperf >/dev/null
+fi
+
+echo "building..." >&2
+(cd "$root" && for c in vigil; do go build -o "$work/$c" ./cmd/$c; done &&
+	for c in stubdns genlist startup; do go build -o "$work/$c" ./bench/$c; done)
+echo "generating $NAMES names..." >&2
+"$work/genlist" -n "$NAMES" -out "$work"
+first_blocked=$(sed -n '3s/^||\(.*\)^$/\1/p' "$work/list.txt")
+
+# write_config FILE STATE_DIR WITH_LIST
+write_config() {
+	cat >"$1" <<TOML
+[server]
+listen = ["127.0.0.1:$VPORT"]
+[upstream]
+servers = ["127.0.0.1:$SPORT"]
+strategy = "failover"
+[cache]
+max_bytes = 134217728
+[store]
+dir = "$2"
+[http]
+listen = "127.0.0.1:$APIPORT"
+[log]
+level = "warn"
+TOML
+	if [ "$3" = yes ]; then
+		cat >>"$1" <<TOML
+[[lists]]
+name = "bench"
+vendor = "Bench"
+sources = ["$work/list.txt"]
+format = "adblock"
+TOML
+	fi
+}
+
+rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
+
+# start_vigil CONFIG CPUS -> sets STARTUP_MS, VPID and SPID (the startup
+# tool, Vigil's parent, which reaps it when it ends)
+start_vigil() {
+	local ms=""
+	rm -f "$work/vigil.pid" "$work/startup.ms"
+	GOMAXPROCS=$(echo "$2" | tr ',' '\n' | wc -l) "$work/startup" -addr "127.0.0.1:$VPORT" -name "$first_blocked" \
+		-pidfile "$work/vigil.pid" -- taskset -c "$2" "$work/vigil" serve -config "$1" >"$work/startup.ms" &
+	SPID=$!
+	pids+=("$SPID")
+	while [ -z "$ms" ]; do
+		kill -0 "$SPID" 2>/dev/null || { echo "vigil did not start" >&2; exit 1; }
+		sleep 0.05
+		ms=$(cat "$work/startup.ms" 2>/dev/null || true)
+	done
+	VPID=$(cat "$work/vigil.pid")
+	pids+=("$VPID")
+	STARTUP_MS=$ms
+}
+
+stop_vigil() {
+	kill -TERM "$VPID" 2>/dev/null || true
+	wait "$SPID" 2>/dev/null || true
+}
+
+# perf FILE -> "qps lost"
+perf() {
+	taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$VPORT" -d "$1" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" -T 1 2>/dev/null |
+		awk '/Queries per second/ {q=$4} /Queries lost/ {l=$3} END {printf "%d %d\n", q, l}'
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# mix FILE -> "median_qps total_lost"
+mix() {
+	local qs="" lost=0 r
+	for _ in $(seq 1 "$ROUNDS"); do
+		r=$(perf "$1")
+		qs="$qs ${r% *}"
+		lost=$((lost + ${r#* }))
+	done
+	echo "$(echo $qs | tr ' ' '\n' | median) $lost"
+}
+
+# p99 FILE QPS -> p99 latency in ms at a fixed rate
+p99() {
+	taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$VPORT" -d "$1" -c "$CLIENTS" -Q "$2" -l "$DURATION" -T 1 -v 2>/dev/null |
+		awk '/^> / {print $NF}' | sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.3f\n", a[int(NR*0.99)]*1000; else print "n/a"}'
+}
+
+taskset -c "$LCPU" "$work/stubdns" -listen "127.0.0.1:$SPORT" -ttl 86400 2>/dev/null &
+pids+=($!)
+sleep 0.3
+
+echo "run 1: vigil with $NAMES names, cold store (list parsed from its file)..." >&2
+write_config "$work/with.toml" "$work/state-with" yes
+start_vigil "$work/with.toml" "$VCPU"
+cold_ms=$STARTUP_MS
+sleep 1
+rss_ready=$(rss_kb "$VPID")
+taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$VPORT" -d "$work/cached.txt" -n 1 >/dev/null 2>&1
+read -r cached_qps cached_lost < <(mix "$work/cached.txt")
+read -r blocked_qps blocked_lost < <(mix "$work/blocked.txt")
+read -r miss_qps miss_lost < <(mix "$work/miss.txt")
+cached_p99=$(p99 "$work/cached.txt" 10000)
+rss_after=$(rss_kb "$VPID")
+stop_vigil
+
+echo "run 2: restart from the store..." >&2
+start_vigil "$work/with.toml" "$VCPU"
+warm_ms=$STARTUP_MS
+rss_restart=$(rss_kb "$VPID")
+stop_vigil
+
+echo "run 3: scaling, vigil on 2 cores (shared with dnsperf)..." >&2
+start_vigil "$work/with.toml" "0,1"
+taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$VPORT" -d "$work/cached.txt" -n 1 >/dev/null 2>&1
+read -r cached2_qps _ < <(ROUNDS=1 mix "$work/cached.txt")
+stop_vigil
+
+echo "run 4: vigil without a list..." >&2
+write_config "$work/without.toml" "$work/state-without" no
+# Without a list nothing is blocked: wait for any answer instead.
+GOMAXPROCS=1 taskset -c "$VCPU" "$work/vigil" serve -config "$work/without.toml" &
+VPID=$!
+SPID=$VPID
+pids+=("$VPID")
+for _ in $(seq 1 100); do
+	dnsperf -s 127.0.0.1 -p "$VPORT" -d "$work/cached.txt" -n 1 -l 2 >/dev/null 2>&1 && break
+	sleep 0.05
+done
+read -r nolist_qps _ < <(ROUNDS=1 mix "$work/cached.txt")
+rss_nolist=$(rss_kb "$VPID")
+stop_vigil
+
+cat <<EOF
+
+Vigil, $NAMES blocked names, one core for Vigil (GOMAXPROCS=1, taskset -c $VCPU), dnsperf and the stub on core $LCPU
+dnsperf: $CLIENTS clients, $OUTSTANDING outstanding, ${DURATION}s per run, median of $ROUNDS
+
+| mix | QPS | lost |
+|---|---|---|
+| cached (10k names, warm cache) | $cached_qps | $cached_lost |
+| blocked (list names and subdomains) | $blocked_qps | $blocked_lost |
+| forwarded (unique names, cache misses) | $miss_qps | $miss_lost |
+
+cached p99 at 10k QPS: ${cached_p99} ms
+start-up to first blocked answer: cold ${cold_ms} ms (list parsed from its file), from the store ${warm_ms} ms
+RSS with list: ready $((rss_ready / 1024)) MiB, after load $((rss_after / 1024)) MiB, after restart $((rss_restart / 1024)) MiB
+RSS without list, after load: $((rss_nolist / 1024)) MiB (cached QPS without list: $nolist_qps)
+scaling: cached QPS on 1 core $cached_qps, on 2 cores (shared with dnsperf) $cached2_qps
+EOF
