@@ -150,6 +150,12 @@ cached_p99=$(p99 "$work/cached.txt" 10000)
 rss_after=$(rss_kb "$VPID")
 stop_vigil
 
+echo "run 1b: the same without the per-client log, for its cost..." >&2
+sed 's/^\[http\]/[querylog]\nenabled = false\n[http]/' "$work/with.toml" >"$work/nolog.toml"
+start_vigil "$work/nolog.toml" "$VCPU"
+read -r blocked_nolog_qps _ < <(mix "$work/blocked.txt")
+stop_vigil
+
 echo "run 2: restart from the store..." >&2
 start_vigil "$work/with.toml" "$VCPU"
 warm_ms=$STARTUP_MS
@@ -186,6 +192,7 @@ dnsperf: $CLIENTS clients, $OUTSTANDING outstanding, ${DURATION}s per run, media
 |---|---|---|
 | cached (10k names, warm cache) | $cached_qps | $cached_lost |
 | blocked (list names and subdomains) | $blocked_qps | $blocked_lost |
+| blocked, per-client log off | $blocked_nolog_qps | |
 | forwarded (unique names, cache misses) | $miss_qps | $miss_lost |
 
 cached p99 at 10k QPS: ${cached_p99} ms

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -438,6 +439,11 @@ func (m *Manager) rebuild() error {
 	}
 	set := &Set{Matcher: mt, Generation: m.generation.Add(1), Built: m.now()}
 	m.current.Store(set)
+	// Building a million-name set briefly takes several times the final
+	// matcher's memory (list text, parser, builder). Hand it back to the
+	// OS now rather than whenever the scavenger gets to it, so the resident
+	// size after a refresh is the matcher's, not the build's peak.
+	debug.FreeOSMemory()
 	m.log.Info("lists compiled", zap.Int("rules", mt.Len()), zap.Int("lists", len(m.lists)),
 		zap.Int("bytes", mt.Bytes()), zap.Duration("took", m.now().Sub(start)), zap.Uint64("generation", set.Generation))
 	return nil

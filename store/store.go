@@ -40,7 +40,7 @@ func DefaultConfig() Config {
 	return Config{
 		Dir:              "/var/lib/vigil",
 		GCInterval:       10 * time.Minute,
-		MemTableSize:     16 << 20,
+		MemTableSize:     4 << 20,
 		ValueLogFileSize: 64 << 20,
 	}
 }
@@ -88,9 +88,14 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		// and expired entries are reclaimed by compaction.
 		WithValueThreshold(listChunk + 1024).
 		WithNumMemtables(2).
+		// Badger sizes its table builders from these (two times the table
+		// size each, up to eight pooled): small tables keep the memory a
+		// burst of log writes costs in the tens of MiB, not hundreds.
+		WithBaseTableSize(1 << 20).
+		WithBaseLevelSize(4 << 20).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(4).
-		WithBlockCacheSize(8 << 20).
+		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2).
 		WithCompactL0OnClose(true)
