@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,12 +52,20 @@ type cacheKey struct {
 // cacheEntry is immutable once stored.
 type cacheEntry struct {
 	key     cacheKey
-	wire    []byte // packed answer, ID 0, no OPT record
-	stored  int64  // unix nanos
-	expires int64  // unix nanos
+	wire    []byte   // packed answer, ID 0, no OPT record
+	ttls    []uint16 // offsets of every record's TTL in wire, for the fast path
+	cnames  []string // lowercased CNAME targets in the answer, for the blocking check
+	stored  int64    // unix nanos
+	expires int64    // unix nanos
 }
 
-func (e *cacheEntry) size() int64 { return int64(len(e.wire)+len(e.key.name)) + entryOverhead }
+func (e *cacheEntry) size() int64 {
+	n := len(e.wire) + len(e.key.name) + 2*len(e.ttls)
+	for _, c := range e.cnames {
+		n += len(c) + 16
+	}
+	return int64(n) + entryOverhead
+}
 
 // flight is one upstream call that identical misses wait on.
 type flight struct {
@@ -89,18 +98,7 @@ func NewCache(cfg CacheConfig, next Handler) *Cache {
 
 func (c *Cache) key(q *Query) (cacheKey, uint64) {
 	k := cacheKey{name: q.Name, qtype: q.Type, cls: q.Class, do: q.DO, cd: q.CD}
-	h := maphash.String(c.seed, q.Name)
-	flags := uint64(q.Type)<<32 | uint64(q.Class)<<16
-	if q.DO {
-		flags |= 1
-	}
-	if q.CD {
-		flags |= 2
-	}
-	// Mix the fixed-size fields in with a multiply so they spread over
-	// the shard bits too.
-	h ^= (flags + 0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
-	return k, h
+	return k, c.hashKey(q.Name, q.Type, q.Class, q.DO, q.CD)
 }
 
 // Resolve implements Handler.
@@ -193,6 +191,12 @@ func (c *Cache) store(sh *cacheShard, h uint64, k cacheKey, m *dns.Msg, now int6
 		return
 	}
 	e := &cacheEntry{key: k, wire: wire, stored: now, expires: now + int64(ttl)*int64(time.Second)}
+	e.ttls, _ = ttlOffsets(wire) // nil (fast path off for this entry) if it cannot be walked
+	for _, rr := range m.Answer {
+		if cn, ok := rr.(*dns.CNAME); ok {
+			e.cnames = append(e.cnames, strings.ToLower(cn.Target))
+		}
+	}
 	size := e.size()
 	if size > sh.budget {
 		return

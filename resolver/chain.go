@@ -23,6 +23,9 @@ type Chain struct {
 	Cache     *Cache   // nil when the cache is disabled
 	Blocker   *Blocker // nil without lists
 	Forwarder *Forwarder
+
+	lists      ListSource // for the Server's fast path; nil without lists
+	cnameCheck bool
 }
 
 // NewChain assembles the query path. The order is fixed here, in one place,
@@ -60,6 +63,7 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 	if cfg.Lists != nil {
 		ch.Blocker = NewBlocker(cfg.Lists, cfg.Blocking, ch.Handler)
 		ch.Handler = ch.Blocker
+		ch.lists, ch.cnameCheck = cfg.Lists, cfg.Blocking.CNAMECheck
 	}
 	return ch, nil
 }

@@ -43,6 +43,11 @@ type Server struct {
 	log      *zap.Logger
 	clients  *Clients
 	recorder Recorder
+	// The fast path's view of the chain (fastpath.go); cache is nil
+	// when there is no chain or no cache.
+	cache      *Cache
+	lists      ListSource
+	cnameCheck bool
 	// recordAllowed also records lookups that were not blocked.
 	recordAllowed bool
 
@@ -93,8 +98,11 @@ type Recorder interface {
 
 // ServerDeps is what a Server works with besides its configuration.
 type ServerDeps struct {
-	// Handler answers queries; never nil.
+	// Handler answers queries. When nil, Chain.Handler does.
 	Handler Handler
+	// Chain, when set, lets the Server answer plain cache hits from the
+	// cached bytes without running the chain (fastpath.go).
+	Chain *Chain
 	// Log receives the server's own messages; never nil.
 	Log *zap.Logger
 	// Clients identifies clients; nil means by source address only.
@@ -108,7 +116,7 @@ type ServerDeps struct {
 // NewServer returns a Server. It does not listen until Start.
 func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg:           cfg,
 		handler:       deps.Handler,
 		acl:           NewAccessList(cfg.Allow),
@@ -121,6 +129,13 @@ func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 		tcpInflight:   make(chan struct{}, cfg.MaxInflight),
 		conns:         make(map[net.Conn]struct{}),
 	}
+	if ch := deps.Chain; ch != nil {
+		if s.handler == nil {
+			s.handler = ch.Handler
+		}
+		s.cache, s.lists, s.cnameCheck = ch.Cache, ch.lists, ch.cnameCheck
+	}
+	return s
 }
 
 // Start binds every configured address over UDP and TCP and starts serving.
@@ -272,6 +287,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 	defer s.wg.Done()
 	in := make([]byte, udpReadSize)
 	out := make([]byte, 0, 2048)
+	name := make([]byte, 256)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(in)
 		if err != nil {
@@ -282,7 +298,11 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			// full buffer) concern one packet, not the socket.
 			continue
 		}
-		reply := s.answer(in[:n], from.Addr().Unmap(), ProtoUDP, out[:0])
+		client := from.Addr().Unmap()
+		reply, ok := s.fastAnswer(in[:n], client, ProtoUDP, out, name)
+		if !ok {
+			reply = s.answer(in[:n], client, ProtoUDP, out[:0])
+		}
 		if reply != nil {
 			_, _ = c.WriteToUDPAddrPort(reply, from)
 			if cap(reply) > cap(out) && cap(reply) <= 64<<10 {

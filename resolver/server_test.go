@@ -63,7 +63,7 @@ func startVigil(t testing.TB, upstreams []string, mod func(*testConfig)) *vigil 
 		t.Fatal(err)
 	}
 	srv := resolver.NewServer(cfg.Server, resolver.ServerDeps{
-		Handler: chain.Handler, Log: zaptest.NewLogger(t), Clients: cfg.Clients, Recorder: cfg.Recorder,
+		Chain: chain, Log: zaptest.NewLogger(t), Clients: cfg.Clients, Recorder: cfg.Recorder,
 	})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

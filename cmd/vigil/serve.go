@@ -85,7 +85,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 		go qlog.Run(logCtx)
 	}
 	srv := resolver.NewServer(cfg.Server, resolver.ServerDeps{
-		Handler: chain.Handler, Log: log.Named("resolver"), Clients: resolver.NewClients(cfg.Clients, cfg.Identify),
+		Chain: chain, Log: log.Named("resolver"), Clients: resolver.NewClients(cfg.Clients, cfg.Identify),
 		Recorder: recorder, RecordAllowed: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed,
 	})
 	stopQueryLog := func() {

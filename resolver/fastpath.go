@@ -1,0 +1,283 @@
+package resolver
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/maphash"
+	"net/netip"
+	"unsafe"
+)
+
+// The fast path answers the commonest query there is — a plain question
+// whose answer is in the cache and involves no list — straight from the
+// cached wire bytes: the ID, flags, question spelling and TTLs are patched
+// in place and Vigil's OPT record appended. No message is unpacked or
+// packed and nothing is allocated. Anything unusual (EDNS options from a
+// trusted forwarder, a name with escapes, a listed name or CNAME target,
+// an answer that needs truncating, logging of allowed lookups) falls back
+// to the full path, which is the reference: TestFastPathMatchesFullPath
+// and FuzzFastPath check the two agree.
+
+// errWire means a cached answer could not be walked.
+var errWire = errors.New("malformed wire message")
+
+// skipName returns the offset just past the (possibly compressed) name at
+// off.
+func skipName(msg []byte, off int) (int, error) {
+	for {
+		if off >= len(msg) {
+			return 0, errWire
+		}
+		c := int(msg[off])
+		switch {
+		case c == 0:
+			return off + 1, nil
+		case c&0xC0 == 0xC0:
+			return off + 2, nil // a pointer ends the name
+		case c&0xC0 != 0:
+			return 0, errWire
+		}
+		off += 1 + c
+	}
+}
+
+// ttlOffsets returns the offset of every record's TTL in a packed message.
+func ttlOffsets(msg []byte) ([]uint16, error) {
+	if len(msg) < headerLen {
+		return nil, errWire
+	}
+	qd := int(binary.BigEndian.Uint16(msg[4:]))
+	rrs := int(binary.BigEndian.Uint16(msg[6:])) + int(binary.BigEndian.Uint16(msg[8:])) + int(binary.BigEndian.Uint16(msg[10:]))
+	off := headerLen
+	var err error
+	for range qd {
+		if off, err = skipName(msg, off); err != nil {
+			return nil, err
+		}
+		off += 4
+	}
+	out := make([]uint16, 0, rrs)
+	for range rrs {
+		if off, err = skipName(msg, off); err != nil {
+			return nil, err
+		}
+		if off+10 > len(msg) || off > 0xFFFF {
+			return nil, errWire
+		}
+		out = append(out, uint16(off+4))
+		off += 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
+	}
+	if off > len(msg) {
+		return nil, errWire
+	}
+	return out, nil
+}
+
+// fastQuery is what the fast path reads from a request.
+type fastQuery struct {
+	nameEnd       int // offset just past the question's name
+	qtype, qclass uint16
+	edns          bool
+	udpSize       int
+	do            bool
+}
+
+// parseFast reads a plain query: one question with an uncompressed name of
+// letters, digits, hyphens and underscores, and at most an OPT record of
+// version 0. The lowercased presentation form of the name ("example.com.")
+// is written into name. ok is false for anything else.
+func parseFast(req []byte, name []byte) (fq fastQuery, n int, ok bool) {
+	if len(req) < headerLen+5 {
+		return fq, 0, false
+	}
+	// QR=0, opcode QUERY, not truncated; one question, no answers or
+	// authority, at most one additional record.
+	if req[2]&0xFA != 0 || binary.BigEndian.Uint16(req[4:]) != 1 || binary.BigEndian.Uint16(req[6:]) != 0 ||
+		binary.BigEndian.Uint16(req[8:]) != 0 || binary.BigEndian.Uint16(req[10:]) > 1 {
+		return fq, 0, false
+	}
+	off := headerLen
+	for {
+		if off >= len(req) {
+			return fq, 0, false
+		}
+		l := int(req[off])
+		off++
+		if l == 0 {
+			break
+		}
+		if l > 63 || off+l > len(req) || n+l+1 > len(name) {
+			return fq, 0, false
+		}
+		for _, c := range req[off : off+l] {
+			switch {
+			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+			case c >= 'A' && c <= 'Z':
+				c += 'a' - 'A'
+			default:
+				return fq, 0, false // escapes in presentation form: leave it to the full path
+			}
+			name[n] = c
+			n++
+		}
+		name[n] = '.'
+		n++
+		off += l
+	}
+	if n == 0 {
+		if len(name) == 0 {
+			return fq, 0, false
+		}
+		name[0] = '.' // the root
+		n = 1
+	}
+	if off+4 > len(req) {
+		return fq, 0, false
+	}
+	fq.nameEnd = off
+	fq.qtype = binary.BigEndian.Uint16(req[off:])
+	fq.qclass = binary.BigEndian.Uint16(req[off+2:])
+	off += 4
+	if binary.BigEndian.Uint16(req[10:]) == 1 {
+		// The OPT record: root name, type 41, class = UDP size, TTL =
+		// extended rcode, version, flags; its options are not needed.
+		if off+11 > len(req) || req[off] != 0 || binary.BigEndian.Uint16(req[off+1:]) != 41 {
+			return fq, 0, false
+		}
+		if req[off+6] != 0 { // version
+			return fq, 0, false
+		}
+		rdlen := int(binary.BigEndian.Uint16(req[off+9:]))
+		if off+11+rdlen != len(req) || !plainOptions(req[off+11:]) {
+			return fq, 0, false
+		}
+		fq.edns = true
+		fq.udpSize = int(binary.BigEndian.Uint16(req[off+3:]))
+		fq.do = req[off+7]&0x80 != 0
+	} else if off != len(req) {
+		return fq, 0, false
+	}
+	return fq, n, true
+}
+
+// plainOptions reports whether EDNS option data is well-formed and holds
+// only options whose content cannot make the request malformed: cookies,
+// padding and codes the full path treats as opaque. Options the full path
+// validates (Client Subnet, keepalive, expire, ...) go to the full path, so
+// a malformed one gets its FORMERR there.
+func plainOptions(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return false
+		}
+		code, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
+		if len(b) < 4+n {
+			return false
+		}
+		if code <= 18 && code != dnsOptCookie && code != dnsOptPadding {
+			return false
+		}
+		b = b[4+n:]
+	}
+	return true
+}
+
+const (
+	dnsOptCookie  = 10
+	dnsOptPadding = 12
+)
+
+// fastAnswer answers req from the cache if the fast path applies; ok is
+// false when the full path must answer instead.
+func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []byte, name []byte) (reply []byte, ok bool) {
+	c := s.cache
+	if c == nil || s.recordAllowed {
+		return nil, false
+	}
+	fq, n, ok := parseFast(req, name)
+	if !ok || !s.acl.Allowed(client) {
+		return nil, false
+	}
+	if s.clients != nil && len(s.clients.trusted) > 0 && fq.edns && s.clients.isTrusted(client) {
+		return nil, false // its EDNS options may name another client
+	}
+	// The name as a string without copying: it is only looked up and
+	// compared here, never kept (a list match sends us to the full path
+	// before anything could hold on to it).
+	qname := unsafe.String(&name[0], n)
+	if s.lists != nil {
+		if _, listed := s.lists.Current().Matcher.Match(qname); listed {
+			return nil, false
+		}
+	}
+	cd := req[3]&0x10 != 0
+	h := c.hashKey(qname, fq.qtype, fq.qclass, fq.do, cd)
+	sh := &c.shards[h%cacheShards]
+	now := c.now().UnixNano()
+	sh.mu.RLock()
+	e := sh.items[h]
+	sh.mu.RUnlock()
+	if e == nil || e.key.name != qname || e.key.qtype != fq.qtype || e.key.cls != fq.qclass || e.key.do != fq.do ||
+		e.key.cd != cd || now >= e.expires || e.ttls == nil {
+		return nil, false
+	}
+	if s.lists != nil && s.cnameCheck {
+		mt := s.lists.Current().Matcher
+		for _, t := range e.cnames {
+			if v, listed := mt.Match(t); listed && v.Blocked {
+				return nil, false
+			}
+		}
+	}
+	size := len(e.wire)
+	if fq.edns {
+		size += 11
+	}
+	if proto == ProtoUDP {
+		limit := 512
+		if fq.edns {
+			limit = min(max(fq.udpSize, 512), s.cfg.MaxUDPSize)
+		}
+		if size > limit {
+			return nil, false // needs truncating: the full path does that
+		}
+	}
+	out = append(out[:0], e.wire...)
+	out[0], out[1] = req[0], req[1]
+	out[2] = 0x80 | out[2]&0x04 | req[2]&0x01 // QR, AA as cached, RD as asked
+	out[3] = 0x80 | out[3]&0x6F | req[3]&0x10 // RA, Z/AD/rcode as cached, CD as asked
+	copy(out[headerLen:fq.nameEnd], req[headerLen:fq.nameEnd])
+	age := uint32((now - e.stored) / 1e9)
+	for _, off := range e.ttls {
+		ttl := binary.BigEndian.Uint32(out[off:])
+		binary.BigEndian.PutUint32(out[off:], ttl-min(age, ttl))
+	}
+	if fq.edns {
+		var opt [11]byte
+		binary.BigEndian.PutUint16(opt[1:], 41)
+		binary.BigEndian.PutUint16(opt[3:], uint16(s.cfg.MaxUDPSize))
+		if fq.do {
+			opt[7] = 0x80
+		}
+		out = append(out, opt[:]...)
+		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
+	}
+	s.stats.queries.Add(1)
+	c.hits.Add(1)
+	return out, true
+}
+
+// hashKey is the cache key hash for a question; it must agree with key.
+func (c *Cache) hashKey(name string, qtype, qclass uint16, do, cd bool) uint64 {
+	h := maphash.String(c.seed, name)
+	flags := uint64(qtype)<<32 | uint64(qclass)<<16
+	if do {
+		flags |= 1
+	}
+	if cd {
+		flags |= 2
+	}
+	// Mix the fixed-size fields in with a multiply so they spread over
+	// the shard bits too.
+	return h ^ (flags+0x9e3779b97f4a7c15)*0xbf58476d1ce4e5b9
+}

@@ -1,0 +1,268 @@
+package resolver
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"go.uber.org/zap"
+
+	"github.com/vigil-dns/vigil/blocklists"
+	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
+)
+
+// variedUpstream answers with a different shape of answer depending on the
+// first label: several addresses, a CNAME chain, NXDOMAIN, NODATA, a big
+// answer, authority and additional records.
+func variedUpstream(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = strings.HasPrefix(r.Question[0].Name, "aa")
+	m.AuthenticatedData = strings.HasPrefix(r.Question[0].Name, "ad")
+	q := r.Question[0]
+	name := q.Name
+	hdr := func(n string, t uint16, ttl uint32) dns.RR_Header {
+		return dns.RR_Header{Name: n, Rrtype: t, Class: dns.ClassINET, Ttl: ttl}
+	}
+	switch label := strings.ToLower(strings.SplitN(name, ".", 2)[0]); {
+	case label == "nx":
+		m.Rcode = dns.RcodeNameError
+		m.Ns = append(m.Ns, rt.SOA("example.", 300))
+	case label == "nodata":
+		m.Ns = append(m.Ns, rt.SOA("example.", 120))
+	case label == "cname":
+		m.Answer = append(m.Answer,
+			&dns.CNAME{Hdr: hdr(name, dns.TypeCNAME, 600), Target: "Edge.CDN.example."},
+			&dns.CNAME{Hdr: hdr("Edge.CDN.example.", dns.TypeCNAME, 60), Target: "a1.cdn.example."},
+			&dns.A{Hdr: hdr("a1.cdn.example.", dns.TypeA, 30), A: net.IPv4(192, 0, 2, 9)})
+	case label == "big":
+		for i := range 100 {
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr(name, dns.TypeA, 300), A: net.IPv4(198, 51, 100, byte(i))})
+		}
+	default:
+		switch q.Qtype {
+		case dns.TypeA:
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr(name, dns.TypeA, 3600), A: net.IPv4(192, 0, 2, 1)},
+				&dns.A{Hdr: hdr(name, dns.TypeA, 1800), A: net.IPv4(192, 0, 2, 2)})
+			m.Ns = append(m.Ns, &dns.NS{Hdr: hdr("example.", dns.TypeNS, 7200), Ns: "ns1.example."})
+			m.Extra = append(m.Extra, &dns.A{Hdr: hdr("ns1.example.", dns.TypeA, 7200), A: net.IPv4(192, 0, 2, 53)})
+		case dns.TypeAAAA:
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr(name, dns.TypeAAAA, 900), AAAA: net.ParseIP("2001:db8::1")})
+		case dns.TypeTXT:
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr(name, dns.TypeTXT, 90), Txt: []string{"v=spf1 -all", strings.Repeat("x", 200)}})
+		}
+	}
+	_ = w.WriteMsg(m)
+}
+
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+// fastTestServer is a Server over the full chain with a cache on a test
+// clock and a small list, not listening: tests drive answer and fastAnswer.
+func fastTestServer(t testing.TB) (*Server, *testClock) {
+	up := rt.NewUpstream(t, variedUpstream)
+	ucfg := DefaultUpstreamConfig()
+	ucfg.Servers = []string{up.Addr}
+	ucfg.Strategy = StrategyFailover
+	scfg := DefaultServerConfig()
+	ccfg := DefaultCacheConfig()
+	for _, v := range []interface{ Validate() error }{&ucfg, &scfg, &ccfg} {
+		if err := v.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := blocklists.NewBuilder()
+	idx, _ := b.AddList(blocklists.ListInfo{Name: "l", Vendor: "V"})
+	b.Add(idx, blocklists.Rule{Name: "blocked.example", Suffix: true})
+	b.Add(idx, blocklists.Rule{Name: "a1.cdn.example"})
+	m, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	lists := &fixedLists{set: &blocklists.Set{Matcher: m}}
+	chain, err := NewChain(ChainConfig{Upstream: ucfg, Cache: ccfg, Blocking: DefaultBlockingConfig(), Lists: lists, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewServer(scfg, ServerDeps{Chain: chain, Log: zap.NewNop()}), clock
+}
+
+type request struct {
+	name      string
+	qtype     uint16
+	edns      bool
+	do, cd    bool
+	rd        bool
+	udpSize   uint16
+	withOpt   bool // an EDNS option (a cookie) in the request
+	wantFast  bool
+	transport Proto
+}
+
+func (r request) pack(t testing.TB, id uint16) []byte {
+	m := new(dns.Msg)
+	m.SetQuestion(r.name, r.qtype)
+	m.Id = id
+	m.RecursionDesired = r.rd
+	m.CheckingDisabled = r.cd
+	if r.edns {
+		m.SetEdns0(r.udpSize, r.do)
+		if r.withOpt {
+			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+		}
+	}
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func unpack(t testing.TB, b []byte) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		t.Fatalf("reply does not parse: %v", err)
+	}
+	return m
+}
+
+// TestFastPathMatchesFullPath warms the cache with many shapes of answer,
+// ages it, and checks that wherever the fast path answers, its reply is the
+// full path's reply, field for field; and that it declines where it must.
+func TestFastPathMatchesFullPath(t *testing.T) {
+	s, clock := fastTestServer(t)
+	client := netip.MustParseAddr("127.0.0.1")
+	reqs := []request{
+		{name: "www.example.", qtype: dns.TypeA, rd: true, wantFast: true},
+		{name: "WwW.ExAmPlE.", qtype: dns.TypeA, rd: true, wantFast: true},
+		{name: "www.example.", qtype: dns.TypeA, rd: false, wantFast: true},
+		{name: "www.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, rd: true, wantFast: true},
+		{name: "www.example.", qtype: dns.TypeA, edns: true, udpSize: 4096, do: true, rd: true, wantFast: true},
+		{name: "www.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, cd: true, rd: true, wantFast: true},
+		{name: "www.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, withOpt: true, rd: true, wantFast: true},
+		{name: "www.example.", qtype: dns.TypeAAAA, rd: true, wantFast: true},
+		{name: "txt.example.", qtype: dns.TypeTXT, rd: true, wantFast: true},
+		{name: "aa.example.", qtype: dns.TypeA, rd: true, wantFast: true},
+		{name: "ad.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, rd: true, wantFast: true},
+		{name: "nx.example.", qtype: dns.TypeA, rd: true, wantFast: true},
+		{name: "nodata.example.", qtype: dns.TypeMX, rd: true, wantFast: true},
+		{name: "big.example.", qtype: dns.TypeA, rd: true, wantFast: false},                                    // needs truncation
+		{name: "big.example.", qtype: dns.TypeA, edns: true, udpSize: 4096, rd: true, wantFast: false},         // still over 1232
+		{name: "big.example.", qtype: dns.TypeA, rd: true, transport: ProtoTCP, wantFast: true},                // no limit on TCP
+		{name: "cname.example.", qtype: dns.TypeA, rd: true, wantFast: false},                                  // CNAME to a listed name
+		{name: "x.blocked.example.", qtype: dns.TypeA, rd: true, wantFast: false},                              // listed
+		{name: "under_score.example.", qtype: dns.TypeA, rd: true, wantFast: true},                             // legal in the fast path
+		{name: `we\.ird.example.`, qtype: dns.TypeA, rd: true, wantFast: false},                                // an escaped dot
+		{name: "www.example.", qtype: dns.TypeA, edns: true, udpSize: 100, rd: true, wantFast: true},           // tiny EDNS size means 512
+		{name: "nx.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true, cd: true, wantFast: true}, // flags on a negative answer
+	}
+	name := make([]byte, 256)
+	out := make([]byte, 0, 4096)
+	// Warm the cache through the full path.
+	for i, r := range reqs {
+		proto := r.transport
+		if proto == 0 {
+			proto = ProtoUDP
+		}
+		if s.answer(r.pack(t, uint16(i)), client, proto, nil) == nil {
+			t.Fatalf("%s: no answer", r.name)
+		}
+	}
+	for _, age := range []time.Duration{0, 17 * time.Second, 25 * time.Minute} {
+		clock.mu.Lock()
+		clock.now = clock.now.Add(age)
+		clock.mu.Unlock()
+		for i, r := range reqs {
+			proto := r.transport
+			if proto == 0 {
+				proto = ProtoUDP
+			}
+			pkt := r.pack(t, uint16(1000+i))
+			fast, ok := s.fastAnswer(pkt, client, proto, out, name)
+			if !ok && r.wantFast && age > 0 {
+				// Expired: the full path refreshes it, then it is fast again.
+				s.answer(pkt, client, proto, nil)
+				fast, ok = s.fastAnswer(pkt, client, proto, out, name)
+			}
+			if ok != r.wantFast {
+				t.Errorf("%s %s (age %s): fast path ok=%v, want %v", r.name, dns.TypeToString[r.qtype], age, ok, r.wantFast)
+				continue
+			}
+			if !ok {
+				continue
+			}
+			got := unpack(t, fast)
+			want := unpack(t, s.answer(pkt, client, proto, nil))
+			if !sameAnswer(got, want) {
+				t.Errorf("%s %s (age %s):\nfast:\n%s\nfull:\n%s", r.name, dns.TypeToString[r.qtype], age, got, want)
+			}
+		}
+	}
+}
+
+// FuzzFastPath feeds arbitrary bytes to the fast path with a warm cache:
+// it must never panic, and whatever it answers must parse and equal the
+// full path's answer.
+func FuzzFastPath(f *testing.F) {
+	s, _ := fastTestServer(f)
+	client := netip.MustParseAddr("127.0.0.1")
+	seeds := []request{
+		{name: "www.example.", qtype: dns.TypeA, rd: true},
+		{name: "www.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true},
+		{name: "nx.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, withOpt: true},
+		{name: "txt.example.", qtype: dns.TypeTXT},
+	}
+	for i, r := range seeds {
+		pkt := r.pack(f, uint16(i))
+		s.answer(pkt, client, ProtoUDP, nil)
+		f.Add(pkt)
+	}
+	name := make([]byte, 256)
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		fast, ok := s.fastAnswer(pkt, client, ProtoUDP, nil, name)
+		if !ok {
+			return
+		}
+		got := unpack(t, fast)
+		full := s.answer(pkt, client, ProtoUDP, nil)
+		if full == nil {
+			t.Fatal("fast path answered what the full path drops")
+		}
+		if want := unpack(t, full); !sameAnswer(got, want) {
+			t.Fatalf("fast:\n%s\nfull:\n%s", got, want)
+		}
+	})
+}
+
+// sameAnswer compares two replies field for field, except that record owner
+// names are compared case-insensitively (RFC 4343): the cached bytes
+// compress answer names against the question, so they take the client's
+// spelling of it, where the full path repeats the spelling it cached.
+func sameAnswer(a, b *dns.Msg) bool {
+	if a.MsgHdr != b.MsgHdr || len(a.Question) != 1 || len(b.Question) != 1 || a.Question[0] != b.Question[0] {
+		return false
+	}
+	sec := func(m *dns.Msg) string {
+		var sb strings.Builder
+		for _, rrs := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+			for _, rr := range rrs {
+				sb.WriteString(strings.ToLower(rr.String()))
+				sb.WriteByte('\n')
+			}
+			sb.WriteString("--\n")
+		}
+		return sb.String()
+	}
+	return sec(a) == sec(b)
+}
