@@ -197,6 +197,11 @@ func (c *Cache) store(sh *cacheShard, h uint64, k cacheKey, m *dns.Msg, now int6
 			e.cnames = append(e.cnames, strings.ToLower(cn.Target))
 		}
 	}
+	c.insert(sh, h, e, now)
+}
+
+// insert puts e into sh, evicting to stay within the shard's budget.
+func (c *Cache) insert(sh *cacheShard, h uint64, e *cacheEntry, now int64) {
 	size := e.size()
 	if size > sh.budget {
 		return

@@ -219,16 +219,23 @@ type CacheConfig struct {
 	// MaxNegativeTTL caps how long NXDOMAIN and NODATA answers are cached
 	// (RFC 2308 section 5 suggests at most a few hours).
 	MaxNegativeTTL time.Duration `toml:"max_negative_ttl"`
+	// Persist saves the cache into the store on shutdown and every
+	// PersistInterval, and restores it at start with the remaining TTLs.
+	Persist bool `toml:"persist"`
+	// PersistInterval is how often the cache is saved while running.
+	PersistInterval time.Duration `toml:"persist_interval"`
 }
 
 // DefaultCacheConfig returns the [cache] defaults.
 func DefaultCacheConfig() CacheConfig {
 	return CacheConfig{
-		Enabled:        true,
-		MaxBytes:       32 << 20,
-		MinTTL:         0,
-		MaxTTL:         24 * time.Hour,
-		MaxNegativeTTL: time.Hour,
+		Enabled:         true,
+		MaxBytes:        32 << 20,
+		MinTTL:          0,
+		MaxTTL:          24 * time.Hour,
+		MaxNegativeTTL:  time.Hour,
+		Persist:         true,
+		PersistInterval: 10 * time.Minute,
 	}
 }
 
@@ -242,6 +249,9 @@ func (c *CacheConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("cache.min_ttl: want a duration >= 0, got %s", c.MinTTL))
 	}
 	errs = append(errs, checkPositive("cache.max_ttl", c.MaxTTL), checkPositive("cache.max_negative_ttl", c.MaxNegativeTTL))
+	if c.Persist && c.PersistInterval < time.Minute {
+		errs = append(errs, fmt.Errorf("cache.persist_interval: want at least \"1m\", got %q", c.PersistInterval.String()))
+	}
 	if c.MaxTTL > 0 && c.MinTTL > c.MaxTTL {
 		errs = append(errs, fmt.Errorf("cache.min_ttl: want at most cache.max_ttl (%s), got %s", c.MaxTTL, c.MinTTL))
 	}

@@ -266,3 +266,33 @@ func sameAnswer(a, b *dns.Msg) bool {
 	}
 	return sec(a) == sec(b)
 }
+
+// TestCacheSnapshotRestore saves a warm cache, restores it into a new one
+// later, and checks answers come back with their TTLs counted down and
+// expired entries gone, without asking upstream.
+func TestCacheSnapshotRestore(t *testing.T) {
+	s, clock := fastTestServer(t)
+	client := netip.MustParseAddr("127.0.0.1")
+	for i, r := range []request{{name: "www.example.", qtype: dns.TypeA, rd: true}, {name: "txt.example.", qtype: dns.TypeTXT, rd: true}} {
+		s.answer(r.pack(t, uint16(i)), client, ProtoUDP, nil)
+	}
+	snap := s.cache.Snapshot()
+
+	s2, clock2 := fastTestServer(t)
+	clock2.now = clock.now.Add(100 * time.Second) // TXT (TTL 90) has expired meanwhile
+	n, err := s2.cache.Restore(snap)
+	if err != nil || n != 1 {
+		t.Fatalf("restored %d entries, %v; want 1 (the expired one skipped)", n, err)
+	}
+	pkt := request{name: "www.example.", qtype: dns.TypeA, rd: true}.pack(t, 7)
+	out, ok := s2.fastAnswer(pkt, client, ProtoUDP, nil, make([]byte, 256))
+	if !ok {
+		t.Fatal("restored entry not answered from the cache")
+	}
+	if got := unpack(t, out).Answer[0].Header().Ttl; got != 3600-100 {
+		t.Errorf("TTL %d after restore, want %d", got, 3600-100)
+	}
+	if _, err := s2.cache.Restore([]byte("garbage")); err == nil {
+		t.Error("garbage snapshot accepted")
+	}
+}

@@ -81,32 +81,70 @@ func (s *Store) PutList(id string, meta ListMeta, body []byte) error {
 		return err
 	}
 	sm := storedMeta{ListMeta: meta, BodyGen: old.BodyGen + 1}
-	z := buf.Bytes()
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	prefix := listBodyPrefix(id, sm.BodyGen)
-	for off := 0; off < len(z) || off == 0; off += listChunk {
-		chunk := z[off:min(off+listChunk, len(z))]
-		if err := wb.Set(fmt.Appendf(append([]byte(nil), prefix...), "%08x", sm.BodyChunks), chunk); err != nil {
-			return fmt.Errorf("storing list %s: %w", id, err)
-		}
-		sm.BodyChunks++
-		if len(z) == 0 {
-			break
-		}
-	}
-	if err := wb.Flush(); err != nil {
+	if sm.BodyChunks, err = s.writeChunks(listBodyPrefix(id, sm.BodyGen), buf.Bytes()); err != nil {
 		return fmt.Errorf("storing list %s: %w", id, err)
 	}
 	if err := s.putStoredMeta(id, sm); err != nil {
 		return err
 	}
-	if old.BodyChunks > 0 {
-		if err := s.db.DropPrefix(listBodyPrefix(id, old.BodyGen)); err != nil {
-			s.log.Warn("deleting a replaced list copy", zap.String("id", id), zap.Error(err))
-		}
+	if err := s.deleteChunks(listBodyPrefix(id, old.BodyGen), old.BodyChunks); err != nil {
+		s.log.Warn("deleting a replaced list copy", zap.String("id", id), zap.Error(err))
 	}
 	return nil
+}
+
+// writeChunks stores data under prefix in listChunk-sized pieces and
+// returns their number (at least one, so empty data is still "present").
+func (s *Store) writeChunks(prefix, data []byte) (int, error) {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	n := 0
+	for off := 0; off < len(data) || n == 0; off += listChunk {
+		chunk := data[off:min(off+listChunk, len(data))]
+		if err := wb.Set(chunkKey(prefix, n), chunk); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, wb.Flush()
+}
+
+func chunkKey(prefix []byte, i int) []byte {
+	return fmt.Appendf(append([]byte(nil), prefix...), "%08x", i)
+}
+
+// readChunks reassembles n chunks stored under prefix.
+func (s *Store) readChunks(prefix []byte, n int) ([]byte, error) {
+	var data []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		for i := range n {
+			item, err := txn.Get(chunkKey(prefix, i))
+			if err != nil {
+				return fmt.Errorf("copy is damaged: chunk %d of %d: %w", i, n, err)
+			}
+			if err := item.Value(func(v []byte) error { data = append(data, v...); return nil }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return data, err
+}
+
+// deleteChunks removes n chunks under prefix. Deletes are tombstones that
+// compaction reclaims; unlike DropPrefix they do not stall writes.
+func (s *Store) deleteChunks(prefix []byte, n int) error {
+	if n == 0 {
+		return nil
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for i := range n {
+		if err := wb.Delete(chunkKey(prefix, i)); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
 }
 
 func (s *Store) putStoredMeta(id string, sm storedMeta) error {
@@ -164,24 +202,7 @@ func (s *Store) GetListBody(id string) ([]byte, error) {
 	if sm.BodyChunks == 0 {
 		return nil, ErrNotFound
 	}
-	var z []byte
-	err = s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = listBodyPrefix(id, sm.BodyGen)
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		n := 0
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := it.Item().Value(func(v []byte) error { z = append(z, v...); return nil }); err != nil {
-				return err
-			}
-			n++
-		}
-		if n != sm.BodyChunks {
-			return fmt.Errorf("copy is damaged: %d of %d chunks", n, sm.BodyChunks)
-		}
-		return nil
-	})
+	z, err := s.readChunks(listBodyPrefix(id, sm.BodyGen), sm.BodyChunks)
 	if err != nil {
 		return nil, fmt.Errorf("reading list %s: %w", id, err)
 	}

@@ -216,3 +216,37 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// TestWarmRestart stops Vigil with a warm cache and starts it again with
+// its upstream gone: the cached answer still comes back.
+func TestWarmRestart(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 3600))
+	cfgPath := writeTestConfig(t, up.Addr, "")
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *instance, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, testLogger(t), func(i *instance) { ready <- i }) }()
+	inst := <-ready
+	rt.Exchange(t, "udp", inst.srv.UDPAddrs()[0].String(), rt.Question("warm.example", dns.TypeA))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Same store, but the upstream is now a black hole.
+	cfgPath2 := strings.Replace(cfgPath, "vigil.toml", "vigil2.toml", 1)
+	body, _ := os.ReadFile(cfgPath)
+	body = bytes.Replace(body, []byte(up.Addr), []byte(rt.DeadAddr(t)), 1)
+	if err := os.WriteFile(cfgPath2, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inst2 := startServe(t, cfgPath2)
+	r := rt.Exchange(t, "udp", inst2.srv.UDPAddrs()[0].String(), rt.Question("warm.example", dns.TypeA))
+	if len(r.Answer) != 1 || r.Answer[0].Header().Ttl > 3600 || r.Answer[0].Header().Ttl < 3500 {
+		t.Errorf("after a restart with no upstream: %v; want the cached answer", r.Answer)
+	}
+}

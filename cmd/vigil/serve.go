@@ -88,6 +88,9 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 		Chain: chain, Log: log.Named("resolver"), Clients: resolver.NewClients(cfg.Clients, cfg.Identify),
 		Recorder: recorder, RecordAllowed: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed,
 	})
+	if chain.Cache != nil && cfg.Cache.Persist {
+		restoreCache(chain.Cache, st, log)
+	}
 	stopQueryLog := func() {
 		if qlog != nil {
 			stopLog()
@@ -121,6 +124,20 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	var wg sync.WaitGroup
 	wg.Go(func() { st.RunGC(bg) })
 	wg.Go(func() { lists.Run(bg) })
+	if chain.Cache != nil && cfg.Cache.Persist {
+		wg.Go(func() {
+			t := time.NewTicker(cfg.Cache.PersistInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-bg.Done():
+					return
+				case <-t.C:
+					saveCache(chain.Cache, st, log)
+				}
+			}
+		})
+	}
 
 	var udp []string
 	for _, a := range srv.UDPAddrs() {
@@ -144,6 +161,9 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	}
 	cancelBG()
 	wg.Wait()
+	if chain.Cache != nil && cfg.Cache.Persist {
+		saveCache(chain.Cache, st, log) // after the server stopped: the final state
+	}
 	// Only now, with no query left to record anything, drain the log.
 	stopQueryLog()
 	if qlog != nil {
@@ -193,4 +213,33 @@ func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
 	core := zapcore.NewCore(enc, sink, cfg.level)
 	core = zapcore.NewSamplerWithOptions(core, time.Second, 100, 100)
 	return zap.New(core, zap.ErrorOutput(sink)), nil
+}
+
+const cacheSnapshot = "cache"
+
+func restoreCache(c *resolver.Cache, st *store.Store, log *zap.Logger) {
+	snap, saved, err := st.GetSnapshot(cacheSnapshot)
+	if errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	if err != nil {
+		log.Warn("reading the saved cache; starting cold", zap.Error(err))
+		return
+	}
+	n, err := c.Restore(snap)
+	if err != nil {
+		log.Warn("restoring the saved cache; starting with what was read", zap.Int("entries", n), zap.Error(err))
+		return
+	}
+	log.Info("cache restored", zap.Int("entries", n), zap.Time("saved", saved))
+}
+
+func saveCache(c *resolver.Cache, st *store.Store, log *zap.Logger) {
+	start := time.Now()
+	snap := c.Snapshot()
+	if err := st.PutSnapshot(cacheSnapshot, snap); err != nil {
+		log.Warn("saving the cache", zap.Error(err))
+		return
+	}
+	log.Debug("cache saved", zap.Int("bytes", len(snap)), zap.Duration("took", time.Since(start)))
 }
