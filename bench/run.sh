@@ -61,8 +61,8 @@ listen = ["127.0.0.1:$VPORT"]
 [upstream]
 servers = ["127.0.0.1:$SPORT"]
 strategy = "failover"
-[cache]
-max_bytes = 134217728
+[ratelimit]
+enabled = false
 [store]
 dir = "$2"
 [http]

@@ -29,7 +29,7 @@ type Cache struct {
 	now    func() time.Time
 	shards [cacheShards]cacheShard
 
-	hits, misses, coalesced atomic.Uint64
+	hits, misses, coalesced, stale atomic.Uint64
 }
 
 var _ Handler = (*Cache)(nil)
@@ -78,9 +78,9 @@ type flight struct {
 
 // CacheStats is a snapshot of the cache's counters.
 type CacheStats struct {
-	Entries                 int
-	Bytes                   int64
-	Hits, Misses, Coalesced uint64
+	Entries                        int
+	Bytes                          int64
+	Hits, Misses, Coalesced, Stale uint64
 }
 
 // NewCache returns a cache stage in front of next.
@@ -110,13 +110,43 @@ func (c *Cache) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	sh.mu.RLock()
 	e := sh.items[h]
 	sh.mu.RUnlock()
-	if e != nil && e.key == k && now < e.expires {
-		if m := e.answer(now); m != nil {
-			c.hits.Add(1)
-			return &Response{Msg: m, Source: SourceCached}, nil
+	var stale *cacheEntry
+	if e != nil && e.key == k {
+		if now < e.expires {
+			if m := e.answer(now); m != nil {
+				c.hits.Add(1)
+				return &Response{Msg: m, Source: SourceCached}, nil
+			}
+		} else if c.cfg.ServeStale && now < e.expires+int64(c.cfg.StaleTTL) {
+			stale = e
 		}
 	}
 	c.misses.Add(1)
+	resp, err := c.fetch(ctx, q, sh, h, k, now)
+	if err != nil && stale != nil {
+		if m := stale.answer(now); m != nil {
+			// RFC 8767 section 4: a stale answer carries a short TTL
+			// (30 s) so clients come back soon.
+			for _, sec := range [3][]dns.RR{m.Answer, m.Ns, m.Extra} {
+				for _, rr := range sec {
+					rr.Header().Ttl = staleAnswerTTL
+				}
+			}
+			c.stale.Add(1)
+			return &Response{Msg: m, Source: SourceCached, ExtendedError: &dns.EDNS0_EDE{
+				InfoCode: dns.ExtendedErrorCodeStaleAnswer, ExtraText: "no upstream answered: " + err.Error(),
+			}}, nil
+		}
+	}
+	return resp, err
+}
+
+// staleAnswerTTL is the TTL of served-stale records (RFC 8767 section 4).
+const staleAnswerTTL = 30
+
+// fetch resolves a miss through next, sharing the call with identical
+// misses already in flight, and caches the answer.
+func (c *Cache) fetch(ctx context.Context, q *Query, sh *cacheShard, h uint64, k cacheKey, now int64) (*Response, error) {
 
 	sh.mu.Lock()
 	if fl := sh.flights[h]; fl != nil && fl.key == k {
@@ -288,7 +318,7 @@ func (c *Cache) cacheTTL(m *dns.Msg) (uint32, bool) {
 // Stats returns a snapshot of the cache's counters. It locks every shard in
 // turn, so it is for the API and metrics, not the query path.
 func (c *Cache) Stats() CacheStats {
-	s := CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Coalesced: c.coalesced.Load()}
+	s := CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Coalesced: c.coalesced.Load(), Stale: c.stale.Load()}
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.RLock()

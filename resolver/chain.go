@@ -31,6 +31,8 @@ type Chain struct {
 // NewChain assembles the query path. The order is fixed here, in one place,
 // with the reason for each slot:
 //
+//  0. Local answers (ANY per RFC 8482): first, so nothing Vigil answers
+//     itself is forwarded, cached or blocked.
 //  1. Blocking (filled by the blocklists stage): first, so a blocked name
 //     never reaches the cache or an upstream, and so its CNAME check sees
 //     every answer, cached or not, and a list change applies at once.
@@ -65,5 +67,6 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 		ch.Handler = ch.Blocker
 		ch.lists, ch.cnameCheck = cfg.Lists, cfg.Blocking.CNAMECheck
 	}
+	ch.Handler = NewLocal(ch.Handler)
 	return ch, nil
 }

@@ -23,6 +23,8 @@ type ServerConfig struct {
 	MaxInflight int `toml:"max_inflight"`
 	// MaxTCPConns bounds open TCP connections; more are closed at accept.
 	MaxTCPConns int `toml:"max_tcp_conns"`
+	// MaxTCPConnsPerClient bounds open TCP connections from one address.
+	MaxTCPConnsPerClient int `toml:"max_tcp_conns_per_client"`
 	// MaxTCPPipeline bounds the queries answered at once on one TCP
 	// connection.
 	MaxTCPPipeline int `toml:"max_tcp_pipeline"`
@@ -51,14 +53,15 @@ func DefaultServerConfig() ServerConfig {
 			netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("fc00::/7"),
 			netip.MustParsePrefix("fe80::/10"),
 		},
-		MaxInflight:     1024,
-		MaxTCPConns:     512,
-		MaxTCPPipeline:  32,
-		TCPIdleTimeout:  10 * time.Second,
-		TCPReadTimeout:  2 * time.Second,
-		QueryTimeout:    5 * time.Second,
-		ShutdownTimeout: 10 * time.Second,
-		MaxUDPSize:      1232,
+		MaxInflight:          1024,
+		MaxTCPConns:          512,
+		MaxTCPConnsPerClient: 32,
+		MaxTCPPipeline:       32,
+		TCPIdleTimeout:       10 * time.Second,
+		TCPReadTimeout:       2 * time.Second,
+		QueryTimeout:         5 * time.Second,
+		ShutdownTimeout:      10 * time.Second,
+		MaxUDPSize:           1232,
 	}
 }
 
@@ -82,6 +85,7 @@ func (c *ServerConfig) Validate() error {
 		checkRange("server.udp_sockets", c.UDPSockets, 0, 256),
 		checkRange("server.max_inflight", c.MaxInflight, 1, 1<<20),
 		checkRange("server.max_tcp_conns", c.MaxTCPConns, 1, 1<<20),
+		checkRange("server.max_tcp_conns_per_client", c.MaxTCPConnsPerClient, 1, 1<<20),
 		checkRange("server.max_tcp_pipeline", c.MaxTCPPipeline, 1, 1<<16),
 		checkRange("server.max_udp_size", c.MaxUDPSize, 512, 65535),
 		checkPositive("server.tcp_idle_timeout", c.TCPIdleTimeout),
@@ -219,6 +223,12 @@ type CacheConfig struct {
 	// MaxNegativeTTL caps how long NXDOMAIN and NODATA answers are cached
 	// (RFC 2308 section 5 suggests at most a few hours).
 	MaxNegativeTTL time.Duration `toml:"max_negative_ttl"`
+	// ServeStale answers from an expired entry, for up to StaleTTL past its
+	// expiry, when no upstream answers (RFC 8767), so a short outage does
+	// not take the network down.
+	ServeStale bool `toml:"serve_stale"`
+	// StaleTTL is how long past expiry an entry may still be served stale.
+	StaleTTL time.Duration `toml:"stale_ttl"`
 	// Persist saves the cache into the store on shutdown and every
 	// PersistInterval, and restores it at start with the remaining TTLs.
 	Persist bool `toml:"persist"`
@@ -234,6 +244,8 @@ func DefaultCacheConfig() CacheConfig {
 		MinTTL:          0,
 		MaxTTL:          24 * time.Hour,
 		MaxNegativeTTL:  time.Hour,
+		ServeStale:      true,
+		StaleTTL:        time.Hour,
 		Persist:         true,
 		PersistInterval: 10 * time.Minute,
 	}
@@ -249,6 +261,9 @@ func (c *CacheConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("cache.min_ttl: want a duration >= 0, got %s", c.MinTTL))
 	}
 	errs = append(errs, checkPositive("cache.max_ttl", c.MaxTTL), checkPositive("cache.max_negative_ttl", c.MaxNegativeTTL))
+	if c.ServeStale && c.StaleTTL <= 0 {
+		errs = append(errs, fmt.Errorf("cache.stale_ttl: want a positive duration such as \"1h\", got %q", c.StaleTTL.String()))
+	}
 	if c.Persist && c.PersistInterval < time.Minute {
 		errs = append(errs, fmt.Errorf("cache.persist_interval: want at least \"1m\", got %q", c.PersistInterval.String()))
 	}

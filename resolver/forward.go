@@ -26,7 +26,13 @@ type Forwarder struct {
 	strategy  Strategy
 	attempt   time.Duration // bound on one attempt at one upstream
 	now       func() time.Time
+
+	scrubbed atomic.Uint64 // out-of-bailiwick records dropped
 }
+
+// Scrubbed returns how many out-of-bailiwick records were dropped from
+// upstream answers.
+func (f *Forwarder) Scrubbed() uint64 { return f.scrubbed.Load() }
 
 var _ Handler = (*Forwarder)(nil)
 
@@ -142,6 +148,9 @@ func (f *Forwarder) try(ctx context.Context, q *Query, u *upstreamState) (*Respo
 	}
 	f.recordSuccess(u, elapsed)
 	removeOPT(r)
+	if n := scrub(r, q.Name); n > 0 {
+		f.scrubbed.Add(uint64(n))
+	}
 	return &Response{Msg: r, Source: SourceUpstream, Upstream: u.up.String()}, nil
 }
 

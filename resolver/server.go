@@ -43,6 +43,9 @@ type Server struct {
 	log      *zap.Logger
 	clients  *Clients
 	recorder Recorder
+	limiter  *Limiter // nil: no rate limiting
+	// limitRefuse answers limited queries REFUSED rather than dropping.
+	limitRefuse bool
 	// The fast path's view of the chain (fastpath.go); cache is nil
 	// when there is no chain or no cache.
 	cache      *Cache
@@ -62,7 +65,9 @@ type Server struct {
 	udpConns  []*net.UDPConn
 	listeners []net.Listener
 	conns     map[net.Conn]struct{}
-	started   bool
+	// tcpPerClient counts open TCP connections per client address.
+	tcpPerClient map[netip.Addr]int
+	started      bool
 
 	stopping atomic.Bool
 	wg       sync.WaitGroup // UDP workers, TCP accept loops and connections
@@ -74,7 +79,7 @@ type Server struct {
 }
 
 type serverCounters struct {
-	queries, refused, formerr, notimp, dropped, servfail, tcpRejected, panics atomic.Uint64
+	queries, refused, formerr, notimp, dropped, servfail, tcpRejected, panics, limited atomic.Uint64
 }
 
 // ServerStats is a snapshot of the server's counters.
@@ -87,6 +92,7 @@ type ServerStats struct {
 	ServFail    uint64 // queries the chain could not answer
 	TCPRejected uint64 // TCP connections closed at accept (over the cap)
 	Panics      uint64 // handler panics recovered
+	Limited     uint64 // queries over a client's rate limit
 	TCPConns    int64  // open TCP connections
 }
 
@@ -111,6 +117,10 @@ type ServerDeps struct {
 	// RecordAllowed); nil records nothing.
 	Recorder      Recorder
 	RecordAllowed bool
+	// Limiter rate-limits clients; nil means no limit.
+	Limiter *Limiter
+	// LimitRefuse answers limited queries REFUSED instead of dropping them.
+	LimitRefuse bool
 }
 
 // NewServer returns a Server. It does not listen until Start.
@@ -124,6 +134,9 @@ func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 		clients:       deps.Clients,
 		recorder:      deps.Recorder,
 		recordAllowed: deps.RecordAllowed,
+		limiter:       deps.Limiter,
+		limitRefuse:   deps.LimitRefuse,
+		tcpPerClient:  make(map[netip.Addr]int),
 		baseCtx:       ctx,
 		cancel:        cancel,
 		tcpInflight:   make(chan struct{}, cfg.MaxInflight),
@@ -276,7 +289,7 @@ func (s *Server) Stats() ServerStats {
 		Queries: s.stats.queries.Load(), Refused: s.stats.refused.Load(),
 		FormErr: s.stats.formerr.Load(), NotImp: s.stats.notimp.Load(),
 		Dropped: s.stats.dropped.Load(), ServFail: s.stats.servfail.Load(),
-		TCPRejected: s.stats.tcpRejected.Load(), Panics: s.stats.panics.Load(),
+		TCPRejected: s.stats.tcpRejected.Load(), Panics: s.stats.panics.Load(), Limited: s.stats.limited.Load(),
 		TCPConns: s.tcpConns.Load(),
 	}
 }
@@ -299,6 +312,12 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			continue
 		}
 		client := from.Addr().Unmap()
+		if s.overLimit(client) {
+			if s.limitRefuse && n >= headerLen {
+				_, _ = c.WriteToUDPAddrPort(headerReply(out[:0], in[:n], dns.RcodeRefused), from)
+			}
+			continue
+		}
 		reply, ok := s.fastAnswer(in[:n], client, ProtoUDP, out, name)
 		if !ok {
 			reply = s.answer(in[:n], client, ProtoUDP, out[:0])
@@ -310,6 +329,23 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			}
 		}
 	}
+}
+
+// overLimit applies the client's rate limit, logging at most one line per
+// client network per interval.
+func (s *Server) overLimit(client netip.Addr) bool {
+	if s.limiter == nil {
+		return false
+	}
+	ok, logNow, network, suppressed := s.limiter.Allow(client, time.Now().UnixNano())
+	if ok {
+		return false
+	}
+	s.stats.limited.Add(1)
+	if logNow {
+		s.log.Warn("client over its rate limit", zap.Stringer("network", network), zap.Uint64("limited_since_last_report", suppressed))
+	}
+	return true
 }
 
 // serveTCP accepts connections up to the cap.
@@ -332,6 +368,10 @@ func (s *Server) serveTCP(l net.Listener) {
 			c.Close()
 			continue
 		}
+		var client netip.Addr
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			client = ta.AddrPort().Addr().Unmap()
+		}
 		s.mu.Lock()
 		if s.stopping.Load() {
 			s.mu.Unlock()
@@ -339,6 +379,15 @@ func (s *Server) serveTCP(l net.Listener) {
 			c.Close()
 			return
 		}
+		if s.tcpPerClient[client] >= s.cfg.MaxTCPConnsPerClient {
+			// One client must not take every connection (slowloris).
+			s.mu.Unlock()
+			s.tcpConns.Add(-1)
+			s.stats.tcpRejected.Add(1)
+			c.Close()
+			continue
+		}
+		s.tcpPerClient[client]++
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -375,6 +424,15 @@ func (s *Server) serveConn(c net.Conn) {
 		if _, err := io.ReadFull(c, req); err != nil {
 			break
 		}
+		if s.overLimit(client) {
+			if s.limitRefuse {
+				rep := headerReply(nil, req, dns.RcodeRefused)
+				wmu.Lock()
+				_, _ = (&net.Buffers{[]byte{0, byte(len(rep))}, rep}).WriteTo(c)
+				wmu.Unlock()
+			}
+			continue
+		}
 		pipe <- struct{}{}
 		s.tcpInflight <- struct{}{}
 		pending.Add(1)
@@ -398,6 +456,9 @@ func (s *Server) serveConn(c net.Conn) {
 	s.tcpConns.Add(-1)
 	s.mu.Lock()
 	delete(s.conns, c)
+	if s.tcpPerClient[client]--; s.tcpPerClient[client] <= 0 {
+		delete(s.tcpPerClient, client)
+	}
 	s.mu.Unlock()
 }
 

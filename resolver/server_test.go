@@ -25,6 +25,7 @@ type testConfig struct {
 	Lists    resolver.ListSource
 	Clients  *resolver.Clients
 	Recorder resolver.Recorder
+	Limiter  *resolver.Limiter
 	Now      func() time.Time
 }
 
@@ -63,7 +64,7 @@ func startVigil(t testing.TB, upstreams []string, mod func(*testConfig)) *vigil 
 		t.Fatal(err)
 	}
 	srv := resolver.NewServer(cfg.Server, resolver.ServerDeps{
-		Chain: chain, Log: zaptest.NewLogger(t), Clients: cfg.Clients, Recorder: cfg.Recorder,
+		Chain: chain, Log: zaptest.NewLogger(t), Clients: cfg.Clients, Recorder: cfg.Recorder, Limiter: cfg.Limiter,
 	})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

@@ -123,13 +123,14 @@ func (e *LogEntry) identity() string {
 // batches them into Badger.
 type QueryLog struct {
 	db   *badger.DB
+	st   *Store
 	cfg  QueryLogConfig
 	log  *zap.Logger
 	ch   chan LogEntry
 	seq  uint32 // block sequence, writer-owned
 	done chan struct{}
 
-	written, dropped, writeErrors atomic.Uint64
+	written, dropped, writeErrors, lowDiskDropped atomic.Uint64
 }
 
 // QueryLogStats is a snapshot of the log's counters.
@@ -139,12 +140,16 @@ type QueryLogStats struct {
 	Written     uint64 `json:"written"`
 	Dropped     uint64 `json:"dropped"`
 	WriteErrors uint64 `json:"write_errors"`
-	LossBound   string `json:"loss_bound"`
+	// LowDiskDropped counts entries not written because the disk was
+	// almost full (store.min_free_bytes).
+	LowDiskDropped uint64 `json:"low_disk_dropped"`
+	LowDisk        bool   `json:"low_disk"`
+	LossBound      string `json:"loss_bound"`
 }
 
 // NewQueryLog returns a log writing into s. Nothing is written until Run.
 func (s *Store) NewQueryLog(cfg QueryLogConfig, log *zap.Logger) *QueryLog {
-	return &QueryLog{db: s.db, cfg: cfg, log: log, ch: make(chan LogEntry, cfg.QueueSize), done: make(chan struct{})}
+	return &QueryLog{db: s.db, st: s, cfg: cfg, log: log, ch: make(chan LogEntry, cfg.QueueSize), done: make(chan struct{})}
 }
 
 // Record queues e for writing. It never blocks: when the queue is full the
@@ -164,6 +169,7 @@ func (q *QueryLog) Stats() QueryLogStats {
 	return QueryLogStats{
 		Queued: len(q.ch), Capacity: cap(q.ch),
 		Written: q.written.Load(), Dropped: q.dropped.Load(), WriteErrors: q.writeErrors.Load(),
+		LowDiskDropped: q.lowDiskDropped.Load(), LowDisk: q.st.LowDisk(),
 		LossBound: q.cfg.LossBound(),
 	}
 }
@@ -291,6 +297,10 @@ func appendStamp(k []byte, t time.Time, seq uint32) []byte {
 func (q *QueryLog) write(batch []LogEntry) []LogEntry {
 	if len(batch) == 0 {
 		return batch
+	}
+	if q.st.LowDisk() {
+		q.lowDiskDropped.Add(uint64(len(batch)))
+		return batch[:0]
 	}
 	for i := range batch {
 		e := &batch[i]

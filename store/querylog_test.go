@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,4 +253,40 @@ func BenchmarkQueryLogWriter(b *testing.B) {
 	}
 	stop()
 	b.ReportMetric(float64(q.Stats().Written)/time.Since(start).Seconds(), "entries/s")
+}
+
+func TestQueryLogPausesOnLowDisk(t *testing.T) {
+	s := testStore(t, t.TempDir())
+	defer s.Close()
+	var free atomic.Uint64
+	free.Store(1 << 40)
+	s.freeBytes = func(string) (uint64, error) { return free.Load(), nil }
+	q := s.NewQueryLog(testLogConfig(), zaptest.NewLogger(t))
+	stop := runLog(q)
+	q.Record(entry("", "10.0.0.1", time.Now(), "before.example.", "V"))
+	waitWritten(t, q, 1)
+	free.Store(1 << 20) // under min_free_bytes
+	s.checkDisk()
+	for range 5 {
+		q.Record(entry("", "10.0.0.1", time.Now(), "during.example.", "V"))
+	}
+	free.Store(1 << 40)
+	time.Sleep(100 * time.Millisecond)
+	s.checkDisk()
+	q.Record(entry("", "10.0.0.1", time.Now(), "after.example.", "V"))
+	stop()
+	st := q.Stats()
+	if st.Written != 2 || st.LowDiskDropped != 5 || st.LowDisk {
+		t.Errorf("stats %+v; want 2 written, 5 dropped for low disk", st)
+	}
+}
+
+func waitWritten(t *testing.T, q *QueryLog, n uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); q.Stats().Written < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("written %d, want %d", q.Stats().Written, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -33,6 +34,11 @@ type Config struct {
 	// ValueLogFileSize bounds one value-log file in bytes (Badger's
 	// default, 1 GiB, is sparse-allocated but still alarming on flash).
 	ValueLogFileSize int64 `toml:"value_log_file_size"`
+	// MinFreeBytes pauses the per-client log while the file system holding
+	// Dir has less free space than this. Badger crashes the process with
+	// SIGBUS when a memory-mapped write hits a full disk, so Vigil stops
+	// writing well before that; DNS keeps answering.
+	MinFreeBytes int64 `toml:"min_free_bytes"`
 }
 
 // DefaultConfig returns the [store] defaults.
@@ -42,6 +48,7 @@ func DefaultConfig() Config {
 		GCInterval:       10 * time.Minute,
 		MemTableSize:     4 << 20,
 		ValueLogFileSize: 64 << 20,
+		MinFreeBytes:     128 << 20,
 	}
 }
 
@@ -60,6 +67,9 @@ func (c *Config) Validate() error {
 	if c.ValueLogFileSize < 1<<20 || c.ValueLogFileSize >= 2<<30 {
 		errs = append(errs, fmt.Errorf("store.value_log_file_size: want 1048576 to 2147483647 bytes, got %d", c.ValueLogFileSize))
 	}
+	if c.MinFreeBytes < 0 {
+		errs = append(errs, fmt.Errorf("store.min_free_bytes: want >= 0, got %d", c.MinFreeBytes))
+	}
 	return errors.Join(errs...)
 }
 
@@ -68,6 +78,11 @@ type Store struct {
 	db  *badger.DB
 	cfg Config
 	log *zap.Logger
+
+	// lowDisk is set while free space is under MinFreeBytes.
+	lowDisk atomic.Bool
+	// freeBytes reads free space; a field so tests can fake a full disk.
+	freeBytes func(string) (uint64, error)
 }
 
 // ErrLocked means another process holds the directory.
@@ -106,7 +121,43 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		}
 		return nil, fmt.Errorf("opening store %s: %w", cfg.Dir, err)
 	}
-	return &Store{db: db, cfg: cfg, log: log}, nil
+	st := &Store{db: db, cfg: cfg, log: log, freeBytes: freeBytes}
+	st.checkDisk()
+	return st, nil
+}
+
+// LowDisk reports whether writing the log is paused for lack of space.
+func (s *Store) LowDisk() bool { return s.lowDisk.Load() }
+
+// checkDisk updates the low-disk flag, logging changes.
+func (s *Store) checkDisk() {
+	free, err := s.freeBytes(s.cfg.Dir)
+	if err != nil {
+		return
+	}
+	low := int64(min(free, 1<<62)) < s.cfg.MinFreeBytes
+	if s.lowDisk.Swap(low) != low {
+		if low {
+			s.log.Error("disk almost full: pausing the per-client log (DNS keeps answering)",
+				zap.String("dir", s.cfg.Dir), zap.Uint64("free_bytes", free), zap.Int64("min_free_bytes", s.cfg.MinFreeBytes))
+		} else {
+			s.log.Info("disk space back: resuming the per-client log", zap.Uint64("free_bytes", free))
+		}
+	}
+}
+
+// RunDiskWatch checks free space every few seconds until ctx ends.
+func (s *Store) RunDiskWatch(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.checkDisk()
+		}
+	}
 }
 
 // Close flushes and closes the directory.

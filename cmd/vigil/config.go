@@ -22,18 +22,19 @@ import (
 // Config is the whole configuration file: one section per package, each
 // owning its keys, defaults and validation.
 type Config struct {
-	Server   resolver.ServerConfig   `toml:"server"`
-	Upstream resolver.UpstreamConfig `toml:"upstream"`
-	Cache    resolver.CacheConfig    `toml:"cache"`
-	Blocking resolver.BlockingConfig `toml:"blocking"`
-	Updates  blocklists.UpdateConfig `toml:"blocklists"`
-	Lists    []blocklists.ListConfig `toml:"lists"`
-	Clients  []resolver.ClientConfig `toml:"clients"`
-	Identify resolver.IdentifyConfig `toml:"identify"`
-	QueryLog store.QueryLogConfig    `toml:"querylog"`
-	Store    store.Config            `toml:"store"`
-	HTTP     HTTPConfig              `toml:"http"`
-	Log      LogConfig               `toml:"log"`
+	Server    resolver.ServerConfig    `toml:"server"`
+	Upstream  resolver.UpstreamConfig  `toml:"upstream"`
+	Cache     resolver.CacheConfig     `toml:"cache"`
+	RateLimit resolver.RateLimitConfig `toml:"ratelimit"`
+	Blocking  resolver.BlockingConfig  `toml:"blocking"`
+	Updates   blocklists.UpdateConfig  `toml:"blocklists"`
+	Lists     []blocklists.ListConfig  `toml:"lists"`
+	Clients   []resolver.ClientConfig  `toml:"clients"`
+	Identify  resolver.IdentifyConfig  `toml:"identify"`
+	QueryLog  store.QueryLogConfig     `toml:"querylog"`
+	Store     store.Config             `toml:"store"`
+	HTTP      HTTPConfig               `toml:"http"`
+	Log       LogConfig                `toml:"log"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `toml:"-"`
@@ -86,16 +87,17 @@ func (c *LogConfig) Validate() error {
 
 func defaultConfig() Config {
 	return Config{
-		Server:   resolver.DefaultServerConfig(),
-		Upstream: resolver.DefaultUpstreamConfig(),
-		Cache:    resolver.DefaultCacheConfig(),
-		Blocking: resolver.DefaultBlockingConfig(),
-		Updates:  blocklists.DefaultUpdateConfig(),
-		Identify: resolver.IdentifyConfig{TrustedForwarders: []netip.Prefix{}},
-		QueryLog: store.DefaultQueryLogConfig(),
-		Store:    store.DefaultConfig(),
-		HTTP:     HTTPConfig{Listen: "127.0.0.1:8053"},
-		Log:      LogConfig{Level: "info", Format: "console"},
+		Server:    resolver.DefaultServerConfig(),
+		Upstream:  resolver.DefaultUpstreamConfig(),
+		Cache:     resolver.DefaultCacheConfig(),
+		RateLimit: resolver.DefaultRateLimitConfig(),
+		Blocking:  resolver.DefaultBlockingConfig(),
+		Updates:   blocklists.DefaultUpdateConfig(),
+		Identify:  resolver.IdentifyConfig{TrustedForwarders: []netip.Prefix{}},
+		QueryLog:  store.DefaultQueryLogConfig(),
+		Store:     store.DefaultConfig(),
+		HTTP:      HTTPConfig{Listen: "127.0.0.1:8053"},
+		Log:       LogConfig{Level: "info", Format: "console"},
 	}
 }
 
@@ -192,6 +194,7 @@ func (c *Config) Validate() error {
 		c.Server.Validate(),
 		c.Upstream.Validate(),
 		c.Cache.Validate(),
+		c.RateLimit.Validate(),
 		c.Blocking.Validate(),
 		c.Updates.Validate(),
 		blocklists.ValidateLists(c.Lists),

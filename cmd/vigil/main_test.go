@@ -245,6 +245,7 @@ func TestWarmRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	inst2 := startServe(t, cfgPath2)
+	waitFor(t, "the cache to be restored", func() bool { return inst2.chain.Cache.Stats().Entries == 1 })
 	r := rt.Exchange(t, "udp", inst2.srv.UDPAddrs()[0].String(), rt.Question("warm.example", dns.TypeA))
 	if len(r.Answer) != 1 || r.Answer[0].Header().Ttl > 3600 || r.Answer[0].Header().Ttl < 3500 {
 		t.Errorf("after a restart with no upstream: %v; want the cached answer", r.Answer)

@@ -84,13 +84,15 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 		recorder = qlog
 		go qlog.Run(logCtx)
 	}
+	var limiter *resolver.Limiter
+	if cfg.RateLimit.Enabled {
+		limiter = resolver.NewLimiter(cfg.RateLimit, cfg.Identify.TrustedForwarders)
+	}
 	srv := resolver.NewServer(cfg.Server, resolver.ServerDeps{
+		Limiter: limiter, LimitRefuse: cfg.RateLimit.Action == "refused",
 		Chain: chain, Log: log.Named("resolver"), Clients: resolver.NewClients(cfg.Clients, cfg.Identify),
 		Recorder: recorder, RecordAllowed: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed,
 	})
-	if chain.Cache != nil && cfg.Cache.Persist {
-		restoreCache(chain.Cache, st, log)
-	}
 	stopQueryLog := func() {
 		if qlog != nil {
 			stopLog()
@@ -123,7 +125,13 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	bg, cancelBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { st.RunGC(bg) })
+	wg.Go(func() { st.RunDiskWatch(bg) })
 	wg.Go(func() { lists.Run(bg) })
+	if chain.Cache != nil && cfg.Cache.Persist {
+		// After the sockets open: the lists, not the cache, must be ready
+		// for the first query; cached answers arrive within moments.
+		wg.Go(func() { restoreCache(chain.Cache, st, log) })
+	}
 	if chain.Cache != nil && cfg.Cache.Persist {
 		wg.Go(func() {
 			t := time.NewTicker(cfg.Cache.PersistInterval)

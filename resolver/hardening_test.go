@@ -1,0 +1,300 @@
+package resolver_test
+
+import (
+	"net"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/vigil-dns/vigil/resolver"
+	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
+)
+
+func TestANYAnsweredMinimally(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	v := startVigil(t, []string{up.Addr}, nil)
+	r := rt.Exchange(t, "udp", v.addr, rt.Question("example.com", dns.TypeANY))
+	if len(r.Answer) != 1 {
+		t.Fatalf("answer %v", r.Answer)
+	}
+	if h, ok := r.Answer[0].(*dns.HINFO); !ok || h.Cpu != "RFC8482" {
+		t.Errorf("answer %v, want HINFO RFC8482 (RFC 8482 section 4.2)", r.Answer[0])
+	}
+	if up.Queries() != 0 {
+		t.Error("an ANY query was forwarded")
+	}
+}
+
+// sendFrom returns a client bound to a loopback source address.
+func sendFrom(src string, timeout time.Duration) *dns.Client {
+	return &dns.Client{Net: "udp", Timeout: timeout,
+		Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}, Timeout: timeout}}
+}
+
+// TestFloodedClientDoesNotStarveOthers has one client send far above its
+// rate limit while another keeps being answered.
+func TestFloodedClientDoesNotStarveOthers(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	limit := resolver.DefaultRateLimitConfig()
+	limit.QPS, limit.Burst, limit.Exempt = 50, 50, nil
+	if err := limit.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) { c.Limiter = resolver.NewLimiter(limit, nil) })
+
+	// The flood: 127.0.0.2 fires 3000 queries without waiting for answers.
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(v.addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var answered atomic.Int64
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := conn.Read(buf); err != nil {
+				return
+			}
+			answered.Add(1)
+		}
+	}()
+	pkt, _ := rt.Question("flood.example", dns.TypeA).Pack()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 3000 {
+			_, _ = conn.Write(pkt)
+			if i%50 == 0 {
+				time.Sleep(time.Millisecond) // let the socket buffer drain a little
+			}
+		}
+	}()
+	// Meanwhile another client is served normally.
+	c := sendFrom("127.0.0.3", 2*time.Second)
+	for i := range 20 {
+		r, _, err := c.Exchange(rt.Question("other"+strconv.Itoa(i)+".example", dns.TypeA), v.addr)
+		if err != nil || len(r.Answer) != 1 {
+			t.Fatalf("the well-behaved client was not answered during the flood: %v", err)
+		}
+	}
+	wg.Wait()
+	time.Sleep(300 * time.Millisecond)
+	st := v.srv.Stats()
+	// 50 burst + 50/s over well under 2 s of flood.
+	if st.Limited < 1000 || answered.Load() > 200 {
+		t.Errorf("flooding client: %d answered, %d limited; want at most ~150 answered and the rest limited", answered.Load(), st.Limited)
+	}
+}
+
+func TestLimiterMemoryBounded(t *testing.T) {
+	cfg := resolver.DefaultRateLimitConfig()
+	cfg.MaxClients, cfg.Exempt = 1024, nil
+	l := resolver.NewLimiter(cfg, nil)
+	now := time.Now().UnixNano()
+	for i := range 200_000 { // spoofed random sources
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		l.Allow(a, now)
+	}
+	if n := l.Tracked(); n > 1024 {
+		t.Errorf("tracking %d client networks, want at most max_clients 1024", n)
+	}
+}
+
+// TestRandomNameFloodMemoryBounded sprays unique names (each a cache miss)
+// and checks the heap stays bounded by the cache budget.
+func TestRandomNameFloodMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 20,000 queries")
+	}
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 3600))
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) { c.Cache.MaxBytes = 1 << 20 })
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &dns.Client{Net: "udp", Timeout: time.Second}
+			for i := range 2500 {
+				_, _, _ = c.Exchange(rt.Question("r"+strconv.Itoa(w)+"-"+strconv.Itoa(i)+".random.example", dns.TypeA), v.addr)
+			}
+		}()
+	}
+	wg.Wait()
+	after := heap()
+	st := v.chain.Cache.Stats()
+	t.Logf("heap %d -> %d bytes; cache %d entries, %d bytes", before, after, st.Entries, st.Bytes)
+	if st.Bytes > 1<<20 {
+		t.Errorf("cache holds %d bytes, over its 1 MiB budget", st.Bytes)
+	}
+	if after > before+16<<20 {
+		t.Errorf("heap grew by %d bytes after 20,000 random names", after-before)
+	}
+}
+
+func TestTCPConnectionsPerClientCapped(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) { c.Server.MaxTCPConnsPerClient = 4 })
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 4 {
+		c, err := net.Dial("tcp", v.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for v.srv.Stats().TCPConns < 4 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A fifth idle connection from the same address is closed at once.
+	c, err := net.Dial("tcp", v.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Errorf("fifth connection: %v; want it closed by the server", err)
+	}
+	// Another address is still served.
+	d := &dns.Client{Net: "tcp", Timeout: 2 * time.Second,
+		Dialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.9")}, Timeout: 2 * time.Second}}
+	if r, _, err := d.Exchange(rt.Question("ok.example", dns.TypeA), v.addr); err != nil || len(r.Answer) != 1 {
+		t.Errorf("another client over TCP: %v", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// TestSlowlorisClosedByTimeouts opens connections that send half a query
+// and stall: they are closed by the read timeout, and the server answers
+// others meanwhile.
+func TestSlowlorisClosedByTimeouts(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) {
+		c.Server.TCPReadTimeout = 200 * time.Millisecond
+		c.Server.TCPIdleTimeout = 300 * time.Millisecond
+	})
+	c, err := net.Dial("tcp", v.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte{0, 40, 1, 2, 3}) // promises 40 bytes, sends 3
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	if err == nil || isTimeout(err) || time.Since(start) > 2*time.Second {
+		t.Errorf("stalled connection: %v after %s; want closed by the server's read timeout", err, time.Since(start))
+	}
+	r := rt.Exchange(t, "tcp", v.addr, rt.Question("fine.example", dns.TypeA))
+	if len(r.Answer) != 1 {
+		t.Error("server not answering")
+	}
+}
+
+func TestServeStale(t *testing.T) {
+	var down atomic.Bool
+	up := rt.NewUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		if down.Load() {
+			return // no answer: an outage
+		}
+		rt.A("192.0.2.1", 60)(w, r)
+	})
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) {
+		c.Now = clock.Now
+		c.Upstream.Timeout = 200 * time.Millisecond
+		c.Server.QueryTimeout = 500 * time.Millisecond
+	})
+	q := func() *dns.Msg {
+		m := rt.Question("stale.example", dns.TypeA)
+		m.SetEdns0(1232, false)
+		return rt.Exchange(t, "udp", v.addr, m)
+	}
+	q()
+	down.Store(true)
+	clock.Advance(10 * time.Minute) // expired, within stale_ttl
+	r := q()
+	if len(r.Answer) != 1 || r.Answer[0].Header().Ttl != 30 {
+		t.Fatalf("during the outage: %v; want the stale answer with TTL 30", r.Answer)
+	}
+	if e := edeOf(r); e == nil || e.InfoCode != dns.ExtendedErrorCodeStaleAnswer {
+		t.Errorf("EDE %v, want Stale Answer", e)
+	}
+	clock.Advance(2 * time.Hour) // beyond stale_ttl
+	if r := q(); r.Rcode != dns.RcodeServerFailure {
+		t.Errorf("beyond stale_ttl: rcode %s, want SERVFAIL", dns.RcodeToString[r.Rcode])
+	}
+}
+
+// TestOutOfBailiwickScrubbed has an upstream add poison to its answer and
+// checks none of it is returned or cached.
+func TestOutOfBailiwickScrubbed(t *testing.T) {
+	up := rt.NewUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		name := r.Question[0].Name
+		hdr := func(n string, t uint16) dns.RR_Header {
+			return dns.RR_Header{Name: n, Rrtype: t, Class: dns.ClassINET, Ttl: 300}
+		}
+		m.Answer = []dns.RR{
+			&dns.CNAME{Hdr: hdr(name, dns.TypeCNAME), Target: "cdn.example.net."},
+			&dns.A{Hdr: hdr("cdn.example.net.", dns.TypeA), A: net.IPv4(192, 0, 2, 1)},
+			&dns.A{Hdr: hdr("bank.example.", dns.TypeA), A: net.IPv4(203, 0, 113, 66)}, // poison
+		}
+		m.Ns = []dns.RR{
+			&dns.NS{Hdr: hdr("example.com.", dns.TypeNS), Ns: "ns.example.com."},
+			&dns.NS{Hdr: hdr("bank.example.", dns.TypeNS), Ns: "evil.example."}, // poison
+		}
+		m.Extra = []dns.RR{
+			&dns.A{Hdr: hdr("ns.example.com.", dns.TypeA), A: net.IPv4(192, 0, 2, 53)},
+			&dns.A{Hdr: hdr("evil.example.", dns.TypeA), A: net.IPv4(203, 0, 113, 66)},  // glue for poison
+			&dns.A{Hdr: hdr("www.other.org.", dns.TypeA), A: net.IPv4(203, 0, 113, 66)}, // unrelated
+		}
+		_ = w.WriteMsg(m)
+	})
+	v := startVigil(t, []string{up.Addr}, nil)
+	for range 2 { // the second from the cache
+		r := rt.Exchange(t, "udp", v.addr, rt.Question("www.example.com", dns.TypeA))
+		for _, sec := range [][]dns.RR{r.Answer, r.Ns, r.Extra} {
+			for _, rr := range sec {
+				if a, ok := rr.(*dns.A); ok && a.A.Equal(net.IPv4(203, 0, 113, 66)) {
+					t.Errorf("poison returned: %v", rr)
+				}
+				if ns, ok := rr.(*dns.NS); ok && ns.Hdr.Name == "bank.example." {
+					t.Errorf("poison returned: %v", rr)
+				}
+			}
+		}
+		if len(r.Answer) != 2 || len(r.Ns) != 1 || len(r.Extra) != 1 {
+			t.Errorf("kept %d/%d/%d records, want the chain (2), its NS (1) and glue (1)", len(r.Answer), len(r.Ns), len(r.Extra))
+		}
+	}
+	if v.chain.Forwarder.Scrubbed() != 4 {
+		t.Errorf("scrubbed %d records, want 4", v.chain.Forwarder.Scrubbed())
+	}
+}
