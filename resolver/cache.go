@@ -249,25 +249,23 @@ func (c *Cache) insert(sh *cacheShard, h uint64, e *cacheEntry, now int64) {
 	sh.bytes += size
 }
 
-// evict frees room for need bytes: expired entries first, then arbitrary
-// ones (Go's map iteration order is randomised, so this is random eviction,
-// which costs no bookkeeping on hits, unlike LRU). Caller holds sh.mu.
+// evict frees room for need bytes. Go's map iteration starts at a random
+// place, so this is random eviction (no bookkeeping on hits, unlike LRU):
+// expired entries met among the first few examined go first, then
+// whatever comes next, so the work per insert stays constant however full
+// the shard is. Caller holds sh.mu.
 func (sh *cacheShard) evict(need, now int64) {
+	const sample = 16
+	examined := 0
 	for h, e := range sh.items {
 		if sh.bytes+need <= sh.budget {
 			return
 		}
-		if now >= e.expires {
+		if examined >= sample || now >= e.expires {
 			sh.bytes -= e.size()
 			delete(sh.items, h)
 		}
-	}
-	for h, e := range sh.items {
-		if sh.bytes+need <= sh.budget {
-			return
-		}
-		sh.bytes -= e.size()
-		delete(sh.items, h)
+		examined++
 	}
 }
 

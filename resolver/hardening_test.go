@@ -298,3 +298,93 @@ func TestOutOfBailiwickScrubbed(t *testing.T) {
 		t.Errorf("scrubbed %d records, want 4", v.chain.Forwarder.Scrubbed())
 	}
 }
+
+// TestUpstreamFaults covers upstreams that answer badly rather than not at
+// all: each must make Vigil move on to a healthy upstream.
+func TestUpstreamFaults(t *testing.T) {
+	healthy := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	servfail := rt.NewUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeServerFailure)
+		_ = w.WriteMsg(m)
+	})
+	refused := rt.NewUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeRefused)
+		_ = w.WriteMsg(m)
+	})
+	garbage := garbageUpstream(t)
+	for name, bad := range map[string]string{"servfail": servfail.Addr, "refused": refused.Addr, "garbage": garbage} {
+		t.Run(name, func(t *testing.T) {
+			v := startVigil(t, []string{bad, healthy.Addr}, func(c *testConfig) { c.Upstream.Timeout = 200 * time.Millisecond })
+			r := rt.Exchange(t, "udp", v.addr, rt.Question(name+".example", dns.TypeA))
+			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+				t.Errorf("rcode %s, %d answers; want the healthy upstream's answer", dns.RcodeToString[r.Rcode], len(r.Answer))
+			}
+		})
+	}
+}
+
+// garbageUpstream answers every query with random bytes carrying its ID.
+func garbageUpstream(t *testing.T) string {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil || n < 2 {
+				return
+			}
+			_, _ = pc.WriteTo([]byte{buf[0], buf[1], 0x81, 0x80, 0xff, 0xff, 0, 7, 1, 2, 3}, from)
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// TestFailingUpstreamBackedOff checks that an upstream failing repeatedly
+// is tried last for a while, so queries stop paying its timeout, and is
+// tried again once it recovers.
+func TestFailingUpstreamBackedOff(t *testing.T) {
+	var flaky atomic.Bool
+	flaky.Store(true)
+	var flakyHits atomic.Int64
+	first := rt.NewUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		flakyHits.Add(1)
+		if flaky.Load() {
+			return // silent
+		}
+		rt.A("192.0.2.7", 300)(w, r)
+	})
+	second := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	v := startVigil(t, []string{first.Addr, second.Addr}, func(c *testConfig) {
+		c.Upstream.Timeout = 100 * time.Millisecond
+		c.Cache.Enabled = false
+	})
+	for i := range 10 {
+		start := time.Now()
+		rt.Exchange(t, "udp", v.addr, rt.Question("q"+strconv.Itoa(i)+".example", dns.TypeA))
+		if i >= 3 && time.Since(start) > 80*time.Millisecond {
+			t.Errorf("query %d took %s: the failing upstream should be backed off by now", i, time.Since(start))
+		}
+	}
+	if n := flakyHits.Load(); n > 4 {
+		t.Errorf("the failing upstream was asked %d times in 10 queries; want it backed off after 3", n)
+	}
+	flaky.Store(false)
+	time.Sleep(1100 * time.Millisecond) // the first backoff is one second
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := rt.Exchange(t, "udp", v.addr, rt.Question("back"+strconv.Itoa(int(time.Now().UnixNano()))+".example", dns.TypeA))
+		if len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "192.0.2.7" {
+			break // the recovered upstream, first in failover order, answers again
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the recovered upstream was never tried again")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
