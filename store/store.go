@@ -114,12 +114,23 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2).
 		WithCompactL0OnClose(true)
-	db, err := badger.Open(opts)
+	// An open just after a crash can fail while the previous process's
+	// files are still being released; try a few times before giving up.
+	var db *badger.DB
+	var err error
+	for attempt := range 3 {
+		if db, err = badger.Open(opts); err == nil || strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			break
+		}
+		log.Warn("opening the store failed, retrying", zap.String("dir", cfg.Dir), zap.Int("attempt", attempt+1), zap.Error(err))
+		time.Sleep(time.Duration(attempt+1) * 300 * time.Millisecond)
+	}
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("opening store %s: %w (is another vigil running? stop it, or point store.dir elsewhere)", cfg.Dir, ErrLocked)
 		}
-		return nil, fmt.Errorf("opening store %s: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("opening store %s: %w (if the directory is damaged, move it aside and start again: "+
+			"lists are fetched anew, the per-client log and the saved cache are lost)", cfg.Dir, err)
 	}
 	st := &Store{db: db, cfg: cfg, log: log, freeBytes: freeBytes}
 	st.checkDisk()

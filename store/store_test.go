@@ -2,6 +2,8 @@ package store
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +91,23 @@ func TestConfigValidate(t *testing.T) {
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "store.dir") || !strings.Contains(err.Error(), "store.memtable_size") {
 		t.Errorf("got %v", err)
+	}
+}
+
+func TestOpenDamagedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s := testStore(t, dir)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Wreck the manifest.
+	if err := os.WriteFile(filepath.Join(dir, "MANIFEST"), []byte("not a manifest at all"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Dir = dir
+	_, err := Open(cfg, zaptest.NewLogger(t))
+	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "move it aside") {
+		t.Errorf("opening a damaged store: %v; want an error naming the directory and what to do", err)
 	}
 }
