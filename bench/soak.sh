@@ -36,7 +36,7 @@ fi
 cp "$work/list.txt" "$work/served.txt"
 # The mix: mostly cached names, some blocked, some never seen before.
 { head -5000 "$work/cached.txt"; head -3000 "$work/blocked.txt"; } >"$work/base.txt"
-awk 'NR%4==0' "$work/miss.txt" | head -200000 >"$work/fresh.txt"
+awk 'NR % 4 == 0 && ++n <= 200000' "$work/miss.txt" >"$work/fresh.txt"
 paste -d'\n' "$work/base.txt" "$work/base.txt" "$work/fresh.txt" | grep . >"$work/mix.txt"
 
 cat >"$work/vigil.toml" <<TOML
