@@ -22,5 +22,8 @@ COPY --from=build /src/config.toml /etc/vigil/config.toml
 USER nonroot
 VOLUME ["/var/lib/vigil"]
 EXPOSE 53/udp 53/tcp 8053/tcp
+# Healthy when the API answers (the default http.listen is loopback inside
+# the container, which is where the check runs).
+HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD ["/usr/local/bin/vigil", "health", "-config", "/etc/vigil/config.toml"]
 ENTRYPOINT ["/usr/local/bin/vigil"]
 CMD ["serve", "-config", "/etc/vigil/config.toml"]

@@ -141,7 +141,7 @@ func blockingServer(b *testing.B, recorder Recorder) *Server {
 		b.Fatal(err)
 	}
 	lists := &fixedLists{set: &blocklists.Set{Matcher: m}}
-	s.handler = NewBlocker(lists, DefaultBlockingConfig(), s.handler)
+	s.handler = NewBlocker(lists, DefaultBlockingConfig(), nil, s.handler)
 	s.lists, s.cnameCheck = lists, true
 	s.recorder = recorder
 	return s

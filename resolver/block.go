@@ -35,11 +35,18 @@ type BlockingConfig struct {
 	// CNAMECheck blocks answers whose CNAME chain passes through a blocked
 	// name (CNAME cloaking), cached answers included.
 	CNAMECheck bool `toml:"cname_check"`
+	// BlockBypass answers resolver-bypass canaries so devices keep using
+	// Vigil (see LocalConfig.BlockBypass).
+	BlockBypass bool `toml:"block_bypass"`
+	// HealthName is a name Vigil answers itself, for health checks; "" for
+	// none.
+	HealthName string `toml:"health_name"`
 }
 
 // DefaultBlockingConfig returns the [blocking] defaults.
 func DefaultBlockingConfig() BlockingConfig {
-	return BlockingConfig{Answer: AnswerNull, IPv4: []netip.Addr{}, IPv6: []netip.Addr{}, TTL: 10 * time.Second, CNAMECheck: true}
+	return BlockingConfig{Answer: AnswerNull, IPv4: []netip.Addr{}, IPv6: []netip.Addr{}, TTL: 10 * time.Second, CNAMECheck: true,
+		BlockBypass: true, HealthName: "health.vigil."}
 }
 
 // Validate checks the section.
@@ -62,6 +69,11 @@ func (c *BlockingConfig) Validate() error {
 	for i, a := range c.IPv6 {
 		if !a.Is6() || a.Is4In6() {
 			errs = append(errs, fmt.Errorf("blocking.ipv6[%d]: want an IPv6 address, got %s", i, a))
+		}
+	}
+	if c.HealthName != "" {
+		if _, ok := dns.IsDomainName(c.HealthName); !ok {
+			errs = append(errs, fmt.Errorf("blocking.health_name: want a domain name such as \"health.vigil.\", got %q", c.HealthName))
 		}
 	}
 	if c.TTL < time.Second || c.TTL > 24*time.Hour {
@@ -103,17 +115,21 @@ type Blocker struct {
 	cfg   BlockingConfig
 	ttl   uint32
 	next  Handler
+	pause *Pauser // nil: never paused
 }
 
 var _ Handler = (*Blocker)(nil)
 
-// NewBlocker returns a blocking stage in front of next.
-func NewBlocker(lists ListSource, cfg BlockingConfig, next Handler) *Blocker {
-	return &Blocker{lists: lists, cfg: cfg, ttl: uint32(cfg.TTL / time.Second), next: next}
+// NewBlocker returns a blocking stage in front of next; pause may be nil.
+func NewBlocker(lists ListSource, cfg BlockingConfig, pause *Pauser, next Handler) *Blocker {
+	return &Blocker{lists: lists, cfg: cfg, ttl: uint32(cfg.TTL / time.Second), next: next, pause: pause}
 }
 
 // Resolve implements Handler.
 func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
+	if b.pause != nil && b.pause.Paused(q.Client, q.Start) {
+		return b.next.Resolve(ctx, q)
+	}
 	mt := b.lists.Current().Matcher
 	verdict, matched := mt.Match(q.Name)
 	if matched && verdict.Blocked {

@@ -12,6 +12,8 @@ type ChainConfig struct {
 	Blocking BlockingConfig // validated
 	// Lists feeds the blocking stage; nil leaves it out.
 	Lists ListSource
+	// Pause, when set, lets blocking be paused (for everyone or a client).
+	Pause *Pauser
 	// Now replaces the clock in tests; nil means time.Now.
 	Now func() time.Time
 }
@@ -31,7 +33,8 @@ type Chain struct {
 // NewChain assembles the query path. The order is fixed here, in one place,
 // with the reason for each slot:
 //
-//  0. Local answers (ANY per RFC 8482): first, so nothing Vigil answers
+//  0. Local answers (ANY per RFC 8482, resolver-bypass canaries, the
+//     health name): first, so nothing Vigil answers
 //     itself is forwarded, cached or blocked.
 //  1. Blocking (filled by the blocklists stage): first, so a blocked name
 //     never reaches the cache or an upstream, and so its CNAME check sees
@@ -63,10 +66,10 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 		ch.Handler = ch.Cache
 	}
 	if cfg.Lists != nil {
-		ch.Blocker = NewBlocker(cfg.Lists, cfg.Blocking, ch.Handler)
+		ch.Blocker = NewBlocker(cfg.Lists, cfg.Blocking, cfg.Pause, ch.Handler)
 		ch.Handler = ch.Blocker
 		ch.lists, ch.cnameCheck = cfg.Lists, cfg.Blocking.CNAMECheck
 	}
-	ch.Handler = NewLocal(ch.Handler)
+	ch.Handler = NewLocal(LocalConfig{BlockBypass: cfg.Blocking.BlockBypass, HealthName: cfg.Blocking.HealthName}, ch.Handler)
 	return ch, nil
 }

@@ -388,3 +388,74 @@ func TestFailingUpstreamBackedOff(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestBypassCanariesAndHealthName(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	v := startVigil(t, []string{up.Addr}, nil)
+	cases := []struct {
+		name  string
+		qtype uint16
+		rcode int
+		n     int // answers
+	}{
+		{"use-application-dns.net", dns.TypeA, dns.RcodeNameError, 0},
+		{"mask.icloud.com", dns.TypeAAAA, dns.RcodeNameError, 0},
+		{"mask-h2.icloud.com", dns.TypeA, dns.RcodeNameError, 0},
+		{"_dns.resolver.arpa", dns.TypeSVCB, dns.RcodeSuccess, 0},
+		{"resolver.arpa", dns.TypeA, dns.RcodeSuccess, 0},
+		{"health.vigil", dns.TypeA, dns.RcodeSuccess, 1},
+		{"HEALTH.vigil", dns.TypeTXT, dns.RcodeSuccess, 1},
+	}
+	for _, tc := range cases {
+		r := rt.Exchange(t, "udp", v.addr, rt.Question(tc.name, tc.qtype))
+		if r.Rcode != tc.rcode || len(r.Answer) != tc.n {
+			t.Errorf("%s %s: rcode %s, %d answers; want %s, %d", tc.name, dns.TypeToString[tc.qtype],
+				dns.RcodeToString[r.Rcode], len(r.Answer), dns.RcodeToString[tc.rcode], tc.n)
+		}
+	}
+	if up.Queries() != 0 {
+		t.Errorf("%d of these reached the upstream", up.Queries())
+	}
+}
+
+func TestPauseBlocking(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	lists := newStaticLists(t, []string{"||tracker.example^"}, nil)
+	pause := resolver.NewPauser()
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) {
+		withLists(lists, nil)(c)
+		c.Pause = pause
+	})
+	answer := func(src string) string {
+		r, _, err := sendFrom(src, 2*time.Second).Exchange(rt.Question("a.tracker.example", dns.TypeA), v.addr)
+		if err != nil || len(r.Answer) != 1 {
+			t.Fatalf("query from %s: %v", src, err)
+		}
+		return r.Answer[0].(*dns.A).A.String()
+	}
+	if got := answer("127.0.0.1"); got != "0.0.0.0" {
+		t.Fatalf("before pausing: %s", got)
+	}
+	pause.Pause("127.0.0.2", time.Hour)
+	if got := answer("127.0.0.2"); got != "192.0.2.1" {
+		t.Errorf("paused client: %s, want the real answer", got)
+	}
+	if got := answer("127.0.0.1"); got != "0.0.0.0" {
+		t.Errorf("other client during a per-client pause: %s, want blocked", got)
+	}
+	pause.Pause("", 300*time.Millisecond)
+	if got := answer("127.0.0.1"); got != "192.0.2.1" {
+		t.Errorf("during a global pause: %s", got)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if got := answer("127.0.0.1"); got != "0.0.0.0" {
+		t.Errorf("after the pause expired: %s, want blocked again", got)
+	}
+	pause.Resume("127.0.0.2")
+	if got := answer("127.0.0.2"); got != "0.0.0.0" {
+		t.Errorf("after resume: %s, want blocked", got)
+	}
+	if st := pause.Status(); !st.All.IsZero() || len(st.Clients) != 0 {
+		t.Errorf("status after everything ended: %+v", st)
+	}
+}

@@ -26,6 +26,7 @@ type testConfig struct {
 	Clients  *resolver.Clients
 	Recorder resolver.Recorder
 	Limiter  *resolver.Limiter
+	Pause    *resolver.Pauser
 	Now      func() time.Time
 }
 
@@ -58,7 +59,7 @@ func startVigil(t testing.TB, upstreams []string, mod func(*testConfig)) *vigil 
 		}
 	}
 	chain, err := resolver.NewChain(resolver.ChainConfig{
-		Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Lists: cfg.Lists, Now: cfg.Now,
+		Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Lists: cfg.Lists, Pause: cfg.Pause, Now: cfg.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

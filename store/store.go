@@ -94,8 +94,8 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		return nil, fmt.Errorf("creating store directory %s: %w", cfg.Dir, err)
 	}
 	opts := badger.DefaultOptions(cfg.Dir).
+		// Not WithLoggingLevel: it replaces the logger with Badger's own.
 		WithLogger(badgerLogger{log.Sugar()}).
-		WithLoggingLevel(badger.WARNING).
 		WithMemTableSize(cfg.MemTableSize).
 		WithValueLogFileSize(cfg.ValueLogFileSize).
 		// List copies are stored in 64 KiB chunks (lists.go) below this
@@ -224,5 +224,5 @@ type badgerLogger struct{ s *zap.SugaredLogger }
 
 func (l badgerLogger) Errorf(f string, a ...any)   { l.s.Errorf(strings.TrimSpace(f), a...) }
 func (l badgerLogger) Warningf(f string, a ...any) { l.s.Warnf(strings.TrimSpace(f), a...) }
-func (l badgerLogger) Infof(f string, a ...any)    { l.s.Infof(strings.TrimSpace(f), a...) }
+func (l badgerLogger) Infof(f string, a ...any)    { l.s.Debugf(strings.TrimSpace(f), a...) } // chatty: compactions, flushes
 func (l badgerLogger) Debugf(f string, a ...any)   { l.s.Debugf(strings.TrimSpace(f), a...) }

@@ -136,6 +136,23 @@ func newAPI(inst *instance) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, ex)
 	})
+	mux.HandleFunc("GET /api/v1/pause", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, inst.pause.Status())
+	})
+	mux.HandleFunc("POST /api/v1/pause", func(w http.ResponseWriter, r *http.Request) {
+		d, err := time.ParseDuration(r.URL.Query().Get("duration"))
+		if err != nil || d <= 0 || d > 7*24*time.Hour {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want ?duration= a positive duration up to 168h, such as 5m"})
+			return
+		}
+		client := r.URL.Query().Get("client")
+		until := inst.pause.Pause(client, d)
+		writeJSON(w, http.StatusOK, map[string]any{"client": client, "until": until, "status": inst.pause.Status()})
+	})
+	mux.HandleFunc("POST /api/v1/resume", func(w http.ResponseWriter, r *http.Request) {
+		inst.pause.Resume(r.URL.Query().Get("client"))
+		writeJSON(w, http.StatusOK, inst.pause.Status())
+	})
 	// Profiles for operators chasing CPU or memory, on the API's address
 	// (loopback by default).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

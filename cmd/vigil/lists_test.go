@@ -246,3 +246,29 @@ func TestListsParseCommand(t *testing.T) {
 		t.Errorf("bad -format: %v", err)
 	}
 }
+
+func TestPauseAndHealthCommands(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, "[[lists]]\nname = \"v\"\nentries = [\"||tracker.example^\"]\n")
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"health", "-config", cfgPath}, &out, &errOut); err != nil {
+		t.Fatalf("health: %v", err)
+	}
+	if err := run(context.Background(), []string{"pause", "10m", "-config", cfgPath, "-client", "127.0.0.1"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if got := answerOf(t, addr, "x.tracker.example"); got != "192.0.2.1" {
+		t.Errorf("paused: %s", got)
+	}
+	if err := run(context.Background(), []string{"resume", "-config", cfgPath}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if got := answerOf(t, addr, "x.tracker.example"); got != "0.0.0.0" {
+		t.Errorf("resumed: %s", got)
+	}
+	if err := run(context.Background(), []string{"pause", "soon", "-config", cfgPath}, &out, &errOut); exitCode(err) != 2 {
+		t.Errorf("bad duration: %v", err)
+	}
+}

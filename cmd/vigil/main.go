@@ -52,6 +52,9 @@ Commands:
   log       blocked lookups, newest first (-client, -vendor, -since, -json)
   clients   every client with its blocked lookups per vendor
   top       most blocked names, clients and vendors
+  pause     pause blocking for a while (everyone, or -client C)
+  resume    end a pause
+  health    exit 0 if the running server is healthy
   version   print the version
 
 Every command takes -config FILE (default: ./config.toml if present, else
@@ -82,6 +85,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdClients(ctx, args, stdout, stderr)
 	case "top":
 		return cmdTop(ctx, args, stdout, stderr)
+	case "pause":
+		return cmdPause(ctx, args, stdout, stderr)
+	case "resume":
+		return cmdResume(ctx, args, stdout, stderr)
+	case "health":
+		return cmdHealth(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil

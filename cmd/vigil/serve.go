@@ -67,8 +67,9 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	if err := lists.Load(ctx); err != nil {
 		return fmt.Errorf("loading lists from the store: %w", err)
 	}
+	pause := resolver.NewPauser()
 	chain, err := resolver.NewChain(resolver.ChainConfig{
-		Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Lists: lists,
+		Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Lists: lists, Pause: pause,
 	})
 	if err != nil {
 		return err
@@ -103,7 +104,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 		stopQueryLog()
 		return err
 	}
-	inst := &instance{cfg: cfg, srv: srv, chain: chain, lists: lists, qlog: qlog, store: st, started: time.Now()}
+	inst := &instance{cfg: cfg, srv: srv, chain: chain, lists: lists, qlog: qlog, store: st, pause: pause, started: time.Now()}
 
 	var api *http.Server
 	if cfg.HTTP.Listen != "" {
@@ -197,6 +198,7 @@ type instance struct {
 	chain   *resolver.Chain
 	lists   *blocklists.Manager
 	qlog    *store.QueryLog // nil when the log is off
+	pause   *resolver.Pauser
 	store   *store.Store
 	apiAddr string
 	started time.Time
