@@ -263,6 +263,7 @@ func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []by
 		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
 	}
 	s.stats.queries.Add(1)
+	s.metrics.count(proto, ResultCached, fq.qtype)
 	c.hits.Add(1)
 	return out, true
 }

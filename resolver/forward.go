@@ -48,6 +48,8 @@ type upstreamState struct {
 	// downUntil (unix nanos) is set after repeated failures: until then the
 	// upstream is only tried after all the others.
 	downUntil atomic.Int64
+	// lat is the latency histogram of answered exchanges, and the error count.
+	lat latency
 }
 
 // NewForwarder returns a Forwarder over ups. attempt bounds a single try at
@@ -144,9 +146,11 @@ func (f *Forwarder) try(ctx context.Context, q *Query, u *upstreamState) (*Respo
 			return nil, err
 		}
 		f.recordFailure(u, elapsed)
+		u.lat.errors.Add(1)
 		return nil, err
 	}
 	f.recordSuccess(u, elapsed)
+	u.lat.observe(elapsed)
 	removeOPT(r)
 	if n := scrub(r, q.Name); n > 0 {
 		f.scrubbed.Add(uint64(n))

@@ -75,6 +75,7 @@ type Server struct {
 	stopOnce sync.Once
 
 	stats     serverCounters
+	metrics   counters
 	lastError atomic.Int64 // unix nanos of the last logged query error
 }
 
@@ -312,7 +313,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			continue
 		}
 		client := from.Addr().Unmap()
-		if s.overLimit(client) {
+		if s.overLimit(client, ProtoUDP) {
 			if s.limitRefuse && n >= headerLen {
 				_, _ = c.WriteToUDPAddrPort(headerReply(out[:0], in[:n], dns.RcodeRefused), from)
 			}
@@ -333,7 +334,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 
 // overLimit applies the client's rate limit, logging at most one line per
 // client network per interval.
-func (s *Server) overLimit(client netip.Addr) bool {
+func (s *Server) overLimit(client netip.Addr, proto Proto) bool {
 	if s.limiter == nil {
 		return false
 	}
@@ -342,6 +343,7 @@ func (s *Server) overLimit(client netip.Addr) bool {
 		return false
 	}
 	s.stats.limited.Add(1)
+	s.metrics.byResult[proto][ResultLimited].Add(1)
 	if logNow {
 		s.log.Warn("client over its rate limit", zap.Stringer("network", network), zap.Uint64("limited_since_last_report", suppressed))
 	}
@@ -424,7 +426,7 @@ func (s *Server) serveConn(c net.Conn) {
 		if _, err := io.ReadFull(c, req); err != nil {
 			break
 		}
-		if s.overLimit(client) {
+		if s.overLimit(client, ProtoTCP) {
 			if s.limitRefuse {
 				rep := headerReply(nil, req, dns.RcodeRefused)
 				wmu.Lock()
@@ -490,6 +492,7 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 	}
 	if !s.acl.Allowed(client) {
 		s.stats.refused.Add(1)
+		s.metrics.count(proto, ResultRefused, m.Question[0].Qtype)
 		r := new(dns.Msg)
 		r.SetRcode(m, dns.RcodeRefused)
 		return s.pack(out, r, m.IsEdns0(), proto)
@@ -544,6 +547,23 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 			resp.ExtendedError = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNoReachableAuthority, ExtraText: "upstreams timed out"}
 		}
 	}
+	result := ResultServfail
+	if err == nil {
+		switch resp.Source {
+		case SourceBlocked:
+			result = ResultBlocked
+			if b := resp.Blocked; b != nil {
+				s.metrics.countBlocked(BlockedKey{List: b.List, Vendor: b.Vendor, Client: q.Client.Name})
+			}
+		case SourceCached:
+			result = ResultCached
+		case SourceUpstream:
+			result = ResultForwarded
+		default:
+			result = ResultLocal
+		}
+	}
+	s.metrics.count(proto, result, q.Type)
 	if s.recorder != nil && (resp.Source == SourceBlocked || s.recordAllowed) {
 		s.record(q, resp)
 	}

@@ -34,6 +34,7 @@ type Config struct {
 	QueryLog  store.QueryLogConfig     `toml:"querylog"`
 	Store     store.Config             `toml:"store"`
 	HTTP      HTTPConfig               `toml:"http"`
+	Metrics   MetricsConfig            `toml:"metrics"`
 	Log       LogConfig                `toml:"log"`
 
 	// Source names where the configuration came from, for messages.
@@ -97,6 +98,7 @@ func defaultConfig() Config {
 		QueryLog:  store.DefaultQueryLogConfig(),
 		Store:     store.DefaultConfig(),
 		HTTP:      HTTPConfig{Listen: "127.0.0.1:8053"},
+		Metrics:   MetricsConfig{Enabled: true, ClientLabels: true},
 		Log:       LogConfig{Level: "info", Format: "console"},
 	}
 }

@@ -153,6 +153,9 @@ func newAPI(inst *instance) http.Handler {
 		inst.pause.Resume(r.URL.Query().Get("client"))
 		writeJSON(w, http.StatusOK, inst.pause.Status())
 	})
+	if inst.cfg.Metrics.Enabled {
+		mux.Handle("GET /metrics", metricsHandler(inst))
+	}
 	// Profiles for operators chasing CPU or memory, on the API's address
 	// (loopback by default).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

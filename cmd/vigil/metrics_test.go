@@ -1,0 +1,84 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
+)
+
+// TestMetricsExactCounts sends a known mix of queries and checks /metrics
+// shows exactly those counts.
+func TestMetricsExactCounts(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	cfgPath := writeTestConfig(t, up.Addr, `
+[[clients]]
+name = "phone"
+addresses = ["127.0.0.7"]
+[[lists]]
+name = "xiaomi"
+vendor = "Xiaomi"
+entries = ["||xiaomi.example^"]
+`)
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	ask := func(name string, qtype uint16) { rt.Exchange(t, "udp", addr, rt.Question(name, qtype)) }
+	for range 3 {
+		ask("a.xiaomi.example", dns.TypeA) // blocked x3
+	}
+	ask("fresh.example", dns.TypeA)    // forwarded
+	ask("fresh.example", dns.TypeA)    // cached (fast path)
+	ask("fresh.example", dns.TypeAAAA) // forwarded
+	ask("anything.example", dns.TypeANY)
+	rt.Exchange(t, "tcp", addr, rt.Question("fresh.example", dns.TypeA)) // cached over TCP
+	r, _, err := sendFromT("127.0.0.7").Exchange(rt.Question("b.xiaomi.example", dns.TypeA), addr)
+	if err != nil || len(r.Answer) != 1 {
+		t.Fatal(err)
+	}
+
+	resp, err := http.Get("http://" + inst.apiAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	text := string(body)
+	for _, want := range []string{
+		`vigil_queries_total{proto="udp",result="blocked"} 4`,
+		`vigil_queries_total{proto="udp",result="forwarded"} 2`,
+		`vigil_queries_total{proto="udp",result="cached"} 1`,
+		`vigil_queries_total{proto="udp",result="local"} 1`,
+		`vigil_queries_total{proto="tcp",result="cached"} 1`,
+		`vigil_queries_by_type_total{type="A"} 7`,
+		`vigil_queries_by_type_total{type="AAAA"} 1`,
+		`vigil_queries_by_type_total{type="ANY"} 1`,
+		`vigil_blocked_total{client="",list="xiaomi",vendor="Xiaomi"} 3`,
+		`vigil_blocked_total{client="phone",list="xiaomi",vendor="Xiaomi"} 1`,
+		`vigil_cache_hits_total 2`,
+		`vigil_list_rules 1`,
+		`vigil_upstream_duration_seconds_count{upstream="udp://` + up.Addr + `"} 2`,
+		`vigil_blocking_paused 0`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		for _, l := range strings.Split(text, "\n") {
+			if strings.HasPrefix(l, "vigil_") {
+				t.Log(l)
+			}
+		}
+	}
+}
+
+func sendFromT(src string) *dns.Client {
+	return &dns.Client{Net: "udp", Timeout: 2 * time.Second,
+		Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}, Timeout: 2 * time.Second}}
+}

@@ -1,0 +1,157 @@
+package resolver
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Query results counted per protocol, for metrics.
+const (
+	ResultBlocked = iota
+	ResultCached
+	ResultForwarded
+	ResultLocal
+	ResultRefused
+	ResultServfail
+	ResultLimited
+	numResults
+)
+
+// ResultNames names the results, in order.
+var ResultNames = [numResults]string{"blocked", "cached", "forwarded", "local", "refused", "servfail", "limited"}
+
+// countedTypes are the query types counted by name; the rest are "other".
+var countedTypes = [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeHTTPS, dns.TypeSVCB, dns.TypeCNAME, dns.TypeMX,
+	dns.TypeTXT, dns.TypePTR, dns.TypeSRV, dns.TypeSOA, dns.TypeNS, dns.TypeANY, dns.TypeDS, dns.TypeDNSKEY}
+
+// counters are the server's per-query counters: fixed arrays of atomics,
+// no map or lock on the query path.
+type counters struct {
+	byResult [3][numResults]atomic.Uint64 // [proto][result]; proto 0 unused
+	byType   [len(countedTypes) + 1]atomic.Uint64
+
+	blockedMu sync.RWMutex
+	blocked   map[BlockedKey]*atomic.Uint64
+}
+
+// BlockedKey labels blocked lookups: the list, its vendor and the client
+// (its name for named clients; "" otherwise, so the label set stays
+// bounded by configuration, not by traffic).
+type BlockedKey struct{ List, Vendor, Client string }
+
+func typeIndex(t uint16) int {
+	for i, ct := range countedTypes {
+		if ct == t {
+			return i
+		}
+	}
+	return len(countedTypes)
+}
+
+func (c *counters) count(proto Proto, result int, qtype uint16) {
+	c.byResult[proto&3%3][result].Add(1)
+	c.byType[typeIndex(qtype)].Add(1)
+}
+
+func (c *counters) countBlocked(k BlockedKey) {
+	c.blockedMu.RLock()
+	n := c.blocked[k]
+	c.blockedMu.RUnlock()
+	if n == nil {
+		c.blockedMu.Lock()
+		if c.blocked == nil {
+			c.blocked = map[BlockedKey]*atomic.Uint64{}
+		}
+		if n = c.blocked[k]; n == nil {
+			n = new(atomic.Uint64)
+			c.blocked[k] = n
+		}
+		c.blockedMu.Unlock()
+	}
+	n.Add(1)
+}
+
+// QueryMetrics is a snapshot of the per-query counters.
+type QueryMetrics struct {
+	// ByResult maps protocol ("udp", "tcp") and result name to a count.
+	ByResult map[string]map[string]uint64
+	// ByType maps a query type name ("A", "other") to a count.
+	ByType map[string]uint64
+	// Blocked counts blocked lookups by list, vendor and named client.
+	Blocked map[BlockedKey]uint64
+}
+
+// Metrics returns a snapshot of the per-query counters.
+func (s *Server) Metrics() QueryMetrics {
+	c := &s.metrics
+	out := QueryMetrics{ByResult: map[string]map[string]uint64{}, ByType: map[string]uint64{}, Blocked: map[BlockedKey]uint64{}}
+	for _, p := range []Proto{ProtoUDP, ProtoTCP} {
+		m := map[string]uint64{}
+		for r, name := range ResultNames {
+			m[name] = c.byResult[p][r].Load()
+		}
+		out.ByResult[p.String()] = m
+	}
+	for i := range c.byType {
+		name := "other"
+		if i < len(countedTypes) {
+			name = dns.TypeToString[countedTypes[i]]
+		}
+		out.ByType[name] = c.byType[i].Load()
+	}
+	c.blockedMu.RLock()
+	for k, n := range c.blocked {
+		out.Blocked[k] = n.Load()
+	}
+	c.blockedMu.RUnlock()
+	return out
+}
+
+// LatencyBuckets are the upper bounds of the upstream latency histogram.
+var LatencyBuckets = [...]time.Duration{
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond, 5 * time.Second,
+}
+
+// latency is a lock-free histogram of upstream round trips.
+type latency struct {
+	buckets [len(LatencyBuckets) + 1]atomic.Uint64 // the last is +Inf
+	sumNs   atomic.Uint64
+	errors  atomic.Uint64
+}
+
+func (l *latency) observe(d time.Duration) {
+	i := 0
+	for i < len(LatencyBuckets) && d > LatencyBuckets[i] {
+		i++
+	}
+	l.buckets[i].Add(1)
+	l.sumNs.Add(uint64(d))
+}
+
+// UpstreamMetrics is one upstream's latency histogram and error count.
+type UpstreamMetrics struct {
+	Upstream string
+	// Buckets are counts per LatencyBuckets bound (not cumulative), then
+	// the count above the last bound.
+	Buckets []uint64
+	Sum     time.Duration
+	Errors  uint64
+}
+
+// Metrics returns every upstream's latency and errors.
+func (f *Forwarder) Metrics() []UpstreamMetrics {
+	var out []UpstreamMetrics
+	for _, u := range f.upstreams {
+		m := UpstreamMetrics{Upstream: u.up.String(), Sum: time.Duration(u.lat.sumNs.Load()), Errors: u.lat.errors.Load()}
+		for i := range u.lat.buckets {
+			m.Buckets = append(m.Buckets, u.lat.buckets[i].Load())
+		}
+		out = append(out, m)
+	}
+	return out
+}
