@@ -13,6 +13,19 @@ import (
 type ServerConfig struct {
 	// Listen is every address served over both UDP and TCP.
 	Listen []netip.AddrPort `toml:"listen"`
+	// DoTListen are addresses for DNS over TLS (RFC 7858; port 853).
+	DoTListen []netip.AddrPort `toml:"dot_listen"`
+	// DoHListen are addresses for DNS over HTTPS (RFC 8484; port 443).
+	DoHListen []netip.AddrPort `toml:"doh_listen"`
+	// DoHPath is the DoH endpoint's path.
+	DoHPath string `toml:"doh_path"`
+	// DoHTrustedProxies are reverse proxies whose X-Forwarded-For names
+	// the DoH client.
+	DoHTrustedProxies []netip.Prefix `toml:"doh_trusted_proxies"`
+	// CertFile and KeyFile are the PEM certificate chain and key for DoT
+	// and DoH; they are reloaded when the files change.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
 	// Allow is the client access list; everyone else gets REFUSED.
 	Allow []netip.Prefix `toml:"allow"`
 	// UDPSockets is how many SO_REUSEPORT sockets each UDP address gets;
@@ -53,6 +66,10 @@ func DefaultServerConfig() ServerConfig {
 			netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("fc00::/7"),
 			netip.MustParsePrefix("fe80::/10"),
 		},
+		DoTListen:            []netip.AddrPort{},
+		DoHListen:            []netip.AddrPort{},
+		DoHPath:              "/dns-query",
+		DoHTrustedProxies:    []netip.Prefix{},
 		MaxInflight:          1024,
 		MaxTCPConns:          512,
 		MaxTCPConnsPerClient: 32,
@@ -75,6 +92,12 @@ func (c *ServerConfig) Validate() error {
 		if !ap.IsValid() {
 			errs = append(errs, fmt.Errorf("server.listen[%d]: want ip:port, got %q", i, ap))
 		}
+	}
+	if (len(c.DoTListen) > 0 || len(c.DoHListen) > 0) && (c.CertFile == "" || c.KeyFile == "") {
+		errs = append(errs, errors.New("server.cert_file and server.key_file: want PEM files when dot_listen or doh_listen is set"))
+	}
+	if !strings.HasPrefix(c.DoHPath, "/") {
+		errs = append(errs, fmt.Errorf("server.doh_path: want a path starting with /, got %q", c.DoHPath))
 	}
 	for i, p := range c.Allow {
 		if !p.IsValid() {

@@ -19,6 +19,9 @@ type Proto uint8
 const (
 	ProtoUDP Proto = iota + 1
 	ProtoTCP
+	ProtoDoT // DNS over TLS (RFC 7858)
+	ProtoDoH // DNS over HTTPS (RFC 8484)
+	numProtos
 )
 
 // String returns the lowercase transport name, as used in logs and the API.
@@ -28,6 +31,10 @@ func (p Proto) String() string {
 		return "udp"
 	case ProtoTCP:
 		return "tcp"
+	case ProtoDoT:
+		return "dot"
+	case ProtoDoH:
+		return "doh"
 	default:
 		return "unknown"
 	}

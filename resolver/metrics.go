@@ -30,7 +30,7 @@ var countedTypes = [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeHTTPS, dns.TypeS
 // counters are the server's per-query counters: fixed arrays of atomics,
 // no map or lock on the query path.
 type counters struct {
-	byResult [3][numResults]atomic.Uint64 // [proto][result]; proto 0 unused
+	byResult [numProtos][numResults]atomic.Uint64 // [proto][result]; proto 0 unused
 	byType   [len(countedTypes) + 1]atomic.Uint64
 
 	blockedMu sync.RWMutex
@@ -52,7 +52,7 @@ func typeIndex(t uint16) int {
 }
 
 func (c *counters) count(proto Proto, result int, qtype uint16) {
-	c.byResult[proto&3%3][result].Add(1)
+	c.byResult[proto%numProtos][result].Add(1)
 	c.byType[typeIndex(qtype)].Add(1)
 }
 
@@ -88,7 +88,7 @@ type QueryMetrics struct {
 func (s *Server) Metrics() QueryMetrics {
 	c := &s.metrics
 	out := QueryMetrics{ByResult: map[string]map[string]uint64{}, ByType: map[string]uint64{}, Blocked: map[BlockedKey]uint64{}}
-	for _, p := range []Proto{ProtoUDP, ProtoTCP} {
+	for _, p := range []Proto{ProtoUDP, ProtoTCP, ProtoDoT, ProtoDoH} {
 		m := map[string]uint64{}
 		for r, name := range ResultNames {
 			m[name] = c.byResult[p][r].Load()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -65,6 +66,10 @@ type Server struct {
 	udpConns  []*net.UDPConn
 	listeners []net.Listener
 	conns     map[net.Conn]struct{}
+	// plainTCP is how many of listeners are plain TCP (the rest are DoT).
+	plainTCP   int
+	dohServers []*http.Server
+	dohAddrs   []net.Addr
 	// tcpPerClient counts open TCP connections per client address.
 	tcpPerClient map[netip.Addr]int
 	started      bool
@@ -212,7 +217,14 @@ func (s *Server) Start() error {
 	}
 	for _, l := range tcp {
 		s.wg.Add(1)
-		go s.serveTCP(l)
+		go s.serveTCP(l, ProtoTCP)
+	}
+	s.plainTCP = len(tcp)
+	if err := s.startEncrypted(); err != nil {
+		s.mu.Unlock()
+		_ = s.Shutdown(context.Background())
+		s.mu.Lock()
+		return err
 	}
 	return nil
 }
@@ -238,7 +250,7 @@ func (s *Server) TCPAddrs() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []net.Addr
-	for _, l := range s.listeners {
+	for _, l := range s.listeners[:s.plainTCP] {
 		out = append(out, l.Addr())
 	}
 	return out
@@ -259,6 +271,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		for _, l := range s.listeners {
 			l.Close()
+		}
+		for _, hs := range s.dohServers {
+			// Stops accepting and waits for DoH requests in flight.
+			go func() { _ = hs.Shutdown(ctx) }()
 		}
 		for c := range s.conns {
 			_ = c.SetReadDeadline(past)
@@ -351,7 +367,7 @@ func (s *Server) overLimit(client netip.Addr, proto Proto) bool {
 }
 
 // serveTCP accepts connections up to the cap.
-func (s *Server) serveTCP(l net.Listener) {
+func (s *Server) serveTCP(l net.Listener, proto Proto) {
 	defer s.wg.Done()
 	for {
 		c, err := l.Accept()
@@ -393,14 +409,14 @@ func (s *Server) serveTCP(l net.Listener) {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c)
+		go s.serveConn(c, proto)
 	}
 }
 
 // serveConn reads length-prefixed queries from one TCP connection and
 // answers them concurrently (RFC 7766 section 6.2.1.1: pipelined queries may
 // be answered out of order), up to MaxTCPPipeline at once.
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, proto Proto) {
 	defer s.wg.Done()
 	client := netip.Addr{}
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
@@ -426,7 +442,7 @@ func (s *Server) serveConn(c net.Conn) {
 		if _, err := io.ReadFull(c, req); err != nil {
 			break
 		}
-		if s.overLimit(client, ProtoTCP) {
+		if s.overLimit(client, proto) {
 			if s.limitRefuse {
 				rep := headerReply(nil, req, dns.RcodeRefused)
 				wmu.Lock()
@@ -440,7 +456,7 @@ func (s *Server) serveConn(c net.Conn) {
 		pending.Add(1)
 		go func() {
 			defer func() { <-s.tcpInflight; <-pipe; pending.Done() }()
-			reply := s.answer(req, client, ProtoTCP, make([]byte, 0, 512))
+			reply := s.answer(req, client, proto, make([]byte, 0, 512))
 			if reply == nil {
 				return
 			}
