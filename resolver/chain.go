@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"crypto/x509"
 	"fmt"
 	"time"
 )
@@ -47,8 +48,34 @@ type Chain struct {
 // Server, because every stage and the log need their result.
 func NewChain(cfg ChainConfig) (*Chain, error) {
 	var ups []Upstream
+	var boot *Bootstrap
+	if len(cfg.Upstream.Bootstrap) > 0 {
+		var specs []UpstreamSpec
+		for _, b := range cfg.Upstream.Bootstrap {
+			if spec, err := ParseUpstream(b); err == nil {
+				specs = append(specs, spec)
+			}
+		}
+		boot = NewBootstrap(specs)
+	}
+	var roots *x509.CertPool
 	for _, spec := range cfg.Upstream.Specs() {
-		ups = append(ups, NewPlainUpstream(spec))
+		switch spec.Net {
+		case "tls", "https":
+			if roots == nil {
+				var err error
+				if roots, err = LoadCAFile(cfg.Upstream.CAFile); err != nil {
+					return nil, err
+				}
+			}
+			if spec.Net == "tls" {
+				ups = append(ups, NewTLSUpstream(spec, roots, boot))
+			} else {
+				ups = append(ups, NewDoHUpstream(spec, roots, boot))
+			}
+		default:
+			ups = append(ups, NewPlainUpstream(spec))
+		}
 	}
 	fwd, err := NewForwarder(ups, cfg.Upstream.Strategy, cfg.Upstream.Timeout)
 	if err != nil {

@@ -3,10 +3,15 @@ package resolver
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-dns/vigil/blocklists"
 )
 
 // ServerConfig is the [server] section: listeners, access and limits.
@@ -152,6 +157,13 @@ type UpstreamConfig struct {
 	Strategy Strategy `toml:"strategy"`
 	// Timeout bounds one attempt at one upstream.
 	Timeout time.Duration `toml:"timeout"`
+	// Bootstrap are plain DNS servers ("ip:port") used only to resolve the
+	// host names of tls:// and https:// upstreams, so Vigil never needs
+	// itself to start.
+	Bootstrap []string `toml:"bootstrap"`
+	// CAFile adds PEM certificates trusted for encrypted upstreams (a
+	// private resolver's CA); the system's roots are always trusted.
+	CAFile string `toml:"ca_file"`
 
 	parsed []UpstreamSpec
 }
@@ -159,41 +171,94 @@ type UpstreamConfig struct {
 // DefaultUpstreamConfig returns the [upstream] defaults.
 func DefaultUpstreamConfig() UpstreamConfig {
 	return UpstreamConfig{
-		Servers:  []string{"9.9.9.9:53", "1.1.1.1:53"},
-		Strategy: StrategyParallel,
-		Timeout:  2 * time.Second,
+		Servers:   []string{"9.9.9.9:53", "1.1.1.1:53"},
+		Strategy:  StrategyParallel,
+		Timeout:   2 * time.Second,
+		Bootstrap: []string{"9.9.9.9:53", "1.1.1.1:53"},
 	}
 }
 
 // UpstreamSpec is one validated upstream address.
 type UpstreamSpec struct {
-	// Net is "udp" (with TCP fallback on truncation) or "tcp".
+	// Net is "udp" (with TCP fallback on truncation), "tcp", "tls" (DNS
+	// over TLS) or "https" (DNS over HTTPS).
 	Net string
-	// Addr is the server's address.
+	// Addr is the server's address, when given as an IP.
 	Addr netip.AddrPort
+	// Host is the server's host name (tls, https), resolved through the
+	// bootstrap servers, and the name its certificate must carry.
+	Host string
+	// Port is the port for a Host.
+	Port uint16
+	// URL is the DoH endpoint (https).
+	URL string
 }
 
 // String returns the upstream in its configuration form.
-func (s UpstreamSpec) String() string { return s.Net + "://" + s.Addr.String() }
+func (s UpstreamSpec) String() string {
+	switch {
+	case s.Net == "https":
+		return s.URL
+	case s.Host != "":
+		return s.Net + "://" + net.JoinHostPort(s.Host, strconv.Itoa(int(s.Port)))
+	}
+	return s.Net + "://" + s.Addr.String()
+}
 
-// ParseUpstream parses an upstream address as written in the configuration.
+// ParseUpstream parses an upstream address as written in the configuration:
+// "ip:port" or "udp://ip:port" (UDP, TCP when truncated), "tcp://ip:port",
+// "tls://host:853" (DNS over TLS; host a name or an IP) or
+// "https://host/dns-query" (DNS over HTTPS).
 func ParseUpstream(s string) (UpstreamSpec, error) {
 	spec := UpstreamSpec{Net: "udp"}
 	rest := s
 	if scheme, after, ok := strings.Cut(s, "://"); ok {
 		switch scheme {
-		case "udp", "tcp":
+		case "udp", "tcp", "tls":
 			spec.Net = scheme
+		case "https":
+			u, err := url.Parse(s)
+			if err != nil || u.Host == "" {
+				return spec, fmt.Errorf("want a DoH URL such as \"https://dns.quad9.net/dns-query\", got %q", s)
+			}
+			spec.Net, spec.URL, spec.Host = "https", s, u.Hostname()
+			port := u.Port()
+			if port == "" {
+				port = "443"
+			}
+			p, err := strconv.ParseUint(port, 10, 16)
+			if err != nil || p == 0 {
+				return spec, fmt.Errorf("want a valid port in %q", s)
+			}
+			spec.Port = uint16(p)
+			if a, err := netip.ParseAddr(spec.Host); err == nil {
+				spec.Addr = netip.AddrPortFrom(a.Unmap(), spec.Port)
+			}
+			return spec, nil
 		default:
-			return spec, fmt.Errorf("want udp://, tcp:// or a bare ip:port, got scheme %q", scheme)
+			return spec, fmt.Errorf("want udp://, tcp://, tls://, https:// or a bare ip:port, got scheme %q", scheme)
 		}
 		rest = after
+	}
+	defaultPort := uint16(53)
+	if spec.Net == "tls" {
+		defaultPort = 853
 	}
 	ap, err := netip.ParseAddrPort(rest)
 	if err != nil {
 		// A bare address without a port means the standard one.
 		if a, aerr := netip.ParseAddr(strings.Trim(rest, "[]")); aerr == nil {
-			ap = netip.AddrPortFrom(a, 53)
+			ap = netip.AddrPortFrom(a, defaultPort)
+		} else if host, port, herr := net.SplitHostPort(rest); spec.Net == "tls" && herr == nil {
+			p, perr := strconv.ParseUint(port, 10, 16)
+			if _, nerr := blocklists.NormalizeName(host); nerr != nil || perr != nil || p == 0 {
+				return spec, fmt.Errorf("want tls://host:port such as \"tls://dns.quad9.net:853\", got %q", s)
+			}
+			spec.Host, spec.Port = host, uint16(p)
+			return spec, nil
+		} else if _, nerr := blocklists.NormalizeName(rest); spec.Net == "tls" && nerr == nil {
+			spec.Host, spec.Port = rest, defaultPort
+			return spec, nil
 		} else {
 			return spec, fmt.Errorf("want ip:port such as \"9.9.9.9:53\" or \"[2620:fe::fe]:53\", got %q", s)
 		}
@@ -201,7 +266,7 @@ func ParseUpstream(s string) (UpstreamSpec, error) {
 	if ap.Port() == 0 {
 		return spec, fmt.Errorf("want a non-zero port, got %q", s)
 	}
-	spec.Addr = ap
+	spec.Addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	return spec, nil
 }
 
@@ -219,6 +284,16 @@ func (c *UpstreamConfig) Validate() error {
 			continue
 		}
 		c.parsed = append(c.parsed, spec)
+	}
+	for i, b := range c.Bootstrap {
+		if spec, err := ParseUpstream(b); err != nil || (spec.Net != "udp" && spec.Net != "tcp") {
+			errs = append(errs, fmt.Errorf("upstream.bootstrap[%d]: want a plain DNS server ip:port, got %q", i, b))
+		}
+	}
+	for i, spec := range c.parsed {
+		if spec.Host != "" && !spec.Addr.IsValid() && len(c.Bootstrap) == 0 {
+			errs = append(errs, fmt.Errorf("upstream.servers[%d]: %q names a host: want upstream.bootstrap servers to resolve it", i, spec))
+		}
 	}
 	switch c.Strategy {
 	case StrategyFailover, StrategyParallel:
