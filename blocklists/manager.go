@@ -64,8 +64,8 @@ type SourceStatus struct {
 // one atomic load and safe to call from the query path; everything else
 // runs off it.
 type Manager struct {
-	cfg    UpdateConfig
-	lists  []ListConfig
+	// conf is the configuration, replaced whole by Reconfigure.
+	conf   atomic.Pointer[managerConf]
 	store  ListStore
 	log    *zap.Logger
 	client *http.Client
@@ -79,13 +79,35 @@ type Manager struct {
 // NewManager returns a Manager for validated lists. Until Load runs,
 // Current returns an empty set.
 func NewManager(cfg UpdateConfig, lists []ListConfig, st ListStore, log *zap.Logger) *Manager {
-	m := &Manager{
-		cfg: cfg, lists: lists, store: st, log: log, now: time.Now,
-		client: &http.Client{Timeout: cfg.DownloadTimeout},
-	}
+	m := &Manager{store: st, log: log, now: time.Now, client: &http.Client{}}
+	m.conf.Store(&managerConf{cfg: cfg, lists: lists})
 	empty, _ := NewBuilder().Build()
 	m.current.Store(&Set{Matcher: empty, Built: m.now()})
 	return m
+}
+
+type managerConf struct {
+	cfg   UpdateConfig
+	lists []ListConfig
+}
+
+// Reconfigure replaces the lists and update settings, rebuilds the set
+// from what the store holds (and local files), and fetches sources that
+// have no copy yet in the background. The old set serves until the swap.
+func (m *Manager) Reconfigure(ctx context.Context, cfg UpdateConfig, lists []ListConfig) error {
+	m.refreshMu.Lock()
+	m.conf.Store(&managerConf{cfg: cfg, lists: lists})
+	m.refreshMu.Unlock()
+	if err := m.Load(ctx); err != nil {
+		return err
+	}
+	for _, st := range m.Status() {
+		if IsURL(st.Source) && !st.HasCopy {
+			go m.Refresh(context.WithoutCancel(ctx), nil)
+			break
+		}
+	}
+	return nil
 }
 
 // Current returns the set in use. It never returns nil.
@@ -103,7 +125,7 @@ func SourceID(list, source string) string {
 func (m *Manager) Load(ctx context.Context) error {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
-	for _, l := range m.lists {
+	for _, l := range m.conf.Load().lists {
 		for _, src := range l.Sources {
 			if !IsURL(src) {
 				m.update(ctx, &l, src)
@@ -123,7 +145,7 @@ func (m *Manager) PruneRemoved() {
 		return
 	}
 	configured := map[string]bool{}
-	for _, l := range m.lists {
+	for _, l := range m.conf.Load().lists {
 		for _, src := range l.Sources {
 			configured[SourceID(l.Name, src)] = true
 		}
@@ -151,9 +173,9 @@ func (m *Manager) Refresh(ctx context.Context, progress Progress) []SourceStatus
 		src string
 	}
 	var jobs []job
-	for i := range m.lists {
-		for _, src := range m.lists[i].Sources {
-			jobs = append(jobs, job{&m.lists[i], src})
+	for i := range m.conf.Load().lists {
+		for _, src := range m.conf.Load().lists[i].Sources {
+			jobs = append(jobs, job{&m.conf.Load().lists[i], src})
 		}
 	}
 	var (
@@ -161,7 +183,7 @@ func (m *Manager) Refresh(ctx context.Context, progress Progress) []SourceStatus
 		mu      sync.Mutex
 		done    int
 		changed bool
-		sem     = make(chan struct{}, m.cfg.MaxConcurrentDownloads)
+		sem     = make(chan struct{}, m.conf.Load().cfg.MaxConcurrentDownloads)
 	)
 	for _, j := range jobs {
 		wg.Add(1)
@@ -194,7 +216,7 @@ func (m *Manager) Run(ctx context.Context) {
 	// A source without a copy is fetched at once; otherwise the first
 	// refresh comes when the oldest copy reaches the interval. Jitter
 	// spreads the periodic refreshes, never the first fetch.
-	wait := m.cfg.RefreshInterval + m.jitter()
+	wait := m.conf.Load().cfg.RefreshInterval + m.jitter()
 	for _, st := range m.Status() {
 		if !IsURL(st.Source) {
 			continue
@@ -203,7 +225,7 @@ func (m *Manager) Run(ctx context.Context) {
 			wait = 0
 			break
 		}
-		wait = min(wait, max(0, m.cfg.RefreshInterval-m.now().Sub(st.FetchedAt)))
+		wait = min(wait, max(0, m.conf.Load().cfg.RefreshInterval-m.now().Sub(st.FetchedAt)))
 	}
 	for {
 		t := time.NewTimer(wait)
@@ -214,21 +236,21 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		m.Refresh(ctx, nil)
-		wait = m.cfg.RefreshInterval + m.jitter()
+		wait = m.conf.Load().cfg.RefreshInterval + m.jitter()
 	}
 }
 
 func (m *Manager) jitter() time.Duration {
-	if m.cfg.RefreshJitter <= 0 {
+	if m.conf.Load().cfg.RefreshJitter <= 0 {
 		return 0
 	}
-	return rand.N(m.cfg.RefreshJitter)
+	return rand.N(m.conf.Load().cfg.RefreshJitter)
 }
 
 // Status returns every configured source's status, in configuration order.
 func (m *Manager) Status() []SourceStatus {
 	var out []SourceStatus
-	for _, l := range m.lists {
+	for _, l := range m.conf.Load().lists {
 		for _, src := range l.Sources {
 			id := SourceID(l.Name, src)
 			meta, err := m.store.GetListMeta(id)
@@ -326,10 +348,10 @@ func (m *Manager) fetch(ctx context.Context, src string, meta store.ListMeta) (b
 			return nil, "", "", fmt.Errorf("reading list file: %w", err)
 		}
 		defer f.Close()
-		body, err = readCapped(f, m.cfg.MaxListBytes)
+		body, err = readCapped(f, m.conf.Load().cfg.MaxListBytes)
 		return body, "", "", err
 	}
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.DownloadTimeout)
+	ctx, cancel := context.WithTimeout(ctx, m.conf.Load().cfg.DownloadTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
 	if err != nil {
@@ -359,7 +381,7 @@ func (m *Manager) fetch(ctx context.Context, src string, meta store.ListMeta) (b
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(ct), "text/html") {
 		return nil, "", "", errors.New("the server sent an HTML page, not a list (a captive portal or an error page?)")
 	}
-	body, err = readCapped(resp.Body, m.cfg.MaxListBytes)
+	body, err = readCapped(resp.Body, m.conf.Load().cfg.MaxListBytes)
 	return body, etag, lastMod, err
 }
 
@@ -381,7 +403,7 @@ func (m *Manager) check(l *ListConfig, src string, body []byte, old store.ListMe
 		return ParseStats{}, errors.New("the body is an HTML page, not a list (a captive portal or an error page?)")
 	}
 	st, err := Parse(bytes.NewReader(body), ParseOptions{
-		Source: src, Format: l.format, MaxRejected: m.cfg.MaxRejectedLines, Allow: l.Allow(),
+		Source: src, Format: l.format, MaxRejected: m.conf.Load().cfg.MaxRejectedLines, Allow: l.Allow(),
 	}, func(Rule) {})
 	switch {
 	case err != nil:
@@ -390,8 +412,8 @@ func (m *Manager) check(l *ListConfig, src string, body []byte, old store.ListMe
 		return st, fmt.Errorf("no entries (%d lines, %d rejected)", st.Lines, st.Rejected)
 	case st.Rejected > st.Entries:
 		return st, fmt.Errorf("mostly invalid: %d rejected lines against %d entries (first: %v)", st.Rejected, st.Entries, st.Errors[0])
-	case old.HasCopy && old.Entries > 0 && float64(st.Entries) < float64(old.Entries)*(1-m.cfg.MaxShrink):
-		return st, fmt.Errorf("shrank from %d to %d entries, more than blocklists.max_shrink (%g) allows", old.Entries, st.Entries, m.cfg.MaxShrink)
+	case old.HasCopy && old.Entries > 0 && float64(st.Entries) < float64(old.Entries)*(1-m.conf.Load().cfg.MaxShrink):
+		return st, fmt.Errorf("shrank from %d to %d entries, more than blocklists.max_shrink (%g) allows", old.Entries, st.Entries, m.conf.Load().cfg.MaxShrink)
 	}
 	return st, nil
 }
@@ -408,8 +430,8 @@ func looksLikeHTML(body []byte) bool {
 func (m *Manager) rebuild() error {
 	start := m.now()
 	b := NewBuilder()
-	for i := range m.lists {
-		l := &m.lists[i]
+	for i := range m.conf.Load().lists {
+		l := &m.conf.Load().lists[i]
 		idx, err := b.AddList(ListInfo{Name: l.Name, Vendor: l.Vendor, Allow: l.Allow()})
 		if err != nil {
 			return err
@@ -444,10 +466,10 @@ func (m *Manager) rebuild() error {
 	// OS now rather than whenever the scavenger gets to it, so the resident
 	// size after a refresh is the matcher's, not the build's peak.
 	debug.FreeOSMemory()
-	m.log.Info("lists compiled", zap.Int("rules", mt.Len()), zap.Int("lists", len(m.lists)),
+	m.log.Info("lists compiled", zap.Int("rules", mt.Len()), zap.Int("lists", len(m.conf.Load().lists)),
 		zap.Int("bytes", mt.Bytes()), zap.Duration("took", m.now().Sub(start)), zap.Uint64("generation", set.Generation))
 	return nil
 }
 
 // Lists returns the configured lists.
-func (m *Manager) Lists() []ListConfig { return slices.Clone(m.lists) }
+func (m *Manager) Lists() []ListConfig { return slices.Clone(m.conf.Load().lists) }

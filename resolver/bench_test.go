@@ -141,8 +141,8 @@ func blockingServer(b *testing.B, recorder Recorder) *Server {
 		b.Fatal(err)
 	}
 	lists := &fixedLists{set: &blocklists.Set{Matcher: m}}
-	s.handler = NewBlocker(lists, DefaultBlockingConfig(), nil, s.handler)
-	s.lists, s.cnameCheck = lists, true
+	s.blocker = NewBlocker(lists, DefaultBlockingConfig(), nil, s.handler)
+	s.handler, s.lists = s.blocker, lists
 	s.recorder = recorder
 	return s
 }

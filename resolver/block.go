@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -111,18 +112,29 @@ const maxCNAMEChecks = 16
 // listed. It sits above the cache, so a list change applies to cached
 // answers at once.
 type Blocker struct {
-	lists ListSource
-	cfg   BlockingConfig
-	ttl   uint32
-	next  Handler
-	pause *Pauser // nil: never paused
+	lists  ListSource
+	policy atomic.Pointer[blockPolicy] // replaced by a reload
+	next   Handler
+	pause  *Pauser // nil: never paused
+}
+
+type blockPolicy struct {
+	cfg BlockingConfig
+	ttl uint32
 }
 
 var _ Handler = (*Blocker)(nil)
 
 // NewBlocker returns a blocking stage in front of next; pause may be nil.
 func NewBlocker(lists ListSource, cfg BlockingConfig, pause *Pauser, next Handler) *Blocker {
-	return &Blocker{lists: lists, cfg: cfg, ttl: uint32(cfg.TTL / time.Second), next: next, pause: pause}
+	b := &Blocker{lists: lists, next: next, pause: pause}
+	b.Reconfigure(cfg)
+	return b
+}
+
+// Reconfigure replaces how blocked names are answered.
+func (b *Blocker) Reconfigure(cfg BlockingConfig) {
+	b.policy.Store(&blockPolicy{cfg: cfg, ttl: uint32(cfg.TTL / time.Second)})
 }
 
 // Resolve implements Handler.
@@ -136,7 +148,7 @@ func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
 		return b.blocked(q, verdict, ReasonName, ""), nil
 	}
 	resp, err := b.next.Resolve(ctx, q)
-	if err != nil || matched || !b.cfg.CNAMECheck {
+	if err != nil || matched || !b.policy.Load().cfg.CNAMECheck {
 		// An explicitly allowed name is trusted with its CNAMEs too, as
 		// Pi-hole does: the user said so.
 		return resp, err
@@ -160,23 +172,24 @@ func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
 
 // blocked builds the local answer for a blocked question.
 func (b *Blocker) blocked(q *Query, v blocklists.Match, reason, cname string) *Response {
+	pol := b.policy.Load()
 	m := new(dns.Msg)
 	m.SetReply(q.Msg)
 	m.Authoritative = true
-	hdr := dns.RR_Header{Name: q.Msg.Question[0].Name, Class: dns.ClassINET, Ttl: b.ttl}
-	switch b.cfg.Answer {
+	hdr := dns.RR_Header{Name: q.Msg.Question[0].Name, Class: dns.ClassINET, Ttl: pol.ttl}
+	switch pol.cfg.Answer {
 	case AnswerRefused:
 		m.Rcode = dns.RcodeRefused
 		m.Authoritative = false
 	case AnswerNXDomain:
 		m.Rcode = dns.RcodeNameError
-		m.Ns = []dns.RR{b.soa(v.Rule.Name)}
+		m.Ns = []dns.RR{soaFor(v.Rule.Name, pol.ttl)}
 	default:
 		switch {
 		case q.Type == dns.TypeA && q.Class == dns.ClassINET:
 			addrs := []netip.Addr{netip.IPv4Unspecified()}
-			if b.cfg.Answer == AnswerIP {
-				addrs = b.cfg.IPv4
+			if pol.cfg.Answer == AnswerIP {
+				addrs = pol.cfg.IPv4
 			}
 			hdr.Rrtype = dns.TypeA
 			for _, a := range addrs {
@@ -184,8 +197,8 @@ func (b *Blocker) blocked(q *Query, v blocklists.Match, reason, cname string) *R
 			}
 		case q.Type == dns.TypeAAAA && q.Class == dns.ClassINET:
 			addrs := []netip.Addr{netip.IPv6Unspecified()}
-			if b.cfg.Answer == AnswerIP {
-				addrs = b.cfg.IPv6
+			if pol.cfg.Answer == AnswerIP {
+				addrs = pol.cfg.IPv6
 			}
 			hdr.Rrtype = dns.TypeAAAA
 			for _, a := range addrs {
@@ -194,7 +207,7 @@ func (b *Blocker) blocked(q *Query, v blocklists.Match, reason, cname string) *R
 		}
 		if len(m.Answer) == 0 {
 			// NODATA: the SOA bounds how long clients cache it (RFC 2308).
-			m.Ns = []dns.RR{b.soa(v.Rule.Name)}
+			m.Ns = []dns.RR{soaFor(v.Rule.Name, pol.ttl)}
 		}
 	}
 	info := &BlockInfo{List: v.List.Name, Vendor: v.List.Vendor, Rule: v.Rule.String(), Reason: reason, CNAME: cname}
@@ -212,10 +225,12 @@ func (b *Blocker) blocked(q *Query, v blocklists.Match, reason, cname string) *R
 	}
 }
 
-func (b *Blocker) soa(zone string) *dns.SOA {
+// soaFor is the SOA of a blocked answer: it bounds how long resolvers
+// cache the negative answer (RFC 2308).
+func soaFor(zone string, ttl uint32) *dns.SOA {
 	return &dns.SOA{
-		Hdr: dns.RR_Header{Name: dns.Fqdn(zone), Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: b.ttl},
+		Hdr: dns.RR_Header{Name: dns.Fqdn(zone), Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
 		Ns:  "vigil.", Mbox: "blocked.vigil.", Serial: 1,
-		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: b.ttl,
+		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: ttl,
 	}
 }

@@ -27,8 +27,8 @@ type Chain struct {
 	Blocker   *Blocker // nil without lists
 	Forwarder *Forwarder
 
-	lists      ListSource // for the Server's fast path; nil without lists
-	cnameCheck bool
+	lists ListSource // for the Server's fast path; nil without lists
+	local *Local
 }
 
 // NewChain assembles the query path. The order is fixed here, in one place,
@@ -47,35 +47,9 @@ type Chain struct {
 // Client identification and the access list run before the chain, in the
 // Server, because every stage and the log need their result.
 func NewChain(cfg ChainConfig) (*Chain, error) {
-	var ups []Upstream
-	var boot *Bootstrap
-	if len(cfg.Upstream.Bootstrap) > 0 {
-		var specs []UpstreamSpec
-		for _, b := range cfg.Upstream.Bootstrap {
-			if spec, err := ParseUpstream(b); err == nil {
-				specs = append(specs, spec)
-			}
-		}
-		boot = NewBootstrap(specs)
-	}
-	var roots *x509.CertPool
-	for _, spec := range cfg.Upstream.Specs() {
-		switch spec.Net {
-		case "tls", "https":
-			if roots == nil {
-				var err error
-				if roots, err = LoadCAFile(cfg.Upstream.CAFile); err != nil {
-					return nil, err
-				}
-			}
-			if spec.Net == "tls" {
-				ups = append(ups, NewTLSUpstream(spec, roots, boot))
-			} else {
-				ups = append(ups, NewDoHUpstream(spec, roots, boot))
-			}
-		default:
-			ups = append(ups, NewPlainUpstream(spec))
-		}
+	ups, err := buildUpstreams(cfg.Upstream)
+	if err != nil {
+		return nil, err
 	}
 	fwd, err := NewForwarder(ups, cfg.Upstream.Strategy, cfg.Upstream.Timeout)
 	if err != nil {
@@ -95,8 +69,63 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 	if cfg.Lists != nil {
 		ch.Blocker = NewBlocker(cfg.Lists, cfg.Blocking, cfg.Pause, ch.Handler)
 		ch.Handler = ch.Blocker
-		ch.lists, ch.cnameCheck = cfg.Lists, cfg.Blocking.CNAMECheck
+		ch.lists = cfg.Lists
 	}
-	ch.Handler = NewLocal(LocalConfig{BlockBypass: cfg.Blocking.BlockBypass, HealthName: cfg.Blocking.HealthName}, ch.Handler)
+	ch.local = NewLocal(LocalConfig{BlockBypass: cfg.Blocking.BlockBypass, HealthName: cfg.Blocking.HealthName}, ch.Handler)
+	ch.Handler = ch.local
 	return ch, nil
+}
+
+// Reconfigure applies a new configuration to the running chain: the
+// upstreams and strategy, how blocked names are answered, and the local
+// answers. The cache and its contents stay; the lists are the Manager's
+// business.
+func (ch *Chain) Reconfigure(cfg ChainConfig) error {
+	ups, err := buildUpstreams(cfg.Upstream)
+	if err != nil {
+		return err
+	}
+	if err := ch.Forwarder.Reconfigure(ups, cfg.Upstream.Strategy, cfg.Upstream.Timeout); err != nil {
+		return err
+	}
+	if ch.Blocker != nil {
+		ch.Blocker.Reconfigure(cfg.Blocking)
+	}
+	ch.local.Reconfigure(LocalConfig{BlockBypass: cfg.Blocking.BlockBypass, HealthName: cfg.Blocking.HealthName})
+	return nil
+}
+
+// buildUpstreams makes the Upstream for every configured server.
+func buildUpstreams(cfg UpstreamConfig) ([]Upstream, error) {
+	var ups []Upstream
+	var boot *Bootstrap
+	if len(cfg.Bootstrap) > 0 {
+		var specs []UpstreamSpec
+		for _, b := range cfg.Bootstrap {
+			if spec, err := ParseUpstream(b); err == nil {
+				specs = append(specs, spec)
+			}
+		}
+		boot = NewBootstrap(specs)
+	}
+	var roots *x509.CertPool
+	for _, spec := range cfg.Specs() {
+		switch spec.Net {
+		case "tls", "https":
+			if roots == nil {
+				var err error
+				if roots, err = LoadCAFile(cfg.CAFile); err != nil {
+					return nil, err
+				}
+			}
+			if spec.Net == "tls" {
+				ups = append(ups, NewTLSUpstream(spec, roots, boot))
+			} else {
+				ups = append(ups, NewDoHUpstream(spec, roots, boot))
+			}
+		default:
+			ups = append(ups, NewPlainUpstream(spec))
+		}
+	}
+	return ups, nil
 }

@@ -195,10 +195,11 @@ func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []by
 		return nil, false
 	}
 	fq, n, ok := parseFast(req, name)
-	if !ok || !s.acl.Allowed(client) {
+	pol := s.policy.Load()
+	if !ok || !pol.acl.Allowed(client) {
 		return nil, false
 	}
-	if s.clients != nil && len(s.clients.trusted) > 0 && fq.edns && s.clients.isTrusted(client) {
+	if cl := pol.clients; cl != nil && len(cl.trusted) > 0 && fq.edns && cl.isTrusted(client) {
 		return nil, false // its EDNS options may name another client
 	}
 	// The name as a string without copying: it is only looked up and
@@ -221,7 +222,7 @@ func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []by
 		e.key.cd != cd || now >= e.expires || e.ttls == nil {
 		return nil, false
 	}
-	if s.lists != nil && s.cnameCheck {
+	if s.lists != nil && s.blocker != nil && s.blocker.policy.Load().cfg.CNAMECheck {
 		mt := s.lists.Current().Matcher
 		for _, t := range e.cnames {
 			if v, listed := mt.Match(t); listed && v.Blocked {

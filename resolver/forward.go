@@ -22,10 +22,8 @@ var ErrNoUpstream = errors.New("no upstream answered")
 // Forwarder is the terminal stage: it sends the question to the upstreams
 // according to the strategy and returns the first usable answer.
 type Forwarder struct {
-	upstreams []*upstreamState // never empty, immutable after NewForwarder
-	strategy  Strategy
-	attempt   time.Duration // bound on one attempt at one upstream
-	now       func() time.Time
+	state atomic.Pointer[forwarderState] // replaced whole by a reload
+	now   func() time.Time
 
 	scrubbed atomic.Uint64 // out-of-bailiwick records dropped
 }
@@ -52,17 +50,46 @@ type upstreamState struct {
 	lat latency
 }
 
+// forwarderState is the upstreams and how to use them; immutable.
+type forwarderState struct {
+	upstreams []*upstreamState // never empty
+	strategy  Strategy
+	attempt   time.Duration // bound on one attempt at one upstream
+}
+
 // NewForwarder returns a Forwarder over ups. attempt bounds a single try at
 // a single upstream; the query's deadline bounds the whole.
 func NewForwarder(ups []Upstream, strategy Strategy, attempt time.Duration) (*Forwarder, error) {
-	if len(ups) == 0 {
-		return nil, errors.New("forwarder: no upstreams")
-	}
-	f := &Forwarder{strategy: strategy, attempt: attempt, now: time.Now}
-	for _, u := range ups {
-		f.upstreams = append(f.upstreams, &upstreamState{up: u})
+	f := &Forwarder{now: time.Now}
+	if err := f.Reconfigure(ups, strategy, attempt); err != nil {
+		return nil, err
 	}
 	return f, nil
+}
+
+// Reconfigure replaces the upstreams and strategy. An upstream kept (same
+// address) keeps its health history; queries in flight finish with the
+// old set.
+func (f *Forwarder) Reconfigure(ups []Upstream, strategy Strategy, attempt time.Duration) error {
+	if len(ups) == 0 {
+		return errors.New("forwarder: no upstreams")
+	}
+	old := map[string]*upstreamState{}
+	if st := f.state.Load(); st != nil {
+		for _, u := range st.upstreams {
+			old[u.up.String()] = u
+		}
+	}
+	st := &forwarderState{strategy: strategy, attempt: attempt}
+	for _, u := range ups {
+		if prev, ok := old[u.String()]; ok {
+			st.upstreams = append(st.upstreams, prev)
+			continue
+		}
+		st.upstreams = append(st.upstreams, &upstreamState{up: u})
+	}
+	f.state.Store(st)
+	return nil
 }
 
 // Resolve implements Handler.
@@ -72,10 +99,11 @@ func (f *Forwarder) Resolve(ctx context.Context, q *Query) (*Response, error) {
 		ctx, cancel = context.WithDeadline(ctx, q.Deadline)
 		defer cancel()
 	}
-	order := f.order()
+	st := f.state.Load()
+	order := f.order(st)
 	var errs []error
-	if f.strategy == StrategyParallel && len(order) > 1 {
-		resp, err := f.race(ctx, q, order[0], order[1])
+	if st.strategy == StrategyParallel && len(order) > 1 {
+		resp, err := f.race(ctx, st, q, order[0], order[1])
 		if err == nil {
 			return resp, nil
 		}
@@ -86,7 +114,7 @@ func (f *Forwarder) Resolve(ctx context.Context, q *Query) (*Response, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		resp, err := f.try(ctx, q, u)
+		resp, err := f.try(ctx, st, q, u)
 		if err == nil {
 			return resp, nil
 		}
@@ -99,7 +127,7 @@ func (f *Forwarder) Resolve(ctx context.Context, q *Query) (*Response, error) {
 }
 
 // race asks a and b at once and returns the first usable answer.
-func (f *Forwarder) race(ctx context.Context, q *Query, a, b *upstreamState) (*Response, error) {
+func (f *Forwarder) race(ctx context.Context, st *forwarderState, q *Query, a, b *upstreamState) (*Response, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
@@ -109,7 +137,7 @@ func (f *Forwarder) race(ctx context.Context, q *Query, a, b *upstreamState) (*R
 	results := make(chan result, 2)
 	for _, u := range [2]*upstreamState{a, b} {
 		go func() {
-			resp, err := f.try(ctx, q, u)
+			resp, err := f.try(ctx, st, q, u)
 			results <- result{resp, err}
 		}()
 	}
@@ -125,8 +153,8 @@ func (f *Forwarder) race(ctx context.Context, q *Query, a, b *upstreamState) (*R
 }
 
 // try asks one upstream once and records how it went.
-func (f *Forwarder) try(ctx context.Context, q *Query, u *upstreamState) (*Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.attempt)
+func (f *Forwarder) try(ctx context.Context, st *forwarderState, q *Query, u *upstreamState) (*Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, st.attempt)
 	defer cancel()
 	m := upstreamRequest(q)
 	start := f.now()
@@ -145,7 +173,7 @@ func (f *Forwarder) try(ctx context.Context, q *Query, u *upstreamState) (*Respo
 			// server is shutting down: not the upstream's fault.
 			return nil, err
 		}
-		f.recordFailure(u, elapsed)
+		f.recordFailure(u, elapsed, st.attempt)
 		u.lat.errors.Add(1)
 		return nil, err
 	}
@@ -182,9 +210,9 @@ func removeOPT(m *dns.Msg) {
 
 // order returns the upstreams, healthy ones first, each group by recent
 // round trip time (fastest first).
-func (f *Forwarder) order() []*upstreamState {
+func (f *Forwarder) order(st *forwarderState) []*upstreamState {
 	now := f.now().UnixNano()
-	order := slices.Clone(f.upstreams)
+	order := slices.Clone(st.upstreams)
 	slices.SortStableFunc(order, func(a, b *upstreamState) int {
 		aDown, bDown := a.downUntil.Load() > now, b.downUntil.Load() > now
 		switch {
@@ -193,7 +221,7 @@ func (f *Forwarder) order() []*upstreamState {
 				return 1
 			}
 			return -1
-		case f.strategy == StrategyFailover:
+		case st.strategy == StrategyFailover:
 			return 0 // configured order
 		}
 		return int(min(max(a.rtt.Load()-b.rtt.Load(), -1), 1))
@@ -212,9 +240,9 @@ func (f *Forwarder) recordSuccess(u *upstreamState, rtt time.Duration) {
 	ewma(&u.rtt, int64(rtt))
 }
 
-func (f *Forwarder) recordFailure(u *upstreamState, elapsed time.Duration) {
+func (f *Forwarder) recordFailure(u *upstreamState, elapsed, attempt time.Duration) {
 	n := u.fails.Add(1)
-	ewma(&u.rtt, int64(max(elapsed, f.attempt)))
+	ewma(&u.rtt, int64(max(elapsed, attempt)))
 	if n >= failuresBeforeBackoff {
 		backoff := min(time.Second<<min(n-failuresBeforeBackoff, 6), maxBackoff)
 		u.downUntil.Store(f.now().Add(backoff).UnixNano())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 )
@@ -30,7 +31,7 @@ type LocalConfig struct {
 // record "RFC8482"): forwarding them would hand whoever spoofs a client's
 // address the biggest answers upstreams give, an amplification tool.
 type Local struct {
-	cfg  LocalConfig
+	cfg  atomic.Pointer[LocalConfig] // replaced by a reload
 	next Handler
 }
 
@@ -38,11 +39,18 @@ var _ Handler = (*Local)(nil)
 
 // NewLocal returns the local-answers stage in front of next.
 func NewLocal(cfg LocalConfig, next Handler) *Local {
+	l := &Local{next: next}
+	l.Reconfigure(cfg)
+	return l
+}
+
+// Reconfigure replaces what the stage answers.
+func (l *Local) Reconfigure(cfg LocalConfig) {
 	cfg.HealthName = strings.ToLower(dns.Fqdn(cfg.HealthName))
 	if cfg.HealthName == "." {
 		cfg.HealthName = ""
 	}
-	return &Local{cfg: cfg, next: next}
+	l.cfg.Store(&cfg)
 }
 
 // anyTTL is the TTL of the RFC 8482 answer; the RFC suggests a long one.
@@ -53,12 +61,13 @@ var bypassNXDomain = [...]string{"use-application-dns.net.", "mask.icloud.com.",
 
 // Resolve implements Handler.
 func (l *Local) Resolve(ctx context.Context, q *Query) (*Response, error) {
+	cfg := l.cfg.Load()
 	switch {
 	case q.Type == dns.TypeANY:
 		m := l.reply(q)
 		m.Answer = []dns.RR{&dns.HINFO{Hdr: l.hdr(q, dns.TypeHINFO, anyTTL), Cpu: "RFC8482"}}
 		return &Response{Msg: m, Source: SourceLocal}, nil
-	case l.cfg.HealthName != "" && q.Name == l.cfg.HealthName:
+	case cfg.HealthName != "" && q.Name == cfg.HealthName:
 		m := l.reply(q)
 		switch q.Type {
 		case dns.TypeA:
@@ -67,7 +76,7 @@ func (l *Local) Resolve(ctx context.Context, q *Query) (*Response, error) {
 			m.Answer = []dns.RR{&dns.TXT{Hdr: l.hdr(q, dns.TypeTXT, 0), Txt: []string{"ok"}}}
 		}
 		return &Response{Msg: m, Source: SourceLocal}, nil
-	case l.cfg.BlockBypass:
+	case cfg.BlockBypass:
 		for _, n := range bypassNXDomain {
 			if q.Name == n {
 				m := l.reply(q)

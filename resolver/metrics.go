@@ -146,7 +146,7 @@ type UpstreamMetrics struct {
 // Metrics returns every upstream's latency and errors.
 func (f *Forwarder) Metrics() []UpstreamMetrics {
 	var out []UpstreamMetrics
-	for _, u := range f.upstreams {
+	for _, u := range f.state.Load().upstreams {
 		m := UpstreamMetrics{Upstream: u.up.String(), Sum: time.Duration(u.lat.sumNs.Load()), Errors: u.lat.errors.Load()}
 		for i := range u.lat.buckets {
 			m.Buckets = append(m.Buckets, u.lat.buckets[i].Load())

@@ -40,18 +40,15 @@ const (
 type Server struct {
 	cfg      ServerConfig
 	handler  Handler
-	acl      *AccessList
 	log      *zap.Logger
-	clients  *Clients
 	recorder Recorder
-	limiter  *Limiter // nil: no rate limiting
-	// limitRefuse answers limited queries REFUSED rather than dropping.
-	limitRefuse bool
+	// policy holds what a reload may change; one atomic load per query.
+	policy atomic.Pointer[serverPolicy]
 	// The fast path's view of the chain (fastpath.go); cache is nil
-	// when there is no chain or no cache.
-	cache      *Cache
-	lists      ListSource
-	cnameCheck bool
+	// when there is no chain or no cache, blocker nil without lists.
+	cache   *Cache
+	lists   ListSource
+	blocker *Blocker
 	// recordAllowed also records lookups that were not blocked.
 	recordAllowed bool
 
@@ -102,6 +99,20 @@ type ServerStats struct {
 	TCPConns    int64  // open TCP connections
 }
 
+// serverPolicy is the part of a Server's behaviour a reload replaces.
+type serverPolicy struct {
+	acl         *AccessList
+	clients     *Clients
+	limiter     *Limiter // nil: no rate limiting
+	limitRefuse bool     // answer limited queries REFUSED rather than drop them
+}
+
+// Reconfigure replaces the access list, client identification and rate
+// limiting at once; queries in flight finish with the old ones.
+func (s *Server) Reconfigure(allow []netip.Prefix, clients *Clients, limiter *Limiter, limitRefuse bool) {
+	s.policy.Store(&serverPolicy{acl: NewAccessList(allow), clients: clients, limiter: limiter, limitRefuse: limitRefuse})
+}
+
 // Recorder takes log entries from the query path. Record must never block:
 // it is called once per logged query, on the query's goroutine.
 type Recorder interface {
@@ -135,13 +146,9 @@ func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 	s := &Server{
 		cfg:           cfg,
 		handler:       deps.Handler,
-		acl:           NewAccessList(cfg.Allow),
 		log:           deps.Log,
-		clients:       deps.Clients,
 		recorder:      deps.Recorder,
 		recordAllowed: deps.RecordAllowed,
-		limiter:       deps.Limiter,
-		limitRefuse:   deps.LimitRefuse,
 		tcpPerClient:  make(map[netip.Addr]int),
 		baseCtx:       ctx,
 		cancel:        cancel,
@@ -152,8 +159,9 @@ func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 		if s.handler == nil {
 			s.handler = ch.Handler
 		}
-		s.cache, s.lists, s.cnameCheck = ch.Cache, ch.lists, ch.cnameCheck
+		s.cache, s.lists, s.blocker = ch.Cache, ch.lists, ch.Blocker
 	}
+	s.Reconfigure(cfg.Allow, deps.Clients, deps.Limiter, deps.LimitRefuse)
 	return s
 }
 
@@ -330,7 +338,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 		}
 		client := from.Addr().Unmap()
 		if s.overLimit(client, ProtoUDP) {
-			if s.limitRefuse && n >= headerLen {
+			if s.policy.Load().limitRefuse && n >= headerLen {
 				_, _ = c.WriteToUDPAddrPort(headerReply(out[:0], in[:n], dns.RcodeRefused), from)
 			}
 			continue
@@ -351,10 +359,11 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 // overLimit applies the client's rate limit, logging at most one line per
 // client network per interval.
 func (s *Server) overLimit(client netip.Addr, proto Proto) bool {
-	if s.limiter == nil {
+	limiter := s.policy.Load().limiter
+	if limiter == nil {
 		return false
 	}
-	ok, logNow, network, suppressed := s.limiter.Allow(client, time.Now().UnixNano())
+	ok, logNow, network, suppressed := limiter.Allow(client, time.Now().UnixNano())
 	if ok {
 		return false
 	}
@@ -443,7 +452,7 @@ func (s *Server) serveConn(c net.Conn, proto Proto) {
 			break
 		}
 		if s.overLimit(client, proto) {
-			if s.limitRefuse {
+			if s.policy.Load().limitRefuse {
 				rep := headerReply(nil, req, dns.RcodeRefused)
 				wmu.Lock()
 				_, _ = (&net.Buffers{[]byte{0, byte(len(rep))}, rep}).WriteTo(c)
@@ -506,7 +515,8 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 		s.stats.formerr.Add(1)
 		return headerReply(out, req, dns.RcodeFormatError)
 	}
-	if !s.acl.Allowed(client) {
+	pol := s.policy.Load()
+	if !pol.acl.Allowed(client) {
 		s.stats.refused.Add(1)
 		s.metrics.count(proto, ResultRefused, m.Question[0].Qtype)
 		r := new(dns.Msg)
@@ -541,7 +551,7 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 		Type:     qu.Qtype,
 		Class:    qu.Qclass,
 		CD:       m.CheckingDisabled,
-		Client:   s.clients.Identify(client, m),
+		Client:   pol.clients.Identify(client, m),
 		Proto:    proto,
 		Start:    now,
 		Deadline: now.Add(s.cfg.QueryTimeout),

@@ -39,6 +39,10 @@ type Config struct {
 
 	// Source names where the configuration came from, for messages.
 	Source string `toml:"-"`
+	// path is the file read ("" for the built-in default), for reloads.
+	path string
+	// overrides re-applies command-line flags after a reload.
+	overrides func(*Config) error
 }
 
 // HTTPConfig is the [http] section.
@@ -140,6 +144,7 @@ func loadConfig(path string) (*Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	cfg.path = path
 	return cfg, nil
 }
 

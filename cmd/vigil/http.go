@@ -136,6 +136,13 @@ func newAPI(inst *instance) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, ex)
 	})
+	mux.HandleFunc("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := inst.reload(r.Context()); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error(), "status": "rejected; the running configuration stays"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "reloaded", "rules": inst.lists.Current().Matcher.Len()})
+	})
 	mux.HandleFunc("GET /api/v1/pause", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, inst.pause.Status())
 	})

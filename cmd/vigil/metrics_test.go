@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,4 +84,78 @@ entries = ["||xiaomi.example^"]
 func sendFromT(src string) *dns.Client {
 	return &dns.Client{Net: "udp", Timeout: 2 * time.Second,
 		Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}, Timeout: 2 * time.Second}}
+}
+
+// TestReload changes the list and the upstream in the file and reloads
+// over the API while queries flow: the change applies, no query is lost;
+// an invalid file is rejected and the running configuration stays.
+func TestReload(t *testing.T) {
+	up1 := rt.NewUpstream(t, rt.A("192.0.2.1", 1))
+	up2 := rt.NewUpstream(t, rt.A("192.0.2.2", 1))
+	cfgPath := writeTestConfig(t, up1.Addr, "[[lists]]\nname = \"v\"\nentries = [\"||old.example^\"]\n")
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	if got := answerOf(t, addr, "old.example"); got != "0.0.0.0" {
+		t.Fatalf("before reload: %s", got)
+	}
+
+	// Load during the reload: every query must be answered.
+	stop := make(chan struct{})
+	lost := make(chan int)
+	go func() {
+		n := 0
+		c := &dns.Client{Net: "udp", Timeout: time.Second}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				lost <- n
+				return
+			default:
+			}
+			if _, _, err := c.Exchange(rt.Question("load"+strconv.Itoa(i)+".example", dns.TypeA), addr); err != nil {
+				n++
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	body, _ := os.ReadFile(cfgPath)
+	body = bytes.Replace(body, []byte("||old.example^"), []byte("||new.example^"), 1)
+	body = bytes.Replace(body, []byte(up1.Addr), []byte(up2.Addr), 1)
+	if err := os.WriteFile(cfgPath, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	post := func() (int, string) {
+		resp, err := http.Post("http://"+inst.apiAddr+"/api/v1/reload", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, msg := post(); code != 200 {
+		t.Fatalf("reload: %d %s", code, msg)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	if n := <-lost; n != 0 {
+		t.Errorf("%d queries unanswered during the reload", n)
+	}
+	if got := answerOf(t, addr, "old.example"); got != "192.0.2.2" {
+		t.Errorf("old.example after reload: %s, want forwarded to the new upstream", got)
+	}
+	if got := answerOf(t, addr, "new.example"); got != "0.0.0.0" {
+		t.Errorf("new.example after reload: %s, want blocked", got)
+	}
+
+	// An invalid file is rejected; the running configuration stays.
+	if err := os.WriteFile(cfgPath, append(body, []byte("\n[bogus]\nx = 1\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := post(); code != 400 || !strings.Contains(msg, "bogus") {
+		t.Errorf("invalid reload: %d %s", code, msg)
+	}
+	if got := answerOf(t, addr, "new.example"); got != "0.0.0.0" {
+		t.Errorf("after a rejected reload: %s, want the running configuration", got)
+	}
 }

@@ -8,7 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,7 +35,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if err := applyOverrides(cfg, listen, upstream); err != nil {
+	cfg.overrides = func(c *Config) error { return applyOverrides(c, listen, upstream) }
+	if err := cfg.overrides(cfg); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -104,7 +108,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 		stopQueryLog()
 		return err
 	}
-	inst := &instance{cfg: cfg, srv: srv, chain: chain, lists: lists, qlog: qlog, store: st, pause: pause, started: time.Now()}
+	inst := &instance{cfg: cfg, srv: srv, chain: chain, lists: lists, qlog: qlog, store: st, pause: pause, log: log, started: time.Now()}
 
 	var api *http.Server
 	if cfg.HTTP.Listen != "" {
@@ -125,6 +129,21 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Go(func() {
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-hup:
+				if err := inst.reload(bg); err != nil {
+					log.Error("reload rejected; the running configuration stays", zap.Error(err))
+				}
+			}
+		}
+	})
 	wg.Go(func() { st.RunGC(bg) })
 	wg.Go(func() { st.RunDiskWatch(bg) })
 	wg.Go(func() { lists.Run(bg) })
@@ -191,17 +210,59 @@ func shutdownServer(srv *resolver.Server, cfg *Config, log *zap.Logger) {
 	}
 }
 
+// reload re-reads the configuration file, validates it, and applies the
+// lists, clients, upstreams, blocking policy, access list and rate limits
+// without dropping a query; an invalid file is rejected and the running
+// configuration stays. Listeners, the store, the HTTP address, the query
+// log and the cache size need a restart.
+func (inst *instance) reload(ctx context.Context) error {
+	inst.reloadMu.Lock()
+	defer inst.reloadMu.Unlock()
+	old := inst.cfg
+	cfg, err := loadConfig(old.path)
+	if err != nil {
+		return err
+	}
+	if old.overrides != nil {
+		cfg.overrides = old.overrides
+		if err := cfg.overrides(cfg); err != nil {
+			return err
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := inst.chain.Reconfigure(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking}); err != nil {
+		return fmt.Errorf("applying upstreams: %w", err)
+	}
+	var limiter *resolver.Limiter
+	if cfg.RateLimit.Enabled {
+		limiter = resolver.NewLimiter(cfg.RateLimit, cfg.Identify.TrustedForwarders)
+	}
+	inst.srv.Reconfigure(cfg.Server.Allow, resolver.NewClients(cfg.Clients, cfg.Identify), limiter, cfg.RateLimit.Action == "refused")
+	if err := inst.lists.Reconfigure(ctx, cfg.Updates, cfg.Lists); err != nil {
+		return fmt.Errorf("applying lists: %w", err)
+	}
+	inst.reloads.Add(1)
+	inst.log.Info("configuration reloaded", zap.String("config", cfg.Source), zap.Int("rules", inst.lists.Current().Matcher.Len()))
+	return nil
+}
+
 // instance is a running Vigil, as the API sees it.
 type instance struct {
-	cfg     *Config
-	srv     *resolver.Server
-	chain   *resolver.Chain
-	lists   *blocklists.Manager
-	qlog    *store.QueryLog // nil when the log is off
-	pause   *resolver.Pauser
-	store   *store.Store
-	apiAddr string
-	started time.Time
+	cfg   *Config
+	srv   *resolver.Server
+	chain *resolver.Chain
+	lists *blocklists.Manager
+	qlog  *store.QueryLog // nil when the log is off
+	pause *resolver.Pauser
+	log   *zap.Logger
+
+	reloadMu sync.Mutex // one reload at a time
+	reloads  atomic.Int64
+	store    *store.Store
+	apiAddr  string
+	started  time.Time
 }
 
 // newLogger builds the process logger. Production sampling stays on so a
