@@ -125,7 +125,10 @@ func (s *Server) DoHHandler(path string, trustedProxies []netip.Prefix) http.Han
 			http.Error(w, "over the rate limit", http.StatusTooManyRequests)
 			return
 		}
-		reply := s.answer(req, client, ProtoDoH, nil)
+		reply, ok := s.fastAnswer(req, client, ProtoDoH, nil, make([]byte, 256))
+		if !ok {
+			reply = s.answer(req, client, ProtoDoH, nil)
+		}
 		if reply == nil {
 			http.Error(w, "not a DNS query", http.StatusBadRequest)
 			return

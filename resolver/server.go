@@ -465,7 +465,10 @@ func (s *Server) serveConn(c net.Conn, proto Proto) {
 		pending.Add(1)
 		go func() {
 			defer func() { <-s.tcpInflight; <-pipe; pending.Done() }()
-			reply := s.answer(req, client, proto, make([]byte, 0, 512))
+			reply, ok := s.fastAnswer(req, client, proto, make([]byte, 0, 512), make([]byte, 256))
+			if !ok {
+				reply = s.answer(req, client, proto, make([]byte, 0, 512))
+			}
 			if reply == nil {
 				return
 			}
