@@ -25,8 +25,10 @@ import (
 const (
 	headerLen = 12
 	// udpReadSize is the largest query read over UDP. Real queries are far
-	// smaller; a longer datagram is cut and then fails to parse (FORMERR).
-	udpReadSize = 4096
+	// smaller (a query with EDNS and a cookie is under 100 bytes); a longer
+	// datagram is cut and then fails to parse (FORMERR). Every UDP worker
+	// holds one such buffer, so it is kept small.
+	udpReadSize = 2048
 )
 
 // Server owns the UDP and TCP listeners and turns packets into Queries for
@@ -324,7 +326,8 @@ func (s *Server) Stats() ServerStats {
 func (s *Server) serveUDP(c *net.UDPConn) {
 	defer s.wg.Done()
 	in := make([]byte, udpReadSize)
-	out := make([]byte, 0, 2048)
+	var out []byte // grows to the largest answer this worker sends
+
 	name := make([]byte, 256)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(in)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"go.uber.org/zap"
 )
 
@@ -110,7 +111,12 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		WithBaseLevelSize(4 << 20).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(4).
-		WithBlockCacheSize(4 << 20).
+		// Everything Vigil stores is compressed already (list copies with
+		// gzip, log blocks with S2), so Badger's block compression gains
+		// nothing, and without it the block cache is not needed either:
+		// reads go straight to the memory-mapped tables.
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
 		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2).
 		WithCompactL0OnClose(true)
