@@ -18,8 +18,9 @@ import (
 
 // apiClient talks to a running Vigil's HTTP API.
 type apiClient struct {
-	base string
-	http *http.Client
+	base  string
+	token string
+	http  *http.Client
 }
 
 // errNoServer means no running Vigil answered on the configured API address.
@@ -39,7 +40,7 @@ func connectAPI(ctx context.Context, cfg *Config) (*apiClient, error) {
 		}
 		ap = netip.AddrPortFrom(lo, ap.Port())
 	}
-	c := &apiClient{base: "http://" + ap.String(), http: &http.Client{}}
+	c := &apiClient{base: "http://" + ap.String(), token: cfg.HTTP.Token, http: &http.Client{}}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/health", nil)
@@ -71,6 +72,9 @@ func (c *apiClient) send(ctx context.Context, method, path string) (*http.Respon
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"go.uber.org/zap/zapcore"
@@ -49,6 +50,11 @@ type Config struct {
 type HTTPConfig struct {
 	// Listen is the API address; empty turns the API off.
 	Listen string `toml:"listen"`
+	// Token is the password for the dashboard and for API calls that
+	// change things; required when Listen is not a loopback address.
+	Token string `toml:"token"`
+	// SessionTTL is how long a dashboard login lasts.
+	SessionTTL time.Duration `toml:"session_ttl"`
 
 	addr netip.AddrPort
 }
@@ -63,7 +69,17 @@ func (c *HTTPConfig) Validate() error {
 		return fmt.Errorf("http.listen: want ip:port such as \"127.0.0.1:8053\" (or \"\" for no API), got %q", c.Listen)
 	}
 	c.addr = ap
-	return nil
+	var errs []error
+	if !ap.Addr().IsLoopback() && c.Token == "" {
+		errs = append(errs, fmt.Errorf("http.token: want a token (a long random string) when http.listen %q is reachable beyond loopback", c.Listen))
+	}
+	if c.Token != "" && len(c.Token) < 12 {
+		errs = append(errs, errors.New("http.token: want at least 12 characters"))
+	}
+	if c.SessionTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("http.session_ttl: want at least \"1m\", got %q", c.SessionTTL.String()))
+	}
+	return errors.Join(errs...)
 }
 
 // LogConfig is the [log] section.
@@ -101,7 +117,7 @@ func defaultConfig() Config {
 		Identify:  resolver.IdentifyConfig{TrustedForwarders: []netip.Prefix{}},
 		QueryLog:  store.DefaultQueryLogConfig(),
 		Store:     store.DefaultConfig(),
-		HTTP:      HTTPConfig{Listen: "127.0.0.1:8053"},
+		HTTP:      HTTPConfig{Listen: "127.0.0.1:8053", SessionTTL: 12 * time.Hour},
 		Metrics:   MetricsConfig{Enabled: true, ClientLabels: true},
 		Log:       LogConfig{Level: "info", Format: "console"},
 	}

@@ -16,9 +16,12 @@ import (
 	"github.com/vigil-dns/vigil/store"
 )
 
-// newAPI returns the HTTP API's handler.
+// newAPI returns the HTTP API's handler, behind the access rules.
 func newAPI(inst *instance) http.Handler {
 	mux := http.NewServeMux()
+	guard := newAuth(inst.cfg.HTTP)
+	mux.HandleFunc("POST /api/v1/login", guard.login)
+	mux.HandleFunc("POST /api/v1/logout", guard.logout)
 	mux.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"status": "ok",
@@ -167,7 +170,7 @@ func newAPI(inst *instance) http.Handler {
 	// (loopback by default).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	return mux
+	return guard.wrap(mux)
 }
 
 // windowFromQuery reads since (a duration back from now, or an RFC 3339
