@@ -40,7 +40,46 @@ type ListStore interface {
 	GetListBody(id string) ([]byte, error)
 	ListIDs() ([]string, error)
 	DeleteList(id string) error
+	PutAllowed(name string) error
+	DeleteAllowed(name string) error
+	ListAllowed() ([]string, error)
 }
+
+// AllowedNowList names the built-in allowlist of names allowed from the
+// dashboard or the API.
+const AllowedNowList = "allowed-now"
+
+// AllowNow allows name (and only it) from now on, persisted, and applies
+// it at once.
+func (m *Manager) AllowNow(name string) error {
+	n, err := NormalizeName(name)
+	if err != nil {
+		return err
+	}
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	if err := m.store.PutAllowed(n); err != nil {
+		return err
+	}
+	return m.rebuild()
+}
+
+// RemoveAllowed undoes AllowNow.
+func (m *Manager) RemoveAllowed(name string) error {
+	n, err := NormalizeName(name)
+	if err != nil {
+		return err
+	}
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	if err := m.store.DeleteAllowed(n); err != nil {
+		return err
+	}
+	return m.rebuild()
+}
+
+// Allowed returns the names allowed with AllowNow.
+func (m *Manager) Allowed() ([]string, error) { return m.store.ListAllowed() }
 
 // Set is one compiled generation of all lists. It is immutable.
 type Set struct {
@@ -453,6 +492,15 @@ func (m *Manager) rebuild() error {
 			if _, err := parseEntries(l, add); err != nil {
 				return err
 			}
+		}
+	}
+	if allowed, err := m.store.ListAllowed(); err == nil && len(allowed) > 0 {
+		idx, err := b.AddList(ListInfo{Name: AllowedNowList, Allow: true})
+		if err != nil {
+			return err
+		}
+		for _, n := range allowed {
+			b.Add(idx, Rule{Name: n})
 		}
 	}
 	mt, err := b.Build()

@@ -146,6 +146,57 @@ func newAPI(inst *instance) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "reloaded", "rules": inst.lists.Current().Matcher.Len()})
 	})
+	mux.HandleFunc("GET /api/v1/series", func(w http.ResponseWriter, r *http.Request) {
+		since, until, err := windowFromQuery(r.URL.Query())
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		if until.IsZero() {
+			until = time.Now()
+		}
+		pts, err := inst.store.Series(since, until)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"points": pts})
+	})
+	mux.HandleFunc("GET /api/v1/clients/{client}/days", func(w http.ResponseWriter, r *http.Request) {
+		since, until, err := windowFromQuery(r.URL.Query())
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		days, err := inst.store.LogClientDays(r.PathValue("client"), since, until)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"client": r.PathValue("client"), "days": days})
+	})
+	mux.HandleFunc("GET /api/v1/allow", func(w http.ResponseWriter, r *http.Request) {
+		names, err := inst.lists.Allowed()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"names": names})
+	})
+	mux.HandleFunc("POST /api/v1/allow", func(w http.ResponseWriter, r *http.Request) {
+		if err := inst.lists.AllowNow(r.URL.Query().Get("name")); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want ?name= a valid domain name: " + err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "allowed", "name": r.URL.Query().Get("name")})
+	})
+	mux.HandleFunc("DELETE /api/v1/allow", func(w http.ResponseWriter, r *http.Request) {
+		if err := inst.lists.RemoveAllowed(r.URL.Query().Get("name")); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "removed"})
+	})
 	mux.HandleFunc("GET /api/v1/pause", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, inst.pause.Status())
 	})
@@ -166,6 +217,8 @@ func newAPI(inst *instance) http.Handler {
 	if inst.cfg.Metrics.Enabled {
 		mux.Handle("GET /metrics", metricsHandler(inst))
 	}
+	// The dashboard: static files embedded in the binary.
+	mux.Handle("GET /", http.FileServerFS(webFS()))
 	// Profiles for operators chasing CPU or memory, on the API's address
 	// (loopback by default).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

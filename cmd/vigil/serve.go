@@ -146,6 +146,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	})
 	wg.Go(func() { st.RunGC(bg) })
 	wg.Go(func() { st.RunDiskWatch(bg) })
+	wg.Go(func() { recordSeries(bg, inst) })
 	wg.Go(func() { lists.Run(bg) })
 	if chain.Cache != nil && cfg.Cache.Persist {
 		// After the sockets open: the lists, not the cache, must be ready
@@ -314,3 +315,45 @@ func saveCache(c *resolver.Cache, st *store.Store, log *zap.Logger) {
 	}
 	log.Debug("cache saved", zap.Int("bytes", len(snap)), zap.Duration("took", time.Since(start)))
 }
+
+// recordSeries adds the queries and blocked lookups of each interval to
+// the store's hourly totals (for the dashboard's charts), and the rest on
+// shutdown.
+func recordSeries(ctx context.Context, inst *instance) {
+	totals := func() (q, b uint64) {
+		for _, results := range inst.srv.Metrics().ByResult {
+			for name, n := range results {
+				if name != "limited" {
+					q += n
+				}
+				if name == "blocked" {
+					b += n
+				}
+			}
+		}
+		return q, b
+	}
+	var lastQ, lastB uint64
+	flush := func() {
+		q, b := totals()
+		if err := inst.store.AddSeries(time.Now(), q-lastQ, b-lastB, inst.cfg.QueryLog.Retention); err != nil {
+			inst.log.Warn("recording hourly totals", zap.Error(err))
+			return
+		}
+		lastQ, lastB = q, b
+	}
+	t := time.NewTicker(seriesInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			flush()
+			return
+		case <-t.C:
+			flush()
+		}
+	}
+}
+
+// seriesInterval is how often hourly totals are brought up to date.
+const seriesInterval = 10 * time.Second

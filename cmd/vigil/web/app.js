@@ -1,0 +1,199 @@
+"use strict";
+// Vigil's dashboard: plain JavaScript over the HTTP API, no build step.
+const $ = (s) => document.querySelector(s);
+const main = $("#main");
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const fmt = (n) => Number(n || 0).toLocaleString();
+const when = (t) => (t ? new Date(t).toLocaleString() : "never");
+const say = (msg) => { $("#status").textContent = msg; };
+
+let pendingLogin = null;
+async function api(path, opts = {}) {
+  const r = await fetch(path, { credentials: "same-origin", ...opts });
+  if (r.status === 401) {
+    await login();
+    return api(path, opts);
+  }
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+}
+function login() {
+  if (pendingLogin) return pendingLogin;
+  pendingLogin = new Promise((resolve, reject) => {
+    const d = $("#login");
+    $("#login-cancel").onclick = () => { d.close(); pendingLogin = null; reject(new Error("not logged in")); };
+    $("#login-form").onsubmit = async (ev) => {
+      ev.preventDefault();
+      const r = await fetch("/api/v1/login", { method: "POST", body: new URLSearchParams({ token: $("#token").value }) });
+      if (r.ok) { d.close(); pendingLogin = null; $("#token").value = ""; resolve(); }
+      else say("Wrong token.");
+    };
+    d.showModal();
+    $("#token").focus();
+  });
+  return pendingLogin;
+}
+const post = (path, method = "POST") => api(path, { method });
+
+function chart(points, label) {
+  const w = 720, h = 160, n = Math.max(points.length, 1);
+  const max = Math.max(1, ...points.map((p) => p.queries));
+  const bw = w / n;
+  const bars = points.map((p, i) => {
+    const qh = (p.queries / max) * h, bh = (p.blocked / max) * h;
+    return `<rect class="q" x="${i * bw}" y="${h - qh}" width="${Math.max(bw - 1, 1)}" height="${qh}"><title>${esc(when(p.hour))}: ${fmt(p.queries)} queries, ${fmt(p.blocked)} blocked</title></rect>` +
+      `<rect class="b" x="${i * bw}" y="${h - bh}" width="${Math.max(bw - 1, 1)}" height="${bh}"></rect>`;
+  }).join("");
+  return `<svg class="chart" viewBox="0 0 ${w} ${h}" preserveAspectRatio="none" role="img" aria-label="${esc(label)}">${bars}</svg>
+    <p class="legend"><span class="q">queries</span><span class="b">blocked</span></p>`;
+}
+function byDay(points) {
+  const days = new Map();
+  for (const p of points) {
+    const d = p.hour.slice(0, 10);
+    const v = days.get(d) || { hour: d + "T00:00:00Z", queries: 0, blocked: 0 };
+    v.queries += p.queries; v.blocked += p.blocked; days.set(d, v);
+  }
+  return [...days.values()];
+}
+const rows = (items, cells) => items.map((it) => `<tr>${cells(it).map((c) => `<td>${c}</td>`).join("")}</tr>`).join("");
+
+async function overview() {
+  const [s24, s7, top, lists, stats, pause] = await Promise.all([
+    api("/api/v1/series?since=24h"), api("/api/v1/series?since=7d"), api("/api/v1/top?since=24h&limit=10"),
+    api("/api/v1/lists"), api("/api/v1/stats"), api("/api/v1/pause"),
+  ]);
+  const q = s24.points.reduce((a, p) => a + p.queries, 0), b = s24.points.reduce((a, p) => a + p.blocked, 0);
+  const ql = stats.querylog || {};
+  const paused = pause.all ? `paused until ${when(pause.all)}` : "on";
+  main.innerHTML = `
+    <h2>Overview</h2>
+    <div class="cards">
+      <div class="card"><div class="n" id="total-queries">${fmt(q)}</div><div class="l">queries, 24 h</div></div>
+      <div class="card"><div class="n" id="total-blocked">${fmt(b)}</div><div class="l">blocked, 24 h</div></div>
+      <div class="card"><div class="n">${q ? ((100 * b) / q).toFixed(1) : "0.0"}%</div><div class="l">blocked share</div></div>
+      <div class="card"><div class="n">${fmt(top.total)}</div><div class="l">blocked lookups logged, 24 h</div></div>
+      <div class="card"><div class="n">${fmt(ql.queued)} / ${fmt(ql.dropped)}</div><div class="l">log queue / drops</div></div>
+      <div class="card"><div class="n" id="blocking-state">${esc(paused)}</div><div class="l">blocking</div>
+        <button id="pause-all" class="secondary">Pause 5 min</button> <button id="resume-all" class="secondary">Resume</button></div>
+    </div>
+    <section><h3>Last 24 hours</h3>${chart(s24.points, "Queries and blocked lookups per hour, last 24 hours")}</section>
+    <section><h3>Last 7 days</h3>${chart(byDay(s7.points), "Queries and blocked lookups per day, last 7 days")}</section>
+    <section><h3>Top vendors contacted</h3><div class="scroll"><table id="top-vendors"><thead><tr><th scope="col">Vendor</th><th scope="col">Blocked</th></tr></thead>
+      <tbody>${rows(top.vendors, (r) => [esc(r.key || "(untagged)"), fmt(r.count)])}</tbody></table></div></section>
+    <section><h3>Top clients</h3><div class="scroll"><table id="top-clients"><thead><tr><th scope="col">Client</th><th scope="col">Blocked</th></tr></thead>
+      <tbody>${rows(top.clients, (r) => [`<a href="#/device/${encodeURIComponent(r.key)}">${esc(r.key)}</a>`, fmt(r.count)])}</tbody></table></div></section>
+    <section><h3>Top blocked names</h3><div class="scroll"><table><thead><tr><th scope="col">Name</th><th scope="col">Vendor</th><th scope="col">Blocked</th></tr></thead>
+      <tbody>${rows(top.names, (r) => [esc(r.key), esc(r.vendor), fmt(r.count)])}</tbody></table></div></section>
+    <section><h3>List sources</h3>${listTable(lists)}</section>`;
+  $("#pause-all").onclick = async () => { await post("/api/v1/pause?duration=5m"); say("Blocking paused for 5 minutes."); route(); };
+  $("#resume-all").onclick = async () => { await post("/api/v1/resume"); say("Blocking resumed."); route(); };
+}
+
+function listTable(lists) {
+  return `<div class="scroll"><table><thead><tr><th scope="col">List</th><th scope="col">Vendor</th><th scope="col">Status</th>
+    <th scope="col">Entries</th><th scope="col" class="hide-narrow">Updated</th></tr></thead><tbody>${rows(lists.sources || [], (s) => [
+    esc(s.list), esc(s.vendor), esc(s.status) + (s.error ? `<br><small>${esc(s.error)}</small>` : ""), fmt(s.entries),
+    `<span class="hide-narrow">${esc(when(s.fetched_at))}</span>`])}</tbody></table></div>
+    <p>${fmt(lists.rules)} rules in use.</p>`;
+}
+
+async function devices() {
+  const c = await api("/api/v1/clients?since=7d");
+  main.innerHTML = `<h2>Devices</h2><p>Blocked lookups over the last 7 days, per device and vendor.</p>
+    <div class="scroll"><table id="devices"><thead><tr><th scope="col">Device</th><th scope="col">Blocked</th><th scope="col">Vendors</th>
+    <th scope="col" class="hide-narrow">First seen</th><th scope="col" class="hide-narrow">Last seen</th></tr></thead>
+    <tbody>${rows(c.clients || [], (d) => [`<a href="#/device/${encodeURIComponent(d.client)}">${esc(d.client)}</a>`, fmt(d.total),
+      Object.entries(d.vendors).sort((a, b) => b[1] - a[1]).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", "),
+      `<span class="hide-narrow">${esc(when(d.first))}</span>`, `<span class="hide-narrow">${esc(when(d.last))}</span>`])}</tbody></table></div>`;
+}
+
+async function device(client, params) {
+  const vendor = params.get("vendor") || "", since = params.get("since") || "7d";
+  const q = new URLSearchParams({ client, since, limit: "200" });
+  if (vendor) q.set("vendor", vendor);
+  const [days, page, summary] = await Promise.all([
+    api(`/api/v1/clients/${encodeURIComponent(client)}/days?since=${encodeURIComponent(since)}`),
+    api(`/api/v1/blocked?${q}`), api(`/api/v1/clients/${encodeURIComponent(client)}?since=30d`),
+  ]);
+  const vendors = Object.keys(summary.vendors || {}).sort();
+  main.innerHTML = `<h2>Device <span id="device-name">${esc(client)}</span></h2>
+    <p>${fmt(summary.total)} blocked lookups in 30 days${summary.addrs ? " from " + esc(summary.addrs.join(", ")) : ""}.</p>
+    <button id="pause-device" class="secondary">Pause blocking for this device, 15 min</button>
+    <section><h3>Per vendor, per day</h3><div class="scroll"><table><thead><tr><th scope="col">Day</th><th scope="col">Vendors</th></tr></thead>
+      <tbody>${rows(days.days.filter((d) => Object.keys(d.vendors).length), (d) => [esc(d.day.slice(0, 10)),
+        Object.entries(d.vendors).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", ")])}</tbody></table></div></section>
+    <section><h3>Recent blocked lookups</h3>
+      <form class="inline" id="filter"><div><label for="f-vendor">Vendor</label><select id="f-vendor"><option value="">all</option>
+        ${vendors.map((v) => `<option ${v === vendor ? "selected" : ""}>${esc(v)}</option>`).join("")}</select></div>
+        <div><label for="f-since">Since</label><select id="f-since">${["1h", "24h", "7d", "30d"].map((s) => `<option ${s === since ? "selected" : ""}>${s}</option>`).join("")}</select></div>
+        <button type="submit">Filter</button></form>
+      <div class="scroll"><table id="lookups"><thead><tr><th scope="col">When</th><th scope="col">Name</th><th scope="col">Vendor</th>
+        <th scope="col" class="hide-narrow">List</th><th scope="col" class="hide-narrow">Rule</th><th scope="col">Action</th></tr></thead>
+      <tbody>${rows(page.entries || [], (e) => [esc(when(e.time)), esc(e.qname.replace(/\.$/, "")), esc(e.vendor),
+        `<span class="hide-narrow">${esc(e.list)}</span>`, `<span class="hide-narrow">${esc(e.rule)}${e.reason === "cname" ? " (CNAME)" : ""}</span>`,
+        `<button class="secondary allow" data-name="${esc(e.qname)}">Allow</button>`])}</tbody></table></div></section>`;
+  $("#filter").onsubmit = (ev) => {
+    ev.preventDefault();
+    location.hash = `#/device/${encodeURIComponent(client)}?vendor=${encodeURIComponent($("#f-vendor").value)}&since=${$("#f-since").value}`;
+  };
+  $("#pause-device").onclick = async () => { await post(`/api/v1/pause?duration=15m&client=${encodeURIComponent(client)}`); say(`Blocking paused for ${client} for 15 minutes.`); };
+  for (const b of document.querySelectorAll("button.allow")) {
+    b.onclick = async () => { await post(`/api/v1/allow?name=${encodeURIComponent(b.dataset.name)}`); say(`${b.dataset.name} is allowed now.`); };
+  }
+}
+
+async function lists() {
+  const l = await api("/api/v1/lists");
+  main.innerHTML = `<h2>Lists</h2>${listTable(l)}<button id="refresh">Refresh lists now</button>`;
+  $("#refresh").onclick = async () => {
+    say("Refreshing lists…");
+    const r = await fetch("/api/v1/lists/update", { method: "POST", credentials: "same-origin" });
+    if (r.status === 401) { await login(); return $("#refresh").onclick(); }
+    await r.text();
+    say("Lists refreshed.");
+    route();
+  };
+}
+
+async function tools() {
+  const allowed = await api("/api/v1/allow");
+  main.innerHTML = `<h2>Tools</h2>
+    <section><h3>Why is a name blocked?</h3><form class="inline" id="explain"><div><label for="x-name">Name</label>
+      <input id="x-name" required placeholder="tracking.example.com"></div><button type="submit">Explain</button></form>
+      <p id="explain-result" aria-live="polite"></p></section>
+    <section><h3>Allow a name now</h3><form class="inline" id="allow"><div><label for="a-name">Name</label>
+      <input id="a-name" required></div><button type="submit">Allow</button></form>
+      <ul id="allowed">${(allowed.names || []).map((n) => `<li>${esc(n)} <button class="secondary remove" data-name="${esc(n)}">Remove</button></li>`).join("")}</ul></section>`;
+  $("#explain").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const e = await api(`/api/v1/explain?name=${encodeURIComponent($("#x-name").value)}`);
+    $("#explain-result").innerHTML = !e.matched ? `${esc(e.name)} is not blocked.` : e.blocked
+      ? `<span class="blocked">${esc(e.name)} is blocked</span> by list ${esc(e.list)} (${esc(e.vendor)}), rule ${esc(e.rule)}.`
+      : `<span class="allowed">${esc(e.name)} is allowed</span> by list ${esc(e.list)}, rule ${esc(e.rule)}.`;
+  };
+  $("#allow").onsubmit = async (ev) => { ev.preventDefault(); await post(`/api/v1/allow?name=${encodeURIComponent($("#a-name").value)}`); say("Allowed."); route(); };
+  for (const b of document.querySelectorAll("button.remove")) {
+    b.onclick = async () => { await post(`/api/v1/allow?name=${encodeURIComponent(b.dataset.name)}`, "DELETE"); route(); };
+  }
+}
+
+async function route() {
+  const [path, query] = (location.hash.slice(1) || "/").split("?");
+  const params = new URLSearchParams(query || "");
+  for (const a of document.querySelectorAll("nav a")) a.removeAttribute("aria-current");
+  const nav = document.querySelector(`nav a[href="#/${path.split("/")[1] === "device" ? "devices" : path.split("/")[1]}"]`);
+  if (nav) nav.setAttribute("aria-current", "page");
+  try {
+    if (path.startsWith("/device/")) await device(decodeURIComponent(path.slice(8)), params);
+    else if (path === "/devices") await devices();
+    else if (path === "/lists") await lists();
+    else if (path === "/tools") await tools();
+    else await overview();
+  } catch (err) {
+    main.innerHTML = `<p role="alert">Could not load this page: ${esc(err.message)}</p>`;
+  }
+}
+window.addEventListener("hashchange", route);
+route();
