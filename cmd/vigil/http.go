@@ -155,6 +155,7 @@ func newAPI(inst *instance) http.Handler {
 		if until.IsZero() {
 			until = time.Now()
 		}
+		inst.series.flush() // include what was counted since the last flush
 		pts, err := inst.store.Series(since, until)
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})

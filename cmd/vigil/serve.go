@@ -109,6 +109,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 		return err
 	}
 	inst := &instance{cfg: cfg, srv: srv, chain: chain, lists: lists, qlog: qlog, store: st, pause: pause, log: log, started: time.Now()}
+	inst.series = &seriesRecorder{inst: inst}
 
 	var api *http.Server
 	if cfg.HTTP.Listen != "" {
@@ -146,7 +147,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	})
 	wg.Go(func() { st.RunGC(bg) })
 	wg.Go(func() { st.RunDiskWatch(bg) })
-	wg.Go(func() { recordSeries(bg, inst) })
+	wg.Go(func() { inst.series.run(bg) })
 	wg.Go(func() { lists.Run(bg) })
 	if chain.Cache != nil && cfg.Cache.Persist {
 		// After the sockets open: the lists, not the cache, must be ready
@@ -259,6 +260,7 @@ type instance struct {
 	pause *resolver.Pauser
 	log   *zap.Logger
 
+	series   *seriesRecorder
 	reloadMu sync.Mutex // one reload at a time
 	reloads  atomic.Int64
 	store    *store.Store
@@ -316,41 +318,51 @@ func saveCache(c *resolver.Cache, st *store.Store, log *zap.Logger) {
 	log.Debug("cache saved", zap.Int("bytes", len(snap)), zap.Duration("took", time.Since(start)))
 }
 
-// recordSeries adds the queries and blocked lookups of each interval to
-// the store's hourly totals (for the dashboard's charts), and the rest on
-// shutdown.
-func recordSeries(ctx context.Context, inst *instance) {
-	totals := func() (q, b uint64) {
-		for _, results := range inst.srv.Metrics().ByResult {
-			for name, n := range results {
-				if name != "limited" {
-					q += n
-				}
-				if name == "blocked" {
-					b += n
-				}
+// seriesRecorder adds the queries and blocked lookups counted since its
+// last flush to the store's hourly totals (for the dashboard's charts).
+type seriesRecorder struct {
+	inst         *instance
+	mu           sync.Mutex
+	lastQ, lastB uint64
+}
+
+func (sr *seriesRecorder) totals() (q, b uint64) {
+	for _, results := range sr.inst.srv.Metrics().ByResult {
+		for name, n := range results {
+			if name != "limited" {
+				q += n
+			}
+			if name == "blocked" {
+				b += n
 			}
 		}
-		return q, b
 	}
-	var lastQ, lastB uint64
-	flush := func() {
-		q, b := totals()
-		if err := inst.store.AddSeries(time.Now(), q-lastQ, b-lastB, inst.cfg.QueryLog.Retention); err != nil {
-			inst.log.Warn("recording hourly totals", zap.Error(err))
-			return
-		}
-		lastQ, lastB = q, b
+	return q, b
+}
+
+// flush records what was counted since the last flush.
+func (sr *seriesRecorder) flush() {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	q, b := sr.totals()
+	if err := sr.inst.store.AddSeries(time.Now(), q-sr.lastQ, b-sr.lastB, sr.inst.cfg.QueryLog.Retention); err != nil {
+		sr.inst.log.Warn("recording hourly totals", zap.Error(err))
+		return
 	}
+	sr.lastQ, sr.lastB = q, b
+}
+
+// run flushes every seriesInterval until ctx ends, and once more then.
+func (sr *seriesRecorder) run(ctx context.Context) {
 	t := time.NewTicker(seriesInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			flush()
+			sr.flush()
 			return
 		case <-t.C:
-			flush()
+			sr.flush()
 		}
 	}
 }

@@ -73,7 +73,7 @@ async function overview() {
       <div class="card"><div class="n" id="total-queries">${fmt(q)}</div><div class="l">queries, 24 h</div></div>
       <div class="card"><div class="n" id="total-blocked">${fmt(b)}</div><div class="l">blocked, 24 h</div></div>
       <div class="card"><div class="n">${q ? ((100 * b) / q).toFixed(1) : "0.0"}%</div><div class="l">blocked share</div></div>
-      <div class="card"><div class="n">${fmt(top.total)}</div><div class="l">blocked lookups logged, 24 h</div></div>
+      <div class="card"><div class="n" id="logged-blocked">${fmt(top.total)}</div><div class="l">blocked lookups logged, 24 h</div></div>
       <div class="card"><div class="n">${fmt(ql.queued)} / ${fmt(ql.dropped)}</div><div class="l">log queue / drops</div></div>
       <div class="card"><div class="n" id="blocking-state">${esc(paused)}</div><div class="l">blocking</div>
         <button id="pause-all" class="secondary">Pause 5 min</button> <button id="resume-all" class="secondary">Resume</button></div>
@@ -164,7 +164,7 @@ async function tools() {
       <input id="x-name" required placeholder="tracking.example.com"></div><button type="submit">Explain</button></form>
       <p id="explain-result" aria-live="polite"></p></section>
     <section><h3>Allow a name now</h3><form class="inline" id="allow"><div><label for="a-name">Name</label>
-      <input id="a-name" required></div><button type="submit">Allow</button></form>
+      <input id="a-name" required></div><button type="submit" id="allow-submit">Allow</button></form>
       <ul id="allowed">${(allowed.names || []).map((n) => `<li>${esc(n)} <button class="secondary remove" data-name="${esc(n)}">Remove</button></li>`).join("")}</ul></section>`;
   $("#explain").onsubmit = async (ev) => {
     ev.preventDefault();
