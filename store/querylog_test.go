@@ -331,3 +331,56 @@ func TestSeriesAndClientDays(t *testing.T) {
 		t.Errorf("days %+v", days)
 	}
 }
+
+// BenchmarkDashboardMonth fills the log with a month of blocked lookups
+// from 50 devices (300,000 entries) and measures the queries the dashboard
+// makes: the overview (top over 24 h, clients over 7 d) and a device page
+// (its days over 30 d and its latest 200 lookups).
+func BenchmarkDashboardMonth(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Dir = b.TempDir()
+	s, err := Open(cfg, zaptest.NewLogger(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	qcfg := DefaultQueryLogConfig()
+	qcfg.LogLines = false
+	q := s.NewQueryLog(qcfg, zaptest.NewLogger(b))
+	stop := runLog(q)
+	now := time.Now()
+	vendors := []string{"Xiaomi", "Huawei", "Samsung", "Apple", "Amazon", "LG", "Roku", "TikTok"}
+	const n = 300_000
+	for i := range n {
+		at := now.Add(-time.Duration(i) * (30 * 24 * time.Hour / n))
+		e := entry(fmt.Sprintf("device-%02d", i%50), fmt.Sprintf("192.168.1.%d", i%50+10), at,
+			fmt.Sprintf("t%d.%s.example.", i%500, strings.ToLower(vendors[i%len(vendors)])), vendors[i%len(vendors)])
+		for !q.Record(e) {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	stop()
+	for _, bc := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"top-24h", func() error { _, err := s.LogTop(now.Add(-24*time.Hour), time.Time{}, 10); return err }},
+		{"clients-7d", func() error { _, err := s.LogClients(now.Add(-7*24*time.Hour), time.Time{}); return err }},
+		{"device-days-30d", func() error {
+			_, err := s.LogClientDays("device-07", now.Add(-30*24*time.Hour), time.Time{})
+			return err
+		}},
+		{"device-latest-200", func() error {
+			_, err := s.LogEntries(LogFilter{Client: "device-07", Since: now.Add(-7 * 24 * time.Hour), Limit: 200})
+			return err
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := bc.fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
