@@ -16,23 +16,10 @@ NAMES=${NAMES:-1000}
 VIGIL_PORT=${VIGIL_PORT:-15353}
 STUB_PORT=${STUB_PORT:-15300}
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
-if ! command -v dnsperf >/dev/null; then
-	echo "installing dnsperf (Debian package)..." >&2
-	if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-	$SUDO apt-get update -qq && $SUDO apt-get install -y -qq dnsperf >/dev/null
-fi
 
-(cd "$root" && go build -o "$work/vigil" ./cmd/vigil && go build -o "$work/stubdns" ./bench/stubdns)
+bench_setup cmd/vigil bench/stubdns
 
 cat >"$work/vigil.toml" <<TOML
 [server]

@@ -15,23 +15,11 @@ DOTPORT=${DOTPORT:-15853}
 DOHPORT=${DOHPORT:-15443}
 SPORT=${SPORT:-15320}
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 LCPU=1
 [ "$(nproc)" -lt 2 ] && LCPU=0
 
-if ! command -v dnsperf >/dev/null; then
-	if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-	$SUDO apt-get update -qq && $SUDO apt-get install -y -qq dnsperf >/dev/null
-fi
-(cd "$root" && go build -o "$work/vigil" ./cmd/vigil && go build -o "$work/stubdns" ./bench/stubdns && go build -o "$work/gencert" ./bench/gencert)
+bench_setup cmd/vigil bench/stubdns bench/gencert
 "$work/gencert" -cert "$work/cert.pem" -key "$work/key.pem"
 for i in $(seq 1 1000); do echo "host$i.example.com A"; done >"$work/queries.txt"
 

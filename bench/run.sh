@@ -22,15 +22,7 @@ VPORT=${VPORT:-15353}
 SPORT=${SPORT:-15300}
 APIPORT=${APIPORT:-18053}
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
 ncpu=$(nproc)
 VCPU=0
@@ -40,15 +32,9 @@ if [ "$ncpu" -lt 2 ]; then
 	LCPU=0
 fi
 
-if ! command -v dnsperf >/dev/null; then
-	echo "installing dnsperf (Debian package)..." >&2
-	if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-	$SUDO apt-get update -qq && $SUDO apt-get install -y -qq dnsperf >/dev/null
-fi
 
 echo "building..." >&2
-(cd "$root" && for c in vigil; do go build -o "$work/$c" ./cmd/$c; done &&
-	for c in stubdns genlist startup; do go build -o "$work/$c" ./bench/$c; done)
+bench_setup cmd/vigil bench/stubdns bench/genlist bench/startup
 echo "generating $NAMES names..." >&2
 "$work/genlist" -n "$NAMES" -out "$work"
 first_blocked=$(sed -n '3s/^||\(.*\)^$/\1/p' "$work/list.txt")

@@ -17,21 +17,9 @@ VPORT=${VPORT:-15363}
 SPORT=${SPORT:-15310}
 APIPORT=${APIPORT:-18063}
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
-if ! command -v dnsperf >/dev/null; then
-	if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-	$SUDO apt-get update -qq && $SUDO apt-get install -y -qq dnsperf >/dev/null
-fi
-(cd "$root" && go build -o "$work/vigil" ./cmd/vigil && go build -o "$work/stubdns" ./bench/stubdns && go build -o "$work/genlist" ./bench/genlist)
+bench_setup cmd/vigil bench/stubdns bench/genlist
 "$work/genlist" -n "$NAMES" -blocked 50000 -miss 2000000 -out "$work"
 cp "$work/list.txt" "$work/served.txt"
 # The mix: mostly cached names, some blocked, some never seen before.
