@@ -5,7 +5,14 @@ import (
 	"errors"
 	"hash/maphash"
 	"net/netip"
+	"strings"
+	"time"
 	"unsafe"
+
+	"github.com/miekg/dns"
+
+	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/store"
 )
 
 // The fast path answers the commonest query there is — a plain question
@@ -207,8 +214,8 @@ func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []by
 	// before anything could hold on to it).
 	qname := unsafe.String(&name[0], n)
 	if s.lists != nil {
-		if _, listed := s.lists.Current().Matcher.Match(qname); listed {
-			return nil, false
+		if v, listed := s.lists.Current().Matcher.Match(qname); listed {
+			return s.fastBlocked(req, fq, qname, client, proto, out, pol, v)
 		}
 	}
 	cd := req[3]&0x10 != 0
@@ -282,4 +289,104 @@ func (c *Cache) hashKey(name string, qtype, qclass uint16, do, cd bool) uint64 {
 	// Mix the fixed-size fields in with a multiply so they spread over
 	// the shard bits too.
 	return h ^ (flags+0x9e3779b97f4a7c15)*0xbf58476d1ce4e5b9
+}
+
+// handlesLocally reports whether the local stage answers name itself (so
+// the fast paths must leave it to the full path).
+func (l *Local) handlesLocally(name string, qtype uint16) bool {
+	cfg := l.cfg.Load()
+	if qtype == dns.TypeANY || cfg.HealthName != "" && name == cfg.HealthName {
+		return true
+	}
+	if cfg.BlockBypass {
+		for _, n := range bypassNXDomain {
+			if name == n {
+				return true
+			}
+		}
+		return name == "resolver.arpa." || strings.HasSuffix(name, ".resolver.arpa.")
+	}
+	return false
+}
+
+// fastBlocked answers an A or AAAA question for a listed name in "null"
+// mode straight from the request bytes — header, the client's question, a
+// compressed answer of 0.0.0.0 or ::, and Vigil's OPT with the Extended
+// DNS Error — records it like the full path does and returns true. Any
+// other case is left to the full path (FuzzFastPath and
+// TestFastPathMatchesFullPath hold the two to the same answers).
+func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client netip.Addr, proto Proto, out []byte, pol *serverPolicy, v blocklists.Match) ([]byte, bool) {
+	b := s.blocker
+	if b == nil || !v.Blocked || fq.qclass != dns.ClassINET || (fq.qtype != dns.TypeA && fq.qtype != dns.TypeAAAA) {
+		return nil, false
+	}
+	bp := b.policy.Load()
+	if bp.cfg.Answer != AnswerNull || s.local != nil && s.local.handlesLocally(qname, fq.qtype) {
+		return nil, false
+	}
+	now := time.Now()
+	var cl Client
+	if b.pause != nil || s.recorder != nil || pol.clients != nil {
+		cl = Client{Addr: client}
+		if pol.clients != nil {
+			cl.Name = pol.clients.nameOf(client)
+		}
+		if b.pause != nil && b.pause.Paused(cl, now) {
+			return nil, false
+		}
+	}
+	// Clone: for an exact rule String returns the rule's name, a piece of
+	// qname, which lives in the worker's reused buffer.
+	rule := strings.Clone(v.Rule.String())
+	out = append(out[:0], req[:fq.nameEnd+4]...) // header and question, as asked
+	out[2] = 0x80 | 0x04 | req[2]&0x01           // QR, AA, RD as asked
+	out[3] = 0x80 | req[3]&0x10                  // RA, CD as asked, NOERROR
+	binary.BigEndian.PutUint16(out[6:], 1)       // one answer
+	binary.BigEndian.PutUint16(out[8:], 0)
+	binary.BigEndian.PutUint16(out[10:], 0)
+	out = append(out, 0xC0, headerLen) // the owner: the question's name
+	out = binary.BigEndian.AppendUint16(out, fq.qtype)
+	out = binary.BigEndian.AppendUint16(out, dns.ClassINET)
+	out = binary.BigEndian.AppendUint32(out, bp.ttl)
+	if fq.qtype == dns.TypeA {
+		out = append(out, 0, 4, 0, 0, 0, 0)
+	} else {
+		out = append(out, 0, 16)
+		out = append(out, make([]byte, 16)...)
+	}
+	if fq.edns {
+		text := "blocked by list " + v.List.Name
+		if v.List.Vendor != "" {
+			text += " (" + v.List.Vendor + ")"
+		}
+		text += ": " + rule
+		out = append(out, 0)
+		out = binary.BigEndian.AppendUint16(out, dns.TypeOPT)
+		out = binary.BigEndian.AppendUint16(out, uint16(s.cfg.MaxUDPSize))
+		flags := byte(0)
+		if fq.do {
+			flags = 0x80
+		}
+		out = append(out, 0, 0, flags, 0) // extended rcode, version, DO, Z
+		out = binary.BigEndian.AppendUint16(out, uint16(6+len(text)))
+		out = binary.BigEndian.AppendUint16(out, dns.EDNS0EDE)
+		out = binary.BigEndian.AppendUint16(out, uint16(2+len(text)))
+		out = binary.BigEndian.AppendUint16(out, dns.ExtendedErrorCodeBlocked)
+		out = append(out, text...)
+		binary.BigEndian.PutUint16(out[10:], 1)
+	}
+	if proto == ProtoUDP && len(out) > 512 && !fq.edns {
+		return nil, false // a rule text this long: the full path truncates
+	}
+	s.stats.queries.Add(1)
+	s.metrics.count(proto, ResultBlocked, fq.qtype)
+	s.metrics.countBlocked(BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
+	if s.recorder != nil {
+		s.recorder.Record(store.LogEntry{
+			Time: now, ClientName: cl.Name, ClientAddr: client, QName: strings.Clone(qname),
+			QType: typeString(fq.qtype), Proto: proto.String(), Blocked: true,
+			List: v.List.Name, Vendor: v.List.Vendor, Rule: rule, Reason: ReasonName,
+		})
+	}
+	return out, true
 }

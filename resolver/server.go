@@ -51,6 +51,7 @@ type Server struct {
 	cache   *Cache
 	lists   ListSource
 	blocker *Blocker
+	local   *Local
 	// recordAllowed also records lookups that were not blocked.
 	recordAllowed bool
 
@@ -161,7 +162,7 @@ func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 		if s.handler == nil {
 			s.handler = ch.Handler
 		}
-		s.cache, s.lists, s.blocker = ch.Cache, ch.lists, ch.Blocker
+		s.cache, s.lists, s.blocker, s.local = ch.Cache, ch.lists, ch.Blocker, ch.local
 	}
 	s.Reconfigure(cfg.Allow, deps.Clients, deps.Limiter, deps.LimitRefuse)
 	return s
