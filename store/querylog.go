@@ -339,10 +339,12 @@ func (q *QueryLog) writeKind(wb *badger.WriteBatch, batch []LogEntry, blocked bo
 		ttl = q.cfg.AllowedRetention
 	}
 	var (
-		block   []byte
-		first   time.Time
-		n       int
-		clients = map[string][]int{}
+		block []byte
+		first time.Time
+		n     int
+		// Keyed by name and address, so an unnamed client's address is
+		// turned into a string once per block, not once per entry.
+		clients = map[clientKey][]int{}
 		enc     []byte
 	)
 	flush := func() error {
@@ -360,7 +362,11 @@ func (q *QueryLog) writeKind(wb *badger.WriteBatch, batch []LogEntry, blocked bo
 		if err := wb.SetEntry(badger.NewEntry(append(timePrefix(blocked), suffix...), val).WithTTL(ttl)); err != nil {
 			return err
 		}
-		for client, idx := range clients {
+		for ck, idx := range clients {
+			client := ck.name
+			if client == "" {
+				client = ck.addr.String()
+			}
 			v := binary.AppendUvarint(nil, uint64(len(idx)))
 			for _, i := range idx {
 				v = binary.AppendUvarint(v, uint64(i))
@@ -369,7 +375,8 @@ func (q *QueryLog) writeKind(wb *badger.WriteBatch, batch []LogEntry, blocked bo
 				return err
 			}
 		}
-		block, n, clients = block[:0], 0, map[string][]int{}
+		block, n = block[:0], 0
+		clear(clients)
 		return nil
 	}
 	for i := range batch {
@@ -391,11 +398,20 @@ func (q *QueryLog) writeKind(wb *badger.WriteBatch, batch []LogEntry, blocked bo
 		block = binary.BigEndian.AppendUint64(block, uint64(max(e.Time.UnixNano(), 0)))
 		block = binary.AppendUvarint(block, uint64(len(enc)))
 		block = append(block, enc...)
-		id := e.identity()
-		clients[id] = append(clients[id], n)
+		ck := clientKey{name: e.ClientName}
+		if ck.name == "" {
+			ck.addr = e.ClientAddr
+		}
+		clients[ck] = append(clients[ck], n)
 		n++
 	}
 	return flush()
+}
+
+// clientKey identifies a client within a block.
+type clientKey struct {
+	name string
+	addr netip.Addr
 }
 
 // decodeBlock returns a block's entries, oldest first.
