@@ -56,6 +56,11 @@ type ServerConfig struct {
 	// ShutdownTimeout bounds how long a graceful shutdown waits for queries
 	// in flight before cancelling them.
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+	// MemoryLimit is a soft limit for the Go runtime's memory in bytes
+	// (runtime/debug.SetMemoryLimit); 0 leaves it to GOMEMLIMIT. Under
+	// heavy logging the store's compactions make the heap swing; a limit
+	// keeps the resident size near it at the cost of more collection.
+	MemoryLimit int64 `toml:"memory_limit"`
 	// MaxUDPSize caps the UDP answer size Vigil offers a client, whatever
 	// the client's EDNS buffer says (1232: DNS flag day 2020).
 	MaxUDPSize int `toml:"max_udp_size"`
@@ -121,6 +126,9 @@ func (c *ServerConfig) Validate() error {
 		checkPositive("server.query_timeout", c.QueryTimeout),
 		checkPositive("server.shutdown_timeout", c.ShutdownTimeout),
 	)
+	if c.MemoryLimit != 0 && c.MemoryLimit < 32<<20 {
+		errs = append(errs, fmt.Errorf("server.memory_limit: want 0 (none) or at least 33554432 bytes, got %d", c.MemoryLimit))
+	}
 	return errors.Join(errs...)
 }
 

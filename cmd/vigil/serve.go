@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,6 +55,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // when non-nil, is called once everything listens (tests use it).
 func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instance)) error {
 	log.Info("starting vigil", zap.String("version", version()), zap.String("config", cfg.Source))
+	if cfg.Server.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.Server.MemoryLimit)
+	}
 	st, err := store.Open(cfg.Store, log.Named("store"))
 	if err != nil {
 		return err
