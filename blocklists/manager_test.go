@@ -299,7 +299,7 @@ func TestStoreGarbageCollection(t *testing.T) {
 	m := NewManager(cfg, lists, st, zaptest.NewLogger(t))
 	_ = m.Load(context.Background())
 	sizes := []int64{}
-	for round := range 30 {
+	for round := range 120 {
 		ls.set("ok", makeBody())
 		m.Refresh(context.Background(), nil)
 		if s := statusOf(t, m, ls.URL); s.Status != StatusUpdated {
@@ -310,11 +310,21 @@ func TestStoreGarbageCollection(t *testing.T) {
 		}
 		sizes = append(sizes, dirSize(t, dir))
 	}
-	// 30 copies of ~200 KiB compressed would be ~6 MiB without collection.
-	if last := sizes[len(sizes)-1]; last > 4<<20 {
-		t.Errorf("store grew to %d bytes over 30 refreshes (sizes %v): garbage collection is not reclaiming", last, sizes)
+	// 120 copies of ~150 KiB compressed would be ~18 MiB kept forever
+	// without reclaiming. Badger lets level-0 tables pile up (eight, see
+	// store.Open) before it compacts them, so the size is a sawtooth: it
+	// must come back down, and its peak must stay bounded.
+	peak, reclaimed := int64(0), false
+	for i, n := range sizes {
+		peak = max(peak, n)
+		if i > 0 && n < sizes[i-1]/2 {
+			reclaimed = true
+		}
 	}
-	t.Logf("store size per round: %v", sizes)
+	if !reclaimed || peak > 16<<20 {
+		t.Errorf("store sizes over 120 refreshes peaked at %d bytes, reclaimed=%v: replaced copies are not being reclaimed", peak, reclaimed)
+	}
+	t.Logf("store size per round: %v", sizes[len(sizes)-10:])
 }
 
 func dirSize(t *testing.T, dir string) int64 {

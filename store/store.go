@@ -109,8 +109,15 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		// burst of log writes costs in the tens of MiB, not hundreds.
 		WithBaseTableSize(1 << 20).
 		WithBaseLevelSize(4 << 20).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(4).
+		// Let up to eight level-0 tables pile up before compacting them:
+		// compactions are what hold Badger's table builders (and their
+		// memory) busy under a steady stream of log writes. Measured with
+		// 1M names under a saturating blocked load: RSS after the load
+		// 299 -> 211 MiB with eight instead of two. The price is disk:
+		// replaced list copies linger until that compaction (a sawtooth
+		// bounded by about eight memtables).
+		WithNumLevelZeroTables(8).
+		WithNumLevelZeroTablesStall(16).
 		// Everything Vigil stores is compressed already (list copies with
 		// gzip, log blocks with S2), so Badger's block compression gains
 		// nothing, and without it the block cache is not needed either:
@@ -119,6 +126,9 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2).
+		// Vigil never has two writers race for a key: no conflict
+		// tracking needed.
+		WithDetectConflicts(false).
 		WithCompactL0OnClose(true)
 	// An open just after a crash can fail while the previous process's
 	// files are still being released; try a few times before giving up.
