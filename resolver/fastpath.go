@@ -375,8 +375,14 @@ func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client neti
 		out = append(out, text...)
 		binary.BigEndian.PutUint16(out[10:], 1)
 	}
-	if proto == ProtoUDP && len(out) > 512 && !fq.edns {
-		return nil, false // a rule text this long: the full path truncates
+	if proto == ProtoUDP {
+		limit := 512
+		if fq.edns {
+			limit = min(max(fq.udpSize, 512), s.cfg.MaxUDPSize)
+		}
+		if len(out) > limit {
+			return nil, false // a very long rule text: the full path fits it
+		}
 	}
 	s.stats.queries.Add(1)
 	s.metrics.count(proto, ResultBlocked, fq.qtype)
