@@ -198,20 +198,9 @@ func cmdListsParse(args []string, stdout, stderr io.Writer) error {
 	fs := newPlainFlagSet("lists parse", "FILE", "Print every rule a list file yields, normalised, one per line.\nCounts and rejected lines go to stderr.", stderr)
 	format := fs.String("format", "auto", "list `FORMAT`: auto, hosts, domains, adblock, wildcard or dnsmasq")
 	fs.String("config", "", "accepted like every command's, unused: parsing needs no configuration")
-	// Flags may come after the file name: parse them on either side.
-	var file string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		file, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
-	}
-	if file == "" && fs.NArg() > 0 {
-		file = fs.Arg(0)
-	}
-	if file == "" {
-		fs.Usage()
-		return usageError{fmt.Errorf("lists parse: want a FILE")}
+	file, err := parseWithOperand(fs, args, "FILE")
+	if err != nil {
+		return err
 	}
 	f, err := blocklists.ParseFormat(*format)
 	if err != nil {
@@ -244,19 +233,9 @@ func cmdListsParse(args []string, stdout, stderr io.Writer) error {
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, cfgPath := newFlagSet("explain", "Say whether NAME is blocked, by which list, rule and vendor.\nUsage: vigil explain [flags] NAME", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
-	var name string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
-	}
-	if name == "" {
-		fs.Usage()
-		return usageError{fmt.Errorf("explain: want a NAME")}
+	name, err := parseWithOperand(fs, args, "NAME")
+	if err != nil {
+		return err
 	}
 	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
 	if err != nil {

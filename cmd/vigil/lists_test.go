@@ -183,20 +183,11 @@ func TestRestartWithoutListServerBlocks(t *testing.T) {
 	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
 	ls := newFlakyListServer(t, map[string]string{"/l.txt": "||phone-home.example^\n"})
 	cfgPath := writeTestConfig(t, up.Addr, fmt.Sprintf("[[lists]]\nname = \"v\"\nsources = [%q]\n", ls.URL+"/l.txt"))
-	cfg, err := loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	// First run: fetch the list, then stop.
-	first := make(chan *instance, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, testLogger(t), func(i *instance) { first <- i }) }()
-	inst := <-first
+	inst, stop := runServe(t, cfgPath)
 	waitFor(t, "the first download", func() bool { return inst.lists.Current().Matcher.Len() == 1 })
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 

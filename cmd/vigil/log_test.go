@@ -265,23 +265,14 @@ func blast(addr string, workers, max int, stop <-chan struct{}) int64 {
 func TestGracefulShutdownLosesNoLogEntries(t *testing.T) {
 	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
 	cfgPath := writeTestConfig(t, up.Addr, logTestLists)
-	cfg, err := loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *instance, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, testLogger(t), func(i *instance) { ready <- i }) }()
-	inst := <-ready
+	inst, stopServe := runServe(t, cfgPath)
 	addr := inst.srv.UDPAddrs()[0].String()
 
 	stop := make(chan struct{})
 	answered := make(chan int64)
 	go func() { answered <- blast(addr, 8, 1_000_000, stop) }()
-	time.Sleep(300 * time.Millisecond) // under load...
-	cancel()                           // ...shut down
-	if err := <-done; err != nil {
+	time.Sleep(300 * time.Millisecond)  // under load...
+	if err := stopServe(); err != nil { // ...shut down
 		t.Fatal(err)
 	}
 	close(stop)

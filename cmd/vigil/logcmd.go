@@ -47,9 +47,9 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *limit < 1 || *limit > 1000 {
 		return usageError{fmt.Errorf("-limit: want 1 to 1000, got %d", *limit)}
 	}
-	sinceT, err := parseTimeArg(*since, time.Now())
+	sinceT, err := parseSince(*since)
 	if err != nil {
-		return usageError{fmt.Errorf("-since: %w", err)}
+		return err
 	}
 	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
 	if err != nil {
@@ -106,9 +106,9 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	sinceT, err := parseTimeArg(*since, time.Now())
+	sinceT, err := parseSince(*since)
 	if err != nil {
-		return usageError{fmt.Errorf("-since: %w", err)}
+		return err
 	}
 	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
 	if err != nil {
@@ -168,9 +168,9 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	sinceT, err := parseTimeArg(*since, time.Now())
+	sinceT, err := parseSince(*since)
 	if err != nil {
-		return usageError{fmt.Errorf("-since: %w", err)}
+		return err
 	}
 	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -130,6 +131,36 @@ func flagError(err error) error {
 		return err
 	}
 	return usageError{err}
+}
+
+// parseWithOperand parses flags around a command's single operand, which
+// may come before or after them ("vigil explain NAME -json" and "vigil
+// explain -json NAME"). A missing operand is a usage error naming what.
+func parseWithOperand(fs *flag.FlagSet, args []string, what string) (string, error) {
+	var operand string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		operand, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", flagError(err)
+	}
+	if operand == "" && fs.NArg() > 0 {
+		operand = fs.Arg(0)
+	}
+	if operand == "" {
+		fs.Usage()
+		return "", usageError{fmt.Errorf("%s: want a %s", fs.Name(), what)}
+	}
+	return operand, nil
+}
+
+// parseSince reads a -since flag's value as a usage error when wrong.
+func parseSince(v string) (time.Time, error) {
+	t, err := parseTimeArg(v, time.Now())
+	if err != nil {
+		return t, usageError{fmt.Errorf("-since: %w", err)}
+	}
+	return t, nil
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) error {

@@ -155,6 +155,19 @@ level = "warn"
 // instance; the server stops when the test ends.
 func startServe(t *testing.T, cfgPath string) *instance {
 	t.Helper()
+	inst, stop := runServe(t, cfgPath)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return inst
+}
+
+// runServe runs serve in the background until stop is called; stop
+// returns serve's error once it has returned.
+func runServe(t *testing.T, cfgPath string) (inst *instance, stop func() error) {
+	t.Helper()
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -163,21 +176,16 @@ func startServe(t *testing.T, cfgPath string) *instance {
 	ready := make(chan *instance, 1)
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, testLogger(t), func(i *instance) { ready <- i }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
 	select {
-	case inst := <-ready:
-		return inst
+	case inst = <-ready:
 	case err := <-done:
+		cancel()
 		t.Fatalf("serve: %v", err)
 	case <-time.After(10 * time.Second):
+		cancel()
 		t.Fatal("serve did not become ready")
 	}
-	return nil
+	return inst, func() error { cancel(); return <-done }
 }
 
 func TestServeEndToEnd(t *testing.T) {
@@ -222,18 +230,9 @@ func freeAddr(t *testing.T) string {
 func TestWarmRestart(t *testing.T) {
 	up := rt.NewUpstream(t, rt.A("192.0.2.1", 3600))
 	cfgPath := writeTestConfig(t, up.Addr, "")
-	cfg, err := loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *instance, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, testLogger(t), func(i *instance) { ready <- i }) }()
-	inst := <-ready
+	inst, stop := runServe(t, cfgPath)
 	rt.Exchange(t, "udp", inst.srv.UDPAddrs()[0].String(), rt.Question("warm.example", dns.TypeA))
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 

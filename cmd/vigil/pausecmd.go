@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/vigil-dns/vigil/resolver"
@@ -15,15 +14,9 @@ import (
 func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, cfgPath := newFlagSet("pause", "Pause blocking for DURATION (such as 5m), for everyone or one client; it resumes by itself.\nUsage: vigil pause [flags] DURATION", stderr)
 	client := fs.String("client", "", "pause only for this `CLIENT` (its name, or its address)")
-	var dur string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		dur, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
-	}
-	if dur == "" && fs.NArg() > 0 {
-		dur = fs.Arg(0)
+	dur, err := parseWithOperand(fs, args, "DURATION")
+	if err != nil {
+		return err
 	}
 	d, err := time.ParseDuration(dur)
 	if err != nil || d <= 0 {
