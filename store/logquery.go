@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // LogFilter selects log entries. Zero fields match everything.
@@ -62,8 +59,8 @@ func (f *LogFilter) matches(e *LogEntry) bool {
 	return true
 }
 
-// cursor is a position in the log: a block's key suffix (first entry
-// time and sequence) and an entry index in it.
+// cursor is a position in the log: a block's position (segment hour and
+// frame end, 12 bytes) and an entry index in it.
 type cursor struct {
 	suffix []byte // 12 bytes
 	index  int    // next entry to return is index-1 (newest first)
@@ -75,95 +72,54 @@ func parseCursor(s string) (cursor, error) {
 	h, i, ok := strings.Cut(s, ".")
 	b, err := hex.DecodeString(h)
 	n, nerr := strconv.Atoi(i)
-	if !ok || err != nil || nerr != nil || len(b) != 12 || n < 0 {
+	if _, posOK := parseSegPos(b); !ok || err != nil || nerr != nil || !posOK || n < 0 {
 		return cursor{}, ErrBadCursor
 	}
 	return cursor{suffix: b, index: n}, nil
 }
 
-// scanSlack is how far before a window's start blocks are still read: a
-// block is keyed by its oldest entry, and entries of one flush interval
-// share a block.
-const scanSlack = time.Minute
-
 // walkBlocks calls fn for each block of the kind, newest block first, that
-// may hold entries in [since, until). For a client, only its entries in
-// each block are passed. fn returns false to stop.
-func (s *Store) walkBlocks(txn *badger.Txn, blocked bool, client string, since, until time.Time, from []byte,
+// may hold entries in [since, until), starting at the block at from when
+// given. For a client, only its entries in each block are passed, and
+// blocks without it are not decompressed. fn returns false to stop.
+func (s *Store) walkBlocks(blocked bool, client string, since, until time.Time, from []byte,
 	fn func(suffix []byte, entries []LogEntry) bool) error {
-	prefix := timePrefix(blocked)
-	if client != "" {
-		prefix = clientPrefix(blocked, client)
-	}
-	opts := badger.DefaultIteratorOptions
-	opts.Reverse = true
-	opts.Prefix = prefix
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	start := appendStamp(slices.Clone(prefix), until, ^uint32(0))
+	var start *segPos
 	if from != nil {
-		start = append(slices.Clone(prefix), from...)
+		p, ok := parseSegPos(from)
+		if !ok {
+			return ErrBadCursor
+		}
+		start = &p
 	}
-	for it.Seek(start); it.Valid(); it.Next() {
-		item := it.Item()
-		key := item.Key()
-		if len(key) != len(prefix)+12 {
-			continue
+	var entries []LogEntry
+	return s.segs.walk(kind(blocked), since, until, start, func(pos segPos, fr *frame) bool {
+		if !since.IsZero() && fr.newest.Before(since) || !until.IsZero() && !fr.first.Before(until) {
+			return true
 		}
-		suffix := slices.Clone(key[len(prefix):])
-		var entries []LogEntry
-		err := item.Value(func(v []byte) error {
-			if client == "" {
-				if newest, ok := blockNewest(v); ok && !since.IsZero() && newest.Before(since.Add(-scanSlack)) {
-					return errStop
-				}
-				var err error
-				entries, err = decodeBlock(v)
-				return err
-			}
-			// A client index: follow it to the block, keep the client's entries.
-			bi, err := txn.Get(append(timePrefix(blocked), suffix...))
-			if err != nil {
-				return err
-			}
-			var all []LogEntry
-			if err := bi.Value(func(bv []byte) error {
-				if newest, ok := blockNewest(bv); ok && !since.IsZero() && newest.Before(since.Add(-scanSlack)) {
-					return errStop
-				}
-				all, err = decodeBlock(bv)
-				return err
-			}); err != nil {
-				return err
-			}
-			count, k := binary.Uvarint(v)
-			v = v[max(k, 0):]
-			for range count {
-				i, k := binary.Uvarint(v)
-				if k <= 0 {
-					break
-				}
-				v = v[k:]
-				if i < uint64(len(all)) {
-					entries = append(entries, all[i])
-				}
-			}
-			return nil
-		})
-		if errors.Is(err, errStop) {
-			return nil
+		if client != "" && !fr.hasClient(client) {
+			return true
 		}
+		var err error
+		entries, err = decodeBody(fr.body, entries[:0])
 		if err != nil {
-			continue // expired between index and block, or damaged: skip it
+			return true // damaged: skip the block
 		}
-		if !fn(suffix, entries) {
-			return nil
+		if client != "" {
+			entries = slices.DeleteFunc(entries, func(e LogEntry) bool { return e.Client != client })
 		}
-	}
-	return nil
+		return fn(pos.bytes(), entries)
+	})
 }
 
-var errStop = errors.New("stop")
+// logSince returns the start of a window no older than the kind's
+// retention.
+func (s *Store) logSince(blocked bool, since time.Time) time.Time {
+	if c := s.segs.cutoff(kind(blocked), time.Now()); since.Before(c) {
+		return c
+	}
+	return since
+}
 
 // LogEntries returns entries matching f, newest first.
 func (s *Store) LogEntries(f LogFilter) (LogPage, error) {
@@ -186,30 +142,29 @@ func (s *Store) LogEntries(f LogFilter) (LogPage, error) {
 	}
 	var page LogPage
 	scanned := 0
-	err := s.db.View(func(txn *badger.Txn) error {
-		return s.walkBlocks(txn, !f.Allowed, f.Client, f.Since, until, from, func(suffix []byte, entries []LogEntry) bool {
-			i := len(entries)
-			if resume >= 0 && bytes.Equal(suffix, from) {
-				i = min(resume, i)
+	f.Since = s.logSince(!f.Allowed, f.Since)
+	err := s.walkBlocks(!f.Allowed, f.Client, f.Since, until, from, func(suffix []byte, entries []LogEntry) bool {
+		i := len(entries)
+		if resume >= 0 && bytes.Equal(suffix, from) {
+			i = min(resume, i)
+		}
+		resume = -1
+		for i--; i >= 0; i-- {
+			e := &entries[i]
+			if !e.Time.Before(until) || !f.Since.IsZero() && e.Time.Before(f.Since) || !f.matches(e) {
+				continue
 			}
-			resume = -1
-			for i--; i >= 0; i-- {
-				e := &entries[i]
-				if !e.Time.Before(until) || !f.Since.IsZero() && e.Time.Before(f.Since) || !f.matches(e) {
-					continue
-				}
-				page.Entries = append(page.Entries, *e)
-				if len(page.Entries) == f.Limit {
-					page.Next = cursor{suffix: suffix, index: i}.String()
-					return false
-				}
-			}
-			if scanned += len(entries); scanned > maxScan {
-				page.Next = cursor{suffix: suffix, index: 0}.String()
+			page.Entries = append(page.Entries, *e)
+			if len(page.Entries) == f.Limit {
+				page.Next = cursor{suffix: suffix, index: i}.String()
 				return false
 			}
-			return true
-		})
+		}
+		if scanned += len(entries); scanned > maxScan {
+			page.Next = cursor{suffix: suffix, index: 0}.String()
+			return false
+		}
+		return true
 	})
 	if err != nil {
 		return page, fmt.Errorf("reading the query log: %w", err)
@@ -235,15 +190,14 @@ func (s *Store) scanWindow(client string, since, until time.Time, fn func(*LogEn
 	if until.IsZero() {
 		until = time.Now().Add(time.Minute)
 	}
-	return s.db.View(func(txn *badger.Txn) error {
-		return s.walkBlocks(txn, true, client, since, until, nil, func(_ []byte, entries []LogEntry) bool {
-			for i := range entries {
-				if e := &entries[i]; e.Time.Before(until) && !e.Time.Before(since) {
-					fn(e)
-				}
+	since = s.logSince(true, since)
+	return s.walkBlocks(true, client, since, until, nil, func(_ []byte, entries []LogEntry) bool {
+		for i := range entries {
+			if e := &entries[i]; e.Time.Before(until) && !e.Time.Before(since) {
+				fn(e)
 			}
-			return true
-		})
+		}
+		return true
 	})
 }
 

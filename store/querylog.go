@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/klauspost/compress/s2"
 	"go.uber.org/zap"
 )
@@ -122,13 +121,13 @@ func (e *LogEntry) identity() string {
 // entry to a bounded queue and returns at once; Run is the one writer that
 // batches them into Badger.
 type QueryLog struct {
-	db   *badger.DB
-	st   *Store
-	cfg  QueryLogConfig
-	log  *zap.Logger
-	ch   chan LogEntry
-	seq  uint32 // block sequence, writer-owned
-	done chan struct{}
+	st  *Store
+	cfg QueryLogConfig
+	log *zap.Logger
+	ch  chan LogEntry
+	// blocks is the writer's block builder.
+	blocks blockBuilder
+	done   chan struct{}
 
 	written, dropped, writeErrors, lowDiskDropped atomic.Uint64
 }
@@ -149,7 +148,8 @@ type QueryLogStats struct {
 
 // NewQueryLog returns a log writing into s. Nothing is written until Run.
 func (s *Store) NewQueryLog(cfg QueryLogConfig, log *zap.Logger) *QueryLog {
-	return &QueryLog{db: s.db, st: s, cfg: cfg, log: log, ch: make(chan LogEntry, cfg.QueueSize), done: make(chan struct{})}
+	s.SetLogRetention(cfg.Retention, cfg.AllowedRetention)
+	return &QueryLog{st: s, cfg: cfg, log: log, ch: make(chan LogEntry, cfg.QueueSize), done: make(chan struct{})}
 }
 
 // Record queues e for writing. It never blocks: when the queue is full the
@@ -187,10 +187,13 @@ func (q *QueryLog) Run(ctx context.Context) {
 	flush := time.NewTicker(q.cfg.FlushInterval)
 	sync := time.NewTicker(q.cfg.SyncInterval)
 	report := time.NewTicker(dropReportInterval)
+	expire := time.NewTicker(expireInterval)
 	defer flush.Stop()
 	defer sync.Stop()
 	defer report.Stop()
+	defer expire.Stop()
 	var reported uint64
+	q.expire()
 	for {
 		select {
 		case e := <-q.ch:
@@ -212,9 +215,11 @@ func (q *QueryLog) Run(ctx context.Context) {
 		case <-flush.C:
 			batch = q.write(batch)
 		case <-sync.C:
-			if err := q.db.Sync(); err != nil {
+			if err := q.st.segs.sync(); err != nil {
 				q.log.Warn("syncing the query log", zap.Error(err))
 			}
+		case <-expire.C:
+			q.expire()
 		case <-report.C:
 			if d := q.dropped.Load(); d != reported {
 				q.log.Warn("query log queue full: entries dropped", zap.Uint64("dropped", d-reported),
@@ -235,7 +240,7 @@ func (q *QueryLog) Run(ctx context.Context) {
 				break
 			}
 			q.write(batch)
-			if err := q.db.Sync(); err != nil {
+			if err := q.st.segs.close(); err != nil {
 				q.log.Warn("syncing the query log", zap.Error(err))
 			}
 			return
@@ -243,45 +248,37 @@ func (q *QueryLog) Run(ctx context.Context) {
 	}
 }
 
+// expireInterval is how often segments past the retention are deleted.
+const expireInterval = time.Minute
+
+// expire deletes the segments past their kind's retention.
+func (q *QueryLog) expire() {
+	for k := range kindNames {
+		if n, err := q.st.segs.expire(k, time.Now()); err != nil {
+			q.log.Warn("deleting expired query log segments", zap.Error(err))
+		} else if n > 0 {
+			q.log.Debug("expired query log segments deleted", zap.String("kind", kindNames[k]), zap.Int("segments", n))
+		}
+	}
+}
+
 // Done is closed when Run has returned.
 func (q *QueryLog) Done() <-chan struct{} { return q.done }
 
-// Key layout, per kind ('b' blocked, 'a' allowed). Entries are stored in
-// blocks, one per writer flush (split to stay below the value threshold),
-// so the writer costs a few Badger writes per flush rather than two per
-// lookup:
-//
-//	q/<kind>/t/<first entry unix nanos BE 8><block seq BE 4>  -> block
-//	q/<kind>/c/<client identity>\x00<same 12 bytes>           -> indices of the
-//	                                                             client's entries in that block
-//
-// Both get the kind's retention as TTL. A block is: version byte, the
-// newest entry's time (8 bytes), then, S2-compressed (entries of one
-// flush repeat names, lists and vendors, so this shrinks a block several
-// times and with it Badger's write-ahead log, memtable and compaction
-// work): the count and per entry its time (8 bytes) and its
-// length-prefixed encoding, oldest first.
+// Blocks. The writer puts the entries of one flush, per kind, into blocks
+// of at most maxBlockBytes that never cross an hour (a segment's span),
+// and appends each block to its segment as one frame (segments.go). A
+// block body is, S2-compressed (entries of one flush repeat names, lists
+// and vendors, so this shrinks it several times): the count and per entry
+// its time (8 bytes) and its length-prefixed encoding, oldest first.
 const (
+	// blockV1 versions the blocks of the Badger-based log of earlier
+	// versions, read once to move them into segments (migrate.go).
 	blockV1 = 3
-	// maxBlockBytes keeps a block below the store's value threshold, so it
-	// lives in the LSM tree and expires by compaction.
+	// maxBlockBytes bounds a block before compression, and so the memory
+	// a reader needs for one.
 	maxBlockBytes = 48 << 10
 )
-
-func timePrefix(blocked bool) []byte {
-	if blocked {
-		return []byte("q/b/t/")
-	}
-	return []byte("q/a/t/")
-}
-
-func clientPrefix(blocked bool, client string) []byte {
-	k := []byte("q/a/c/")
-	if blocked {
-		k[2] = 'b'
-	}
-	return append(append(k, client...), 0)
-}
 
 func appendStamp(k []byte, t time.Time, seq uint32) []byte {
 	ns := t.UnixNano()
@@ -314,14 +311,9 @@ func (q *QueryLog) write(batch []LogEntry) []LogEntry {
 		}
 	}
 	slices.SortStableFunc(batch, func(a, b LogEntry) int { return a.Time.Compare(b.Time) })
-	wb := q.db.NewWriteBatch()
-	defer wb.Cancel()
-	err := q.writeKind(wb, batch, true)
+	err := q.blocks.add(batch, true, q.st.segs.appendFrame)
 	if err == nil {
-		err = q.writeKind(wb, batch, false)
-	}
-	if err == nil {
-		err = wb.Flush()
+		err = q.blocks.add(batch, false, q.st.segs.appendFrame)
 	}
 	if err != nil {
 		q.writeErrors.Add(uint64(len(batch)))
@@ -332,77 +324,67 @@ func (q *QueryLog) write(batch []LogEntry) []LogEntry {
 	return batch[:0]
 }
 
-// writeKind adds the blocks of one kind's entries (in time order) to wb.
-func (q *QueryLog) writeKind(wb *badger.WriteBatch, batch []LogEntry, blocked bool) error {
-	ttl := q.cfg.Retention
-	if !blocked {
-		ttl = q.cfg.AllowedRetention
+// blockBuilder turns time-ordered entries into frames. Its buffers are
+// reused from flush to flush: the writer allocates little per entry.
+type blockBuilder struct {
+	entry, block, body, enc, frame []byte
+	clients                        map[clientKey]struct{}
+	names                          []string
+}
+
+// add encodes the entries of one kind (blocked or allowed) from batch,
+// which is in time order, and hands each block's frame to emit.
+func (bb *blockBuilder) add(batch []LogEntry, blocked bool, emit func(k int, hour time.Time, frame []byte) error) error {
+	if bb.clients == nil {
+		bb.clients = map[clientKey]struct{}{}
 	}
-	var (
-		block []byte
-		first time.Time
-		n     int
-		// Keyed by name and address, so an unnamed client's address is
-		// turned into a string once per block, not once per entry.
-		clients = map[clientKey][]int{}
-		enc     []byte
-	)
+	var first, newest time.Time
+	n := 0
 	flush := func() error {
 		if n == 0 {
 			return nil
 		}
-		q.seq++
-		suffix := appendStamp(nil, first, q.seq)
-		body := binary.AppendUvarint(make([]byte, 0, len(block)+10), uint64(n))
-		body = append(body, block[8:]...)
-		val := make([]byte, 9, 9+s2.MaxEncodedLen(len(body)))
-		val[0] = blockV1
-		copy(val[1:9], block[:8]) // the newest entry's time
-		val = append(val, s2.Encode(val[9:cap(val)], body)...)
-		if err := wb.SetEntry(badger.NewEntry(append(timePrefix(blocked), suffix...), val).WithTTL(ttl)); err != nil {
-			return err
-		}
-		for ck, idx := range clients {
-			client := ck.name
-			if client == "" {
-				client = ck.addr.String()
-			}
-			v := binary.AppendUvarint(nil, uint64(len(idx)))
-			for _, i := range idx {
-				v = binary.AppendUvarint(v, uint64(i))
-			}
-			if err := wb.SetEntry(badger.NewEntry(append(clientPrefix(blocked, client), suffix...), v).WithTTL(ttl)); err != nil {
-				return err
+		bb.body = binary.AppendUvarint(bb.body[:0], uint64(n))
+		bb.body = append(bb.body, bb.block...)
+		bb.names = bb.names[:0]
+		for ck := range bb.clients {
+			if ck.name != "" {
+				bb.names = append(bb.names, ck.name)
+			} else {
+				bb.names = append(bb.names, ck.addr.String())
 			}
 		}
-		block, n = block[:0], 0
-		clear(clients)
-		return nil
+		bb.enc = s2.Encode(bb.enc[:cap(bb.enc)], bb.body)
+		bb.frame = appendFrameBytes(bb.frame[:0], first, newest, bb.names, bb.enc)
+		err := emit(kind(blocked), hourOf(first), bb.frame)
+		bb.block, n = bb.block[:0], 0
+		clear(bb.clients)
+		return err
 	}
 	for i := range batch {
 		e := &batch[i]
 		if e.Blocked != blocked {
 			continue
 		}
-		enc = encodeEntry(enc[:0], e)
-		if n > 0 && len(block)+len(enc)+16 > maxBlockBytes {
+		bb.entry = encodeEntry(bb.entry[:0], e)
+		enc := bb.entry
+		if n > 0 && (len(bb.block)+len(enc)+16 > maxBlockBytes || !hourOf(e.Time).Equal(hourOf(first))) {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
 		if n == 0 {
 			first = e.Time
-			block = append(block[:0], make([]byte, 8)...)
 		}
-		binary.BigEndian.PutUint64(block[:8], uint64(max(e.Time.UnixNano(), 0)))
-		block = binary.BigEndian.AppendUint64(block, uint64(max(e.Time.UnixNano(), 0)))
-		block = binary.AppendUvarint(block, uint64(len(enc)))
-		block = append(block, enc...)
+		newest = e.Time
+		bb.block = binary.BigEndian.AppendUint64(bb.block, uint64(max(e.Time.UnixNano(), 0)))
+		bb.block = binary.AppendUvarint(bb.block, uint64(len(enc)))
+		bb.block = append(bb.block, enc...)
 		ck := clientKey{name: e.ClientName}
 		if ck.name == "" {
 			ck.addr = e.ClientAddr
 		}
-		clients[ck] = append(clients[ck], n)
+		bb.clients[ck] = struct{}{}
 		n++
 	}
 	return flush()
@@ -414,21 +396,28 @@ type clientKey struct {
 	addr netip.Addr
 }
 
-// decodeBlock returns a block's entries, oldest first.
+// decodeBlock returns the entries of a block of the Badger-based log of
+// earlier versions: a version byte, the newest entry's time, the body.
 func decodeBlock(v []byte) ([]LogEntry, error) {
 	if len(v) < 9 || v[0] != blockV1 {
 		return nil, errCorrupt
 	}
-	v, err := s2.Decode(nil, v[9:])
+	return decodeBody(v[9:], nil)
+}
+
+// decodeBody returns a compressed block body's entries, oldest first,
+// appended to out.
+func decodeBody(compressed []byte, out []LogEntry) ([]LogEntry, error) {
+	v, err := s2.Decode(nil, compressed)
 	if err != nil {
-		return nil, errCorrupt
+		return out, errCorrupt
 	}
 	count, k := binary.Uvarint(v)
 	if k <= 0 || count > uint64(len(v)) {
 		return nil, errCorrupt
 	}
 	v = v[k:]
-	out := make([]LogEntry, 0, count)
+	out = slices.Grow(out, int(count))
 	for range count {
 		if len(v) < 8 {
 			return out, errCorrupt
@@ -447,14 +436,6 @@ func decodeBlock(v []byte) ([]LogEntry, error) {
 		v = v[k+int(l):]
 	}
 	return out, nil
-}
-
-// blockNewest returns the time of a block's newest entry without decoding it.
-func blockNewest(v []byte) (time.Time, bool) {
-	if len(v) < 9 || v[0] != blockV1 {
-		return time.Time{}, false
-	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))), true
 }
 
 func truncate(a netip.Addr) netip.Addr {

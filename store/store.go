@@ -76,9 +76,11 @@ func (c *Config) Validate() error {
 
 // Store is an open Badger directory. It is safe for concurrent use.
 type Store struct {
-	db  *badger.DB
-	cfg Config
-	log *zap.Logger
+	db *badger.DB
+	// segs holds the per-client log, beside Badger (segments.go).
+	segs *segments
+	cfg  Config
+	log  *zap.Logger
 
 	// lowDisk is set while free space is under MinFreeBytes.
 	lowDisk atomic.Bool
@@ -148,7 +150,15 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		return nil, fmt.Errorf("opening store %s: %w (if the directory is damaged, move it aside and start again: "+
 			"lists are fetched anew, the per-client log and the saved cache are lost)", cfg.Dir, err)
 	}
-	st := &Store{db: db, cfg: cfg, log: log, freeBytes: freeBytes}
+	segs, err := openSegments(cfg.Dir)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	st := &Store{db: db, segs: segs, cfg: cfg, log: log, freeBytes: freeBytes}
+	if err := st.migrateLog(); err != nil {
+		log.Warn("moving the query log of an earlier version out of Badger failed; its entries are not shown", zap.Error(err))
+	}
 	st.checkDisk()
 	return st, nil
 }
@@ -189,10 +199,22 @@ func (s *Store) RunDiskWatch(ctx context.Context) {
 
 // Close flushes and closes the directory.
 func (s *Store) Close() error {
+	serr := s.segs.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("closing store %s: %w", s.cfg.Dir, err)
 	}
+	if serr != nil {
+		return fmt.Errorf("closing the query log in %s: %w", s.cfg.Dir, serr)
+	}
 	return nil
+}
+
+// SetLogRetention tells readers how long each kind of log entry is kept,
+// so entries past it are hidden before their segment is deleted. The log
+// writer sets it from its configuration; offline readers call it.
+func (s *Store) SetLogRetention(blocked, allowed time.Duration) {
+	s.segs.retention[1].Store(int64(blocked))
+	s.segs.retention[0].Store(int64(allowed))
 }
 
 // Dir returns the directory the store lives in.

@@ -110,6 +110,7 @@ func openOffline(cfg *Config, apiErr error) (*offline, error) {
 		}
 		return nil, fmt.Errorf("%v; and the store cannot be opened: %w", apiErr, err)
 	}
+	st.SetLogRetention(cfg.QueryLog.Retention, cfg.QueryLog.AllowedRetention)
 	return &offline{store: st, lists: blocklists.NewManager(cfg.Updates, cfg.Lists, st, zap.NewNop())}, nil
 }
 
