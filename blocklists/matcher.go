@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"strings"
+	"unsafe"
 )
 
 // ListInfo describes a list whose rules are in a Matcher.
@@ -69,7 +71,7 @@ func (m *Matcher) Len() int {
 func (m *Matcher) Lists() []ListInfo { return m.lists }
 
 // Bytes returns the memory held by the matcher's arena and table.
-func (m *Matcher) Bytes() int { return cap(m.arena) + cap(m.slots)*8 }
+func (m *Matcher) Bytes() int { return len(m.arena) + len(m.slots)*8 }
 
 func (m *Matcher) eq(off uint32, s string) bool {
 	n := uint32(m.arena[off])
@@ -134,6 +136,9 @@ func (m *Matcher) Match(name string) (Match, bool) {
 		}
 		s, full = s[dot+1:], false
 	}
+	// The arena and table may live outside the heap, freed when m is
+	// unreachable: m must stay reachable until they are no longer read.
+	runtime.KeepAlive(m)
 	if bestRank == 0 {
 		return Match{}, false
 	}
@@ -156,6 +161,9 @@ type Builder struct {
 	arena   []byte
 	pending []slot // off into arena, meta; tag unused until Build
 	bad     map[string]uint16
+	// released, when set, is called once the built matcher's off-heap
+	// memory has been unmapped (tests).
+	released func()
 }
 
 // NewBuilder returns an empty builder.
@@ -209,9 +217,14 @@ func (b *Builder) Build() (*Matcher, error) {
 		return nil, ErrArenaFull
 	}
 	m := &Matcher{seed: maphash.MakeSeed(), lists: b.lists}
-	m.slots = make([]slot, max(8, len(b.pending)*4/3+1))
+	nslots := max(8, len(b.pending)*4/3+1)
+	slotMem := newRegion(nslots * int(unsafe.Sizeof(slot{})))
+	m.slots = slotsIn(slotMem, nslots)
 	// The final arena holds only the kept names; the builder's is dropped.
-	arena := make([]byte, 1, len(b.arena))
+	// It is sized for all of them: pages left unused by duplicates and
+	// overridden rules are never touched, so they cost no memory.
+	arenaMem := newRegion(len(b.arena))
+	arena := arenaMem.b[:1]
 	for _, p := range b.pending {
 		n := uint32(b.arena[p.off])
 		name := string(b.arena[p.off+1 : p.off+1+n])
@@ -233,15 +246,17 @@ func (b *Builder) Build() (*Matcher, error) {
 			continue
 		}
 		off := uint32(len(arena))
-		arena = append(arena, byte(n))
-		arena = append(arena, name...)
+		arena = arena[:int(off)+1+int(n)] // within the region: never reallocates
+		arena[off] = byte(n)
+		copy(arena[off+1:], name)
 		m.slots[i] = slot{off: off, tag: tag, meta: p.meta}
 		m.count++
 	}
 	m.arena = arena[:len(arena):len(arena)]
-	if cap(arena) > 2*len(arena) {
+	if !arenaMem.mapped && cap(arenaMem.b) > 2*len(arena) {
 		m.arena = append([]byte(nil), arena...) // give back what duplicates wasted
 	}
+	releaseWith(m, b.released, slotMem, arenaMem)
 	*b = Builder{}
 	return m, nil
 }

@@ -1,0 +1,70 @@
+package blocklists
+
+import (
+	"runtime"
+	"unsafe"
+)
+
+// A matcher with a million names holds some 25 MB in its arena and table.
+// On the Go heap that would also set the garbage collector's goal: with
+// the default GOGC the heap may grow to twice what is live before a
+// collection, so a big list would cost its own size again in headroom.
+// Both arrays hold no pointers and never change once built, so large ones
+// live outside the heap, in anonymous memory mappings (offheap_unix.go),
+// released by a cleanup when the Matcher becomes unreachable. Every method
+// that reads them keeps the Matcher alive until it is done
+// (runtime.KeepAlive), so a list swapped out mid-lookup is never unmapped
+// under the lookup.
+
+// offHeapMin is the size below which arrays stay on the heap: a mapping
+// costs a system call and at least a page.
+const offHeapMin = 64 << 10
+
+// region is memory from mapMemory, or from the heap when small or when
+// mapping failed.
+type region struct {
+	b      []byte
+	mapped bool
+}
+
+func newRegion(n int) region {
+	if n >= offHeapMin {
+		if b, err := mapMemory(n); err == nil {
+			return region{b: b, mapped: true}
+		}
+	}
+	return region{b: make([]byte, n)}
+}
+
+func (r region) free() {
+	if r.mapped {
+		unmapMemory(r.b)
+	}
+}
+
+// slotsIn views a region as a slot table.
+func slotsIn(r region, n int) []slot {
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*slot)(unsafe.Pointer(unsafe.SliceData(r.b))), n)
+}
+
+// releaseWith frees the regions once m is unreachable, then calls
+// released (a test hook) when it is not nil.
+func releaseWith(m *Matcher, released func(), regions ...region) {
+	mapped := false
+	for _, r := range regions {
+		mapped = mapped || r.mapped
+	}
+	if mapped {
+		runtime.AddCleanup(m, func(rs []region) {
+			for _, r := range rs {
+				r.free()
+			}
+			if released != nil {
+				released()
+			}
+		}, regions)
+	}
+}
