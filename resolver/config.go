@@ -36,8 +36,8 @@ type ServerConfig struct {
 	// UDPSockets is how many SO_REUSEPORT sockets each UDP address gets;
 	// 0 means one per CPU.
 	UDPSockets int `toml:"udp_sockets"`
-	// MaxInflight bounds the queries being answered at once, over UDP and
-	// TCP together; over UDP it is the number of reader goroutines.
+	// MaxInflight bounds the UDP queries being answered off the fast path
+	// (each may wait for an upstream) at once, and the TCP queries at once.
 	MaxInflight int `toml:"max_inflight"`
 	// MaxTCPConns bounds open TCP connections; more are closed at accept.
 	MaxTCPConns int `toml:"max_tcp_conns"`
@@ -346,7 +346,7 @@ type CacheConfig struct {
 func DefaultCacheConfig() CacheConfig {
 	return CacheConfig{
 		Enabled:         true,
-		MaxBytes:        32 << 20,
+		MaxBytes:        8 << 20,
 		MinTTL:          0,
 		MaxTTL:          24 * time.Hour,
 		MaxNegativeTTL:  time.Hour,

@@ -26,9 +26,13 @@ const (
 	headerLen = 12
 	// udpReadSize is the largest query read over UDP. Real queries are far
 	// smaller (a query with EDNS and a cookie is under 100 bytes); a longer
-	// datagram is cut and then fails to parse (FORMERR). Every UDP worker
-	// holds one such buffer, so it is kept small.
+	// datagram is cut and then fails to parse (FORMERR).
 	udpReadSize = 2048
+	// udpReaders is how many goroutines read each UDP socket: two, so one
+	// answers from the fast path while the other waits in recvfrom.
+	udpReaders = 2
+	// maxKeptReply bounds the reply buffers kept for reuse.
+	maxKeptReply = 64 << 10
 )
 
 // Server owns the UDP and TCP listeners and turns packets into Queries for
@@ -61,6 +65,9 @@ type Server struct {
 	cancel  context.CancelFunc
 
 	tcpInflight chan struct{} // server-wide TCP query semaphore
+	udpInflight chan struct{} // server-wide semaphore of UDP queries off the fast path
+	// replyBufs holds reply buffers for UDP queries off the fast path.
+	replyBufs sync.Pool
 
 	mu        sync.Mutex // guards the fields below; never taken per query
 	udpConns  []*net.UDPConn
@@ -156,6 +163,7 @@ func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 		baseCtx:       ctx,
 		cancel:        cancel,
 		tcpInflight:   make(chan struct{}, cfg.MaxInflight),
+		udpInflight:   make(chan struct{}, cfg.MaxInflight),
 		conns:         make(map[net.Conn]struct{}),
 	}
 	if ch := deps.Chain; ch != nil {
@@ -219,9 +227,8 @@ func (s *Server) Start() error {
 		return errors.New("no address could be bound")
 	}
 	s.udpConns, s.listeners = udp, tcp
-	workers := max(1, s.cfg.MaxInflight/len(udp))
 	for _, c := range udp {
-		for range workers {
+		for range udpReaders {
 			s.wg.Add(1)
 			go s.serveUDP(c)
 		}
@@ -327,8 +334,7 @@ func (s *Server) Stats() ServerStats {
 func (s *Server) serveUDP(c *net.UDPConn) {
 	defer s.wg.Done()
 	in := make([]byte, udpReadSize)
-	var out []byte // grows to the largest answer this worker sends
-
+	out := make([]byte, 0, 512) // grows to the largest fast answer this reader sends
 	name := make([]byte, 256)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(in)
@@ -347,17 +353,40 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			}
 			continue
 		}
-		reply, ok := s.fastAnswer(in[:n], client, ProtoUDP, out, name)
-		if !ok {
-			reply = s.answer(in[:n], client, ProtoUDP, out[:0])
-		}
-		if reply != nil {
+		if reply, ok := s.fastAnswer(in[:n], client, ProtoUDP, out, name); ok {
 			_, _ = c.WriteToUDPAddrPort(reply, from)
-			if cap(reply) > cap(out) && cap(reply) <= 64<<10 {
+			if cap(reply) > cap(out) && cap(reply) <= maxKeptReply {
 				out = reply[:0]
 			}
+			continue
+		}
+		// Off the fast path the answer may wait for an upstream: it gets
+		// its own goroutine, at most max_inflight of them across all
+		// sockets. When that many are busy the reader waits here and the
+		// socket's receive buffer absorbs the burst, then drops: the
+		// kernel's back-pressure, never an unbounded heap.
+		s.udpInflight <- struct{}{}
+		s.wg.Add(1)
+		go s.answerUDP(c, append([]byte(nil), in[:n]...), from, client)
+	}
+}
+
+// answerUDP answers one query off the fast path.
+func (s *Server) answerUDP(c *net.UDPConn, req []byte, from netip.AddrPort, client netip.Addr) {
+	defer s.wg.Done()
+	defer func() { <-s.udpInflight }()
+	buf, _ := s.replyBufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	reply := s.answer(req, client, ProtoUDP, (*buf)[:0])
+	if reply != nil {
+		_, _ = c.WriteToUDPAddrPort(reply, from)
+		if cap(reply) <= maxKeptReply {
+			*buf = reply[:0]
 		}
 	}
+	s.replyBufs.Put(buf)
 }
 
 // overLimit applies the client's rate limit, logging at most one line per

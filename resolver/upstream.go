@@ -37,9 +37,15 @@ var (
 // two-byte TCP length).
 const maxDNSMessage = 65535
 
-// bufPool holds read buffers for upstream replies; a fresh 64 KiB buffer per
-// exchange would dominate the cost of a cache miss.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, maxDNSMessage); return &b }}
+// udpReplySize is the read buffer for UDP replies: Vigil offers upstreams
+// upstreamUDPSize (1232) bytes, so a longer datagram is a misbehaving
+// upstream; anything cut off fails to parse and is ignored like garbage.
+const udpReplySize = 4096
+
+// udpBufPool holds read buffers for UDP replies: a fresh buffer per
+// exchange would be most of a cache miss's garbage. Small, since up to
+// max_inflight of them can be in use at once.
+var udpBufPool = sync.Pool{New: func() any { b := make([]byte, udpReplySize); return &b }}
 
 // PlainUpstream speaks classic DNS over UDP (retrying over TCP when the
 // answer is truncated) or over TCP only.
@@ -90,8 +96,8 @@ func (u *PlainUpstream) exchangeUDP(ctx context.Context, m *dns.Msg, wire []byte
 	if _, err := conn.Write(wire); err != nil {
 		return nil, fmt.Errorf("sending to %s: %w", u.spec, err)
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	bp := udpBufPool.Get().(*[]byte)
+	defer udpBufPool.Put(bp)
 	buf := *bp
 	for {
 		n, err := conn.Read(buf)
@@ -129,9 +135,8 @@ func (u *PlainUpstream) exchangeTCP(ctx context.Context, m *dns.Msg, wire []byte
 	if _, err := io.ReadFull(conn, lb[:]); err != nil {
 		return nil, tcpReadError(u.spec, err)
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := (*bp)[:binary.BigEndian.Uint16(lb[:])]
+	// Sized to the reply: TCP answers are the rare large ones.
+	buf := make([]byte, binary.BigEndian.Uint16(lb[:]))
 	if _, err := io.ReadFull(conn, buf); err != nil {
 		return nil, tcpReadError(u.spec, err)
 	}

@@ -47,7 +47,7 @@ func DefaultConfig() Config {
 	return Config{
 		Dir:              "/var/lib/vigil",
 		GCInterval:       10 * time.Minute,
-		MemTableSize:     4 << 20,
+		MemTableSize:     1 << 20,
 		ValueLogFileSize: 64 << 20,
 		MinFreeBytes:     128 << 20,
 	}
