@@ -107,9 +107,11 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		WithValueThreshold(listChunk + 1024).
 		WithNumMemtables(2).
 		// Badger sizes its table builders from these (two times the table
-		// size each, up to eight pooled): small tables keep the memory a
-		// burst of log writes costs in the tens of MiB, not hundreds.
-		WithBaseTableSize(1 << 20).
+		// size each, up to eight pooled, and a compaction runs eight or
+		// more at once): small tables keep what a compaction holds to a
+		// few MiB. Measured over refreshes of a 1M-name list: builders
+		// held 41 MB with 1 MiB tables, 10 MB with 256 KiB.
+		WithBaseTableSize(256 << 10).
 		WithBaseLevelSize(4 << 20).
 		// Let up to eight level-0 tables pile up before compacting them:
 		// compactions are what hold Badger's table builders (and their
