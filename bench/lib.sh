@@ -28,3 +28,40 @@ bench_setup() {
 		(cd "$root" && go build -o "$work/$(basename "$pkg")" "./$pkg")
 	done
 }
+
+# The load generator's settings; scripts may override them before use.
+CLIENTS=${CLIENTS:-8}
+OUTSTANDING=${OUTSTANDING:-500}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+LCPU=${LCPU:-1}
+
+rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
+
+# perf PORT FILE -> "qps lost": dnsperf at full speed on core LCPU.
+perf() {
+	taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$1" -d "$2" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" -T 1 2>/dev/null |
+		awk '/Queries per second/ {q=$4} /Queries lost/ {l=$3} END {printf "%d %d\n", q, l}'
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# mix PORT FILE -> "median_qps total_lost" over ROUNDS runs
+mix() {
+	local qs="" lost=0 r
+	for _ in $(seq 1 "$ROUNDS"); do
+		r=$(perf "$1" "$2")
+		qs="$qs ${r% *}"
+		lost=$((lost + ${r#* }))
+	done
+	echo "$(echo $qs | tr ' ' '\n' | median) $lost"
+}
+
+# p99 PORT FILE QPS -> p99 latency in ms at a fixed rate
+p99() {
+	taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$1" -d "$2" -c "$CLIENTS" -Q "$3" -l "$DURATION" -T 1 -v 2>/dev/null |
+		awk '/^> / {print $NF}' | sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.3f\n", a[int(NR*0.99)]*1000; else print "n/a"}'
+}
+
+# warm PORT FILE: every name in FILE once, to fill the server's cache.
+warm() { taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$1" -d "$2" -n 1 >/dev/null 2>&1 || true; }

@@ -16,8 +16,6 @@ set -euo pipefail
 NAMES=${NAMES:-1000000}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
-CLIENTS=${CLIENTS:-8}
-OUTSTANDING=${OUTSTANDING:-500}
 VPORT=${VPORT:-15353}
 SPORT=${SPORT:-15300}
 APIPORT=${APIPORT:-18053}
@@ -26,7 +24,6 @@ APIPORT=${APIPORT:-18053}
 
 ncpu=$(nproc)
 VCPU=0
-LCPU=1
 if [ "$ncpu" -lt 2 ]; then
 	echo "warning: one CPU only; Vigil and dnsperf share it" >&2
 	LCPU=0
@@ -67,8 +64,6 @@ TOML
 	fi
 }
 
-rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
-
 # start_vigil CONFIG CPUS -> sets STARTUP_MS, VPID and SPID (the startup
 # tool, Vigil's parent, which reaps it when it ends)
 start_vigil() {
@@ -93,31 +88,6 @@ stop_vigil() {
 	wait "$SPID" 2>/dev/null || true
 }
 
-# perf FILE -> "qps lost"
-perf() {
-	taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$VPORT" -d "$1" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" -T 1 2>/dev/null |
-		awk '/Queries per second/ {q=$4} /Queries lost/ {l=$3} END {printf "%d %d\n", q, l}'
-}
-
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-# mix FILE -> "median_qps total_lost"
-mix() {
-	local qs="" lost=0 r
-	for _ in $(seq 1 "$ROUNDS"); do
-		r=$(perf "$1")
-		qs="$qs ${r% *}"
-		lost=$((lost + ${r#* }))
-	done
-	echo "$(echo $qs | tr ' ' '\n' | median) $lost"
-}
-
-# p99 FILE QPS -> p99 latency in ms at a fixed rate
-p99() {
-	taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$VPORT" -d "$1" -c "$CLIENTS" -Q "$2" -l "$DURATION" -T 1 -v 2>/dev/null |
-		awk '/^> / {print $NF}' | sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.3f\n", a[int(NR*0.99)]*1000; else print "n/a"}'
-}
-
 taskset -c "$LCPU" "$work/stubdns" -listen "127.0.0.1:$SPORT" -ttl 86400 2>/dev/null &
 pids+=($!)
 sleep 0.3
@@ -128,19 +98,19 @@ start_vigil "$work/with.toml" "$VCPU"
 cold_ms=$STARTUP_MS
 sleep 1
 rss_ready=$(rss_kb "$VPID")
-taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$VPORT" -d "$work/cached.txt" -n 1 >/dev/null 2>&1
-read -r cached_qps cached_lost < <(mix "$work/cached.txt")
-read -r blocked_qps blocked_lost < <(mix "$work/blocked.txt")
-read -r miss_qps miss_lost < <(mix "$work/miss.txt")
-taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$VPORT" -d "$work/cached.txt" -n 1 >/dev/null 2>&1 # the miss mix may have evicted them
-cached_p99=$(p99 "$work/cached.txt" 10000)
+warm "$VPORT" "$work/cached.txt"
+read -r cached_qps cached_lost < <(mix "$VPORT" "$work/cached.txt")
+read -r blocked_qps blocked_lost < <(mix "$VPORT" "$work/blocked.txt")
+read -r miss_qps miss_lost < <(mix "$VPORT" "$work/miss.txt")
+warm "$VPORT" "$work/cached.txt" # the miss mix may have evicted them
+cached_p99=$(p99 "$VPORT" "$work/cached.txt" 10000)
 rss_after=$(rss_kb "$VPID")
 stop_vigil
 
 echo "run 1b: the same without the per-client log, for its cost..." >&2
 sed 's/^\[http\]/[querylog]\nenabled = false\n[http]/' "$work/with.toml" >"$work/nolog.toml"
 start_vigil "$work/nolog.toml" "$VCPU"
-read -r blocked_nolog_qps _ < <(mix "$work/blocked.txt")
+read -r blocked_nolog_qps _ < <(mix "$VPORT" "$work/blocked.txt")
 stop_vigil
 
 echo "run 2: restart from the store..." >&2
@@ -151,8 +121,8 @@ stop_vigil
 
 echo "run 3: scaling, vigil on 2 cores (shared with dnsperf)..." >&2
 start_vigil "$work/with.toml" "0,1"
-taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$VPORT" -d "$work/cached.txt" -n 1 >/dev/null 2>&1
-read -r cached2_qps _ < <(ROUNDS=1 mix "$work/cached.txt")
+warm "$VPORT" "$work/cached.txt"
+read -r cached2_qps _ < <(ROUNDS=1 mix "$VPORT" "$work/cached.txt")
 stop_vigil
 
 echo "run 4: vigil without a list..." >&2
@@ -166,7 +136,7 @@ for _ in $(seq 1 100); do
 	dnsperf -s 127.0.0.1 -p "$VPORT" -d "$work/cached.txt" -n 1 -l 2 >/dev/null 2>&1 && break
 	sleep 0.05
 done
-read -r nolist_qps _ < <(ROUNDS=1 mix "$work/cached.txt")
+read -r nolist_qps _ < <(ROUNDS=1 mix "$VPORT" "$work/cached.txt")
 rss_nolist=$(rss_kb "$VPID")
 stop_vigil
 
