@@ -61,27 +61,38 @@ type Rule struct {
 
 // String renders the rule in the syntax that expresses it best.
 func (r Rule) String() string {
-	s := r.Name
+	if r.Plain() {
+		return r.Name
+	}
+	return string(r.AppendText(nil))
+}
+
+// Plain reports whether the rule's text is just its name: an exact rule
+// with no modifiers.
+func (r Rule) Plain() bool { return !r.Suffix && !r.Allow && !r.Important && !r.BadFilter }
+
+// AppendText appends the rule's text, as String returns it, to b.
+func (r Rule) AppendText(b []byte) []byte {
+	if r.Allow {
+		b = append(b, "@@"...)
+	}
 	switch {
 	case r.Suffix:
-		s = "||" + s + "^"
+		b = append(append(append(b, "||"...), r.Name...), '^')
 	case r.Allow || r.Important || r.BadFilter:
-		s = "|" + s + "^"
+		b = append(append(append(b, '|'), r.Name...), '^')
+	default:
+		b = append(b, r.Name...)
 	}
-	if r.Allow {
-		s = "@@" + s
+	switch {
+	case r.Important && r.BadFilter:
+		b = append(b, "$important,badfilter"...)
+	case r.Important:
+		b = append(b, "$important"...)
+	case r.BadFilter:
+		b = append(b, "$badfilter"...)
 	}
-	var mods []string
-	if r.Important {
-		mods = append(mods, "important")
-	}
-	if r.BadFilter {
-		mods = append(mods, "badfilter")
-	}
-	if len(mods) > 0 {
-		s += "$" + strings.Join(mods, ",")
-	}
-	return s
+	return b
 }
 
 // LineError is a rejected line.

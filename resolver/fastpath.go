@@ -335,9 +335,6 @@ func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client neti
 			return nil, false
 		}
 	}
-	// Clone: for an exact rule String returns the rule's name, a piece of
-	// qname, which lives in the worker's reused buffer.
-	rule := strings.Clone(v.Rule.String())
 	out = append(out[:0], req[:fq.nameEnd+4]...) // header and question, as asked
 	out[2] = 0x80 | 0x04 | req[2]&0x01           // QR, AA, RD as asked
 	out[3] = 0x80 | req[3]&0x10                  // RA, CD as asked, NOERROR
@@ -355,11 +352,6 @@ func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client neti
 		out = append(out, make([]byte, 16)...)
 	}
 	if fq.edns {
-		text := "blocked by list " + v.List.Name
-		if v.List.Vendor != "" {
-			text += " (" + v.List.Vendor + ")"
-		}
-		text += ": " + rule
 		out = append(out, 0)
 		out = binary.BigEndian.AppendUint16(out, dns.TypeOPT)
 		out = binary.BigEndian.AppendUint16(out, uint16(s.cfg.MaxUDPSize))
@@ -368,11 +360,23 @@ func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client neti
 			flags = 0x80
 		}
 		out = append(out, 0, 0, flags, 0) // extended rcode, version, DO, Z
-		out = binary.BigEndian.AppendUint16(out, uint16(6+len(text)))
+		// RDLEN and the option length are patched once the text is in:
+		// "blocked by list <list> (<vendor>): <rule>", written in place.
+		rdlen := len(out)
+		out = append(out, 0, 0)
 		out = binary.BigEndian.AppendUint16(out, dns.EDNS0EDE)
-		out = binary.BigEndian.AppendUint16(out, uint16(2+len(text)))
+		out = append(out, 0, 0)
 		out = binary.BigEndian.AppendUint16(out, dns.ExtendedErrorCodeBlocked)
-		out = append(out, text...)
+		text := len(out)
+		out = append(out, "blocked by list "...)
+		out = append(out, v.List.Name...)
+		if v.List.Vendor != "" {
+			out = append(append(append(out, " ("...), v.List.Vendor...), ')')
+		}
+		out = append(out, ": "...)
+		out = v.Rule.AppendText(out)
+		binary.BigEndian.PutUint16(out[rdlen:], uint16(6+len(out)-text))
+		binary.BigEndian.PutUint16(out[rdlen+4:], uint16(2+len(out)-text))
 		binary.BigEndian.PutUint16(out[10:], 1)
 	}
 	if proto == ProtoUDP {
@@ -388,11 +392,31 @@ func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client neti
 	s.metrics.count(proto, ResultBlocked, fq.qtype)
 	s.metrics.countBlocked(BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
 	if s.recorder != nil {
+		qn, rule := logStrings(qname, v.Rule)
 		s.recorder.Record(store.LogEntry{
-			Time: now, ClientName: cl.Name, ClientAddr: client, QName: strings.Clone(qname),
+			Time: now, ClientName: cl.Name, ClientAddr: client, QName: qn,
 			QType: typeString(fq.qtype), Proto: proto.String(), Blocked: true,
 			List: v.List.Name, Vendor: v.List.Vendor, Rule: rule, Reason: ReasonName,
 		})
 	}
 	return out, true
+}
+
+// logStrings copies the looked-up name (which lives in the reader's reused
+// buffer) and the rule's text for the log, in one allocation: the two
+// strings share it. A plain rule's text is its name, a suffix of the name
+// looked up, so it is a piece of the copy.
+func logStrings(qname string, r blocklists.Rule) (name, rule string) {
+	if r.Plain() {
+		name = strings.Clone(qname)
+		trimmed := strings.TrimSuffix(name, ".")
+		return name, trimmed[len(trimmed)-len(r.Name):]
+	}
+	// A rule's text is its name and at most 25 bytes of syntax.
+	b := make([]byte, 0, len(qname)+len(r.Name)+32)
+	b = append(b, qname...)
+	b = r.AppendText(b)
+	// b is never written again, so strings may share it.
+	both := unsafe.String(unsafe.SliceData(b), len(b))
+	return both[:len(qname)], both[len(qname):]
 }

@@ -663,6 +663,16 @@ func (s *Server) record(q *Query, resp *Response) {
 
 // typeString names a query type without allocating for known types.
 func typeString(t uint16) string {
+	// The common ones without a map lookup: this runs for every logged
+	// lookup.
+	switch t {
+	case dns.TypeA:
+		return "A"
+	case dns.TypeAAAA:
+		return "AAAA"
+	case dns.TypeHTTPS:
+		return "HTTPS"
+	}
 	if s, ok := dns.TypeToString[t]; ok {
 		return s
 	}

@@ -1,0 +1,78 @@
+package resolver
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/store"
+)
+
+// BenchmarkFastPathBlockedLog is a blocked answer from the fast path
+// without the per-client log, with a recorder that drops every entry (the
+// hand-off's own cost: copying the name and rule, building the entry) and
+// with the real log, writer included (GOMAXPROCS=1 puts the writer on the
+// same core, as in bench/run.sh).
+func BenchmarkFastPathBlockedLog(b *testing.B) {
+	client := netip.MustParseAddr("127.0.0.1")
+	for _, mode := range []string{"off", "discard", "on"} {
+		b.Run(mode, func(b *testing.B) {
+			var rec Recorder
+			switch mode {
+			case "discard":
+				rec = discard{}
+			case "on":
+				cfg := store.DefaultConfig()
+				cfg.Dir = b.TempDir()
+				st, _ := store.Open(cfg, zap.NewNop())
+				qcfg := store.DefaultQueryLogConfig()
+				q := st.NewQueryLog(qcfg, zap.NewNop())
+				ctx, cancel := context.WithCancel(context.Background())
+				go q.Run(ctx)
+				b.Cleanup(func() { cancel(); <-q.Done(); st.Close() })
+				rec = q
+			}
+			s := blockingServer(b, rec)
+			var pkts [][]byte
+			for i := range 1024 {
+				pkts = append(pkts, packQuery(b, "t"+strconv.Itoa(i)+".xiaomi.example"))
+			}
+			out := make([]byte, 0, 2048)
+			name := make([]byte, 256)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				s.fastAnswer(pkts[i&1023], client, ProtoUDP, out, name)
+				i++
+			}
+		})
+	}
+}
+
+// discard is a Recorder that keeps nothing.
+type discard struct{}
+
+func (discard) Record(store.LogEntry) bool { return true }
+
+func TestLogStrings(t *testing.T) {
+	for _, tc := range []struct {
+		qname string
+		rule  blocklists.Rule
+	}{
+		{"a.b.example.", blocklists.Rule{Name: "b.example", Suffix: true}},
+		{"a.b.example.", blocklists.Rule{Name: "a.b.example"}},
+		{"b.example", blocklists.Rule{Name: "b.example"}},
+		{"x.b.example.", blocklists.Rule{Name: "b.example", Suffix: true, Important: true}},
+		{"b.example.", blocklists.Rule{Name: "b.example", Allow: true, Important: true, BadFilter: true}},
+	} {
+		buf := []byte(tc.qname)
+		name, rule := logStrings(string(buf), tc.rule) // a copy, as the reader's buffer would be
+		if name != tc.qname || rule != tc.rule.String() {
+			t.Errorf("logStrings(%q, %+v) = %q, %q; want %q, %q", tc.qname, tc.rule, name, rule, tc.qname, tc.rule.String())
+		}
+	}
+}
