@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,12 +68,12 @@ func BenchmarkAnswerCacheHit(b *testing.B) {
 	})
 	b.Run("fast", func(b *testing.B) {
 		name := make([]byte, 256)
-		if _, ok := s.fastAnswer(pkt, client, ProtoUDP, out, name); !ok {
+		if _, ok := s.fastAnswer(pkt, client, ProtoUDP, out, name, 0); !ok {
 			b.Fatal("fast path declined a plain cache hit")
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			s.fastAnswer(pkt, client, ProtoUDP, out, name)
+			s.fastAnswer(pkt, client, ProtoUDP, out, name, 0)
 		}
 	})
 }
@@ -215,12 +216,14 @@ func BenchmarkFastPathParallel(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			start := time.Now()
+			var stripes atomic.Int32
 			b.RunParallel(func(pb *testing.PB) {
 				out := make([]byte, 0, 2048)
 				name := make([]byte, 256)
+				stripe := int(stripes.Add(1)) // one per goroutine, as each UDP reader has
 				i := 0
 				for pb.Next() {
-					if _, ok := s.fastAnswer(bc.pkts[i&1023], client, ProtoUDP, out, name); !ok {
+					if _, ok := s.fastAnswer(bc.pkts[i&1023], client, ProtoUDP, out, name, stripe); !ok {
 						b.Error("fast path declined")
 						return
 					}

@@ -29,7 +29,8 @@ type Cache struct {
 	now    func() time.Time
 	shards [cacheShards]cacheShard
 
-	hits, misses, coalesced, stale atomic.Uint64
+	hits                     stripedUint64 // bumped by the fast path on every core
+	misses, coalesced, stale atomic.Uint64
 }
 
 var _ Handler = (*Cache)(nil)
@@ -114,7 +115,7 @@ func (c *Cache) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	if e != nil && e.key == k {
 		if now < e.expires {
 			if m := e.answer(now); m != nil {
-				c.hits.Add(1)
+				c.hits.Add(0, 1)
 				return &Response{Msg: m, Source: SourceCached}, nil
 			}
 		} else if c.cfg.ServeStale && now < e.expires+int64(c.cfg.StaleTTL) {

@@ -196,7 +196,7 @@ const (
 
 // fastAnswer answers req from the cache if the fast path applies; ok is
 // false when the full path must answer instead.
-func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []byte, name []byte) (reply []byte, ok bool) {
+func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []byte, name []byte, stripe int) (reply []byte, ok bool) {
 	c := s.cache
 	if c == nil || s.recordAllowed {
 		return nil, false
@@ -215,7 +215,7 @@ func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []by
 	qname := unsafe.String(&name[0], n)
 	if s.lists != nil {
 		if v, listed := s.lists.Current().Matcher.Match(qname); listed {
-			return s.fastBlocked(req, fq, qname, client, proto, out, pol, v)
+			return s.fastBlocked(req, fq, qname, client, proto, out, pol, v, stripe)
 		}
 	}
 	cd := req[3]&0x10 != 0
@@ -270,9 +270,9 @@ func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []by
 		out = append(out, opt[:]...)
 		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
 	}
-	s.stats.queries.Add(1)
-	s.metrics.count(proto, ResultCached, fq.qtype)
-	c.hits.Add(1)
+	s.stats.queries.Add(stripe, 1)
+	s.metrics.count(stripe, proto, ResultCached, fq.qtype)
+	c.hits.Add(stripe, 1)
 	return out, true
 }
 
@@ -315,7 +315,7 @@ func (l *Local) handlesLocally(name string, qtype uint16) bool {
 // DNS Error — records it like the full path does and returns true. Any
 // other case is left to the full path (FuzzFastPath and
 // TestFastPathMatchesFullPath hold the two to the same answers).
-func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client netip.Addr, proto Proto, out []byte, pol *serverPolicy, v blocklists.Match) ([]byte, bool) {
+func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client netip.Addr, proto Proto, out []byte, pol *serverPolicy, v blocklists.Match, stripe int) ([]byte, bool) {
 	b := s.blocker
 	if b == nil || !v.Blocked || fq.qclass != dns.ClassINET || (fq.qtype != dns.TypeA && fq.qtype != dns.TypeAAAA) {
 		return nil, false
@@ -388,9 +388,9 @@ func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client neti
 			return nil, false // a very long rule text: the full path fits it
 		}
 	}
-	s.stats.queries.Add(1)
-	s.metrics.count(proto, ResultBlocked, fq.qtype)
-	s.metrics.countBlocked(BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
+	s.stats.queries.Add(stripe, 1)
+	s.metrics.count(stripe, proto, ResultBlocked, fq.qtype)
+	s.metrics.countBlocked(stripe, BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
 	if s.recorder != nil {
 		qn, rule := logStrings(qname, v.Rule)
 		s.recorder.Record(store.LogEntry{

@@ -192,11 +192,11 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 				proto = ProtoUDP
 			}
 			pkt := r.pack(t, uint16(1000+i))
-			fast, ok := s.fastAnswer(pkt, client, proto, out, name)
+			fast, ok := s.fastAnswer(pkt, client, proto, out, name, 0)
 			if !ok && r.wantFast && age > 0 && !strings.Contains(strings.ToLower(r.name), "blocked") && !strings.HasPrefix(r.name, "a1.") {
 				// Expired: the full path refreshes it, then it is fast again.
 				s.answer(pkt, client, proto, nil)
-				fast, ok = s.fastAnswer(pkt, client, proto, out, name)
+				fast, ok = s.fastAnswer(pkt, client, proto, out, name, 0)
 			}
 			if ok != r.wantFast {
 				t.Errorf("%s %s (age %s): fast path ok=%v, want %v", r.name, dns.TypeToString[r.qtype], age, ok, r.wantFast)
@@ -235,7 +235,7 @@ func FuzzFastPath(f *testing.F) {
 	}
 	name := make([]byte, 256)
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		fast, ok := s.fastAnswer(pkt, client, ProtoUDP, nil, name)
+		fast, ok := s.fastAnswer(pkt, client, ProtoUDP, nil, name, 0)
 		if !ok {
 			return
 		}
@@ -290,7 +290,7 @@ func TestCacheSnapshotRestore(t *testing.T) {
 		t.Fatalf("restored %d entries, %v; want 1 (the expired one skipped)", n, err)
 	}
 	pkt := request{name: "www.example.", qtype: dns.TypeA, rd: true}.pack(t, 7)
-	out, ok := s2.fastAnswer(pkt, client, ProtoUDP, nil, make([]byte, 256))
+	out, ok := s2.fastAnswer(pkt, client, ProtoUDP, nil, make([]byte, 256), 0)
 	if !ok {
 		t.Fatal("restored entry not answered from the cache")
 	}

@@ -46,7 +46,7 @@ func BenchmarkFastPathBlockedLog(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				s.fastAnswer(pkts[i&1023], client, ProtoUDP, out, name)
+				s.fastAnswer(pkts[i&1023], client, ProtoUDP, out, name, 0)
 				i++
 			}
 		})

@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,14 +28,16 @@ var ResultNames = [numResults]string{"blocked", "cached", "forwarded", "local", 
 var countedTypes = [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeHTTPS, dns.TypeSVCB, dns.TypeCNAME, dns.TypeMX,
 	dns.TypeTXT, dns.TypePTR, dns.TypeSRV, dns.TypeSOA, dns.TypeNS, dns.TypeANY, dns.TypeDS, dns.TypeDNSKEY}
 
-// counters are the server's per-query counters: fixed arrays of atomics,
-// no map or lock on the query path.
+// counters are the server's per-query counters: fixed arrays of striped
+// counters (striped.go), no lock on the query path.
 type counters struct {
-	byResult [numProtos][numResults]atomic.Uint64 // [proto][result]; proto 0 unused
-	byType   [len(countedTypes) + 1]atomic.Uint64
+	byResult [numProtos][numResults]stripedUint64 // [proto][result]; proto 0 unused
+	byType   [len(countedTypes) + 1]stripedUint64
 
-	blockedMu sync.RWMutex
-	blocked   map[BlockedKey]*atomic.Uint64
+	// blocked is replaced, never changed, when a new key appears (rare:
+	// keys are bounded by lists and named clients): lookups take no lock.
+	blocked   atomic.Pointer[map[BlockedKey]*stripedUint64]
+	blockedMu sync.Mutex // serialises replacements
 }
 
 // BlockedKey labels blocked lookups: the list, its vendor and the client
@@ -51,27 +54,35 @@ func typeIndex(t uint16) int {
 	return len(countedTypes)
 }
 
-func (c *counters) count(proto Proto, result int, qtype uint16) {
-	c.byResult[proto%numProtos][result].Add(1)
-	c.byType[typeIndex(qtype)].Add(1)
+func (c *counters) count(stripe int, proto Proto, result int, qtype uint16) {
+	c.byResult[proto%numProtos][result].Add(stripe, 1)
+	c.byType[typeIndex(qtype)].Add(stripe, 1)
 }
 
-func (c *counters) countBlocked(k BlockedKey) {
-	c.blockedMu.RLock()
-	n := c.blocked[k]
-	c.blockedMu.RUnlock()
-	if n == nil {
-		c.blockedMu.Lock()
-		if c.blocked == nil {
-			c.blocked = map[BlockedKey]*atomic.Uint64{}
+func (c *counters) countBlocked(stripe int, k BlockedKey) {
+	if m := c.blocked.Load(); m != nil {
+		if n := (*m)[k]; n != nil {
+			n.Add(stripe, 1)
+			return
 		}
-		if n = c.blocked[k]; n == nil {
-			n = new(atomic.Uint64)
-			c.blocked[k] = n
-		}
-		c.blockedMu.Unlock()
 	}
-	n.Add(1)
+	c.blockedMu.Lock()
+	old := c.blocked.Load()
+	var n *stripedUint64
+	if old != nil {
+		n = (*old)[k]
+	}
+	if n == nil {
+		m := make(map[BlockedKey]*stripedUint64, 1)
+		if old != nil {
+			maps.Copy(m, *old)
+		}
+		n = new(stripedUint64)
+		m[k] = n
+		c.blocked.Store(&m)
+	}
+	c.blockedMu.Unlock()
+	n.Add(stripe, 1)
 }
 
 // QueryMetrics is a snapshot of the per-query counters.
@@ -102,11 +113,11 @@ func (s *Server) Metrics() QueryMetrics {
 		}
 		out.ByType[name] = c.byType[i].Load()
 	}
-	c.blockedMu.RLock()
-	for k, n := range c.blocked {
-		out.Blocked[k] = n.Load()
+	if m := c.blocked.Load(); m != nil {
+		for k, n := range *m {
+			out.Blocked[k] = n.Load()
+		}
 	}
-	c.blockedMu.RUnlock()
 	return out
 }
 

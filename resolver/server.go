@@ -92,7 +92,8 @@ type Server struct {
 }
 
 type serverCounters struct {
-	queries, refused, formerr, notimp, dropped, servfail, tcpRejected, panics, limited atomic.Uint64
+	queries                                                                   stripedUint64 // bumped by the fast path on every core
+	refused, formerr, notimp, dropped, servfail, tcpRejected, panics, limited atomic.Uint64
 }
 
 // ServerStats is a snapshot of the server's counters.
@@ -227,10 +228,12 @@ func (s *Server) Start() error {
 		return errors.New("no address could be bound")
 	}
 	s.udpConns, s.listeners = udp, tcp
+	stripe := 0
 	for _, c := range udp {
 		for range udpReaders {
 			s.wg.Add(1)
-			go s.serveUDP(c)
+			go s.serveUDP(c, stripe)
+			stripe++
 		}
 	}
 	for _, l := range tcp {
@@ -331,7 +334,7 @@ func (s *Server) Stats() ServerStats {
 
 // serveUDP is one worker of a UDP socket: it reads a query, answers it and
 // writes the answer, until shutdown.
-func (s *Server) serveUDP(c *net.UDPConn) {
+func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 	defer s.wg.Done()
 	in := make([]byte, udpReadSize)
 	out := make([]byte, 0, 512) // grows to the largest fast answer this reader sends
@@ -353,7 +356,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			}
 			continue
 		}
-		if reply, ok := s.fastAnswer(in[:n], client, ProtoUDP, out, name); ok {
+		if reply, ok := s.fastAnswer(in[:n], client, ProtoUDP, out, name, stripe); ok {
 			_, _ = c.WriteToUDPAddrPort(reply, from)
 			if cap(reply) > cap(out) && cap(reply) <= maxKeptReply {
 				out = reply[:0]
@@ -401,7 +404,7 @@ func (s *Server) overLimit(client netip.Addr, proto Proto) bool {
 		return false
 	}
 	s.stats.limited.Add(1)
-	s.metrics.byResult[proto][ResultLimited].Add(1)
+	s.metrics.byResult[proto][ResultLimited].Add(0, 1)
 	if logNow {
 		s.log.Warn("client over its rate limit", zap.Stringer("network", network), zap.Uint64("limited_since_last_report", suppressed))
 	}
@@ -498,7 +501,7 @@ func (s *Server) serveConn(c net.Conn, proto Proto) {
 		pending.Add(1)
 		go func() {
 			defer func() { <-s.tcpInflight; <-pipe; pending.Done() }()
-			reply, ok := s.fastAnswer(req, client, proto, make([]byte, 0, 512), make([]byte, 256))
+			reply, ok := s.fastAnswer(req, client, proto, make([]byte, 0, 512), make([]byte, 256), 0)
 			if !ok {
 				reply = s.answer(req, client, proto, make([]byte, 0, 512))
 			}
@@ -554,7 +557,7 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 	pol := s.policy.Load()
 	if !pol.acl.Allowed(client) {
 		s.stats.refused.Add(1)
-		s.metrics.count(proto, ResultRefused, m.Question[0].Qtype)
+		s.metrics.count(0, proto, ResultRefused, m.Question[0].Qtype)
 		r := new(dns.Msg)
 		r.SetRcode(m, dns.RcodeRefused)
 		return s.pack(out, r, m.IsEdns0(), proto)
@@ -566,7 +569,7 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 		r.SetRcode(m, dns.RcodeBadVers)
 		return s.pack(out, r, reqOPT, proto)
 	}
-	s.stats.queries.Add(1)
+	s.stats.queries.Add(0, 1)
 
 	defer func() {
 		if p := recover(); p != nil {
@@ -615,7 +618,7 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 		case SourceBlocked:
 			result = ResultBlocked
 			if b := resp.Blocked; b != nil {
-				s.metrics.countBlocked(BlockedKey{List: b.List, Vendor: b.Vendor, Client: q.Client.Name})
+				s.metrics.countBlocked(0, BlockedKey{List: b.List, Vendor: b.Vendor, Client: q.Client.Name})
 			}
 		case SourceCached:
 			result = ResultCached
@@ -625,7 +628,7 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 			result = ResultLocal
 		}
 	}
-	s.metrics.count(proto, result, q.Type)
+	s.metrics.count(0, proto, result, q.Type)
 	if s.recorder != nil && (resp.Source == SourceBlocked || s.recordAllowed) {
 		s.record(q, resp)
 	}
