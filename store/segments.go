@@ -482,18 +482,3 @@ func (sg *segments) walkSegment(k int, h time.Time, from *segPos, buf *[]byte, f
 	}
 	return true, nil
 }
-
-// segmentBytes returns the total size of the kind's segments, for tests
-// and stats.
-func (sg *segments) segmentBytes() int64 {
-	var n int64
-	for k := range kindNames {
-		hours, _ := sg.list(k)
-		for _, h := range hours {
-			if fi, err := os.Stat(sg.path(k, h)); err == nil {
-				n += fi.Size()
-			}
-		}
-	}
-	return n
-}
