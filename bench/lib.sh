@@ -65,3 +65,14 @@ p99() {
 
 # warm PORT FILE: every name in FILE once, to fill the server's cache.
 warm() { taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$1" -d "$2" -n 1 >/dev/null 2>&1 || true; }
+
+# wait_api PORT: until Vigil's HTTP API on PORT answers its health check
+# (at most 20 s).
+wait_api() {
+	for _ in $(seq 1 400); do
+		curl -sf "http://127.0.0.1:$1/api/v1/health" >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	echo "vigil's API on port $1 did not answer" >&2
+	return 1
+}

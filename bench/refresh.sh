@@ -7,6 +7,7 @@
 #
 #   bench/refresh.sh                    # 1M names, 20 refreshes
 #   NAMES=200000 REFRESHES=5 bench/refresh.sh
+#   PROFILE=1 bench/refresh.sh          # also the heap's largest holders at the end
 set -euo pipefail
 
 NAMES=${NAMES:-1000000}
@@ -43,10 +44,7 @@ pids+=($!)
 "$work/vigil" serve -config "$work/vigil.toml" &
 VPID=$!
 pids+=("$VPID")
-for _ in $(seq 1 400); do
-	curl -sf "http://127.0.0.1:$APIPORT/api/v1/health" >/dev/null 2>&1 && break
-	sleep 0.05
-done
+wait_api "$APIPORT"
 rss() { echo $(($(ps -o rss= -p "$VPID") / 1024)); }
 echo "refresh 0 (start): RSS $(rss) MiB"
 for i in $(seq 1 "$REFRESHES"); do
@@ -58,5 +56,5 @@ for i in $(seq 1 "$REFRESHES"); do
 done
 grep -E "RssAnon|RssFile" "/proc/$VPID/status" | tr -s ' \t' ' ' | tr '\n' ' '; echo
 curl -s "http://127.0.0.1:$APIPORT/debug/pprof/heap?debug=1" | grep -E "^# (HeapAlloc|HeapInuse|HeapReleased|NextGC)" | tr '\n' ' '; echo
-[ -n "${PROFILE:-}" ] && go tool pprof -sample_index=inuse_space -top -nodecount=12 "http://127.0.0.1:$APIPORT/debug/pprof/heap" 2>/dev/null | sed -n 6,22p
-du -sh "$work/state"; ls "$work/state" | head -30 | tr '\n' ' '; echo
+if [ -n "${PROFILE:-}" ]; then go tool pprof -sample_index=inuse_space -top -nodecount=12 "http://127.0.0.1:$APIPORT/debug/pprof/heap" 2>/dev/null | sed -n 6,22p; fi
+echo "store on disk: $(du -sh "$work/state" | cut -f1)"

@@ -54,10 +54,7 @@ pids+=($!)
 "$work/vigil" serve -config "$work/vigil.toml" &
 VPID=$!
 pids+=("$VPID")
-for _ in $(seq 1 200); do
-	curl -sf "http://127.0.0.1:$APIPORT/api/v1/health" >/dev/null 2>&1 && break
-	sleep 0.05
-done
+wait_api "$APIPORT"
 rss_start=$(ps -o rss= -p "$VPID" | tr -d ' ')
 
 # Change and refresh the list every REFRESH_EVERY seconds during the soak.

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -37,9 +36,6 @@ func (s *Store) migrateLog() error {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
 			defer it.Close()
 			for it.Rewind(); it.Valid(); it.Next() {
-				if !bytes.HasPrefix(it.Item().Key(), prefix) {
-					break
-				}
 				var entries []LogEntry
 				if err := it.Item().Value(func(v []byte) error {
 					var err error

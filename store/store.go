@@ -115,16 +115,16 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		WithBaseLevelSize(4 << 20).
 		// Let up to eight level-0 tables pile up before compacting them:
 		// compactions are what hold Badger's table builders (and their
-		// memory) busy under a steady stream of log writes. Measured with
-		// 1M names under a saturating blocked load: RSS after the load
-		// 299 -> 211 MiB with eight instead of two. The price is disk:
+		// memory) busy. Measured when the per-client log still lived in
+		// Badger, 1M names under a saturating blocked load: RSS after the
+		// load 299 -> 211 MiB with eight instead of two. The price is disk:
 		// replaced list copies linger until that compaction (a sawtooth
 		// bounded by about eight memtables).
 		WithNumLevelZeroTables(8).
 		WithNumLevelZeroTablesStall(16).
-		// Everything Vigil stores is compressed already (list copies with
-		// gzip, log blocks with S2), so Badger's block compression gains
-		// nothing, and without it the block cache is not needed either:
+		// The bulk of what Vigil stores, list copies, is gzip'd already,
+		// so Badger's block compression gains little, and without it the
+		// block cache is not needed either:
 		// reads go straight to the memory-mapped tables.
 		WithCompression(options.None).
 		WithBlockCacheSize(0).
@@ -223,8 +223,9 @@ func (s *Store) SetLogRetention(blocked, allowed time.Duration) {
 func (s *Store) Dir() string { return s.cfg.Dir }
 
 // RunGC runs Badger's value-log garbage collection every GCInterval until
-// ctx ends. Badger never reclaims value-log space by itself: replaced list
-// blobs and expired log entries stay on disk until this runs.
+// ctx ends. Badger never reclaims value-log space by itself: replaced
+// values stay on disk until this runs. (The per-client log is not in
+// Badger; its segments are deleted by age, segments.go.)
 func (s *Store) RunGC(ctx context.Context) {
 	t := time.NewTicker(s.cfg.GCInterval)
 	defer t.Stop()
