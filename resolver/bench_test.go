@@ -67,13 +67,13 @@ func BenchmarkAnswerCacheHit(b *testing.B) {
 		}
 	})
 	b.Run("fast", func(b *testing.B) {
-		name := make([]byte, 256)
-		if _, ok := s.fastAnswer(pkt, client, ProtoUDP, out, name, 0); !ok {
+		fb := newFastBufs(0, nil)
+		if _, ok := s.fastAnswer(pkt, client, ProtoUDP, out, fb); !ok {
 			b.Fatal("fast path declined a plain cache hit")
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			s.fastAnswer(pkt, client, ProtoUDP, out, name, 0)
+			s.fastAnswer(pkt, client, ProtoUDP, out, fb)
 		}
 	})
 }
@@ -219,11 +219,11 @@ func BenchmarkFastPathParallel(b *testing.B) {
 			var stripes atomic.Int32
 			b.RunParallel(func(pb *testing.PB) {
 				out := make([]byte, 0, 2048)
-				name := make([]byte, 256)
-				stripe := int(stripes.Add(1)) // one per goroutine, as each UDP reader has
+				// A stripe per goroutine, as each UDP reader has.
+				fb := newFastBufs(int(stripes.Add(1)), nil)
 				i := 0
 				for pb.Next() {
-					if _, ok := s.fastAnswer(bc.pkts[i&1023], client, ProtoUDP, out, name, stripe); !ok {
+					if _, ok := s.fastAnswer(bc.pkts[i&1023], client, ProtoUDP, out, fb); !ok {
 						b.Error("fast path declined")
 						return
 					}

@@ -125,7 +125,7 @@ func (s *Server) DoHHandler(path string, trustedProxies []netip.Prefix) http.Han
 			http.Error(w, "over the rate limit", http.StatusTooManyRequests)
 			return
 		}
-		reply, ok := s.fastAnswer(req, client, ProtoDoH, nil, make([]byte, 256), 0)
+		reply, ok := s.fastAnswer(req, client, ProtoDoH, nil, newFastBufs(0, nil))
 		if !ok {
 			reply = s.answer(req, client, ProtoDoH, nil)
 		}

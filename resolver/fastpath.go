@@ -194,14 +194,43 @@ const (
 	dnsOptPadding = 12
 )
 
+// fastBufs is what one goroutine lends fastAnswer from query to query:
+// scratch for the name and a rule's text, its counter stripe and, for a
+// UDP reader, its lane into the per-client log.
+type fastBufs struct {
+	name   []byte // 256 bytes: the longest name, lower-cased
+	rule   []byte
+	stripe int
+	// lane, when not nil, takes logged lookups (store.LogLane); else they
+	// go to the Server's Recorder.
+	lane *store.LogLane
+}
+
+func newFastBufs(stripe int, lane *store.LogLane) *fastBufs {
+	return &fastBufs{name: make([]byte, 256), stripe: stripe, lane: lane}
+}
+
+// ruleText returns the rule's text for the log without allocating: a
+// plain rule's text is its name, a suffix of the name looked up; any
+// other is built in fb's scratch. Both are views, valid until the next
+// query.
+func (fb *fastBufs) ruleText(qname string, r blocklists.Rule) string {
+	if r.Plain() {
+		trimmed := strings.TrimSuffix(qname, ".")
+		return trimmed[len(trimmed)-len(r.Name):]
+	}
+	fb.rule = r.AppendText(fb.rule[:0])
+	return unsafe.String(unsafe.SliceData(fb.rule), len(fb.rule))
+}
+
 // fastAnswer answers req from the cache if the fast path applies; ok is
 // false when the full path must answer instead.
-func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []byte, name []byte, stripe int) (reply []byte, ok bool) {
+func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []byte, fb *fastBufs) (reply []byte, ok bool) {
 	c := s.cache
 	if c == nil || s.recordAllowed {
 		return nil, false
 	}
-	fq, n, ok := parseFast(req, name)
+	fq, n, ok := parseFast(req, fb.name)
 	pol := s.policy.Load()
 	if !ok || !pol.acl.Allowed(client) {
 		return nil, false
@@ -212,10 +241,10 @@ func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []by
 	// The name as a string without copying: it is only looked up and
 	// compared here, never kept (a list match sends us to the full path
 	// before anything could hold on to it).
-	qname := unsafe.String(&name[0], n)
+	qname := unsafe.String(&fb.name[0], n)
 	if s.lists != nil {
 		if v, listed := s.lists.Current().Matcher.Match(qname); listed {
-			return s.fastBlocked(req, fq, qname, client, proto, out, pol, v, stripe)
+			return s.fastBlocked(req, fq, qname, client, proto, out, pol, v, fb)
 		}
 	}
 	cd := req[3]&0x10 != 0
@@ -270,9 +299,9 @@ func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []by
 		out = append(out, opt[:]...)
 		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
 	}
-	s.stats.queries.Add(stripe, 1)
-	s.metrics.count(stripe, proto, ResultCached, fq.qtype)
-	c.hits.Add(stripe, 1)
+	s.stats.queries.Add(fb.stripe, 1)
+	s.metrics.count(fb.stripe, proto, ResultCached, fq.qtype)
+	c.hits.Add(fb.stripe, 1)
 	return out, true
 }
 
@@ -315,7 +344,7 @@ func (l *Local) handlesLocally(name string, qtype uint16) bool {
 // DNS Error — records it like the full path does and returns true. Any
 // other case is left to the full path (FuzzFastPath and
 // TestFastPathMatchesFullPath hold the two to the same answers).
-func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client netip.Addr, proto Proto, out []byte, pol *serverPolicy, v blocklists.Match, stripe int) ([]byte, bool) {
+func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client netip.Addr, proto Proto, out []byte, pol *serverPolicy, v blocklists.Match, fb *fastBufs) ([]byte, bool) {
 	b := s.blocker
 	if b == nil || !v.Blocked || fq.qclass != dns.ClassINET || (fq.qtype != dns.TypeA && fq.qtype != dns.TypeAAAA) {
 		return nil, false
@@ -388,16 +417,24 @@ func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client neti
 			return nil, false // a very long rule text: the full path fits it
 		}
 	}
-	s.stats.queries.Add(stripe, 1)
-	s.metrics.count(stripe, proto, ResultBlocked, fq.qtype)
-	s.metrics.countBlocked(stripe, BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
+	s.stats.queries.Add(fb.stripe, 1)
+	s.metrics.count(fb.stripe, proto, ResultBlocked, fq.qtype)
+	s.metrics.countBlocked(fb.stripe, BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
 	if s.recorder != nil {
-		qn, rule := logStrings(qname, v.Rule)
-		s.recorder.Record(store.LogEntry{
-			Time: now, ClientName: cl.Name, ClientAddr: client, QName: qn,
+		e := store.LogEntry{
+			Time: now, ClientName: cl.Name, ClientAddr: client,
 			QType: typeString(fq.qtype), Proto: proto.String(), Blocked: true,
-			List: v.List.Name, Vendor: v.List.Vendor, Rule: rule, Reason: ReasonName,
-		})
+			List: v.List.Name, Vendor: v.List.Vendor, Reason: ReasonName,
+		}
+		if fb.lane != nil {
+			// The lane copies the entry before Add returns: the name and
+			// rule may be views of the reader's buffers.
+			e.QName, e.Rule = qname, fb.ruleText(qname, v.Rule)
+			fb.lane.Add(&e)
+		} else {
+			e.QName, e.Rule = logStrings(qname, v.Rule)
+			s.recorder.Record(e)
+		}
 	}
 	return out, true
 }

@@ -170,7 +170,7 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 		{name: "www.example.", qtype: dns.TypeA, edns: true, udpSize: 100, rd: true, wantFast: true},           // tiny EDNS size means 512
 		{name: "nx.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true, cd: true, wantFast: true}, // flags on a negative answer
 	}
-	name := make([]byte, 256)
+	fb := newFastBufs(0, nil)
 	out := make([]byte, 0, 4096)
 	// Warm the cache through the full path.
 	for i, r := range reqs {
@@ -192,11 +192,11 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 				proto = ProtoUDP
 			}
 			pkt := r.pack(t, uint16(1000+i))
-			fast, ok := s.fastAnswer(pkt, client, proto, out, name, 0)
+			fast, ok := s.fastAnswer(pkt, client, proto, out, fb)
 			if !ok && r.wantFast && age > 0 && !strings.Contains(strings.ToLower(r.name), "blocked") && !strings.HasPrefix(r.name, "a1.") {
 				// Expired: the full path refreshes it, then it is fast again.
 				s.answer(pkt, client, proto, nil)
-				fast, ok = s.fastAnswer(pkt, client, proto, out, name, 0)
+				fast, ok = s.fastAnswer(pkt, client, proto, out, fb)
 			}
 			if ok != r.wantFast {
 				t.Errorf("%s %s (age %s): fast path ok=%v, want %v", r.name, dns.TypeToString[r.qtype], age, ok, r.wantFast)
@@ -233,9 +233,9 @@ func FuzzFastPath(f *testing.F) {
 		s.answer(pkt, client, ProtoUDP, nil)
 		f.Add(pkt)
 	}
-	name := make([]byte, 256)
+	fb := newFastBufs(0, nil)
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		fast, ok := s.fastAnswer(pkt, client, ProtoUDP, nil, name, 0)
+		fast, ok := s.fastAnswer(pkt, client, ProtoUDP, nil, fb)
 		if !ok {
 			return
 		}
@@ -290,7 +290,7 @@ func TestCacheSnapshotRestore(t *testing.T) {
 		t.Fatalf("restored %d entries, %v; want 1 (the expired one skipped)", n, err)
 	}
 	pkt := request{name: "www.example.", qtype: dns.TypeA, rd: true}.pack(t, 7)
-	out, ok := s2.fastAnswer(pkt, client, ProtoUDP, nil, make([]byte, 256), 0)
+	out, ok := s2.fastAnswer(pkt, client, ProtoUDP, nil, newFastBufs(0, nil))
 	if !ok {
 		t.Fatal("restored entry not answered from the cache")
 	}

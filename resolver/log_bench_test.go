@@ -16,16 +16,18 @@ import (
 // without the per-client log, with a recorder that drops every entry (the
 // hand-off's own cost: copying the name and rule, building the entry) and
 // with the real log, writer included (GOMAXPROCS=1 puts the writer on the
-// same core, as in bench/run.sh).
+// same core, as in bench/run.sh), entries handed over one at a time (on)
+// or through a UDP reader's lane (lane).
 func BenchmarkFastPathBlockedLog(b *testing.B) {
 	client := netip.MustParseAddr("127.0.0.1")
-	for _, mode := range []string{"off", "discard", "on"} {
+	for _, mode := range []string{"off", "discard", "on", "lane"} {
 		b.Run(mode, func(b *testing.B) {
 			var rec Recorder
+			var lane *store.LogLane
 			switch mode {
 			case "discard":
 				rec = discard{}
-			case "on":
+			case "on", "lane":
 				cfg := store.DefaultConfig()
 				cfg.Dir = b.TempDir()
 				st, _ := store.Open(cfg, zap.NewNop())
@@ -35,6 +37,9 @@ func BenchmarkFastPathBlockedLog(b *testing.B) {
 				go q.Run(ctx)
 				b.Cleanup(func() { cancel(); <-q.Done(); st.Close() })
 				rec = q
+				if mode == "lane" {
+					lane = q.NewLane()
+				}
 			}
 			s := blockingServer(b, rec)
 			var pkts [][]byte
@@ -42,11 +47,11 @@ func BenchmarkFastPathBlockedLog(b *testing.B) {
 				pkts = append(pkts, packQuery(b, "t"+strconv.Itoa(i)+".xiaomi.example"))
 			}
 			out := make([]byte, 0, 2048)
-			name := make([]byte, 256)
+			fb := newFastBufs(0, lane)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				s.fastAnswer(pkts[i&1023], client, ProtoUDP, out, name, 0)
+				s.fastAnswer(pkts[i&1023], client, ProtoUDP, out, fb)
 				i++
 			}
 		})

@@ -26,6 +26,8 @@ func (s *Store) migrateLog() error {
 		return err
 	}
 	var bb blockBuilder
+	var arena []byte
+	var recs []record
 	moved := 0
 	for _, blocked := range []bool{true, false} {
 		prefix := []byte("q/a/t/")
@@ -44,7 +46,16 @@ func (s *Store) migrateLog() error {
 				}); err != nil {
 					continue // damaged or expired: nothing to move
 				}
-				if err := bb.add(entries, blocked, s.segs.appendFrame); err != nil {
+				// A block's entries are in time order.
+				arena = arena[:0]
+				for i := range entries {
+					arena = appendRecord(arena, &entries[i], false)
+				}
+				var err error
+				if recs, err = parseRecords(recs[:0], arena); err != nil {
+					return err
+				}
+				if err := bb.add(arena, recs, blocked, s.segs.appendFrame); err != nil {
 					return err
 				}
 				moved += len(entries)

@@ -1,12 +1,15 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,9 +20,9 @@ import (
 // QueryLogConfig is the [querylog] section.
 //
 // Loss bound: a process crash (even SIGKILL) loses at most QueueSize +
-// BatchSize entries: what is queued and the batch being built. Badger's
-// write-ahead log is in the page cache once a batch is written, so it
-// survives the process. A power loss additionally loses up to
+// BatchSize entries, plus up to 128 (laneSize) per UDP reader: what is
+// queued, the batch being built and what the readers' lanes (lane.go)
+// hold. A written batch is in the page cache, so it survives the process. A power loss additionally loses up to
 // SyncInterval of entries written since the last sync to disk.
 type QueryLogConfig struct {
 	// Enabled turns the per-client log on.
@@ -33,7 +36,7 @@ type QueryLogConfig struct {
 	// QueueSize bounds the entries waiting for the writer; when full, new
 	// entries are dropped and counted, never waited for.
 	QueueSize int `toml:"queue_size"`
-	// BatchSize is how many entries the writer puts in one Badger batch.
+	// BatchSize is how many entries the writer gathers before writing.
 	BatchSize int `toml:"batch_size"`
 	// FlushInterval bounds how long an entry waits in a partial batch.
 	FlushInterval time.Duration `toml:"flush_interval"`
@@ -85,10 +88,20 @@ func (c *QueryLogConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// LossBound describes, for people, how much a crash can lose.
-func (c *QueryLogConfig) LossBound() string {
-	return fmt.Sprintf("a crash loses at most %d entries (queue_size + batch_size); a power loss also up to %s of entries (sync_interval)",
-		c.QueueSize+c.BatchSize, c.SyncInterval)
+// LossBound describes, for people, how much a crash can lose when lanes
+// lanes (one per UDP reader, lane.go) are in use.
+func (c *QueryLogConfig) LossBound(lanes int) string {
+	perLane := min(laneSize, c.QueueSize)
+	return fmt.Sprintf("a crash loses at most %d entries (queue_size + batch_size + %d for each of %d UDP readers); a power loss also up to %s of entries (sync_interval)",
+		c.QueueSize+c.BatchSize+lanes*perLane, perLane, lanes, c.SyncInterval)
+}
+
+// lossBound is LossBound for the lanes in use.
+func (q *QueryLog) lossBound() string {
+	q.lanesMu.Lock()
+	n := len(q.lanes)
+	q.lanesMu.Unlock()
+	return q.cfg.LossBound(n)
 }
 
 // LogEntry is one logged lookup.
@@ -124,10 +137,20 @@ type QueryLog struct {
 	st  *Store
 	cfg QueryLogConfig
 	log *zap.Logger
-	ch  chan LogEntry
-	// blocks is the writer's block builder.
-	blocks blockBuilder
-	done   chan struct{}
+	// queue carries encoded entries to the writer: a lane's at a time
+	// (lane.go) or one Record's. queued counts the entries in it, which
+	// queue_size bounds. free takes lane buffers back to the lanes.
+	queue   chan queued
+	free    chan []byte
+	queued  atomic.Int64
+	laneCap int
+	lanesMu sync.Mutex
+	lanes   []*LogLane
+	// The writer's: entries gathered for the next write, and the block
+	// builder.
+	pending pending
+	blocks  blockBuilder
+	done    chan struct{}
 
 	written, dropped, writeErrors, lowDiskDropped atomic.Uint64
 }
@@ -149,28 +172,36 @@ type QueryLogStats struct {
 // NewQueryLog returns a log writing into s. Nothing is written until Run.
 func (s *Store) NewQueryLog(cfg QueryLogConfig, log *zap.Logger) *QueryLog {
 	s.SetLogRetention(cfg.Retention, cfg.AllowedRetention)
-	return &QueryLog{st: s, cfg: cfg, log: log, ch: make(chan LogEntry, cfg.QueueSize), done: make(chan struct{})}
+	return &QueryLog{
+		st: s, cfg: cfg, log: log, done: make(chan struct{}),
+		queue:   make(chan queued, cfg.QueueSize),
+		free:    make(chan []byte, keptLaneBufs),
+		laneCap: min(laneSize, cfg.QueueSize),
+	}
 }
+
+// keptLaneBufs is how many empty lane buffers wait for reuse.
+const keptLaneBufs = 8
 
 // Record queues e for writing. It never blocks: when the queue is full the
 // entry is dropped, counted, and false returned. Safe for concurrent use.
 func (q *QueryLog) Record(e LogEntry) bool {
-	select {
-	case q.ch <- e:
-		return true
-	default:
+	if !q.reserve(1) {
 		q.dropped.Add(1)
 		return false
 	}
+	b := appendRecord(make([]byte, 0, 64+len(e.QName)+len(e.Rule)+len(e.CNAME)), &e, q.cfg.TruncateAddresses)
+	q.queue <- queued{buf: b, n: 1} // cannot block: reserve bounds what is queued
+	return true
 }
 
 // Stats returns the log's counters.
 func (q *QueryLog) Stats() QueryLogStats {
 	return QueryLogStats{
-		Queued: len(q.ch), Capacity: cap(q.ch),
+		Queued: int(q.queued.Load()), Capacity: q.cfg.QueueSize,
 		Written: q.written.Load(), Dropped: q.dropped.Load(), WriteErrors: q.writeErrors.Load(),
 		LowDiskDropped: q.lowDiskDropped.Load(), LowDisk: q.st.LowDisk(),
-		LossBound: q.cfg.LossBound(),
+		LossBound: q.lossBound(),
 	}
 }
 
@@ -183,7 +214,6 @@ const dropReportInterval = 10 * time.Second
 // loses nothing. Callers must stop calling Record before cancelling ctx.
 func (q *QueryLog) Run(ctx context.Context) {
 	defer close(q.done)
-	batch := make([]LogEntry, 0, q.cfg.BatchSize)
 	flush := time.NewTicker(q.cfg.FlushInterval)
 	sync := time.NewTicker(q.cfg.SyncInterval)
 	report := time.NewTicker(dropReportInterval)
@@ -193,58 +223,97 @@ func (q *QueryLog) Run(ctx context.Context) {
 	defer report.Stop()
 	defer expire.Stop()
 	var reported uint64
+	syncing := make(chan struct{}, 1)
 	q.expire()
 	for {
 		select {
-		case e := <-q.ch:
-			batch = append(batch, e)
-			// Take whatever else is queued without going through select
-			// once per entry: under load that is most of the writer's cost.
-		drain:
-			for len(batch) < cap(batch) {
-				select {
-				case e := <-q.ch:
-					batch = append(batch, e)
-				default:
-					break drain
-				}
-			}
-			if len(batch) == cap(batch) {
-				batch = q.write(batch)
+		case b := <-q.queue:
+			q.take(b)
+			q.gather(q.cfg.BatchSize)
+			if q.pending.n >= q.cfg.BatchSize {
+				q.write()
 			}
 		case <-flush.C:
-			batch = q.write(batch)
+			q.gather(q.cfg.BatchSize)
+			q.drainLanes()
+			q.write()
 		case <-sync.C:
-			if err := q.st.segs.sync(); err != nil {
-				q.log.Warn("syncing the query log", zap.Error(err))
+			// In the background: the queue must not wait for the disk.
+			select {
+			case syncing <- struct{}{}:
+				go func() {
+					defer func() { <-syncing }()
+					if err := q.st.segs.sync(); err != nil {
+						q.log.Warn("syncing the query log", zap.Error(err))
+					}
+				}()
+			default: // the last sync is still running
 			}
 		case <-expire.C:
 			q.expire()
 		case <-report.C:
 			if d := q.dropped.Load(); d != reported {
 				q.log.Warn("query log queue full: entries dropped", zap.Uint64("dropped", d-reported),
-					zap.Uint64("dropped_total", d), zap.Int("queue_size", cap(q.ch)))
+					zap.Uint64("dropped_total", d), zap.Int("queue_size", q.cfg.QueueSize))
 				reported = d
 			}
 		case <-ctx.Done():
 			for {
-				select {
-				case e := <-q.ch:
-					batch = append(batch, e)
-					if len(batch) == cap(batch) {
-						batch = q.write(batch)
-					}
-					continue
-				default:
+				q.gather(q.cfg.BatchSize)
+				if q.pending.n < q.cfg.BatchSize {
+					break
 				}
-				break
+				q.write()
 			}
-			q.write(batch)
+			q.drainLanes()
+			q.write()
+			syncing <- struct{}{} // wait for a background sync
 			if err := q.st.segs.close(); err != nil {
 				q.log.Warn("syncing the query log", zap.Error(err))
 			}
 			return
 		}
+	}
+}
+
+// pending is what the writer has gathered for its next write: n encoded
+// entries (appendRecord) in arena, and its scratch for ordering them.
+type pending struct {
+	arena []byte
+	n     int
+	recs  []record
+}
+
+// take adds entries from the queue to the pending batch.
+func (q *QueryLog) take(b queued) {
+	q.queued.Add(-int64(b.n))
+	q.pending.arena = append(q.pending.arena, b.buf...)
+	q.pending.n += b.n
+	if b.lane {
+		q.recycle(b.buf)
+	}
+}
+
+// gather takes whatever else is queued, until the pending batch holds
+// limit entries, without going through the writer's select once per item.
+func (q *QueryLog) gather(limit int) {
+	for q.pending.n < limit {
+		select {
+		case b := <-q.queue:
+			q.take(b)
+		default:
+			return
+		}
+	}
+}
+
+// drainLanes takes what the lanes hold.
+func (q *QueryLog) drainLanes() {
+	q.lanesMu.Lock()
+	lanes := q.lanes
+	q.lanesMu.Unlock()
+	for _, l := range lanes {
+		l.drain()
 	}
 }
 
@@ -289,59 +358,136 @@ func appendStamp(k []byte, t time.Time, seq uint32) []byte {
 	return binary.BigEndian.AppendUint32(k, seq)
 }
 
-// write stores a batch and returns it emptied. Errors (a full disk, say)
-// are counted and reported; the entries are lost, DNS is not affected.
-func (q *QueryLog) write(batch []LogEntry) []LogEntry {
-	if len(batch) == 0 {
-		return batch
+// write stores the pending batch and empties it. Errors (a full disk,
+// say) are counted and reported; the entries are lost, DNS is not
+// affected.
+func (q *QueryLog) write() {
+	p := &q.pending
+	if p.n == 0 {
+		return
 	}
+	n := p.n
+	defer func() { p.arena, p.n = p.arena[:0], 0 }()
 	if q.st.LowDisk() {
-		q.lowDiskDropped.Add(uint64(len(batch)))
-		return batch[:0]
+		q.lowDiskDropped.Add(uint64(n))
+		return
 	}
-	// Checked once per batch: building a line's fields allocates even
-	// when the level then discards it.
-	lines := q.cfg.LogLines && q.log.Core().Enabled(zap.InfoLevel)
-	for i := range batch {
-		e := &batch[i]
-		if q.cfg.TruncateAddresses {
-			e.ClientAddr = truncate(e.ClientAddr)
-		}
-		if e.Blocked && lines {
-			q.log.Info("blocked", zap.String("client", e.identity()), zap.Stringer("addr", e.ClientAddr),
-				zap.String("name", e.QName), zap.String("type", e.QType), zap.String("list", e.List),
-				zap.String("vendor", e.Vendor), zap.String("rule", e.Rule))
-		}
-	}
-	slices.SortStableFunc(batch, func(a, b LogEntry) int { return a.Time.Compare(b.Time) })
-	err := q.blocks.add(batch, true, q.st.segs.appendFrame)
+	var err error
+	p.recs, err = parseRecords(p.recs[:0], p.arena)
 	if err == nil {
-		err = q.blocks.add(batch, false, q.st.segs.appendFrame)
+		// Lanes hand over whole buffers, so a batch is runs of entries
+		// in time order rather than one.
+		if !slices.IsSortedFunc(p.recs, record.compare) {
+			slices.SortStableFunc(p.recs, record.compare)
+		}
+		q.logLines(p)
+		err = q.blocks.add(p.arena, p.recs, true, q.st.segs.appendFrame)
+		if err == nil {
+			err = q.blocks.add(p.arena, p.recs, false, q.st.segs.appendFrame)
+		}
 	}
 	if err != nil {
-		q.writeErrors.Add(uint64(len(batch)))
-		q.log.Warn("writing the query log failed; entries lost, DNS unaffected", zap.Int("entries", len(batch)), zap.Error(err))
-	} else {
-		q.written.Add(uint64(len(batch)))
+		q.writeErrors.Add(uint64(n))
+		q.log.Warn("writing the query log failed; entries lost, DNS unaffected", zap.Int("entries", n), zap.Error(err))
+		return
 	}
-	return batch[:0]
+	q.written.Add(uint64(n))
 }
 
-// blockBuilder turns time-ordered entries into frames. Its buffers are
-// reused from flush to flush: the writer allocates little per entry.
+// logLines writes a log line per blocked entry of p when log_lines asks
+// for them and the level lets them through.
+func (q *QueryLog) logLines(p *pending) {
+	// Checked once per batch: building a line's fields allocates even
+	// when the level then discards it.
+	if !q.cfg.LogLines || !q.log.Core().Enabled(zap.InfoLevel) {
+		return
+	}
+	for _, r := range p.recs {
+		if !r.blocked {
+			continue
+		}
+		e, err := decodeEntry(p.arena[r.start:r.start+8], p.arena[r.enc:r.end])
+		if err != nil {
+			continue
+		}
+		q.log.Info("blocked", zap.String("client", e.identity()), zap.Stringer("addr", e.ClientAddr),
+			zap.String("name", e.QName), zap.String("type", e.QType), zap.String("list", e.List),
+			zap.String("vendor", e.Vendor), zap.String("rule", e.Rule))
+	}
+}
+
+// record locates one encoded entry in an arena: [start, end) is its time,
+// length and encoding as a block body keeps them, the encoding from enc.
+type record struct {
+	ns              int64
+	start, enc, end int
+	blocked         bool
+}
+
+func (a record) compare(b record) int { return cmp.Compare(a.ns, b.ns) }
+
+// appendRecord appends e as a block body keeps it: its time (8 bytes),
+// the encoding's length (uvarint) and the encoding (encodeEntry).
+func appendRecord(b []byte, e *LogEntry, truncateAddr bool) []byte {
+	addr := e.ClientAddr
+	if truncateAddr {
+		addr = truncate(addr)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(max(e.Time.UnixNano(), 0)))
+	// The length goes before the encoding: leave one byte for it, which
+	// is enough below 128 bytes, and move the encoding when it is not.
+	at := len(b)
+	b = encodeEntryAddr(append(b, 0), e, addr)
+	size := len(b) - at - 1
+	var lb [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(lb[:], uint64(size))
+	if k > 1 {
+		b = slices.Insert(b, at+1, lb[1:k]...)
+	}
+	copy(b[at:], lb[:k])
+	return b
+}
+
+// parseRecords appends the records of arena, which holds whole ones.
+func parseRecords(recs []record, arena []byte) ([]record, error) {
+	for off := 0; off < len(arena); {
+		if len(arena)-off < 9 {
+			return recs, errCorrupt
+		}
+		l, k := binary.Uvarint(arena[off+8:])
+		enc := off + 8 + k
+		if k <= 0 || uint64(len(arena)-enc) < l || l < 2 {
+			return recs, errCorrupt
+		}
+		end := enc + int(l)
+		recs = append(recs, record{
+			ns: int64(binary.BigEndian.Uint64(arena[off:])), start: off, enc: enc, end: end,
+			blocked: arena[enc+1]&flagBlocked != 0,
+		})
+		off = end
+	}
+	return recs, nil
+}
+
+// blockBuilder turns time-ordered encoded entries into frames. Its
+// buffers are reused from flush to flush: the writer allocates little per
+// entry.
 type blockBuilder struct {
-	entry, block, body, enc, frame []byte
-	clients                        map[clientKey]struct{}
-	names                          []string
+	block, body, enc, frame []byte
+	// The block's clients: by name, or by address when they have none.
+	names map[string]struct{}
+	addrs map[netip.Addr]struct{}
+	list  []string
 }
 
-// add encodes the entries of one kind (blocked or allowed) from batch,
-// which is in time order, and hands each block's frame to emit.
-func (bb *blockBuilder) add(batch []LogEntry, blocked bool, emit func(k int, hour time.Time, frame []byte) error) error {
-	if bb.clients == nil {
-		bb.clients = map[clientKey]struct{}{}
+// add puts the records of one kind (blocked or allowed) of arena, which
+// are in time order, into blocks and hands each block's frame to emit.
+func (bb *blockBuilder) add(arena []byte, recs []record, blocked bool, emit func(k int, hour time.Time, frame []byte) error) error {
+	if bb.names == nil {
+		bb.names, bb.addrs = map[string]struct{}{}, map[netip.Addr]struct{}{}
 	}
-	var first, newest time.Time
+	var first, newest, hourEnd int64
+	var lastName, lastAddr []byte
 	n := 0
 	flush := func() error {
 		if n == 0 {
@@ -349,54 +495,73 @@ func (bb *blockBuilder) add(batch []LogEntry, blocked bool, emit func(k int, hou
 		}
 		bb.body = binary.AppendUvarint(bb.body[:0], uint64(n))
 		bb.body = append(bb.body, bb.block...)
-		bb.names = bb.names[:0]
-		for ck := range bb.clients {
-			if ck.name != "" {
-				bb.names = append(bb.names, ck.name)
-			} else {
-				bb.names = append(bb.names, ck.addr.String())
-			}
+		bb.list = bb.list[:0]
+		for name := range bb.names {
+			bb.list = append(bb.list, name)
+		}
+		for a := range bb.addrs {
+			bb.list = append(bb.list, a.String())
 		}
 		bb.enc = s2.Encode(bb.enc[:cap(bb.enc)], bb.body)
-		bb.frame = appendFrameBytes(bb.frame[:0], first, newest, bb.names, bb.enc)
-		err := emit(kind(blocked), hourOf(first), bb.frame)
+		ft, nt := time.Unix(0, first).UTC(), time.Unix(0, newest).UTC()
+		bb.frame = appendFrameBytes(bb.frame[:0], ft, nt, bb.list, bb.enc)
+		err := emit(kind(blocked), hourOf(ft), bb.frame)
 		bb.block, n = bb.block[:0], 0
-		clear(bb.clients)
+		clear(bb.names)
+		clear(bb.addrs)
 		return err
 	}
-	for i := range batch {
-		e := &batch[i]
-		if e.Blocked != blocked {
+	for _, r := range recs {
+		if r.blocked != blocked {
 			continue
 		}
-		bb.entry = encodeEntry(bb.entry[:0], e)
-		enc := bb.entry
-		if n > 0 && (len(bb.block)+len(enc)+16 > maxBlockBytes || !hourOf(e.Time).Equal(hourOf(first))) {
+		if n > 0 && (len(bb.block)+r.end-r.start > maxBlockBytes || r.ns >= hourEnd) {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
 		if n == 0 {
-			first = e.Time
+			first = r.ns
+			hourEnd = hourOf(time.Unix(0, first)).Add(segmentSpan).UnixNano()
+			lastName, lastAddr = nil, nil
 		}
-		newest = e.Time
-		bb.block = binary.BigEndian.AppendUint64(bb.block, uint64(max(e.Time.UnixNano(), 0)))
-		bb.block = binary.AppendUvarint(bb.block, uint64(len(enc)))
-		bb.block = append(bb.block, enc...)
-		ck := clientKey{name: e.ClientName}
-		if ck.name == "" {
-			ck.addr = e.ClientAddr
+		newest = r.ns
+		bb.block = append(bb.block, arena[r.start:r.end]...)
+		name, addr := entryClient(arena[r.enc:r.end])
+		// Runs of one client's lookups are common: look the client up
+		// only when it changes.
+		if n == 0 || !bytes.Equal(name, lastName) || !bytes.Equal(addr, lastAddr) {
+			if len(name) > 0 {
+				if _, ok := bb.names[string(name)]; !ok {
+					bb.names[string(name)] = struct{}{}
+				}
+			} else if a, ok := netip.AddrFromSlice(addr); ok {
+				bb.addrs[a] = struct{}{}
+			}
+			lastName, lastAddr = name, addr
 		}
-		bb.clients[ck] = struct{}{}
 		n++
 	}
 	return flush()
 }
 
-// clientKey identifies a client within a block.
-type clientKey struct {
-	name string
-	addr netip.Addr
+// entryClient returns the client name and address bytes of an encoding.
+func entryClient(enc []byte) (name, addr []byte) {
+	if len(enc) < 3 || len(enc) < 3+int(enc[2]) {
+		return nil, nil
+	}
+	addr, v := enc[3:3+int(enc[2])], enc[3+int(enc[2]):]
+	for i := range 2 { // the query type, then the client's name
+		l, k := binary.Uvarint(v)
+		if k <= 0 || uint64(len(v)-k) < l {
+			return nil, addr
+		}
+		if i == 1 {
+			return v[k : k+int(l)], addr
+		}
+		v = v[k+int(l):]
+	}
+	return nil, addr
 }
 
 // decodeBlock returns the entries of a block of the Badger-based log of
@@ -466,7 +631,10 @@ const (
 	flagOtherProt = 8
 )
 
-func encodeEntry(b []byte, e *LogEntry) []byte {
+func encodeEntry(b []byte, e *LogEntry) []byte { return encodeEntryAddr(b, e, e.ClientAddr) }
+
+// encodeEntryAddr is encodeEntry with addr in place of the entry's.
+func encodeEntryAddr(b []byte, e *LogEntry, addr netip.Addr) []byte {
 	var flags byte
 	if e.Blocked {
 		flags |= flagBlocked
@@ -482,13 +650,24 @@ func encodeEntry(b []byte, e *LogEntry) []byte {
 		flags |= flagCNAME
 	}
 	b = append(b, entryV1, flags)
-	addr := e.ClientAddr.AsSlice()
-	b = append(b, byte(len(addr)))
-	b = append(b, addr...)
-	b = appendString(b, e.QType)
-	for _, s := range []string{e.ClientName, e.MAC, e.QName, e.List, e.Vendor, e.Rule, e.CNAME} {
-		b = appendString(b, s)
+	switch {
+	case addr.Is4():
+		a := addr.As4()
+		b = append(append(b, 4), a[:]...)
+	case addr.Is6():
+		a := addr.As16()
+		b = append(append(b, 16), a[:]...)
+	default:
+		b = append(b, 0)
 	}
+	b = appendString(b, e.QType)
+	b = appendString(b, e.ClientName)
+	b = appendString(b, e.MAC)
+	b = appendString(b, e.QName)
+	b = appendString(b, e.List)
+	b = appendString(b, e.Vendor)
+	b = appendString(b, e.Rule)
+	b = appendString(b, e.CNAME)
 	if flags&flagOtherProt != 0 {
 		b = appendString(b, e.Proto)
 	}

@@ -191,12 +191,21 @@ func (sg *segments) openForAppend(k int, hour time.Time) (*segmentFile, error) {
 
 // sync makes what was appended durable.
 func (sg *segments) sync() error {
+	// Not under sg.mu: an fsync can take long on a busy disk, and the
+	// writer and readers take the mutex.
 	sg.mu.Lock()
-	defer sg.mu.Unlock()
-	var errs []error
+	files := make([]*os.File, 0, len(sg.open))
 	for _, sf := range sg.open {
 		if sf != nil {
-			errs = append(errs, sf.f.Sync())
+			files = append(files, sf.f)
+		}
+	}
+	sg.mu.Unlock()
+	var errs []error
+	for _, f := range files {
+		// A segment the writer closed meanwhile was synced first.
+		if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -256,7 +256,9 @@ func TestMigrateLegacyLog(t *testing.T) {
 func FuzzParseFrame(f *testing.F) {
 	var bb blockBuilder
 	e := entry("p", "10.0.0.1", time.Unix(1_700_000_000, 0), "x.example.", "V")
-	_ = bb.add([]LogEntry{e, e}, true, func(_ int, _ time.Time, fr []byte) error {
+	arena := appendRecord(appendRecord(nil, &e, false), &e, false)
+	recs, _ := parseRecords(nil, arena)
+	_ = bb.add(arena, recs, true, func(_ int, _ time.Time, fr []byte) error {
 		f.Add(append([]byte(nil), fr...))
 		return nil
 	})

@@ -290,7 +290,8 @@ func TestGracefulShutdownLosesNoLogEntries(t *testing.T) {
 
 // TestKillLosesAtMostTheBound runs Vigil as a separate process, kills it
 // with SIGKILL under load and checks the log lost no more than
-// queue_size + batch_size entries and the store still opens.
+// queue_size + batch_size entries, plus what the UDP readers' lanes hold,
+// and the store still opens.
 func TestKillLosesAtMostTheBound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a separate process")
@@ -335,12 +336,15 @@ entries = ["||xiaomi.example^"]
 	close(stop)
 	got := <-answered
 	stored := countStored(t, cfgPath)
-	t.Logf("answered %d blocked queries before SIGKILL; %d stored; bound %d", got, stored, queue+batch)
+	// Two UDP readers on the one socket, each with a lane of up to 128
+	// entries (store/lane.go).
+	const bound = queue + batch + 2*128
+	t.Logf("answered %d blocked queries before SIGKILL; %d stored; bound %d", got, stored, bound)
 	if got < 1000 {
 		t.Fatalf("only %d answers: not enough load to test the bound (child stderr: %s)", got, childErr.String())
 	}
-	if lost := got - int64(stored); lost > queue+batch {
-		t.Errorf("lost %d entries, more than the documented bound of %d", lost, queue+batch)
+	if lost := got - int64(stored); lost > bound {
+		t.Errorf("lost %d entries, more than the documented bound of %d", lost, bound)
 	}
 }
 
