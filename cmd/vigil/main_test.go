@@ -81,6 +81,7 @@ func TestCheckReportsBadConfig(t *testing.T) {
 		{"bad level", "[log]\nlevel = \"loud\"\n", []string{"log.level"}},
 		{"wrong type", "[cache]\nmax_bytes = \"lots\"\n", []string{":2:", "cache.max_bytes"}},
 		{"syntax", "[server\nlisten = 1\n", []string{":2:", "table name"}},
+		{"gc off", "[server]\ngc_percent = -1\n", []string{"server.gc_percent", "10 to 1000"}},
 		{"several problems", "[cache]\nmax_bytes = 1\n[server]\nmax_inflight = 0\n", []string{"cache.max_bytes", "server.max_inflight"}},
 	}
 	for _, tc := range cases {

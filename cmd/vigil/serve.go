@@ -58,6 +58,9 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	if cfg.Server.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.Server.MemoryLimit)
 	}
+	if cfg.Server.GCPercent > 0 && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.Server.GCPercent)
+	}
 	st, err := store.Open(cfg.Store, log.Named("store"))
 	if err != nil {
 		return err
