@@ -5,16 +5,15 @@ import (
 	"unsafe"
 )
 
-// A matcher with a million names holds some 25 MB in its arena and table.
-// On the Go heap that would also set the garbage collector's goal: with
-// the default GOGC the heap may grow to twice what is live before a
-// collection, so a big list would cost its own size again in headroom.
-// Both arrays hold no pointers and never change once built, so large ones
-// live outside the heap, in anonymous memory mappings (offheap_unix.go),
-// released by a cleanup when the Matcher becomes unreachable. Every method
-// that reads them keeps the Matcher alive until it is done
-// (runtime.KeepAlive), so a list swapped out mid-lookup is never unmapped
-// under the lookup.
+// A matcher with a million names holds some 11 MB in its table. On the Go
+// heap that would also set the garbage collector's goal: with the default
+// GOGC the heap may grow to twice what is live before a collection, so a
+// big list would cost its own size again in headroom. The table holds no
+// pointers and never changes once built, so a large one lives outside the
+// heap, in an anonymous memory mapping (offheap_unix.go), released by a
+// cleanup when the Matcher becomes unreachable. Every method that reads
+// it keeps the Matcher alive until it is done (runtime.KeepAlive), so a
+// list swapped out mid-lookup is never unmapped under the lookup.
 
 // offHeapMin is the size below which arrays stay on the heap: a mapping
 // costs a system call and at least a page.
