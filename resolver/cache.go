@@ -7,15 +7,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/miekg/dns"
 )
 
 const (
 	cacheShards = 256
-	// entryOverhead approximates the bytes a cache entry costs beyond its
-	// wire form and name: the struct, the map slot and the slice headers.
-	entryOverhead = 128
+	// entryOverhead is what an entry costs besides its buffers: the
+	// struct itself and its slot in the shard's map (16 bytes a slot at
+	// the map's load, which varies from 7/8 down to half after growing).
+	entryOverhead = int64(unsafe.Sizeof(cacheEntry{})) + 32
 )
 
 // Cache is the answer cache stage. Answers are stored packed, with their
@@ -60,12 +62,46 @@ type cacheEntry struct {
 	expires int64    // unix nanos
 }
 
+// size is the memory the entry holds, as the allocator rounds it: what
+// cache.max_bytes counts. (Measured with a full 8 MiB cache of forwarded
+// answers: the heap held 1.65 times the budget when only the bytes of the
+// wire form and name were counted.)
 func (e *cacheEntry) size() int64 {
-	n := len(e.wire) + len(e.key.name) + 2*len(e.ttls)
-	for _, c := range e.cnames {
-		n += len(c) + 16
+	n := allocSize(len(e.wire)+len(e.key.name)) + allocSize(2*len(e.ttls))
+	if len(e.cnames) > 0 {
+		n += allocSize(16 * cap(e.cnames))
+		for _, c := range e.cnames {
+			n += allocSize(len(c))
+		}
 	}
-	return int64(n) + entryOverhead
+	return n + entryOverhead
+}
+
+// allocSize rounds n up as Go's allocator does for small objects (16-byte
+// steps; the larger classes are close enough for an estimate).
+func allocSize(n int) int64 { return int64(n+15) &^ 15 }
+
+// newCacheEntry returns an entry for the packed answer wire (ID 0) to the
+// question k, whose parsed form is m. The wire form and the name share
+// one allocation of their exact size: Pack's buffer has slack, and an
+// allocation each cost more than the bytes themselves. err is set when
+// wire's records cannot be walked for the fast path; the entry is still
+// good for the full path.
+func newCacheEntry(k cacheKey, wire []byte, m *dns.Msg, stored, expires int64) (*cacheEntry, error) {
+	buf := make([]byte, len(wire)+len(k.name))
+	copy(buf, wire)
+	if n := copy(buf[len(wire):], k.name); n > 0 {
+		k.name = unsafe.String(&buf[len(wire)], n) // the entry is immutable: never written again
+	}
+	e := &cacheEntry{key: k, wire: buf[:len(wire):len(wire)], stored: stored, expires: expires}
+	var err error
+	e.ttls, err = ttlOffsets(e.wire)
+	for _, rr := range m.Answer {
+		if cn, ok := rr.(*dns.CNAME); ok {
+			e.cnames = append(e.cnames, strings.ToLower(cn.Target))
+		}
+	}
+	return e, err
 }
 
 // flight is one upstream call that identical misses wait on.
@@ -221,13 +257,9 @@ func (c *Cache) store(sh *cacheShard, h uint64, k cacheKey, m *dns.Msg, now int6
 	if err != nil {
 		return
 	}
-	e := &cacheEntry{key: k, wire: wire, stored: now, expires: now + int64(ttl)*int64(time.Second)}
-	e.ttls, _ = ttlOffsets(wire) // nil (fast path off for this entry) if it cannot be walked
-	for _, rr := range m.Answer {
-		if cn, ok := rr.(*dns.CNAME); ok {
-			e.cnames = append(e.cnames, strings.ToLower(cn.Target))
-		}
-	}
+	// ttls nil when the records cannot be walked: the fast path is off
+	// for this entry, the full path answers it.
+	e, _ := newCacheEntry(k, wire, m, now, now+int64(ttl)*int64(time.Second))
 	c.insert(sh, h, e, now)
 }
 

@@ -3,7 +3,6 @@ package resolver
 import (
 	"encoding/binary"
 	"errors"
-	"strings"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/miekg/dns"
@@ -79,7 +78,7 @@ func (c *Cache) Restore(snap []byte) (int, error) {
 		if k <= 0 || uint64(len(b)-k) < l {
 			return n, errSnapshot
 		}
-		wire := append([]byte(nil), b[k:k+int(l)]...)
+		wire := b[k : k+int(l)] // newCacheEntry copies it
 		b = b[k+int(l):]
 		if now >= expires {
 			continue
@@ -88,14 +87,9 @@ func (c *Cache) Restore(snap []byte) (int, error) {
 		if m.Unpack(wire) != nil {
 			continue
 		}
-		e := &cacheEntry{key: key, wire: wire, stored: stored, expires: expires}
-		if e.ttls, err = ttlOffsets(wire); err != nil {
+		e, err := newCacheEntry(key, wire, m, stored, expires)
+		if err != nil {
 			continue
-		}
-		for _, rr := range m.Answer {
-			if cn, ok := rr.(*dns.CNAME); ok {
-				e.cnames = append(e.cnames, strings.ToLower(cn.Target))
-			}
 		}
 		h := c.hashKey(key.name, key.qtype, key.cls, key.do, key.cd)
 		c.insert(&c.shards[h%cacheShards], h, e, now)
