@@ -92,8 +92,8 @@ type Server struct {
 }
 
 type serverCounters struct {
-	queries                                                                   stripedUint64 // bumped by the fast path on every core
-	refused, formerr, notimp, dropped, servfail, tcpRejected, panics, limited atomic.Uint64
+	queries                                                                         stripedUint64 // bumped by the fast path on every core
+	refused, formerr, notimp, dropped, servfail, tcpRejected, panics, limited, shed atomic.Uint64
 }
 
 // ServerStats is a snapshot of the server's counters.
@@ -107,7 +107,10 @@ type ServerStats struct {
 	TCPRejected uint64 // TCP connections closed at accept (over the cap)
 	Panics      uint64 // handler panics recovered
 	Limited     uint64 // queries over a client's rate limit
-	TCPConns    int64  // open TCP connections
+	// Shed counts UDP queries dropped unanswered because max_inflight
+	// queries were already waiting for upstreams (the client retries).
+	Shed     uint64
+	TCPConns int64 // open TCP connections
 }
 
 // serverPolicy is the part of a Server's behaviour a reload replaces.
@@ -335,7 +338,7 @@ func (s *Server) Stats() ServerStats {
 		FormErr: s.stats.formerr.Load(), NotImp: s.stats.notimp.Load(),
 		Dropped: s.stats.dropped.Load(), ServFail: s.stats.servfail.Load(),
 		TCPRejected: s.stats.tcpRejected.Load(), Panics: s.stats.panics.Load(), Limited: s.stats.limited.Load(),
-		TCPConns: s.tcpConns.Load(),
+		Shed: s.stats.shed.Load(), TCPConns: s.tcpConns.Load(),
 	}
 }
 
@@ -376,10 +379,16 @@ func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 		}
 		// Off the fast path the answer may wait for an upstream: it gets
 		// its own goroutine, at most max_inflight of them across all
-		// sockets. When that many are busy the reader waits here and the
-		// socket's receive buffer absorbs the burst, then drops: the
-		// kernel's back-pressure, never an unbounded heap.
-		s.udpInflight <- struct{}{}
+		// sockets. When that many are busy the query is dropped (the
+		// client retries), as dnsmasq does past dns-forward-max: a reader
+		// waiting for a slot would stop answering cache hits and blocked
+		// names too, for as long as a dead upstream makes every slot wait.
+		select {
+		case s.udpInflight <- struct{}{}:
+		default:
+			s.stats.shed.Add(1)
+			continue
+		}
 		s.wg.Add(1)
 		go s.answerUDP(c, append([]byte(nil), in[:n]...), from, client)
 	}
