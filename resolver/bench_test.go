@@ -219,9 +219,12 @@ func BenchmarkFastPathParallel(b *testing.B) {
 			var stripes atomic.Int32
 			b.RunParallel(func(pb *testing.PB) {
 				out := make([]byte, 0, 2048)
-				// A stripe per goroutine, as each UDP reader has.
-				fb := newFastBufs(int(stripes.Add(1)), nil)
-				i := 0
+				// A stripe per goroutine, as each UDP reader has, and
+				// each its own place in the names: different clients ask
+				// different names at once.
+				stripe := int(stripes.Add(1))
+				fb := newFastBufs(stripe, nil)
+				i := stripe * 331
 				for pb.Next() {
 					if _, ok := s.fastAnswer(bc.pkts[i&1023], client, ProtoUDP, out, fb); !ok {
 						b.Error("fast path declined")

@@ -15,9 +15,9 @@ import (
 const (
 	cacheShards = 256
 	// entryOverhead is what an entry costs besides its buffers: the
-	// struct itself and its slot in the shard's map (16 bytes a slot at
-	// the map's load, which varies from 7/8 down to half after growing).
-	entryOverhead = int64(unsafe.Sizeof(cacheEntry{})) + 32
+	// struct itself and its share of the shard's table (an 8-byte slot
+	// at a load between 1/4 and 3/4).
+	entryOverhead = int64(unsafe.Sizeof(cacheEntry{})) + 16
 )
 
 // Cache is the answer cache stage. Answers are stored packed, with their
@@ -38,11 +38,17 @@ type Cache struct {
 var _ Handler = (*Cache)(nil)
 
 type cacheShard struct {
-	mu      sync.RWMutex
-	items   map[uint64]*cacheEntry
-	flights map[uint64]*flight
-	bytes   int64
-	budget  int64
+	// table is read by lookups without a lock (cache_table.go).
+	table atomic.Pointer[entryTable]
+	// mu guards the rest, and writes to table.
+	mu         sync.Mutex
+	flights    map[uint64]*flight
+	live, used int // entries, and slots taken by entries or tombstones
+	bytes      int64
+	budget     int64
+	// Shards sit side by side: keep one shard's writes off the next
+	// one's table pointer, which every lookup reads.
+	_ [64]byte
 }
 
 // cacheKey is what makes two questions share an answer.
@@ -54,6 +60,7 @@ type cacheKey struct {
 
 // cacheEntry is immutable once stored.
 type cacheEntry struct {
+	hash    uint64 // of key: the shard's table is keyed by it
 	key     cacheKey
 	wire    []byte   // packed answer, ID 0, no OPT record
 	ttls    []uint16 // offsets of every record's TTL in wire, for the fast path
@@ -124,11 +131,10 @@ type CacheStats struct {
 func NewCache(cfg CacheConfig, next Handler) *Cache {
 	c := &Cache{next: next, cfg: cfg, seed: maphash.MakeSeed(), now: time.Now}
 	for i := range c.shards {
-		c.shards[i] = cacheShard{
-			items:   make(map[uint64]*cacheEntry),
-			flights: make(map[uint64]*flight),
-			budget:  max(cfg.MaxBytes/cacheShards, 4096),
-		}
+		sh := &c.shards[i]
+		sh.flights = make(map[uint64]*flight)
+		sh.budget = max(cfg.MaxBytes/cacheShards, 4096)
+		sh.table.Store(newEntryTable(8))
 	}
 	return c
 }
@@ -144,9 +150,7 @@ func (c *Cache) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	sh := &c.shards[h%cacheShards]
 	now := c.now().UnixNano()
 
-	sh.mu.RLock()
-	e := sh.items[h]
-	sh.mu.RUnlock()
+	e := sh.get(h)
 	var stale *cacheEntry
 	if e != nil && e.key == k {
 		if now < e.expires {
@@ -260,46 +264,25 @@ func (c *Cache) store(sh *cacheShard, h uint64, k cacheKey, m *dns.Msg, now int6
 	// ttls nil when the records cannot be walked: the fast path is off
 	// for this entry, the full path answers it.
 	e, _ := newCacheEntry(k, wire, m, now, now+int64(ttl)*int64(time.Second))
-	c.insert(sh, h, e, now)
+	e.hash = h
+	c.insert(sh, e, now)
 }
 
 // insert puts e into sh, evicting to stay within the shard's budget.
-func (c *Cache) insert(sh *cacheShard, h uint64, e *cacheEntry, now int64) {
+func (c *Cache) insert(sh *cacheShard, e *cacheEntry, now int64) {
 	size := e.size()
 	if size > sh.budget {
 		return
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if old := sh.items[h]; old != nil {
-		sh.bytes -= old.size()
-		delete(sh.items, h)
-	}
 	if sh.bytes+size > sh.budget {
 		sh.evict(size, now)
 	}
-	sh.items[h] = e
-	sh.bytes += size
-}
-
-// evict frees room for need bytes. Go's map iteration starts at a random
-// place, so this is random eviction (no bookkeeping on hits, unlike LRU):
-// expired entries met among the first few examined go first, then
-// whatever comes next, so the work per insert stays constant however full
-// the shard is. Caller holds sh.mu.
-func (sh *cacheShard) evict(need, now int64) {
-	const sample = 16
-	examined := 0
-	for h, e := range sh.items {
-		if sh.bytes+need <= sh.budget {
-			return
-		}
-		if examined >= sample || now >= e.expires {
-			sh.bytes -= e.size()
-			delete(sh.items, h)
-		}
-		examined++
+	if old := sh.put(e); old != nil {
+		sh.bytes -= old.size()
 	}
+	sh.bytes += size
 }
 
 // cacheTTL clamps m's TTLs and says for how many seconds m may be cached.
@@ -352,10 +335,10 @@ func (c *Cache) Stats() CacheStats {
 	s := CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Coalesced: c.coalesced.Load(), Stale: c.stale.Load()}
 	for i := range c.shards {
 		sh := &c.shards[i]
-		sh.mu.RLock()
-		s.Entries += len(sh.items)
+		sh.mu.Lock()
+		s.Entries += sh.live
 		s.Bytes += sh.bytes
-		sh.mu.RUnlock()
+		sh.mu.Unlock()
 	}
 	return s
 }

@@ -16,16 +16,16 @@ import (
 const snapshotV1 = 1
 
 // Snapshot encodes every fresh entry, S2-compressed. It takes each shard's
-// read lock in turn, so the query path is never held up for long.
+// lock in turn (lookups take none, so the query path is not held up).
 func (c *Cache) Snapshot() []byte {
 	now := c.now().UnixNano()
 	b := []byte{snapshotV1}
 	for i := range c.shards {
 		sh := &c.shards[i]
-		sh.mu.RLock()
-		for _, e := range sh.items {
+		sh.mu.Lock()
+		sh.each(func(e *cacheEntry) {
 			if now >= e.expires {
-				continue
+				return
 			}
 			b = binary.AppendUvarint(b, uint64(len(e.key.name)))
 			b = append(b, e.key.name...)
@@ -43,8 +43,8 @@ func (c *Cache) Snapshot() []byte {
 			b = binary.BigEndian.AppendUint64(b, uint64(e.expires))
 			b = binary.AppendUvarint(b, uint64(len(e.wire)))
 			b = append(b, e.wire...)
-		}
-		sh.mu.RUnlock()
+		})
+		sh.mu.Unlock()
 	}
 	return s2.Encode(nil, b)
 }
@@ -91,8 +91,8 @@ func (c *Cache) Restore(snap []byte) (int, error) {
 		if err != nil {
 			continue
 		}
-		h := c.hashKey(key.name, key.qtype, key.cls, key.do, key.cd)
-		c.insert(&c.shards[h%cacheShards], h, e, now)
+		e.hash = c.hashKey(key.name, key.qtype, key.cls, key.do, key.cd)
+		c.insert(&c.shards[e.hash%cacheShards], e, now)
 		n++
 	}
 	return n, nil

@@ -251,9 +251,7 @@ func (s *Server) fastAnswer(req []byte, client netip.Addr, proto Proto, out []by
 	h := c.hashKey(qname, fq.qtype, fq.qclass, fq.do, cd)
 	sh := &c.shards[h%cacheShards]
 	now := c.now().UnixNano()
-	sh.mu.RLock()
-	e := sh.items[h]
-	sh.mu.RUnlock()
+	e := sh.get(h)
 	if e == nil || e.key.name != qname || e.key.qtype != fq.qtype || e.key.cls != fq.qclass || e.key.do != fq.do ||
 		e.key.cd != cd || now >= e.expires || e.ttls == nil {
 		return nil, false
