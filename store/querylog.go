@@ -89,7 +89,7 @@ func (c *QueryLogConfig) Validate() error {
 }
 
 // LossBound describes, for people, how much a crash can lose when lanes
-// lanes (one per UDP reader, lane.go) are in use.
+// lanes (one per UDP reader: two per UDP socket, lane.go) are in use.
 func (c *QueryLogConfig) LossBound(lanes int) string {
 	perLane := min(laneSize, c.QueueSize)
 	return fmt.Sprintf("a crash loses at most %d entries (queue_size + batch_size + %d for each of %d UDP readers); a power loss also up to %s of entries (sync_interval)",

@@ -336,8 +336,8 @@ entries = ["||xiaomi.example^"]
 	close(stop)
 	got := <-answered
 	stored := countStored(t, cfgPath)
-	// Two UDP readers on the one socket, each with a lane of up to 128
-	// entries (store/lane.go).
+	// Two UDP readers on the one socket (udp_sockets = 1), each with a
+	// lane of up to 128 entries (store/lane.go).
 	const bound = queue + batch + 2*128
 	t.Logf("answered %d blocked queries before SIGKILL; %d stored; bound %d", got, stored, bound)
 	if got < 1000 {

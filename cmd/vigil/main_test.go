@@ -136,6 +136,9 @@ func writeTestConfig(t *testing.T, upstream, extra string) string {
 	body := fmt.Sprintf(`[server]
 listen = ["127.0.0.1:0"]
 max_inflight = 64
+# One socket per address, so the UDP readers are two whatever the CPUs
+# (the crash loss bound counts them).
+udp_sockets = 1
 [upstream]
 servers = [%q]
 [store]
