@@ -38,34 +38,23 @@ LCPU=${LCPU:-1}
 
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
 
-# perf PORT FILE -> "qps lost completed": dnsperf at full speed on core LCPU.
+# perf PORT FILE -> "qps lost": dnsperf at full speed on core LCPU.
 perf() {
 	taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$1" -d "$2" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" -T 1 2>/dev/null |
-		awk '/Queries per second/ {q=$4} /Queries lost/ {l=$3} /Queries completed/ {c=$3} END {printf "%d %d %d\n", q, l, c}'
+		awk '/Queries per second/ {q=$4} /Queries lost/ {l=$3} END {printf "%d %d\n", q, l}'
 }
-
-# cpu_ticks PID -> the process's user + system CPU time in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# mix PORT FILE -> "median_qps total_lost us_per_query" over ROUNDS runs.
-# us_per_query is the CPU time Vigil (process CPU_PID, when set) spent
-# per answered query: when dnsperf, not Vigil, is the limit, QPS cannot
-# tell two Vigil configurations apart and this can.
+# mix PORT FILE -> "median_qps total_lost" over ROUNDS runs
 mix() {
-	local qs="" lost=0 completed=0 r q l c t0=0 t1=0 hz
-	hz=$(getconf CLK_TCK)
-	[ -n "${CPU_PID:-}" ] && t0=$(cpu_ticks "$CPU_PID")
+	local qs="" lost=0 r
 	for _ in $(seq 1 "$ROUNDS"); do
 		r=$(perf "$1" "$2")
-		read -r q l c <<<"$r"
-		qs="$qs $q"
-		lost=$((lost + l))
-		completed=$((completed + c))
+		qs="$qs ${r% *}"
+		lost=$((lost + ${r#* }))
 	done
-	[ -n "${CPU_PID:-}" ] && t1=$(cpu_ticks "$CPU_PID")
-	echo "$(echo $qs | tr ' ' '\n' | median) $lost $(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$completed" 'BEGIN {if (n && t) printf "%.2f", t / hz / n * 1e6; else print "n/a"}')"
+	echo "$(echo $qs | tr ' ' '\n' | median) $lost"
 }
 
 # p99 PORT FILE QPS -> p99 latency in ms at a fixed rate

@@ -244,8 +244,8 @@ for s in $PEERS; do
 	sleep 1
 	ready=$(rss_kb "$SRV")
 	warm "$PORT" "$work/cached.txt"
-	read -r cq cl _ < <(mix "$PORT" "$work/cached.txt")
-	read -r bq bl _ < <(mix "$PORT" "$work/blocked-exact.txt")
+	read -r cq cl < <(mix "$PORT" "$work/cached.txt")
+	read -r bq bl < <(mix "$PORT" "$work/blocked-exact.txt")
 	lat=$(p99 "$PORT" "$work/cached.txt" 10000)
 	after=$(rss_kb "$SRV")
 	stop
