@@ -22,8 +22,9 @@ import (
 // Loss bound: a process crash (even SIGKILL) loses at most QueueSize +
 // BatchSize entries, plus up to 128 (laneSize) per UDP reader: what is
 // queued, the batch being built and what the readers' lanes (lane.go)
-// hold. A written batch is in the page cache, so it survives the process. A power loss additionally loses up to
-// SyncInterval of entries written since the last sync to disk.
+// hold. A written batch is in the page cache, so it survives the
+// process. A power loss additionally loses up to SyncInterval of entries
+// written since the last sync to disk.
 type QueryLogConfig struct {
 	// Enabled turns the per-client log on.
 	Enabled bool `toml:"enabled"`

@@ -21,6 +21,7 @@ type metricsCollector struct {
 	cacheEntries, cacheBytes, cacheHits, cacheMisses, cacheStale             *prometheus.Desc
 	listEntries, listUpdated, listFailing, listRules, listGeneration         *prometheus.Desc
 	logQueued, logWritten, logDropped, logErrors, paused, tcpConns, scrubbed *prometheus.Desc
+	shed                                                                     *prometheus.Desc
 }
 
 func newMetricsCollector(inst *instance) *metricsCollector {
@@ -51,6 +52,7 @@ func newMetricsCollector(inst *instance) *metricsCollector {
 		paused:         d("blocking_paused", "1 while blocking is paused for everyone."),
 		tcpConns:       d("tcp_connections", "Open TCP connections."),
 		scrubbed:       d("upstream_scrubbed_records_total", "Out-of-bailiwick records dropped from upstream answers."),
+		shed:           d("udp_shed_total", "UDP queries dropped unanswered: server.max_inflight queries were already waiting for upstreams."),
 	}
 }
 
@@ -129,7 +131,9 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		paused = 1
 	}
 	gauge(c.paused, paused)
-	gauge(c.tcpConns, float64(inst.srv.Stats().TCPConns))
+	srv := inst.srv.Stats()
+	gauge(c.tcpConns, float64(srv.TCPConns))
+	counter(c.shed, float64(srv.Shed))
 }
 
 // MetricsConfig is the [metrics] section.

@@ -67,6 +67,7 @@ entries = ["||xiaomi.example^"]
 		`vigil_list_rules 1`,
 		`vigil_upstream_duration_seconds_count{upstream="udp://` + up.Addr + `"} 2`,
 		`vigil_blocking_paused 0`,
+		`vigil_udp_shed_total 0`,
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
