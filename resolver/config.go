@@ -65,7 +65,7 @@ type ServerConfig struct {
 	// GOGC variable (100 when unset); GOGC, when set, wins. The default is
 	// 50: answering from the cache or a list allocates nothing, so
 	// collecting more often costs little (measured: 2-3 % of forwarded
-	// throughput) and keeps some 3 MiB (blocked load) to 8 MiB (cache
+	// throughput) and keeps some 3 MiB (blocked load) to 6 MiB (cache
 	// filled by forwarded load) less resident.
 	GCPercent int `toml:"gc_percent"`
 	// MaxUDPSize caps the UDP answer size Vigil offers a client, whatever
@@ -330,8 +330,8 @@ func (c *UpstreamConfig) Specs() []UpstreamSpec { return c.parsed }
 type CacheConfig struct {
 	// Enabled turns the answer cache on.
 	Enabled bool `toml:"enabled"`
-	// MaxBytes bounds the memory held by cached answers (wire size plus
-	// bookkeeping).
+	// MaxBytes bounds the memory held by cached answers, as the heap
+	// holds them (cacheEntry.size).
 	MaxBytes int64 `toml:"max_bytes"`
 	// MinTTL raises shorter TTLs of cached answers.
 	MinTTL time.Duration `toml:"min_ttl"`
@@ -357,7 +357,7 @@ type CacheConfig struct {
 func DefaultCacheConfig() CacheConfig {
 	return CacheConfig{
 		Enabled:         true,
-		MaxBytes:        8 << 20,
+		MaxBytes:        6 << 20,
 		MinTTL:          0,
 		MaxTTL:          24 * time.Hour,
 		MaxNegativeTTL:  time.Hour,
