@@ -40,6 +40,8 @@ func TestUDPInflightBound(t *testing.T) {
 	if r := rt.Exchange(t, "udp", v.addr, rt.Question("warm.example.", dns.TypeA)); r.Rcode != dns.RcodeSuccess {
 		t.Fatalf("warm-up: %v", dns.RcodeToString[r.Rcode])
 	}
+	// The warm-up's goroutine gives its slot back just after answering.
+	time.Sleep(100 * time.Millisecond)
 
 	conn, err := net.Dial("udp", v.addr)
 	if err != nil {
