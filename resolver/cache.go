@@ -21,9 +21,10 @@ const (
 )
 
 // Cache is the answer cache stage. Answers are stored packed, with their
-// absolute expiry, in 256 shards each with its own lock and byte budget, so
-// a hit touches one shard's read lock and nothing else. Identical misses in
-// flight at the same time are coalesced into one call to the next stage.
+// absolute expiry, in 256 shards each with its own byte budget. A hit
+// takes no lock and writes nothing shared (cache_table.go); inserts and
+// evictions take the shard's mutex. Identical misses in flight at the same
+// time are coalesced into one call to the next stage.
 type Cache struct {
 	next   Handler
 	cfg    CacheConfig
