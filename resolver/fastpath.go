@@ -211,13 +211,12 @@ func newFastBufs(stripe int, lane *store.LogLane) *fastBufs {
 }
 
 // ruleText returns the rule's text for the log without allocating: a
-// plain rule's text is its name, a suffix of the name looked up; any
-// other is built in fb's scratch. Both are views, valid until the next
-// query.
-func (fb *fastBufs) ruleText(qname string, r blocklists.Rule) string {
+// plain rule's text is its name (Match reports the suffix of the name
+// looked up, so a view of the reader's buffer); any other is built in
+// fb's scratch. Both are valid until the next query.
+func (fb *fastBufs) ruleText(r blocklists.Rule) string {
 	if r.Plain() {
-		trimmed := strings.TrimSuffix(qname, ".")
-		return trimmed[len(trimmed)-len(r.Name):]
+		return r.Name
 	}
 	fb.rule = r.AppendText(fb.rule[:0])
 	return unsafe.String(unsafe.SliceData(fb.rule), len(fb.rule))
@@ -427,7 +426,7 @@ func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client neti
 		if fb.lane != nil {
 			// The lane copies the entry before Add returns: the name and
 			// rule may be views of the reader's buffers.
-			e.QName, e.Rule = qname, fb.ruleText(qname, v.Rule)
+			e.QName, e.Rule = qname, fb.ruleText(v.Rule)
 			fb.lane.Add(&e)
 		} else {
 			e.QName, e.Rule = logStrings(qname, v.Rule)

@@ -79,5 +79,9 @@ func TestLogStrings(t *testing.T) {
 		if name != tc.qname || rule != tc.rule.String() {
 			t.Errorf("logStrings(%q, %+v) = %q, %q; want %q, %q", tc.qname, tc.rule, name, rule, tc.qname, tc.rule.String())
 		}
+		// A UDP reader's lane copies at once, so views will do.
+		if got := newFastBufs(0, nil).ruleText(tc.rule); got != tc.rule.String() {
+			t.Errorf("ruleText(%+v) = %q, want %q", tc.rule, got, tc.rule.String())
+		}
 	}
 }
