@@ -57,29 +57,30 @@ func BenchmarkAnswerCacheHit(b *testing.B) {
 	client := netip.MustParseAddr("127.0.0.1")
 	pkt := packQuery(b, "www.example.com")
 	out := make([]byte, 0, 2048)
-	if r := s.answer(pkt, client, ProtoUDP, out); r == nil {
+	if r := s.answer(pkt, client, ProtoUDP, out, nil); r == nil {
 		b.Fatal("no answer")
 	}
 	b.Run("full", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			s.answer(pkt, client, ProtoUDP, out)
+			s.answer(pkt, client, ProtoUDP, out, nil)
 		}
 	})
 	b.Run("fast", func(b *testing.B) {
-		fb := newFastBufs(0, nil)
-		if _, ok := s.fastAnswer(pkt, client, ProtoUDP, out, fb); !ok {
+		rb := newReaderBufs(0, nil)
+		if _, _, ok := s.prepare(pkt, client, ProtoUDP, out, rb); !ok {
 			b.Fatal("fast path declined a plain cache hit")
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			s.fastAnswer(pkt, client, ProtoUDP, out, fb)
+			s.prepare(pkt, client, ProtoUDP, out, rb)
 		}
 	})
 }
 
-// BenchmarkAnswerCacheMiss is one uncached query through the whole path,
-// including the UDP round trip to a stub upstream on loopback.
+// BenchmarkAnswerCacheMiss is one uncached query through the whole path a
+// UDP query takes (prepare, then the chain), including the UDP round trip
+// to a stub upstream on loopback.
 func BenchmarkAnswerCacheMiss(b *testing.B) {
 	s := benchServer(b, true)
 	client := netip.MustParseAddr("127.0.0.1")
@@ -88,6 +89,7 @@ func BenchmarkAnswerCacheMiss(b *testing.B) {
 		pkts = append(pkts, packQuery(b, "n"+strconv.Itoa(i)+".example.com"))
 	}
 	out := make([]byte, 0, 2048)
+	rb := newReaderBufs(0, nil)
 	b.ReportAllocs()
 	b.ResetTimer()
 	i := 0
@@ -99,7 +101,7 @@ func BenchmarkAnswerCacheMiss(b *testing.B) {
 			i = 0
 			b.StartTimer()
 		}
-		s.answer(pkts[i], client, ProtoUDP, out)
+		s.respond(pkts[i], client, ProtoUDP, out, rb)
 		i++
 	}
 }
@@ -112,7 +114,7 @@ func BenchmarkCacheHitParallel(b *testing.B) {
 	var pkts [][]byte
 	for i := range 1024 {
 		p := packQuery(b, "h"+strconv.Itoa(i)+".example.com")
-		s.answer(p, client, ProtoUDP, nil)
+		s.answer(p, client, ProtoUDP, nil, nil)
 		pkts = append(pkts, p)
 	}
 	b.ReportAllocs()
@@ -122,7 +124,7 @@ func BenchmarkCacheHitParallel(b *testing.B) {
 		out := make([]byte, 0, 2048)
 		i := 0
 		for pb.Next() {
-			s.answer(pkts[i&1023], client, ProtoUDP, out)
+			s.answer(pkts[i&1023], client, ProtoUDP, out, nil)
 			i++
 		}
 	})
@@ -143,7 +145,7 @@ func blockingServer(b *testing.B, recorder Recorder) *Server {
 	}
 	lists := &fixedLists{set: &blocklists.Set{Matcher: m}}
 	s.blocker = NewBlocker(lists, DefaultBlockingConfig(), nil, s.handler)
-	s.handler, s.lists = s.blocker, lists
+	s.handler = s.blocker
 	s.recorder = recorder
 	return s
 }
@@ -189,7 +191,7 @@ func BenchmarkAnswerBlocked(b *testing.B) {
 			out := make([]byte, 0, 2048)
 			b.ReportAllocs()
 			for b.Loop() {
-				s.answer(pkt, client, ProtoUDP, out)
+				s.answer(pkt, client, ProtoUDP, out, nil)
 			}
 		})
 	}
@@ -205,7 +207,7 @@ func BenchmarkFastPathParallel(b *testing.B) {
 	var hits, blocked [][]byte
 	for i := range 1024 {
 		p := packQuery(b, "h"+strconv.Itoa(i)+".example.com")
-		s.answer(p, client, ProtoUDP, nil)
+		s.answer(p, client, ProtoUDP, nil, nil)
 		hits = append(hits, p)
 		blocked = append(blocked, packQuery(b, "t"+strconv.Itoa(i)+".xiaomi.example"))
 	}
@@ -223,10 +225,10 @@ func BenchmarkFastPathParallel(b *testing.B) {
 				// each its own place in the names: different clients ask
 				// different names at once.
 				stripe := int(stripes.Add(1))
-				fb := newFastBufs(stripe, nil)
+				rb := newReaderBufs(stripe, nil)
 				i := stripe * 331
 				for pb.Next() {
-					if _, ok := s.fastAnswer(bc.pkts[i&1023], client, ProtoUDP, out, fb); !ok {
+					if _, _, ok := s.prepare(bc.pkts[i&1023], client, ProtoUDP, out, rb); !ok {
 						b.Error("fast path declined")
 						return
 					}

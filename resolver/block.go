@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -137,35 +138,84 @@ func (b *Blocker) Reconfigure(cfg BlockingConfig) {
 	b.policy.Store(&blockPolicy{cfg: cfg, ttl: uint32(cfg.TTL / time.Second)})
 }
 
+// verdict is the blocking stage's decision on a question's name, taken
+// once per query: by the Server before it answers from packed bytes, and
+// handed to Resolve in the Query when the chain must answer instead.
+type verdict struct {
+	match  blocklists.Match // valid when listed
+	listed bool             // a rule decided (blocking or allowing)
+}
+
+// blocks reports whether the name itself is blocked (before any pause).
+func (v verdict) blocks() bool { return v.listed && v.match.Blocked }
+
+// rebase points the rule's name, a suffix of the name looked up (Match
+// reports the suffix it hashed), into name, the same name in memory that
+// outlives the buffer it was looked up in.
+func (v *verdict) rebase(name string) {
+	if !v.listed {
+		return
+	}
+	name = strings.TrimSuffix(name, ".")
+	v.match.Rule.Name = name[len(name)-len(v.match.Rule.Name):]
+}
+
+// judge looks name (lowercased, fully qualified) up in the current lists.
+func (b *Blocker) judge(name string) verdict {
+	m, ok := b.lists.Current().Matcher.Match(name)
+	return verdict{match: m, listed: ok}
+}
+
+// paused reports whether blocking is paused for the client; a paused
+// client's answers are passed through untouched.
+func (b *Blocker) paused(cl Client, now time.Time) bool {
+	return b.pause != nil && b.pause.Paused(cl, now)
+}
+
+// cnameCheck reports whether answers to a name with verdict v must have
+// their CNAME targets checked: an explicitly allowed name is trusted with
+// its CNAMEs too, as Pi-hole does (the user said so).
+func (b *Blocker) cnameCheck(v verdict) bool {
+	return !v.listed && b.policy.Load().cfg.CNAMECheck
+}
+
+// blockedCNAME returns the first listed, blocked name among at most
+// maxCNAMEChecks CNAME targets (lowercased), given by target(i) for i in
+// [0, n).
+func (b *Blocker) blockedCNAME(n int, target func(i int) string) (blocklists.Match, string, bool) {
+	mt := b.lists.Current().Matcher
+	for i := range min(n, maxCNAMEChecks) {
+		t := target(i)
+		if v, ok := mt.Match(t); ok && v.Blocked {
+			return v, t, true
+		}
+	}
+	return blocklists.Match{}, "", false
+}
+
 // Resolve implements Handler.
 func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
-	if b.pause != nil && b.pause.Paused(q.Client, q.Start) {
-		return b.next.Resolve(ctx, q)
+	v := q.verdict
+	if !q.judged {
+		v = b.judge(q.Name)
 	}
-	mt := b.lists.Current().Matcher
-	verdict, matched := mt.Match(q.Name)
-	if matched && verdict.Blocked {
-		return b.blocked(q, verdict, ReasonName, ""), nil
+	if v.blocks() && !b.paused(q.Client, q.Start) {
+		return b.blocked(q, v.match, ReasonName, ""), nil
 	}
 	resp, err := b.next.Resolve(ctx, q)
-	if err != nil || matched || !b.policy.Load().cfg.CNAMECheck {
-		// An explicitly allowed name is trusted with its CNAMEs too, as
-		// Pi-hole does: the user said so.
+	if err != nil || !b.cnameCheck(v) {
 		return resp, err
 	}
-	checked := 0
+	var targets [maxCNAMEChecks]string
+	n := 0
 	for _, rr := range resp.Msg.Answer {
-		c, ok := rr.(*dns.CNAME)
-		if !ok {
-			continue
+		if c, ok := rr.(*dns.CNAME); ok && n < len(targets) {
+			targets[n] = strings.ToLower(c.Target)
+			n++
 		}
-		if checked++; checked > maxCNAMEChecks {
-			break
-		}
-		target := strings.ToLower(c.Target)
-		if v, ok := mt.Match(target); ok && v.Blocked {
-			return b.blocked(q, v, ReasonCNAME, target), nil
-		}
+	}
+	if m, t, ok := b.blockedCNAME(n, func(i int) string { return targets[i] }); ok && !b.paused(q.Client, q.Start) {
+		return b.blocked(q, m, ReasonCNAME, t), nil
 	}
 	return resp, nil
 }
@@ -211,18 +261,71 @@ func (b *Blocker) blocked(q *Query, v blocklists.Match, reason, cname string) *R
 		}
 	}
 	info := &BlockInfo{List: v.List.Name, Vendor: v.List.Vendor, Rule: v.Rule.String(), Reason: reason, CNAME: cname}
-	text := "blocked by list " + info.List
-	if info.Vendor != "" {
-		text += " (" + info.Vendor + ")"
-	}
-	text += ": " + info.Rule
-	if cname != "" {
-		text += " via CNAME " + cname
-	}
 	return &Response{
 		Msg: m, Source: SourceBlocked, Blocked: info,
-		ExtendedError: &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: text},
+		ExtendedError: &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: string(appendBlockText(nil, v, cname))},
 	}
+}
+
+// appendBlockText appends the Extended DNS Error text of a blocked answer
+// (RFC 8914 code 15): "blocked by list <list> (<vendor>): <rule>", and
+// " via CNAME <target>" when a CNAME target was the listed name.
+func appendBlockText(b []byte, v blocklists.Match, cname string) []byte {
+	b = append(b, "blocked by list "...)
+	b = append(b, v.List.Name...)
+	if v.List.Vendor != "" {
+		b = append(append(append(b, " ("...), v.List.Vendor...), ')')
+	}
+	b = append(b, ": "...)
+	b = v.Rule.AppendText(b)
+	if cname != "" {
+		b = append(append(b, " via CNAME "...), cname...)
+	}
+	return b
+}
+
+// appendPacked appends the blocked answer to a question of req (parsed
+// as wq) straight from the request bytes: header, the client's question,
+// a compressed answer of 0.0.0.0 or ::, and Vigil's OPT with the Extended
+// DNS Error. It is the packed form of blocked for the commonest case, an
+// A or AAAA question in "null" mode; ok is false for any other case, which
+// blocked answers. FuzzFastPath holds the two to the same answers.
+func (b *Blocker) appendPacked(out, req []byte, wq *wireQuery, v blocklists.Match, maxUDP int) ([]byte, bool) {
+	pol := b.policy.Load()
+	if pol.cfg.Answer != AnswerNull || wq.qclass != dns.ClassINET || (wq.qtype != dns.TypeA && wq.qtype != dns.TypeAAAA) {
+		return out, false
+	}
+	out = append(out[:0], req[:wq.nameEnd+4]...) // header and question, as asked
+	out[2] = 0x80 | 0x04 | req[2]&0x01           // QR, AA, RD as asked
+	out[3] = 0x80 | req[3]&0x10                  // RA, CD as asked, NOERROR
+	binary.BigEndian.PutUint16(out[6:], 1)       // one answer
+	binary.BigEndian.PutUint16(out[8:], 0)
+	binary.BigEndian.PutUint16(out[10:], 0)
+	out = append(out, 0xC0, headerLen) // the owner: the question's name
+	out = binary.BigEndian.AppendUint16(out, wq.qtype)
+	out = binary.BigEndian.AppendUint16(out, dns.ClassINET)
+	out = binary.BigEndian.AppendUint32(out, pol.ttl)
+	if wq.qtype == dns.TypeA {
+		out = append(out, 0, 4, 0, 0, 0, 0)
+	} else {
+		out = append(out, 0, 16)
+		out = append(out, make([]byte, 16)...)
+	}
+	if wq.edns {
+		out = appendOPT(out, maxUDP, wq.do)
+		// The option, then RDLEN and the option length patched once the
+		// text is in, written in place.
+		opt := len(out) - 2
+		out = binary.BigEndian.AppendUint16(out, dns.EDNS0EDE)
+		out = append(out, 0, 0)
+		out = binary.BigEndian.AppendUint16(out, dns.ExtendedErrorCodeBlocked)
+		text := len(out)
+		out = appendBlockText(out, v, "")
+		binary.BigEndian.PutUint16(out[opt:], uint16(6+len(out)-text))
+		binary.BigEndian.PutUint16(out[opt+4:], uint16(2+len(out)-text))
+		binary.BigEndian.PutUint16(out[10:], 1)
+	}
+	return out, true
 }
 
 // soaFor is the SOA of a blocked answer: it bounds how long resolvers

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"encoding/binary"
 	"hash/maphash"
 	"strings"
 	"sync"
@@ -64,7 +65,7 @@ type cacheEntry struct {
 	hash    uint64 // of key: the shard's table is keyed by it
 	key     cacheKey
 	wire    []byte   // packed answer, ID 0, no OPT record
-	ttls    []uint16 // offsets of every record's TTL in wire, for the fast path
+	ttls    []uint16 // offsets of every record's TTL in wire, for PackedHit; nil: it can't be served packed
 	cnames  []string // lowercased CNAME targets in the answer, for the blocking check
 	stored  int64    // unix nanos
 	expires int64    // unix nanos
@@ -145,15 +146,78 @@ func (c *Cache) key(q *Query) (cacheKey, uint64) {
 	return k, c.hashKey(q.Name, q.Type, q.Class, q.DO, q.CD)
 }
 
+// entry returns the entry stored for k (hashed as h), fresh or not; nil
+// when there is none. It takes no lock.
+func (c *Cache) entry(k cacheKey, h uint64) *cacheEntry {
+	if e := c.shards[h%cacheShards].get(h); e != nil && e.key == k {
+		return e
+	}
+	return nil
+}
+
+// PackedHit appends to out the cached answer to the query in req (parsed
+// as wq, its lowercased name), straight from the stored bytes: ID, flags,
+// the client's spelling of the question and the aged TTLs are patched in,
+// Vigil's OPT record appended; nothing is unpacked or allocated. It is the
+// packed form of a hit in Resolve, for the Server's readers. accept, when
+// not nil, sees the entry's CNAME targets first and may refuse it (the
+// blocking stage's check). ok is false when there is no fresh entry, it was
+// refused, or it must be truncated; Resolve then answers.
+func (c *Cache) PackedHit(out, req []byte, wq *wireQuery, name string, proto Proto, maxUDP, stripe int, accept func(cnames []string) bool) ([]byte, bool) {
+	k := cacheKey{name: name, qtype: wq.qtype, cls: wq.qclass, do: wq.do, cd: cd(req)}
+	now := c.now().UnixNano()
+	e := c.entry(k, c.hashKey(name, k.qtype, k.cls, k.do, k.cd))
+	if e == nil || now >= e.expires || e.ttls == nil || accept != nil && !accept(e.cnames) {
+		return out, false
+	}
+	size := len(e.wire)
+	if wq.edns {
+		size += optLen
+	}
+	if size > replyLimit(proto, wq.edns, wq.udpSize, maxUDP) {
+		return out, false // needs truncating: Resolve and the Server's pack do that
+	}
+	out = append(out[:0], e.wire...)
+	out[0], out[1] = req[0], req[1]
+	out[2] = 0x80 | out[2]&0x04 | req[2]&0x01 // QR, AA as cached, RD as asked
+	out[3] = 0x80 | out[3]&0x6F | req[3]&0x10 // RA, Z/AD/rcode as cached, CD as asked
+	copy(out[headerLen:wq.nameEnd], req[headerLen:wq.nameEnd])
+	age := e.age(now)
+	for _, off := range e.ttls {
+		ttl := binary.BigEndian.Uint32(out[off:])
+		binary.BigEndian.PutUint32(out[off:], ttl-min(age, ttl))
+	}
+	if wq.edns {
+		out = appendOPT(out, maxUDP, wq.do)
+		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
+	}
+	c.hits.Add(stripe, 1)
+	return out, true
+}
+
+// hashKey is the cache key hash for a question; it must agree with key.
+func (c *Cache) hashKey(name string, qtype, qclass uint16, do, cd bool) uint64 {
+	h := maphash.String(c.seed, name)
+	flags := uint64(qtype)<<32 | uint64(qclass)<<16
+	if do {
+		flags |= 1
+	}
+	if cd {
+		flags |= 2
+	}
+	// Mix the fixed-size fields in with a multiply so they spread over
+	// the shard bits too.
+	return h ^ (flags+0x9e3779b97f4a7c15)*0xbf58476d1ce4e5b9
+}
+
 // Resolve implements Handler.
 func (c *Cache) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	k, h := c.key(q)
 	sh := &c.shards[h%cacheShards]
 	now := c.now().UnixNano()
 
-	e := sh.get(h)
 	var stale *cacheEntry
-	if e != nil && e.key == k {
+	if e := c.entry(k, h); e != nil {
 		if now < e.expires {
 			if m := e.answer(now); m != nil {
 				c.hits.Add(0, 1)
@@ -238,7 +302,7 @@ func (e *cacheEntry) answer(now int64) *dns.Msg {
 	if err := m.Unpack(e.wire); err != nil {
 		return nil
 	}
-	age := uint32((now - e.stored) / int64(time.Second))
+	age := e.age(now)
 	for _, sec := range [3][]dns.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range sec {
 			h := rr.Header()
@@ -247,6 +311,10 @@ func (e *cacheEntry) answer(now int64) *dns.Msg {
 	}
 	return m
 }
+
+// age is how many whole seconds the entry has been stored: what every TTL
+// in it is counted down by.
+func (e *cacheEntry) age(now int64) uint32 { return uint32((now - e.stored) / int64(time.Second)) }
 
 // store caches m if it is cacheable, clamping its TTLs in place first so the
 // answer returned now and the ones served later agree.

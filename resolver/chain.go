@@ -27,8 +27,7 @@ type Chain struct {
 	Blocker   *Blocker // nil without lists
 	Forwarder *Forwarder
 
-	lists ListSource // for the Server's fast path; nil without lists
-	local *Local
+	local *Local // never nil; the Server asks it before packed answers
 }
 
 // NewChain assembles the query path. The order is fixed here, in one place,
@@ -37,7 +36,7 @@ type Chain struct {
 //  0. Local answers (ANY per RFC 8482, resolver-bypass canaries, the
 //     health name): first, so nothing Vigil answers
 //     itself is forwarded, cached or blocked.
-//  1. Blocking (filled by the blocklists stage): first, so a blocked name
+//  1. Blocking (filled by the blocklists stage): before the cache, so a blocked name
 //     never reaches the cache or an upstream, and so its CNAME check sees
 //     every answer, cached or not, and a list change applies at once.
 //  2. Cache: before the forwarder so hits never leave the process; it also
@@ -45,7 +44,10 @@ type Chain struct {
 //  3. Forwarder: terminal; asks the upstreams.
 //
 // Client identification and the access list run before the chain, in the
-// Server, because every stage and the log need their result.
+// Server, because every stage and the log need their result. The Server's
+// packed answers (packet.go) ask the same stages in the same order through
+// their own methods (Local.Handles, Blocker.judge, Cache.PackedHit), so the
+// order written here is the order everywhere.
 func NewChain(cfg ChainConfig) (*Chain, error) {
 	ups, err := buildUpstreams(cfg.Upstream)
 	if err != nil {
@@ -69,7 +71,6 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 	if cfg.Lists != nil {
 		ch.Blocker = NewBlocker(cfg.Lists, cfg.Blocking, cfg.Pause, ch.Handler)
 		ch.Handler = ch.Blocker
-		ch.lists = cfg.Lists
 	}
 	ch.local = NewLocal(LocalConfig{BlockBypass: cfg.Blocking.BlockBypass, HealthName: cfg.Blocking.HealthName}, ch.Handler)
 	ch.Handler = ch.local

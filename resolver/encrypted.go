@@ -125,10 +125,7 @@ func (s *Server) DoHHandler(path string, trustedProxies []netip.Prefix) http.Han
 			http.Error(w, "over the rate limit", http.StatusTooManyRequests)
 			return
 		}
-		reply, ok := s.fastAnswer(req, client, ProtoDoH, nil, newFastBufs(0, nil))
-		if !ok {
-			reply = s.answer(req, client, ProtoDoH, nil)
-		}
+		reply := s.respond(req, client, ProtoDoH, nil, newReaderBufs(0, nil))
 		if reply == nil {
 			http.Error(w, "not a DNS query", http.StatusBadRequest)
 			return

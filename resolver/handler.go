@@ -77,6 +77,12 @@ type Query struct {
 	// Deadline is when the client stops being worth answering; stages that
 	// wait (the Forwarder) must not wait beyond it.
 	Deadline time.Time
+
+	// verdict is the blocking stage's decision on Name when judged is
+	// set: the Server took it before trying a packed answer, and the
+	// Blocker does not take it again.
+	verdict verdict
+	judged  bool
 }
 
 // Source says which stage produced a Response.

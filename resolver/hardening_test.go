@@ -459,3 +459,55 @@ func TestPauseBlocking(t *testing.T) {
 		t.Errorf("status after everything ended: %+v", st)
 	}
 }
+
+// TestReloadMakesCachedNamesLocal is the regression test for the packed
+// answers diverging from the chain: a name answered from upstream and
+// cached (mask.icloud.com, the health name) must be answered by Vigil
+// itself as soon as a reload turns block_bypass on or sets health_name,
+// over every transport and also from a cache restored after a restart.
+func TestReloadMakesCachedNamesLocal(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 3600))
+	off := func(c *testConfig) { c.Blocking.BlockBypass = false; c.Blocking.HealthName = "" }
+	v := startVigil(t, []string{up.Addr}, off)
+	names := []string{"mask.icloud.com", "health.vigil", "_dns.resolver.arpa"}
+	for _, n := range names {
+		for _, net := range []string{"udp", "tcp"} {
+			if r := rt.Exchange(t, net, v.addr, rt.Question(n, dns.TypeA)); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+				t.Fatalf("%s over %s before the reload: %s", n, net, r)
+			}
+		}
+	}
+	asked := up.Queries()
+	restored := startVigil(t, []string{up.Addr}, nil) // a restart with the new configuration
+	if n, err := restored.chain.Cache.Restore(v.chain.Cache.Snapshot()); err != nil || n != len(names) {
+		t.Fatalf("restored %d entries (%v), want %d", n, err, len(names))
+	}
+
+	ccfg := resolver.ChainConfig{Upstream: resolver.DefaultUpstreamConfig(), Blocking: resolver.DefaultBlockingConfig()}
+	ccfg.Upstream.Servers = []string{up.Addr}
+	if err := ccfg.Upstream.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.chain.Reconfigure(ccfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range []*vigil{v, restored} {
+		for _, net := range []string{"udp", "tcp"} {
+			mask := rt.Exchange(t, net, srv.addr, rt.Question("mask.icloud.com", dns.TypeA))
+			if mask.Rcode != dns.RcodeNameError || len(mask.Answer) != 0 {
+				t.Errorf("mask.icloud.com over %s after the reload: %s; want NXDOMAIN", net, mask)
+			}
+			health := rt.Exchange(t, net, srv.addr, rt.Question("health.vigil", dns.TypeA))
+			if len(health.Answer) != 1 || health.Answer[0].(*dns.A).A.String() != "127.0.0.1" {
+				t.Errorf("health.vigil over %s after the reload: %s; want 127.0.0.1", net, health)
+			}
+			disc := rt.Exchange(t, net, srv.addr, rt.Question("_dns.resolver.arpa", dns.TypeA))
+			if disc.Rcode != dns.RcodeSuccess || len(disc.Answer) != 0 {
+				t.Errorf("_dns.resolver.arpa over %s after the reload: %s; want NODATA", net, disc)
+			}
+		}
+	}
+	if up.Queries() != asked {
+		t.Errorf("%d queries reached the upstream after the reload", up.Queries()-asked)
+	}
+}

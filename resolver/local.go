@@ -59,39 +59,72 @@ const anyTTL = 3600
 // bypassNXDomain are names answered NXDOMAIN when BlockBypass is on.
 var bypassNXDomain = [...]string{"use-application-dns.net.", "mask.icloud.com.", "mask-h2.icloud.com."}
 
-// Resolve implements Handler.
-func (l *Local) Resolve(ctx context.Context, q *Query) (*Response, error) {
+// localAnswer is what the local stage does with a question.
+type localAnswer uint8
+
+const (
+	localNone      localAnswer = iota // not Vigil's to answer: the next stage's
+	localANY                          // RFC 8482 minimal answer
+	localHealth                       // the health name
+	localBypassNX                     // a resolver-bypass canary: NXDOMAIN
+	localDiscovery                    // RFC 9462 resolver.arpa: NODATA
+)
+
+// decide is the stage's one decision: every path that answers a query
+// (Resolve, and the Server's packed answers through Handles) asks it.
+func (l *Local) decide(name string, qtype uint16) localAnswer {
 	cfg := l.cfg.Load()
 	switch {
-	case q.Type == dns.TypeANY:
-		m := l.reply(q)
+	case qtype == dns.TypeANY:
+		return localANY
+	case cfg.HealthName != "" && name == cfg.HealthName:
+		return localHealth
+	case cfg.BlockBypass:
+		for _, n := range bypassNXDomain {
+			if name == n {
+				return localBypassNX
+			}
+		}
+		if name == "resolver.arpa." || strings.HasSuffix(name, ".resolver.arpa.") {
+			return localDiscovery
+		}
+	}
+	return localNone
+}
+
+// Handles reports whether the stage answers the question itself, so that
+// nothing after it (blocking, the cache) may: the Server asks it before
+// answering from packed bytes. name is lowercased and fully qualified.
+func (l *Local) Handles(name string, qtype uint16) bool {
+	return l.decide(name, qtype) != localNone
+}
+
+// Resolve implements Handler.
+func (l *Local) Resolve(ctx context.Context, q *Query) (*Response, error) {
+	var m *dns.Msg
+	switch l.decide(q.Name, q.Type) {
+	case localNone:
+		return l.next.Resolve(ctx, q)
+	case localANY:
+		m = l.reply(q)
 		m.Answer = []dns.RR{&dns.HINFO{Hdr: l.hdr(q, dns.TypeHINFO, anyTTL), Cpu: "RFC8482"}}
-		return &Response{Msg: m, Source: SourceLocal}, nil
-	case cfg.HealthName != "" && q.Name == cfg.HealthName:
-		m := l.reply(q)
+	case localHealth:
+		m = l.reply(q)
 		switch q.Type {
 		case dns.TypeA:
 			m.Answer = []dns.RR{&dns.A{Hdr: l.hdr(q, dns.TypeA, 0), A: net.IPv4(127, 0, 0, 1)}}
 		case dns.TypeTXT:
 			m.Answer = []dns.RR{&dns.TXT{Hdr: l.hdr(q, dns.TypeTXT, 0), Txt: []string{"ok"}}}
 		}
-		return &Response{Msg: m, Source: SourceLocal}, nil
-	case cfg.BlockBypass:
-		for _, n := range bypassNXDomain {
-			if q.Name == n {
-				m := l.reply(q)
-				m.Rcode = dns.RcodeNameError
-				m.Ns = []dns.RR{l.soa(n)}
-				return &Response{Msg: m, Source: SourceLocal}, nil
-			}
-		}
-		if q.Name == "resolver.arpa." || strings.HasSuffix(q.Name, ".resolver.arpa.") {
-			m := l.reply(q)
-			m.Ns = []dns.RR{l.soa("resolver.arpa.")}
-			return &Response{Msg: m, Source: SourceLocal}, nil
-		}
+	case localBypassNX:
+		m = l.reply(q)
+		m.Rcode = dns.RcodeNameError
+		m.Ns = []dns.RR{l.soa(q.Name)}
+	case localDiscovery:
+		m = l.reply(q)
+		m.Ns = []dns.RR{l.soa("resolver.arpa.")}
 	}
-	return l.next.Resolve(ctx, q)
+	return &Response{Msg: m, Source: SourceLocal}, nil
 }
 
 func (l *Local) reply(q *Query) *dns.Msg {

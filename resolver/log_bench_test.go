@@ -47,11 +47,11 @@ func BenchmarkFastPathBlockedLog(b *testing.B) {
 				pkts = append(pkts, packQuery(b, "t"+strconv.Itoa(i)+".xiaomi.example"))
 			}
 			out := make([]byte, 0, 2048)
-			fb := newFastBufs(0, lane)
+			rb := newReaderBufs(0, lane)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				s.fastAnswer(pkts[i&1023], client, ProtoUDP, out, fb)
+				s.prepare(pkts[i&1023], client, ProtoUDP, out, rb)
 				i++
 			}
 		})
@@ -80,7 +80,7 @@ func TestLogStrings(t *testing.T) {
 			t.Errorf("logStrings(%q, %+v) = %q, %q; want %q, %q", tc.qname, tc.rule, name, rule, tc.qname, tc.rule.String())
 		}
 		// A UDP reader's lane copies at once, so views will do.
-		if got := newFastBufs(0, nil).ruleText(tc.rule); got != tc.rule.String() {
+		if got := newReaderBufs(0, nil).ruleText(tc.rule); got != tc.rule.String() {
 			t.Errorf("ruleText(%+v) = %q, want %q", tc.rule, got, tc.rule.String())
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// FuzzServerAnswer feeds raw bytes to the packet path, as a UDP and as a
+// FuzzServerAnswer feeds raw bytes to the packet path (Server.respond), as a UDP and as a
 // TCP query: it must never panic, and any reply must parse, be a response
 // and, when the query had a parsable header, carry its ID.
 func FuzzServerAnswer(f *testing.F) {
@@ -41,9 +41,10 @@ func FuzzServerAnswer(f *testing.F) {
 	}
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1}) // pointer loop
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 8, 0, 8, 0, 4, 0, 1, 24})
+	rb := newReaderBufs(0, nil)
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		for _, proto := range []Proto{ProtoUDP, ProtoTCP} {
-			reply := s.answer(pkt, client, proto, nil)
+			reply := s.respond(pkt, client, proto, nil, rb)
 			if reply == nil {
 				continue
 			}

@@ -50,10 +50,10 @@ type Server struct {
 	recorder Recorder
 	// policy holds what a reload may change; one atomic load per query.
 	policy atomic.Pointer[serverPolicy]
-	// The fast path's view of the chain (fastpath.go); cache is nil
-	// when there is no chain or no cache, blocker nil without lists.
+	// The stages prepare asks for packed answers (packet.go): cache is
+	// nil when there is no chain or no cache, blocker nil without lists,
+	// local nil without a chain.
 	cache   *Cache
-	lists   ListSource
 	blocker *Blocker
 	local   *Local
 	// recordAllowed also records lookups that were not blocked.
@@ -144,8 +144,9 @@ type LaneRecorder interface {
 type ServerDeps struct {
 	// Handler answers queries. When nil, Chain.Handler does.
 	Handler Handler
-	// Chain, when set, lets the Server answer plain cache hits from the
-	// cached bytes without running the chain (fastpath.go).
+	// Chain, when set, lets the Server answer plain cache hits and
+	// blocked names from packed bytes through the chain's stages
+	// (packet.go).
 	Chain *Chain
 	// Log receives the server's own messages; never nil.
 	Log *zap.Logger
@@ -181,7 +182,7 @@ func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 		if s.handler == nil {
 			s.handler = ch.Handler
 		}
-		s.cache, s.lists, s.blocker, s.local = ch.Cache, ch.lists, ch.Blocker, ch.local
+		s.cache, s.blocker, s.local = ch.Cache, ch.Blocker, ch.local
 	}
 	s.Reconfigure(cfg.Allow, deps.Clients, deps.Limiter, deps.LimitRefuse)
 	return s
@@ -352,7 +353,7 @@ func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 	if lr, ok := s.recorder.(LaneRecorder); ok {
 		lane = lr.NewLane()
 	}
-	fb := newFastBufs(stripe, lane)
+	rb := newReaderBufs(stripe, lane)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(in)
 		if err != nil {
@@ -370,14 +371,15 @@ func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 			}
 			continue
 		}
-		if reply, ok := s.fastAnswer(in[:n], client, ProtoUDP, out, fb); ok {
+		reply, pre, ok := s.prepare(in[:n], client, ProtoUDP, out, rb)
+		if ok {
 			_, _ = c.WriteToUDPAddrPort(reply, from)
 			if cap(reply) > cap(out) && cap(reply) <= maxKeptReply {
 				out = reply[:0]
 			}
 			continue
 		}
-		// Off the fast path the answer may wait for an upstream: it gets
+		// Not answered packed, the answer may wait for an upstream: it gets
 		// its own goroutine, at most max_inflight of them across all
 		// sockets. When that many are busy the query is dropped (the
 		// client retries), as dnsmasq does past dns-forward-max: a reader
@@ -390,19 +392,20 @@ func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 			continue
 		}
 		s.wg.Add(1)
-		go s.answerUDP(c, append([]byte(nil), in[:n]...), from, client)
+		go s.answerUDP(c, append([]byte(nil), in[:n]...), from, client, pre)
 	}
 }
 
-// answerUDP answers one query off the fast path.
-func (s *Server) answerUDP(c *net.UDPConn, req []byte, from netip.AddrPort, client netip.Addr) {
+// answerUDP answers, through the chain, one query prepare could not
+// answer packed.
+func (s *Server) answerUDP(c *net.UDPConn, req []byte, from netip.AddrPort, client netip.Addr, pre prepared) {
 	defer s.wg.Done()
 	defer func() { <-s.udpInflight }()
 	buf, _ := s.replyBufs.Get().(*[]byte)
 	if buf == nil {
 		buf = new([]byte)
 	}
-	reply := s.answer(req, client, ProtoUDP, (*buf)[:0])
+	reply := s.answer(req, client, ProtoUDP, (*buf)[:0], &pre)
 	if reply != nil {
 		_, _ = c.WriteToUDPAddrPort(reply, from)
 		if cap(reply) <= maxKeptReply {
@@ -521,10 +524,7 @@ func (s *Server) serveConn(c net.Conn, proto Proto) {
 		pending.Add(1)
 		go func() {
 			defer func() { <-s.tcpInflight; <-pipe; pending.Done() }()
-			reply, ok := s.fastAnswer(req, client, proto, make([]byte, 0, 512), newFastBufs(0, nil))
-			if !ok {
-				reply = s.answer(req, client, proto, make([]byte, 0, 512))
-			}
+			reply := s.respond(req, client, proto, make([]byte, 0, 512), newReaderBufs(0, nil))
 			if reply == nil {
 				return
 			}
@@ -548,12 +548,16 @@ func (s *Server) serveConn(c net.Conn, proto Proto) {
 	s.mu.Unlock()
 }
 
-// answer turns one query packet into one answer packet, appended to out;
-// nil means no answer at all. It never panics: a panic in the chain becomes
-// SERVFAIL.
+// answer turns one query packet into one answer packet through the chain,
+// appended to out; nil means no answer at all. It never panics: a panic in
+// the chain becomes SERVFAIL. pre is what prepare learned of req (nil or
+// the zero value: nothing).
 //
 // out is a buffer the answer may be packed into, to save an allocation.
-func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) (reply []byte) {
+func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte, pre *prepared) (reply []byte) {
+	if pre != nil && pre.parsed {
+		return s.answerMsg(pre.wq.msg(req), client, proto, out, pre)
+	}
 	if len(req) < headerLen {
 		s.stats.dropped.Add(1)
 		return nil // not even a header: nothing to reply to
@@ -574,8 +578,13 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 		s.stats.formerr.Add(1)
 		return headerReply(out, req, dns.RcodeFormatError)
 	}
+	return s.answerMsg(m, client, proto, out, nil)
+}
+
+// answerMsg answers the request m, a query with one question.
+func (s *Server) answerMsg(m *dns.Msg, client netip.Addr, proto Proto, out []byte, pre *prepared) (reply []byte) {
 	pol := s.policy.Load()
-	if !pol.acl.Allowed(client) {
+	if (pre == nil || !pre.parsed) && !pol.acl.Allowed(client) { // prepare let only allowed clients through
 		s.stats.refused.Add(1)
 		s.metrics.count(0, proto, ResultRefused, m.Question[0].Qtype)
 		r := new(dns.Msg)
@@ -617,6 +626,10 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte) 
 	}
 	if reqOPT != nil {
 		q.DO = reqOPT.Do()
+	}
+	if pre != nil && pre.judged {
+		q.verdict, q.judged = pre.verdict, true
+		q.verdict.rebase(q.Name)
 	}
 	resp, err := s.handler.Resolve(s.baseCtx, q)
 	if err != nil {

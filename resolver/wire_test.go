@@ -67,7 +67,7 @@ type testClock struct {
 func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 
 // fastTestServer is a Server over the full chain with a cache on a test
-// clock and a small list, not listening: tests drive answer and fastAnswer.
+// clock and a small list, not listening: tests drive answer and prepare.
 func fastTestServer(t testing.TB) (*Server, *testClock) {
 	up := rt.NewUpstream(t, variedUpstream)
 	ucfg := DefaultUpstreamConfig()
@@ -170,7 +170,7 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 		{name: "www.example.", qtype: dns.TypeA, edns: true, udpSize: 100, rd: true, wantFast: true},           // tiny EDNS size means 512
 		{name: "nx.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true, cd: true, wantFast: true}, // flags on a negative answer
 	}
-	fb := newFastBufs(0, nil)
+	rb := newReaderBufs(0, nil)
 	out := make([]byte, 0, 4096)
 	// Warm the cache through the full path.
 	for i, r := range reqs {
@@ -178,7 +178,7 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 		if proto == 0 {
 			proto = ProtoUDP
 		}
-		if s.answer(r.pack(t, uint16(i)), client, proto, nil) == nil {
+		if s.answer(r.pack(t, uint16(i)), client, proto, nil, nil) == nil {
 			t.Fatalf("%s: no answer", r.name)
 		}
 	}
@@ -192,21 +192,26 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 				proto = ProtoUDP
 			}
 			pkt := r.pack(t, uint16(1000+i))
-			fast, ok := s.fastAnswer(pkt, client, proto, out, fb)
+			fast, pre, ok := s.prepare(pkt, client, proto, out, rb)
 			if !ok && r.wantFast && age > 0 && !strings.Contains(strings.ToLower(r.name), "blocked") && !strings.HasPrefix(r.name, "a1.") {
 				// Expired: the full path refreshes it, then it is fast again.
-				s.answer(pkt, client, proto, nil)
-				fast, ok = s.fastAnswer(pkt, client, proto, out, fb)
+				s.answer(pkt, client, proto, nil, nil)
+				fast, pre, ok = s.prepare(pkt, client, proto, out, rb)
 			}
 			if ok != r.wantFast {
 				t.Errorf("%s %s (age %s): fast path ok=%v, want %v", r.name, dns.TypeToString[r.qtype], age, ok, r.wantFast)
 				continue
 			}
 			if !ok {
+				// What prepare hands on must not change the chain's answer.
+				withPre := unpack(t, s.answer(pkt, client, proto, nil, &pre))
+				if want := unpack(t, s.answer(pkt, client, proto, nil, nil)); !sameAnswer(withPre, want) {
+					t.Errorf("%s %s (age %s): with prepare's parse and verdict:\n%s\nunpacked:\n%s", r.name, dns.TypeToString[r.qtype], age, withPre, want)
+				}
 				continue
 			}
 			got := unpack(t, fast)
-			want := unpack(t, s.answer(pkt, client, proto, nil))
+			want := unpack(t, s.answer(pkt, client, proto, nil, nil))
 			if !sameAnswer(got, want) {
 				t.Errorf("%s %s (age %s):\nfast:\n%s\nfull:\n%s", r.name, dns.TypeToString[r.qtype], age, got, want)
 			}
@@ -214,9 +219,13 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 	}
 }
 
-// FuzzFastPath feeds arbitrary bytes to the fast path with a warm cache:
-// it must never panic, and whatever it answers must parse and equal the
-// full path's answer.
+// FuzzFastPath feeds arbitrary bytes to the packet path with a warm cache:
+// it must never panic; whatever prepare answers packed must parse and equal
+// the chain's answer; and what prepare hands to the chain must not change
+// the chain's answer. It runs on a server whose cache was warmed while
+// Local answered nothing and on one whose cache was restored from it, each
+// before and after a reload turns Local's answers on, so a cached answer
+// to a name Local now answers is caught.
 func FuzzFastPath(f *testing.F) {
 	s, _ := fastTestServer(f)
 	client := netip.MustParseAddr("127.0.0.1")
@@ -227,25 +236,99 @@ func FuzzFastPath(f *testing.F) {
 		{name: "txt.example.", qtype: dns.TypeTXT},
 		{name: "X.blocked.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true},
 		{name: "a1.cdn.example.", qtype: dns.TypeAAAA},
+		{name: "mask.icloud.com.", qtype: dns.TypeA, rd: true},
+		{name: "Health.Vigil.", qtype: dns.TypeA, edns: true, udpSize: 1232},
+		{name: "_dns.resolver.arpa.", qtype: dns.TypeA},
 	}
+	none := LocalConfig{}
+	all := LocalConfig{BlockBypass: true, HealthName: "health.vigil."}
+	s.local.Reconfigure(none)
 	for i, r := range seeds {
 		pkt := r.pack(f, uint16(i))
-		s.answer(pkt, client, ProtoUDP, nil)
+		s.answer(pkt, client, ProtoUDP, nil, nil)
 		f.Add(pkt)
 	}
-	fb := newFastBufs(0, nil)
+	restored, _ := fastTestServer(f)
+	if _, err := restored.cache.Restore(s.cache.Snapshot()); err != nil {
+		f.Fatal(err)
+	}
+	rb := newReaderBufs(0, nil)
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		fast, ok := s.fastAnswer(pkt, client, ProtoUDP, nil, fb)
-		if !ok {
+		for _, srv := range []*Server{s, restored} {
+			for _, lc := range []LocalConfig{none, all} {
+				srv.local.Reconfigure(lc)
+				checkPacketPath(t, srv, pkt, client, rb)
+			}
+		}
+	})
+}
+
+// checkPacketPath holds prepare's packed answer, or the chain's answer
+// with what prepare handed on, to the chain's answer from the unpacked
+// request.
+func checkPacketPath(t *testing.T, s *Server, pkt []byte, client netip.Addr, rb *readerBufs) {
+	t.Helper()
+	fast, pre, ok := s.prepare(pkt, client, ProtoUDP, nil, rb)
+	if !ok {
+		if !pre.parsed && !pre.judged {
 			return
 		}
-		got := unpack(t, fast)
-		full := s.answer(pkt, client, ProtoUDP, nil)
-		if full == nil {
-			t.Fatal("fast path answered what the full path drops")
+		fast = s.answer(pkt, client, ProtoUDP, nil, &pre)
+	}
+	if fast == nil {
+		t.Fatal("no answer to a query prepare parsed")
+	}
+	got := unpack(t, fast)
+	full := s.answer(pkt, client, ProtoUDP, nil, nil)
+	if full == nil {
+		t.Fatal("answered what the chain drops")
+	}
+	if want := unpack(t, full); !sameAnswer(got, want) {
+		t.Fatalf("packed=%v:\n%s\nchain:\n%s", ok, got, want)
+	}
+}
+
+// TestWireMsgMatchesUnpack checks that the request message built from
+// parseWire's reading is the one miekg/dns unpacks, options aside.
+func TestWireMsgMatchesUnpack(t *testing.T) {
+	for i, r := range []request{
+		{name: "www.example.", qtype: dns.TypeA, rd: true},
+		{name: "WwW.ExAmPlE.", qtype: dns.TypeAAAA, cd: true},
+		{name: "a_b-c.example.", qtype: dns.TypeTXT, edns: true, udpSize: 4096, do: true, withOpt: true},
+		{name: ".", qtype: dns.TypeNS, edns: true, udpSize: 512},
+	} {
+		pkt := r.pack(t, uint16(i))
+		wq, _, ok := parseWire(pkt, make([]byte, 256))
+		if !ok {
+			t.Fatalf("%s: parseWire declined", r.name)
 		}
-		if want := unpack(t, full); !sameAnswer(got, want) {
-			t.Fatalf("fast:\n%s\nfull:\n%s", got, want)
+		assertWireMsg(t, pkt, wq.msg(pkt))
+	}
+}
+
+func assertWireMsg(t *testing.T, pkt []byte, got *dns.Msg) {
+	t.Helper()
+	want := new(dns.Msg)
+	if err := want.Unpack(pkt); err != nil {
+		t.Fatal(err)
+	}
+	if o := want.IsEdns0(); o != nil {
+		o.Option = nil
+		o.Hdr.Rdlength = 0
+	}
+	if got.String() != want.String() || got.MsgHdr != want.MsgHdr {
+		t.Fatalf("built:\n%s\nunpacked:\n%s", got, want)
+	}
+}
+
+// FuzzWireMsg: for whatever parseWire accepts, the built message is the
+// unpacked one.
+func FuzzWireMsg(f *testing.F) {
+	f.Add(request{name: "x.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true, withOpt: true}.pack(f, 1))
+	name := make([]byte, 256)
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		if wq, _, ok := parseWire(pkt, name); ok {
+			assertWireMsg(t, pkt, wq.msg(pkt))
 		}
 	})
 }
@@ -279,7 +362,7 @@ func TestCacheSnapshotRestore(t *testing.T) {
 	s, clock := fastTestServer(t)
 	client := netip.MustParseAddr("127.0.0.1")
 	for i, r := range []request{{name: "www.example.", qtype: dns.TypeA, rd: true}, {name: "txt.example.", qtype: dns.TypeTXT, rd: true}} {
-		s.answer(r.pack(t, uint16(i)), client, ProtoUDP, nil)
+		s.answer(r.pack(t, uint16(i)), client, ProtoUDP, nil, nil)
 	}
 	snap := s.cache.Snapshot()
 
@@ -290,7 +373,7 @@ func TestCacheSnapshotRestore(t *testing.T) {
 		t.Fatalf("restored %d entries, %v; want 1 (the expired one skipped)", n, err)
 	}
 	pkt := request{name: "www.example.", qtype: dns.TypeA, rd: true}.pack(t, 7)
-	out, ok := s2.fastAnswer(pkt, client, ProtoUDP, nil, newFastBufs(0, nil))
+	out, _, ok := s2.prepare(pkt, client, ProtoUDP, nil, newReaderBufs(0, nil))
 	if !ok {
 		t.Fatal("restored entry not answered from the cache")
 	}

@@ -1,0 +1,188 @@
+package resolver
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/store"
+)
+
+// One query path. Every query packet goes through Server.prepare, which
+// parses it once and asks the chain's stages, in the chain's order, whether
+// they can answer it from packed bytes without building a message:
+//
+//  1. Local.Handles: a name Vigil answers itself goes to the chain;
+//  2. Blocker.judge, then Blocker.appendPacked for a blocked name;
+//  3. Cache.PackedHit, with the Blocker's CNAME check as its veto.
+//
+// What a stage cannot answer packed goes to Server.answer with the parse and
+// the verdict (a prepared), so the chain decides nothing twice: the request
+// message is built from the parse, not unpacked again, and the Blocker
+// takes the verdict instead of matching again. The packed answers are
+// methods of the stages that own the decision, so they cannot drift from
+// Resolve; TestFastPathMatchesFullPath and FuzzFastPath check that they
+// agree byte for byte in meaning.
+
+// respond answers one query, packed if the stages can, else through the
+// chain: what every transport but UDP runs (UDP readers hand the chain's
+// part to a goroutine of its own). nil means no answer.
+func (s *Server) respond(req []byte, client netip.Addr, proto Proto, out []byte, rb *readerBufs) []byte {
+	reply, pre, ok := s.prepare(req, client, proto, out, rb)
+	if ok {
+		return reply
+	}
+	return s.answer(req, client, proto, out, &pre)
+}
+
+// readerBufs is what one goroutine lends prepare from query to query:
+// scratch for the name and a rule's text, its counter stripe and, for a
+// UDP reader, its lane into the per-client log.
+type readerBufs struct {
+	name   []byte // 256 bytes: the longest name, lowercased
+	rule   []byte
+	stripe int
+	// lane, when not nil, takes logged lookups; else they go to the
+	// Server's Recorder.
+	lane *store.LogLane
+}
+
+func newReaderBufs(stripe int, lane *store.LogLane) *readerBufs {
+	return &readerBufs{name: make([]byte, 256), stripe: stripe, lane: lane}
+}
+
+// prepared is what prepare learned of a query it could not answer packed;
+// the zero value means nothing (the request is unpacked in full).
+type prepared struct {
+	// parsed: wq holds parseWire's reading of the request, the client is
+	// allowed, and no EDNS option of it matters (it is not a trusted
+	// forwarder's), so the request message can be built from wq.
+	parsed bool
+	wq     wireQuery
+	// judged: verdict holds the Blocker's decision. Its rule name may be a
+	// view of the reader's buffer: rebased onto the query's name before use.
+	judged  bool
+	verdict verdict
+}
+
+// prepare answers req from packed bytes if the stages can (reply, true), or
+// says what it learned for Server.answer (false). out is the buffer the
+// reply is written into.
+func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte, rb *readerBufs) (reply []byte, pre prepared, ok bool) {
+	wq, n, parsed := parseWire(req, rb.name)
+	if !parsed {
+		return nil, pre, false
+	}
+	pol := s.policy.Load()
+	if !pol.acl.Allowed(client) {
+		return nil, pre, false // answer refuses and counts it
+	}
+	if cl := pol.clients; cl != nil && len(cl.trusted) > 0 && wq.edns && cl.isTrusted(client) {
+		return nil, pre, false // its EDNS options may name another client
+	}
+	pre = prepared{parsed: true, wq: wq}
+	// The name as a string without copying: it is only looked up and
+	// compared here; what outlives the query is copied (the log) or
+	// rebased (the verdict).
+	name := unsafe.String(&rb.name[0], n)
+	if s.local != nil && s.local.Handles(name, wq.qtype) {
+		return nil, pre, false
+	}
+	b := s.blocker
+	if b != nil {
+		pre.judged, pre.verdict = true, b.judge(name)
+		if pre.verdict.blocks() {
+			reply, ok = s.packedBlocked(req, &wq, name, client, proto, out, pol, pre.verdict.match, rb)
+			return reply, pre, ok
+		}
+	}
+	if s.cache == nil || s.recordAllowed {
+		return nil, pre, false // allowed lookups are recorded by answer
+	}
+	var accept func([]string) bool
+	if b != nil && b.cnameCheck(pre.verdict) {
+		accept = func(cnames []string) bool {
+			_, _, blocked := b.blockedCNAME(len(cnames), func(i int) string { return cnames[i] })
+			return !blocked // a blocked target (perhaps paused): answer decides
+		}
+	}
+	reply, ok = s.cache.PackedHit(out, req, &wq, name, proto, s.cfg.MaxUDPSize, rb.stripe, accept)
+	if !ok {
+		return nil, pre, false
+	}
+	s.stats.queries.Add(rb.stripe, 1)
+	s.metrics.count(rb.stripe, proto, ResultCached, wq.qtype)
+	return reply, pre, true
+}
+
+// packedBlocked answers a blocked name from packed bytes when the Blocker
+// can and the client's blocking is not paused, and records the lookup as
+// answer would.
+func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, client netip.Addr, proto Proto, out []byte, pol *serverPolicy, v blocklists.Match, rb *readerBufs) ([]byte, bool) {
+	b := s.blocker
+	out, ok := b.appendPacked(out, req, wq, v, s.cfg.MaxUDPSize)
+	if !ok || len(out) > replyLimit(proto, wq.edns, wq.udpSize, s.cfg.MaxUDPSize) {
+		return nil, false // another answer mode, or a rule text too long for the client: answer fits it
+	}
+	now := time.Now()
+	cl := Client{Addr: client}
+	if pol.clients != nil {
+		cl.Name = pol.clients.nameOf(client)
+	}
+	if b.paused(cl, now) {
+		return nil, false
+	}
+	s.stats.queries.Add(rb.stripe, 1)
+	s.metrics.count(rb.stripe, proto, ResultBlocked, wq.qtype)
+	s.metrics.countBlocked(rb.stripe, BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
+	if s.recorder != nil {
+		e := store.LogEntry{
+			Time: now, ClientName: cl.Name, ClientAddr: client,
+			QType: typeString(wq.qtype), Proto: proto.String(), Blocked: true,
+			List: v.List.Name, Vendor: v.List.Vendor, Reason: ReasonName,
+		}
+		if rb.lane != nil {
+			// The lane copies the entry before Add returns: the name and
+			// rule may be views of the reader's buffers.
+			e.QName, e.Rule = name, rb.ruleText(v.Rule)
+			rb.lane.Add(&e)
+		} else {
+			e.QName, e.Rule = logStrings(name, v.Rule)
+			s.recorder.Record(e)
+		}
+	}
+	return out, true
+}
+
+// ruleText returns the rule's text for the log without allocating: a
+// plain rule's text is its name (Match reports the suffix of the name
+// looked up, so a view of the reader's buffer); any other is built in
+// rb's scratch. Both are valid until the next query.
+func (rb *readerBufs) ruleText(r blocklists.Rule) string {
+	if r.Plain() {
+		return r.Name
+	}
+	rb.rule = r.AppendText(rb.rule[:0])
+	return unsafe.String(unsafe.SliceData(rb.rule), len(rb.rule))
+}
+
+// logStrings copies the looked-up name (which lives in the reader's reused
+// buffer) and the rule's text for the log, in one allocation: the two
+// strings share it. A plain rule's text is its name, a suffix of the name
+// looked up, so it is a piece of the copy.
+func logStrings(qname string, r blocklists.Rule) (name, rule string) {
+	if r.Plain() {
+		name = strings.Clone(qname)
+		trimmed := strings.TrimSuffix(name, ".")
+		return name, trimmed[len(trimmed)-len(r.Name):]
+	}
+	// A rule's text is its name and at most 25 bytes of syntax.
+	b := make([]byte, 0, len(qname)+len(r.Name)+32)
+	b = append(b, qname...)
+	b = r.AppendText(b)
+	// b is never written again, so strings may share it.
+	both := unsafe.String(unsafe.SliceData(b), len(b))
+	return both[:len(qname)], both[len(qname):]
+}
