@@ -344,23 +344,10 @@ func (q *QueryLog) Done() <-chan struct{} { return q.done }
 // block body is, S2-compressed (entries of one flush repeat names, lists
 // and vendors, so this shrinks it several times): the count and per entry
 // its time (8 bytes) and its length-prefixed encoding, oldest first.
-const (
-	// blockV1 versions the blocks of the Badger-based log of earlier
-	// versions, read once to move them into segments (migrate.go).
-	blockV1 = 3
-	// maxBlockBytes bounds a block before compression, and so the memory
-	// a reader needs for one.
-	maxBlockBytes = 48 << 10
-)
-
-func appendStamp(k []byte, t time.Time, seq uint32) []byte {
-	ns := t.UnixNano()
-	if t.IsZero() || ns < 0 {
-		ns = 0 // the zero time means "from the beginning", not an overflowed nanosecond count
-	}
-	k = binary.BigEndian.AppendUint64(k, uint64(ns))
-	return binary.BigEndian.AppendUint32(k, seq)
-}
+//
+// maxBlockBytes bounds a block before compression, and so the memory a
+// reader needs for one.
+const maxBlockBytes = 48 << 10
 
 // write stores the pending batch and empties it. Errors (a full disk,
 // say) are counted and reported; the entries are lost, DNS is not
@@ -431,7 +418,7 @@ type record struct {
 func (a record) compare(b record) int { return cmp.Compare(a.ns, b.ns) }
 
 // appendRecord appends e as a block body keeps it: its time (8 bytes),
-// the encoding's length (uvarint) and the encoding (encodeEntry).
+// the encoding's length (uvarint) and the encoding (encodeEntryAddr).
 func appendRecord(b []byte, e *LogEntry, truncateAddr bool) []byte {
 	addr := e.ClientAddr
 	if truncateAddr {
@@ -568,15 +555,6 @@ func entryClient(enc []byte) (name, addr []byte) {
 	return nil, addr
 }
 
-// decodeBlock returns the entries of a block of the Badger-based log of
-// earlier versions: a version byte, the newest entry's time, the body.
-func decodeBlock(v []byte) ([]LogEntry, error) {
-	if len(v) < 9 || v[0] != blockV1 {
-		return nil, errCorrupt
-	}
-	return decodeBody(v[9:], nil)
-}
-
 // decodeBody returns a compressed block body's entries, oldest first,
 // appended to out.
 func decodeBody(compressed []byte, out []LogEntry) ([]LogEntry, error) {
@@ -635,9 +613,7 @@ const (
 	flagOtherProt = 8
 )
 
-func encodeEntry(b []byte, e *LogEntry) []byte { return encodeEntryAddr(b, e, e.ClientAddr) }
-
-// encodeEntryAddr is encodeEntry with addr in place of the entry's.
+// encodeEntryAddr encodes e with addr in place of its address.
 func encodeEntryAddr(b []byte, e *LogEntry, addr netip.Addr) []byte {
 	var flags byte
 	if e.Blocked {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-	"github.com/klauspost/compress/s2"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -195,62 +192,6 @@ func TestSegmentReadWhileWriting(t *testing.T) {
 	if n := countEntries(t, s, LogFilter{}); n != 3000 {
 		t.Errorf("%d entries, want 3000", n)
 	}
-}
-
-// A store written by a version that kept the log in Badger is moved into
-// segments at open, and the Badger keys are dropped.
-func TestMigrateLegacyLog(t *testing.T) {
-	dir := t.TempDir()
-	s := testStore(t, dir)
-	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
-	// The legacy layout: q/b/t/<stamp> -> version, newest time, S2 body.
-	err := s.db.Update(func(txn *badger.Txn) error {
-		for blk := range 3 {
-			var body []byte
-			body = append(body, 4) // uvarint count
-			var newest time.Time
-			for i := range 4 {
-				e := entry("legacy", "10.0.0.9", at.Add(time.Duration(blk*4+i)*time.Second), fmt.Sprintf("l%d.example.", blk*4+i), "V")
-				enc := encodeEntry(nil, &e)
-				body = binary.BigEndian.AppendUint64(body, uint64(e.Time.UnixNano()))
-				body = binary.AppendUvarint(body, uint64(len(enc)))
-				body = append(body, enc...)
-				newest = e.Time
-			}
-			v := binary.BigEndian.AppendUint64([]byte{blockV1}, uint64(newest.UnixNano()))
-			v = append(v, s2.Encode(nil, body)...)
-			key := appendStamp([]byte("q/b/t/"), at.Add(time.Duration(blk*4)*time.Second), uint32(blk))
-			if err := txn.Set(key, v); err != nil {
-				return err
-			}
-			if err := txn.Set(append([]byte("q/b/c/legacy\x00"), key[6:]...), []byte{4, 0, 1, 2, 3}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-
-	s = testStore(t, dir)
-	defer s.Close()
-	if n := countEntries(t, s, LogFilter{Client: "legacy"}); n != 12 {
-		t.Errorf("%d legacy entries after the move, want 12", n)
-	}
-	p, _ := s.LogEntries(LogFilter{Limit: 1})
-	if len(p.Entries) != 1 || p.Entries[0].QName != "l11.example." {
-		t.Errorf("newest entry %+v, want l11.example.", p.Entries)
-	}
-	_ = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: legacyLogPrefix})
-		defer it.Close()
-		if it.Rewind(); it.Valid() {
-			t.Errorf("legacy key %q left in badger", it.Item().Key())
-		}
-		return nil
-	})
 }
 
 func FuzzParseFrame(f *testing.F) {

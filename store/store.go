@@ -158,9 +158,6 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		return nil, err
 	}
 	st := &Store{db: db, segs: segs, cfg: cfg, log: log, freeBytes: freeBytes}
-	if err := st.migrateLog(); err != nil {
-		log.Warn("moving the query log of an earlier version out of Badger failed; its entries are not shown", zap.Error(err))
-	}
 	st.checkDisk()
 	return st, nil
 }
