@@ -12,7 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/vigil-dns/vigil/blocklists"
-	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // The fast path answers the commonest query there is — a plain question
@@ -201,12 +201,12 @@ type fastBufs struct {
 	name   []byte // 256 bytes: the longest name, lower-cased
 	rule   []byte
 	stripe int
-	// lane, when not nil, takes logged lookups (store.LogLane); else they
+	// lane, when not nil, takes logged lookups (querylog.Lane); else they
 	// go to the Server's Recorder.
-	lane *store.LogLane
+	lane *querylog.Lane
 }
 
-func newFastBufs(stripe int, lane *store.LogLane) *fastBufs {
+func newFastBufs(stripe int, lane *querylog.Lane) *fastBufs {
 	return &fastBufs{name: make([]byte, 256), stripe: stripe, lane: lane}
 }
 
@@ -418,7 +418,7 @@ func (s *Server) fastBlocked(req []byte, fq fastQuery, qname string, client neti
 	s.metrics.count(fb.stripe, proto, ResultBlocked, fq.qtype)
 	s.metrics.countBlocked(fb.stripe, BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
 	if s.recorder != nil {
-		e := store.LogEntry{
+		e := querylog.Entry{
 			Time: now, ClientName: cl.Name, ClientAddr: client,
 			QType: typeString(fq.qtype), Proto: proto.String(), Blocked: true,
 			List: v.List.Name, Vendor: v.List.Vendor, Reason: ReasonName,
