@@ -23,15 +23,6 @@ import (
 	"github.com/vigil-dns/vigil/store"
 )
 
-// Source statuses, as Pi-hole reports its gravity sources.
-const (
-	StatusPending      = "pending"                  // never attempted
-	StatusUpdated      = "updated"                  // a new copy was fetched and is in use
-	StatusUnchanged    = "unchanged"                // the source has not changed
-	StatusFailedCached = "failed-using-cached-copy" // the update failed; the last good copy is in use
-	StatusFailedNoCopy = "failed-no-copy"           // the update failed and there is no copy to use
-)
-
 // ListStore is the part of the store the Manager uses.
 type ListStore interface {
 	PutList(id string, meta store.ListMeta, body []byte) error
@@ -89,14 +80,6 @@ type Set struct {
 	Generation uint64
 	// Built is when the set was compiled.
 	Built time.Time
-}
-
-// SourceStatus is what the API and CLI show for one source.
-type SourceStatus struct {
-	ID     string `json:"id"`
-	Vendor string `json:"vendor"`
-	Kind   string `json:"kind"`
-	store.ListMeta
 }
 
 // Manager keeps the lists fresh and the compiled Set current. Current is
@@ -296,7 +279,7 @@ func (m *Manager) Status() []SourceStatus {
 			if err != nil {
 				meta = store.ListMeta{List: l.Name, Source: src, Status: StatusPending}
 			}
-			out = append(out, SourceStatus{ID: id, Vendor: l.Vendor, Kind: l.Kind, ListMeta: meta})
+			out = append(out, newSourceStatus(id, &l, meta))
 		}
 	}
 	return out
@@ -315,7 +298,6 @@ func (m *Manager) update(ctx context.Context, l *ListConfig, src string) SourceS
 	}
 	now := m.now()
 	meta.CheckedAt = now
-	status := SourceStatus{ID: id, Vendor: l.Vendor, Kind: l.Kind}
 
 	body, etag, lastMod, err := m.fetch(ctx, src, meta)
 	var st ParseStats
@@ -369,8 +351,7 @@ func (m *Manager) update(ctx context.Context, l *ListConfig, src string) SourceS
 				zap.Int("entries", st.Entries), zap.Int("rejected", st.Rejected), zap.String("format", string(st.Format)))
 		}
 	}
-	status.ListMeta = meta
-	return status
+	return newSourceStatus(id, l, meta)
 }
 
 func (m *Manager) putMeta(id string, meta store.ListMeta) {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/vigil-dns/vigil/blocklists"
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
-	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // benchServer builds a Server around the full chain (cache + forwarder to a
@@ -168,22 +168,19 @@ func BenchmarkAnswerBlocked(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			var rec Recorder
 			if logging {
-				cfg := store.DefaultConfig()
-				cfg.Dir = b.TempDir()
-				st, err := store.Open(cfg, zap.NewNop())
+				qcfg := querylog.DefaultConfig()
+				qcfg.LogLines = false
+				q, err := querylog.Open(b.TempDir(), qcfg, zap.NewNop())
 				if err != nil {
 					b.Fatal(err)
 				}
-				qcfg := store.DefaultQueryLogConfig()
-				qcfg.LogLines = false
-				q := st.NewQueryLog(qcfg, zap.NewNop())
 				ctx, cancel := context.WithCancel(context.Background())
 				go q.Run(ctx)
 				b.Cleanup(func() {
 					cancel()
 					<-q.Done()
 					b.ReportMetric(float64(q.Stats().Dropped)/float64(b.N), "dropped/op")
-					st.Close()
+					q.Close()
 				})
 				rec = q
 			}

@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-dns/vigil/blocklists"
-	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // BenchmarkFastPathBlockedLog is a blocked answer from the fast path
@@ -23,19 +23,15 @@ func BenchmarkFastPathBlockedLog(b *testing.B) {
 	for _, mode := range []string{"off", "discard", "on", "lane"} {
 		b.Run(mode, func(b *testing.B) {
 			var rec Recorder
-			var lane *store.LogLane
+			var lane *querylog.Lane
 			switch mode {
 			case "discard":
 				rec = discard{}
 			case "on", "lane":
-				cfg := store.DefaultConfig()
-				cfg.Dir = b.TempDir()
-				st, _ := store.Open(cfg, zap.NewNop())
-				qcfg := store.DefaultQueryLogConfig()
-				q := st.NewQueryLog(qcfg, zap.NewNop())
+				q, _ := querylog.Open(b.TempDir(), querylog.DefaultConfig(), zap.NewNop())
 				ctx, cancel := context.WithCancel(context.Background())
 				go q.Run(ctx)
-				b.Cleanup(func() { cancel(); <-q.Done(); st.Close() })
+				b.Cleanup(func() { cancel(); <-q.Done(); q.Close() })
 				rec = q
 				if mode == "lane" {
 					lane = q.NewLane()
@@ -61,7 +57,7 @@ func BenchmarkFastPathBlockedLog(b *testing.B) {
 // discard is a Recorder that keeps nothing.
 type discard struct{}
 
-func (discard) Record(store.LogEntry) bool { return true }
+func (discard) Record(querylog.Entry) bool { return true }
 
 func TestLogStrings(t *testing.T) {
 	for _, tc := range []struct {

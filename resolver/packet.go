@@ -7,7 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/vigil-dns/vigil/blocklists"
-	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // One query path. Every query packet goes through Server.prepare, which
@@ -46,10 +46,10 @@ type readerBufs struct {
 	stripe int
 	// lane, when not nil, takes logged lookups; else they go to the
 	// Server's Recorder.
-	lane *store.LogLane
+	lane *querylog.Lane
 }
 
-func newReaderBufs(stripe int, lane *store.LogLane) *readerBufs {
+func newReaderBufs(stripe int, lane *querylog.Lane) *readerBufs {
 	return &readerBufs{name: make([]byte, 256), stripe: stripe, lane: lane}
 }
 
@@ -138,7 +138,7 @@ func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, client ne
 	s.metrics.count(rb.stripe, proto, ResultBlocked, wq.qtype)
 	s.metrics.countBlocked(rb.stripe, BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
 	if s.recorder != nil {
-		e := store.LogEntry{
+		e := querylog.Entry{
 			Time: now, ClientName: cl.Name, ClientAddr: client,
 			QType: typeString(wq.qtype), Proto: proto.String(), Blocked: true,
 			List: v.List.Name, Vendor: v.List.Vendor, Reason: ReasonName,

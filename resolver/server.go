@@ -19,7 +19,7 @@ import (
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
 
-	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 const (
@@ -130,14 +130,14 @@ func (s *Server) Reconfigure(allow []netip.Prefix, clients *Clients, limiter *Li
 // Recorder takes log entries from the query path. Record must never block:
 // it is called once per logged query, on the query's goroutine.
 type Recorder interface {
-	Record(store.LogEntry) bool
+	Record(querylog.Entry) bool
 }
 
 // A LaneRecorder also gives each UDP reader a lane of its own, which
 // takes the reader's entries without a shared queue operation per entry.
 type LaneRecorder interface {
 	Recorder
-	NewLane() *store.LogLane
+	NewLane() *querylog.Lane
 }
 
 // ServerDeps is what a Server works with besides its configuration.
@@ -349,7 +349,7 @@ func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 	defer s.wg.Done()
 	in := make([]byte, udpReadSize)
 	out := make([]byte, 0, 512) // grows to the largest fast answer this reader sends
-	var lane *store.LogLane
+	var lane *querylog.Lane
 	if lr, ok := s.recorder.(LaneRecorder); ok {
 		lane = lr.NewLane()
 	}
@@ -681,7 +681,7 @@ func (s *Server) answerMsg(m *dns.Msg, client netip.Addr, proto Proto, out []byt
 
 // record hands the lookup to the recorder; it never waits.
 func (s *Server) record(q *Query, resp *Response) {
-	e := store.LogEntry{
+	e := querylog.Entry{
 		Time:       q.Start,
 		ClientName: q.Client.Name,
 		ClientAddr: q.Client.Addr,

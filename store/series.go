@@ -98,38 +98,3 @@ func (s *Store) Series(since, until time.Time) ([]SeriesPoint, error) {
 	}
 	return out, nil
 }
-
-// VendorDay is one client's blocked lookups per vendor on one day.
-type VendorDay struct {
-	Day     time.Time      `json:"day"`
-	Vendors map[string]int `json:"vendors"`
-}
-
-// LogClientDays returns a client's blocked lookups per vendor per day
-// (UTC) over the window, oldest first, days without lookups included.
-func (s *Store) LogClientDays(client string, since, until time.Time) ([]VendorDay, error) {
-	if until.IsZero() {
-		until = time.Now()
-	}
-	start := since.UTC().Truncate(24 * time.Hour)
-	byDay := map[int64]map[string]int{}
-	err := s.scanWindow(client, since, until, func(e *LogEntry) {
-		d := e.Time.UTC().Truncate(24 * time.Hour).Unix()
-		if byDay[d] == nil {
-			byDay[d] = map[string]int{}
-		}
-		byDay[d][e.Vendor]++
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading the query log: %w", err)
-	}
-	var out []VendorDay
-	for d := start; !d.After(until); d = d.Add(24 * time.Hour) {
-		v := byDay[d.Unix()]
-		if v == nil {
-			v = map[string]int{}
-		}
-		out = append(out, VendorDay{Day: d, Vendors: v})
-	}
-	return out, nil
-}

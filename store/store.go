@@ -1,12 +1,24 @@
 // Package store is Vigil's persistent state in Badger: the last good copy
-// of every blocklist source and the per-client log. It is the only package
-// that imports Badger, and its API carries no DNS library types.
+// of every blocklist source (lists.go), the names allowed now from the
+// dashboard or API (allow.go), the answer cache's snapshot (snapshot.go)
+// and the hourly totals of the dashboard's charts (series.go). It is the
+// only package that imports Badger, and its API carries no DNS library
+// types.
+//
+// The per-client log is not here: it is package querylog, in segment
+// files under <store.dir>/querylog/, beside Badger's files. The store
+// watches the free space of that file system (RunDiskWatch, LowDisk) so
+// the log can pause before the disk fills.
 //
 // Key schema (every key starts with a one-byte-plus-slash namespace so the
 // spaces never overlap and each is one prefix scan):
 //
-//	l/<source id>                 list source blob and metadata
-//	v/schema                      schema version of this directory
+//	l/<source id>/meta                             list copy metadata (JSON)
+//	l/<source id>/body/<gen 16 hex>/<chunk 8 hex>  gzip'd list copy, in chunks
+//	a/<name>                                       a name allowed now (no value)
+//	s/<name>/meta                                  snapshot metadata (JSON)
+//	s/<name>/<gen 16 hex>/<chunk 8 hex>            snapshot data, in chunks
+//	h/<unix hour start, 8 bytes BE>                hourly totals (two uint64 BE)
 package store
 
 import (
@@ -76,11 +88,9 @@ func (c *Config) Validate() error {
 
 // Store is an open Badger directory. It is safe for concurrent use.
 type Store struct {
-	db *badger.DB
-	// segs holds the per-client log, beside Badger (segments.go).
-	segs *segments
-	cfg  Config
-	log  *zap.Logger
+	db  *badger.DB
+	cfg Config
+	log *zap.Logger
 
 	// lowDisk is set while free space is under MinFreeBytes.
 	lowDisk atomic.Bool
@@ -152,20 +162,13 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 		return nil, fmt.Errorf("opening store %s: %w (if the directory is damaged, move it aside and start again: "+
 			"lists are fetched anew, the per-client log and the saved cache are lost)", cfg.Dir, err)
 	}
-	segs, err := openSegments(cfg.Dir)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	st := &Store{db: db, segs: segs, cfg: cfg, log: log, freeBytes: freeBytes}
-	if err := st.migrateLog(); err != nil {
-		log.Warn("moving the query log of an earlier version out of Badger failed; its entries are not shown", zap.Error(err))
-	}
+	st := &Store{db: db, cfg: cfg, log: log, freeBytes: freeBytes}
 	st.checkDisk()
 	return st, nil
 }
 
-// LowDisk reports whether writing the log is paused for lack of space.
+// LowDisk reports whether free space is under MinFreeBytes, so that the
+// per-client log pauses (querylog.Log.PauseWhen). Safe for concurrent use.
 func (s *Store) LowDisk() bool { return s.lowDisk.Load() }
 
 // checkDisk updates the low-disk flag, logging changes.
@@ -201,22 +204,10 @@ func (s *Store) RunDiskWatch(ctx context.Context) {
 
 // Close flushes and closes the directory.
 func (s *Store) Close() error {
-	serr := s.segs.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("closing store %s: %w", s.cfg.Dir, err)
 	}
-	if serr != nil {
-		return fmt.Errorf("closing the query log in %s: %w", s.cfg.Dir, serr)
-	}
 	return nil
-}
-
-// SetLogRetention tells readers how long each kind of log entry is kept,
-// so entries past it are hidden before their segment is deleted. The log
-// writer sets it from its configuration; offline readers call it.
-func (s *Store) SetLogRetention(blocked, allowed time.Duration) {
-	s.segs.retention[1].Store(int64(blocked))
-	s.segs.retention[0].Store(int64(allowed))
 }
 
 // Dir returns the directory the store lives in.
@@ -225,7 +216,7 @@ func (s *Store) Dir() string { return s.cfg.Dir }
 // RunGC runs Badger's value-log garbage collection every GCInterval until
 // ctx ends. Badger never reclaims value-log space by itself: replaced
 // values stay on disk until this runs. (The per-client log is not in
-// Badger; its segments are deleted by age, segments.go.)
+// Badger; package querylog deletes its segments by age.)
 func (s *Store) RunGC(ctx context.Context) {
 	t := time.NewTicker(s.cfg.GCInterval)
 	defer t.Stop()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,5 +110,28 @@ func TestOpenDamagedDirectory(t *testing.T) {
 	_, err := Open(cfg, zaptest.NewLogger(t))
 	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "move it aside") {
 		t.Errorf("opening a damaged store: %v; want an error naming the directory and what to do", err)
+	}
+}
+
+// LowDisk follows free space across MinFreeBytes both ways.
+func TestLowDisk(t *testing.T) {
+	s := testStore(t, t.TempDir())
+	defer s.Close()
+	var free atomic.Uint64
+	free.Store(1 << 40)
+	s.freeBytes = func(string) (uint64, error) { return free.Load(), nil }
+	s.checkDisk()
+	if s.LowDisk() {
+		t.Fatal("low with plenty of space")
+	}
+	free.Store(uint64(s.cfg.MinFreeBytes) - 1)
+	s.checkDisk()
+	if !s.LowDisk() {
+		t.Fatal("not low under min_free_bytes")
+	}
+	free.Store(1 << 40)
+	s.checkDisk()
+	if s.LowDisk() {
+		t.Error("still low with the space back")
 	}
 }

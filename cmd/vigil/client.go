@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // apiClient talks to a running Vigil's HTTP API.
@@ -99,6 +100,7 @@ func (c *apiClient) send(ctx context.Context, method, path string) (*http.Respon
 // with its API off) or missing.
 type offline struct {
 	store *store.Store
+	qlog  *querylog.Log
 	lists *blocklists.Manager
 }
 
@@ -110,8 +112,12 @@ func openOffline(cfg *Config, apiErr error) (*offline, error) {
 		}
 		return nil, fmt.Errorf("%v; and the store cannot be opened: %w", apiErr, err)
 	}
-	st.SetLogRetention(cfg.QueryLog.Retention, cfg.QueryLog.AllowedRetention)
-	return &offline{store: st, lists: blocklists.NewManager(cfg.Updates, cfg.Lists, st, zap.NewNop())}, nil
+	ql, err := querylog.Open(cfg.Store.Dir, cfg.QueryLog, zap.NewNop())
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("%v; and the query log cannot be opened: %w", apiErr, err)
+	}
+	return &offline{store: st, qlog: ql, lists: blocklists.NewManager(cfg.Updates, cfg.Lists, st, zap.NewNop())}, nil
 }
 
-func (o *offline) Close() error { return o.store.Close() }
+func (o *offline) Close() error { return errors.Join(o.qlog.Close(), o.store.Close()) }

@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // Config is the whole configuration file: one section per package, each
@@ -32,7 +33,7 @@ type Config struct {
 	Lists     []blocklists.ListConfig  `toml:"lists"`
 	Clients   []resolver.ClientConfig  `toml:"clients"`
 	Identify  resolver.IdentifyConfig  `toml:"identify"`
-	QueryLog  store.QueryLogConfig     `toml:"querylog"`
+	QueryLog  querylog.Config          `toml:"querylog"`
 	Store     store.Config             `toml:"store"`
 	HTTP      HTTPConfig               `toml:"http"`
 	Metrics   MetricsConfig            `toml:"metrics"`
@@ -115,7 +116,7 @@ func defaultConfig() Config {
 		Blocking:  resolver.DefaultBlockingConfig(),
 		Updates:   blocklists.DefaultUpdateConfig(),
 		Identify:  resolver.IdentifyConfig{TrustedForwarders: []netip.Prefix{}},
-		QueryLog:  store.DefaultQueryLogConfig(),
+		QueryLog:  querylog.DefaultConfig(),
 		Store:     store.DefaultConfig(),
 		HTTP:      HTTPConfig{Listen: "127.0.0.1:8053", SessionTTL: 12 * time.Hour},
 		Metrics:   MetricsConfig{Enabled: true, ClientLabels: true},

@@ -23,7 +23,7 @@ import (
 	"github.com/miekg/dns"
 
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
-	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // testCert writes a self-signed certificate for 127.0.0.1 and localhost
@@ -141,7 +141,7 @@ entries = ["||xiaomi.example^"]
 	}
 
 	waitFor(t, "the log", func() bool { return inst.qlog.Stats().Written >= 4 })
-	var page store.LogPage
+	var page querylog.Page
 	getJSON(t, "http://"+inst.apiAddr+"/api/v1/blocked?client=127.0.0.1", &page)
 	protos := map[string]int{}
 	for _, e := range page.Entries {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-dns/vigil/blocklists"
-	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // newAPI returns the HTTP API's handler, behind the access rules.
@@ -50,10 +50,10 @@ func newAPI(inst *instance) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		page, err := inst.store.LogEntries(f)
+		page, err := inst.logs.Entries(f)
 		if err != nil {
 			status := http.StatusInternalServerError
-			if errors.Is(err, store.ErrBadCursor) {
+			if errors.Is(err, querylog.ErrBadCursor) {
 				status = http.StatusBadRequest
 			}
 			writeJSON(w, status, map[string]string{"error": err.Error()})
@@ -67,7 +67,7 @@ func newAPI(inst *instance) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		cs, err := inst.store.LogClients(since, until)
+		cs, err := inst.logs.Clients(since, until)
 		if err != nil {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
@@ -80,7 +80,7 @@ func newAPI(inst *instance) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		cs, err := inst.store.LogClient(r.PathValue("client"), since, until)
+		cs, err := inst.logs.Client(r.PathValue("client"), since, until)
 		if err != nil {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
@@ -101,7 +101,7 @@ func newAPI(inst *instance) http.Handler {
 		if n <= 0 {
 			n = 10
 		}
-		rep, err := inst.store.LogTop(since, until, n)
+		rep, err := inst.logs.Top(since, until, n)
 		if err != nil {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
@@ -169,7 +169,7 @@ func newAPI(inst *instance) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		days, err := inst.store.LogClientDays(r.PathValue("client"), since, until)
+		days, err := inst.logs.ClientDays(r.PathValue("client"), since, until)
 		if err != nil {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
@@ -263,15 +263,15 @@ func parseTimeArg(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-func logFilterFromQuery(q url.Values) (store.LogFilter, error) {
+func logFilterFromQuery(q url.Values) (querylog.Filter, error) {
 	since, until, err := windowFromQuery(q)
 	if err != nil {
-		return store.LogFilter{}, err
+		return querylog.Filter{}, err
 	}
 	if q.Get("since") == "" {
 		since = time.Time{} // the whole log unless asked
 	}
-	f := store.LogFilter{
+	f := querylog.Filter{
 		Client: q.Get("client"), Vendor: q.Get("vendor"), List: q.Get("list"), Name: q.Get("name"),
 		Since: since, Until: until, Cursor: q.Get("cursor"), Allowed: q.Get("allowed") == "true",
 	}

@@ -20,6 +20,7 @@ import (
 
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
 	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // TestMain lets the test binary act as the vigil binary, so a test can run
@@ -128,7 +129,7 @@ macs = ["aa:bb:cc:dd:ee:01"]
 		"192.168.7.7":  {1, map[string]int{"Xiaomi": 1}},
 		"127.0.0.6":    {1, map[string]int{"Xiaomi": 1}},
 	}
-	check := func(t *testing.T, clients []store.ClientSummary) {
+	check := func(t *testing.T, clients []querylog.ClientSummary) {
 		t.Helper()
 		if len(clients) != len(want) {
 			t.Errorf("%d clients, want %d: %+v", len(clients), len(want), clients)
@@ -150,7 +151,7 @@ macs = ["aa:bb:cc:dd:ee:01"]
 	getJSON(t, base+"/api/v1/clients?since=1h", &api)
 	check(t, api.Clients)
 
-	var page store.LogPage
+	var page querylog.Page
 	getJSON(t, base+"/api/v1/blocked?client=127.0.0.2", &page)
 	if len(page.Entries) != 5 || page.Entries[0].QName != "lgtv.example." || page.Entries[4].QName != "b.xiaomi.example." {
 		t.Errorf("client 127.0.0.2 entries (newest first): %+v", page.Entries)
@@ -163,7 +164,7 @@ macs = ["aa:bb:cc:dd:ee:01"]
 	if len(page.Entries) != 3 || page.Next == "" {
 		t.Errorf("vendor LG page: %d entries, next %q", len(page.Entries), page.Next)
 	}
-	var rp store.LogEntry
+	var rp querylog.Entry
 	getJSON(t, base+"/api/v1/blocked?client=router-phone", &page)
 	if len(page.Entries) > 0 {
 		rp = page.Entries[0]
@@ -171,7 +172,7 @@ macs = ["aa:bb:cc:dd:ee:01"]
 	if rp.MAC != "aa:bb:cc:dd:ee:01" || rp.ClientAddr.String() != "127.0.0.5" {
 		t.Errorf("router-phone entry %+v: want the MAC and the forwarder's address", rp)
 	}
-	var top store.TopReport
+	var top querylog.TopReport
 	getJSON(t, base+"/api/v1/top?since=1h&limit=2", &top)
 	if top.Total != 18 || top.Vendors[0].Key != "Xiaomi" || top.Vendors[0].Count != 12 || len(top.Names) != 2 || top.Names[0].Key != "a.xiaomi.example." {
 		t.Errorf("top %+v", top)
@@ -225,7 +226,12 @@ func countStored(t *testing.T, cfgPath string) int {
 		t.Fatalf("reopening the store: %v", err)
 	}
 	defer st.Close()
-	top, err := st.LogTop(time.Time{}, time.Time{}, 1)
+	ql, err := querylog.Open(cfg.Store.Dir, cfg.QueryLog, testLogger(t))
+	if err != nil {
+		t.Fatalf("reopening the query log: %v", err)
+	}
+	defer ql.Close()
+	top, err := ql.Top(time.Time{}, time.Time{}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +343,7 @@ entries = ["||xiaomi.example^"]
 	got := <-answered
 	stored := countStored(t, cfgPath)
 	// Two UDP readers on the one socket (udp_sockets = 1), each with a
-	// lane of up to 128 entries (store/lane.go).
+	// lane of up to 128 entries (store/querylog/lane.go).
 	const bound = queue + batch + 2*128
 	t.Logf("answered %d blocked queries before SIGKILL; %d stored; bound %d", got, stored, bound)
 	if got < 1000 {

@@ -11,12 +11,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // fetch gets a report from the running server's API, or, when no server
 // runs, computes it from the store directly.
-func fetch[T any](ctx context.Context, cfg *Config, path string, offline func(*store.Store) (T, error)) (T, error) {
+func fetch[T any](ctx context.Context, cfg *Config, path string, offline func(*querylog.Log) (T, error)) (T, error) {
 	var out T
 	if api, aerr := connectAPI(ctx, cfg); aerr == nil {
 		err := api.do(ctx, "GET", path, &out)
@@ -27,7 +27,7 @@ func fetch[T any](ctx context.Context, cfg *Config, path string, offline func(*s
 			return out, err
 		}
 		defer off.Close()
-		return offline(off.store)
+		return offline(off.qlog)
 	}
 }
 
@@ -65,8 +65,8 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *allowed {
 		q.Set("allowed", "true")
 	}
-	page, err := fetch(ctx, cfg, "/api/v1/blocked?"+q.Encode(), func(s *store.Store) (store.LogPage, error) {
-		return s.LogEntries(store.LogFilter{Client: *client, Vendor: *vendor, List: *list, Name: *name, Since: sinceT, Limit: *limit, Allowed: *allowed})
+	page, err := fetch(ctx, cfg, "/api/v1/blocked?"+q.Encode(), func(s *querylog.Log) (querylog.Page, error) {
+		return s.Entries(querylog.Filter{Client: *client, Vendor: *vendor, List: *list, Name: *name, Since: sinceT, Limit: *limit, Allowed: *allowed})
 	})
 	if err != nil {
 		return err
@@ -94,9 +94,9 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 type clientsReport struct {
-	Since   time.Time             `json:"since"`
-	Until   time.Time             `json:"until"`
-	Clients []store.ClientSummary `json:"clients"`
+	Since   time.Time                `json:"since"`
+	Until   time.Time                `json:"until"`
+	Clients []querylog.ClientSummary `json:"clients"`
 }
 
 func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -114,8 +114,8 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	rep, err := fetch(ctx, cfg, "/api/v1/clients?since="+url.QueryEscape(*since), func(s *store.Store) (clientsReport, error) {
-		cs, err := s.LogClients(sinceT, time.Time{})
+	rep, err := fetch(ctx, cfg, "/api/v1/clients?since="+url.QueryEscape(*since), func(s *querylog.Log) (clientsReport, error) {
+		cs, err := s.Clients(sinceT, time.Time{})
 		return clientsReport{Since: sinceT, Clients: cs}, err
 	})
 	if err != nil {
@@ -177,8 +177,8 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	path := fmt.Sprintf("/api/v1/top?since=%s&limit=%d", url.QueryEscape(*since), *limit)
-	rep, err := fetch(ctx, cfg, path, func(s *store.Store) (store.TopReport, error) {
-		return s.LogTop(sinceT, time.Time{}, *limit)
+	rep, err := fetch(ctx, cfg, path, func(s *querylog.Log) (querylog.TopReport, error) {
+		return s.Top(sinceT, time.Time{}, *limit)
 	})
 	if err != nil {
 		return err
@@ -189,7 +189,7 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "%d blocked lookups since %s\n\n", rep.Total, rep.Since.Local().Format("2006-01-02 15:04"))
 	for _, table := range []struct {
 		title string
-		rows  []store.Count
+		rows  []querylog.Count
 	}{{"VENDOR", rep.Vendors}, {"CLIENT", rep.Clients}, {"NAME", rep.Names}} {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "%s\tBLOCKED\n", table.title)

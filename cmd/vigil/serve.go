@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -70,6 +71,17 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 			log.Error("closing the store", zap.Error(err))
 		}
 	}()
+	// The API reads the per-client log even when writing it is off.
+	logs, err := querylog.Open(cfg.Store.Dir, cfg.QueryLog, log.Named("querylog"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := logs.Close(); err != nil {
+			log.Error("closing the query log", zap.Error(err))
+		}
+	}()
+	logs.PauseWhen(st.LowDisk)
 
 	// The lists are compiled from the store before the first socket opens,
 	// so blocking is on from the first query even without network.
@@ -88,11 +100,11 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	// The per-client log has its own context: it must outlive the server
 	// so that it can drain what the last queries recorded.
 	var recorder resolver.Recorder
-	var qlog *store.QueryLog
+	var qlog *querylog.Log
 	logCtx, stopLog := context.WithCancel(context.Background())
 	defer stopLog()
 	if cfg.QueryLog.Enabled {
-		qlog = st.NewQueryLog(cfg.QueryLog, log.Named("querylog"))
+		qlog = logs
 		recorder = qlog
 		go qlog.Run(logCtx)
 	}
@@ -115,7 +127,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 		stopQueryLog()
 		return err
 	}
-	inst := &instance{cfg: cfg, srv: srv, chain: chain, lists: lists, qlog: qlog, store: st, pause: pause, log: log, started: time.Now()}
+	inst := &instance{cfg: cfg, srv: srv, chain: chain, lists: lists, qlog: qlog, logs: logs, store: st, pause: pause, log: log, started: time.Now()}
 	inst.series = &seriesRecorder{inst: inst}
 
 	var api *http.Server
@@ -263,7 +275,8 @@ type instance struct {
 	srv   *resolver.Server
 	chain *resolver.Chain
 	lists *blocklists.Manager
-	qlog  *store.QueryLog // nil when the log is off
+	qlog  *querylog.Log // nil when the log is off
+	logs  *querylog.Log // never nil: reads the log, written or not
 	pause *resolver.Pauser
 	log   *zap.Logger
 

@@ -1,24 +1,20 @@
-package store
+package querylog
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
-	"github.com/klauspost/compress/s2"
-	"go.uber.org/zap/zaptest"
 )
 
 // writeEntries records n blocked entries for client at times from at on,
-// one second apart, and waits until they are written.
-func writeEntries(t *testing.T, s *Store, cfg QueryLogConfig, client string, at time.Time, n int) {
+// one second apart, with a writer of its own in dir, as one run of the
+// server would, and waits until they are written.
+func writeEntries(t *testing.T, dir string, cfg Config, client string, at time.Time, n int) {
 	t.Helper()
-	q := s.NewQueryLog(cfg, zaptest.NewLogger(t))
+	q := testLog(t, dir, cfg)
 	stop := runLog(q)
 	for i := range n {
 		q.Record(entry(client, "10.0.0.1", at.Add(time.Duration(i)*time.Second), fmt.Sprintf("n%d.example.", i), "V"))
@@ -29,12 +25,12 @@ func writeEntries(t *testing.T, s *Store, cfg QueryLogConfig, client string, at 
 	}
 }
 
-func countEntries(t *testing.T, s *Store, f LogFilter) int {
+func countEntries(t *testing.T, q *Log, f Filter) int {
 	t.Helper()
 	n := 0
 	f.Limit = 1000
 	for {
-		p, err := s.LogEntries(f)
+		p, err := q.Entries(f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,11 +56,9 @@ func segmentFiles(t *testing.T, dir string) []string {
 // appends after it.
 func TestSegmentTornTail(t *testing.T) {
 	dir := t.TempDir()
-	s := testStore(t, dir)
 	cfg := testLogConfig()
 	now := time.Now().UTC().Truncate(time.Second)
-	writeEntries(t, s, cfg, "a", now.Add(-10*time.Second), 5)
-	s.Close()
+	writeEntries(t, dir, cfg, "a", now.Add(-10*time.Second), 5)
 
 	files := segmentFiles(t, dir)
 	if len(files) == 0 {
@@ -82,16 +76,12 @@ func TestSegmentTornTail(t *testing.T) {
 		f.Write(torn)
 		f.Close()
 
-		s = testStore(t, dir)
-		if n := countEntries(t, s, LogFilter{}); n != 5 {
+		if n := countEntries(t, testLog(t, dir, cfg), Filter{}); n != 5 {
 			t.Fatalf("torn tail %v: read %d entries, want 5", torn, n)
 		}
-		s.Close()
 	}
-	s = testStore(t, dir)
-	defer s.Close()
-	writeEntries(t, s, cfg, "a", now.Add(-4*time.Second), 3)
-	if n := countEntries(t, s, LogFilter{}); n != 8 {
+	writeEntries(t, dir, cfg, "a", now.Add(-4*time.Second), 3)
+	if n := countEntries(t, testLog(t, dir, cfg), Filter{}); n != 8 {
 		t.Errorf("after appending past the repaired tail: %d entries, want 8", n)
 	}
 }
@@ -100,18 +90,17 @@ func TestSegmentTornTail(t *testing.T) {
 // never fails a read.
 func TestSegmentDamagedFrame(t *testing.T) {
 	dir := t.TempDir()
-	s := testStore(t, dir)
-	defer s.Close()
 	cfg := testLogConfig()
 	cfg.BatchSize = 4 // several frames
 	hourAgo := time.Now().UTC().Add(-time.Hour).Truncate(time.Hour)
-	writeEntries(t, s, cfg, "old", hourAgo.Add(time.Minute), 8)
-	writeEntries(t, s, cfg, "new", time.Now().Add(-20*time.Second), 8)
+	writeEntries(t, dir, cfg, "old", hourAgo.Add(time.Minute), 8)
+	writeEntries(t, dir, cfg, "new", time.Now().Add(-20*time.Second), 8)
+	r := testLog(t, dir, cfg)
 	if got := len(segmentFiles(t, dir)); got != 2 {
 		t.Fatalf("%d segments, want 2", got)
 	}
 	// Flip a byte in the first frame of the older segment.
-	old := s.segs.path(1, hourAgo)
+	old := r.segs.path(1, hourAgo)
 	b, err := os.ReadFile(old)
 	if err != nil {
 		t.Fatal(err)
@@ -120,11 +109,11 @@ func TestSegmentDamagedFrame(t *testing.T) {
 	if err := os.WriteFile(old, b, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	n := countEntries(t, s, LogFilter{})
+	n := countEntries(t, r, Filter{})
 	if n < 8 || n >= 16 {
 		t.Errorf("read %d entries, want the 8 new ones and the undamaged old ones (< 16)", n)
 	}
-	if n := countEntries(t, s, LogFilter{Client: "new"}); n != 8 {
+	if n := countEntries(t, r, Filter{Client: "new"}); n != 8 {
 		t.Errorf("client new: %d entries, want 8", n)
 	}
 }
@@ -133,25 +122,24 @@ func TestSegmentDamagedFrame(t *testing.T) {
 // their entries before that.
 func TestSegmentExpiry(t *testing.T) {
 	dir := t.TempDir()
-	s := testStore(t, dir)
-	defer s.Close()
 	cfg := testLogConfig()
 	cfg.Retention = 2 * time.Hour
 	now := time.Now().UTC()
-	writeEntries(t, s, cfg, "c", now.Add(-5*time.Hour), 3)
-	writeEntries(t, s, cfg, "c", now.Add(-90*time.Minute), 3)
-	writeEntries(t, s, cfg, "c", now.Add(-time.Minute), 3)
+	writeEntries(t, dir, cfg, "c", now.Add(-5*time.Hour), 3)
+	writeEntries(t, dir, cfg, "c", now.Add(-90*time.Minute), 3)
+	writeEntries(t, dir, cfg, "c", now.Add(-time.Minute), 3)
+	r := testLog(t, dir, cfg)
 	// The writer deleted the 5-hour-old segment when it started.
 	for _, f := range segmentFiles(t, dir) {
-		if filepath.Base(f) == filepath.Base(s.segs.path(1, hourOf(now.Add(-5*time.Hour)))) {
+		if filepath.Base(f) == filepath.Base(r.segs.path(1, hourOf(now.Add(-5*time.Hour)))) {
 			t.Errorf("%s not deleted", f)
 		}
 	}
-	if n := countEntries(t, s, LogFilter{}); n != 6 {
+	if n := countEntries(t, r, Filter{}); n != 6 {
 		t.Errorf("%d entries within the retention, want 6", n)
 	}
-	s.SetLogRetention(time.Hour, time.Hour)
-	if n := countEntries(t, s, LogFilter{}); n != 3 {
+	r.segs.setRetention(time.Hour, time.Hour)
+	if n := countEntries(t, r, Filter{}); n != 3 {
 		t.Errorf("%d entries within an hour, want 3", n)
 	}
 }
@@ -159,11 +147,9 @@ func TestSegmentExpiry(t *testing.T) {
 // Readers walk the log while the writer appends to the same segment: they
 // never see a partial frame or an error.
 func TestSegmentReadWhileWriting(t *testing.T) {
-	s := testStore(t, t.TempDir())
-	defer s.Close()
 	cfg := testLogConfig()
 	cfg.BatchSize = 16
-	q := s.NewQueryLog(cfg, zaptest.NewLogger(t))
+	q := testLog(t, t.TempDir(), cfg)
 	stop := runLog(q)
 	var wg sync.WaitGroup
 	done := make(chan struct{})
@@ -175,7 +161,7 @@ func TestSegmentReadWhileWriting(t *testing.T) {
 				return
 			default:
 			}
-			n := countEntries(t, s, LogFilter{})
+			n := countEntries(t, q, Filter{})
 			if n < last {
 				t.Errorf("read %d entries after %d", n, last)
 				return
@@ -192,65 +178,9 @@ func TestSegmentReadWhileWriting(t *testing.T) {
 	stop()
 	close(done)
 	wg.Wait()
-	if n := countEntries(t, s, LogFilter{}); n != 3000 {
+	if n := countEntries(t, q, Filter{}); n != 3000 {
 		t.Errorf("%d entries, want 3000", n)
 	}
-}
-
-// A store written by a version that kept the log in Badger is moved into
-// segments at open, and the Badger keys are dropped.
-func TestMigrateLegacyLog(t *testing.T) {
-	dir := t.TempDir()
-	s := testStore(t, dir)
-	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
-	// The legacy layout: q/b/t/<stamp> -> version, newest time, S2 body.
-	err := s.db.Update(func(txn *badger.Txn) error {
-		for blk := range 3 {
-			var body []byte
-			body = append(body, 4) // uvarint count
-			var newest time.Time
-			for i := range 4 {
-				e := entry("legacy", "10.0.0.9", at.Add(time.Duration(blk*4+i)*time.Second), fmt.Sprintf("l%d.example.", blk*4+i), "V")
-				enc := encodeEntry(nil, &e)
-				body = binary.BigEndian.AppendUint64(body, uint64(e.Time.UnixNano()))
-				body = binary.AppendUvarint(body, uint64(len(enc)))
-				body = append(body, enc...)
-				newest = e.Time
-			}
-			v := binary.BigEndian.AppendUint64([]byte{blockV1}, uint64(newest.UnixNano()))
-			v = append(v, s2.Encode(nil, body)...)
-			key := appendStamp([]byte("q/b/t/"), at.Add(time.Duration(blk*4)*time.Second), uint32(blk))
-			if err := txn.Set(key, v); err != nil {
-				return err
-			}
-			if err := txn.Set(append([]byte("q/b/c/legacy\x00"), key[6:]...), []byte{4, 0, 1, 2, 3}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-
-	s = testStore(t, dir)
-	defer s.Close()
-	if n := countEntries(t, s, LogFilter{Client: "legacy"}); n != 12 {
-		t.Errorf("%d legacy entries after the move, want 12", n)
-	}
-	p, _ := s.LogEntries(LogFilter{Limit: 1})
-	if len(p.Entries) != 1 || p.Entries[0].QName != "l11.example." {
-		t.Errorf("newest entry %+v, want l11.example.", p.Entries)
-	}
-	_ = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: legacyLogPrefix})
-		defer it.Close()
-		if it.Rewind(); it.Valid() {
-			t.Errorf("legacy key %q left in badger", it.Item().Key())
-		}
-		return nil
-	})
 }
 
 func FuzzParseFrame(f *testing.F) {

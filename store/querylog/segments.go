@@ -1,4 +1,4 @@
-package store
+package querylog
 
 import (
 	"encoding/binary"
@@ -81,8 +81,9 @@ type segments struct {
 	// in a frame being written.
 	open [2]*segmentFile
 
-	// retention per kind in nanoseconds, 0 while unknown: entries older
-	// than this are hidden from readers until their hour is deleted.
+	// retention per kind in nanoseconds (setRetention), 0 for none:
+	// entries older than this are hidden from readers until their hour is
+	// deleted.
 	retention [2]atomic.Int64
 }
 
@@ -99,6 +100,12 @@ func openSegments(dir string) (*segments, error) {
 		return nil, fmt.Errorf("creating the query log directory %s: %w", d, err)
 	}
 	return &segments{dir: d}, nil
+}
+
+// setRetention sets how long each kind of entry is kept.
+func (sg *segments) setRetention(blocked, allowed time.Duration) {
+	sg.retention[1].Store(int64(blocked))
+	sg.retention[0].Store(int64(allowed))
 }
 
 func (sg *segments) path(k int, hour time.Time) string {

@@ -1,4 +1,4 @@
-package store
+package querylog
 
 import (
 	"fmt"
@@ -9,15 +9,13 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"go.uber.org/zap/zaptest"
 )
 
 // Records of every size of length prefix come back whole: appendRecord
 // moves the encoding when its length needs more than one byte.
 func TestAppendRecordRoundTrip(t *testing.T) {
 	at := time.Unix(1_700_000_000, 42).UTC()
-	var want []LogEntry
+	var want []Entry
 	var arena []byte
 	for _, n := range []int{0, 1, 60, 100, 127, 128, 200, 300, 20000} {
 		e := entry("c", "192.168.1.9", at.Add(time.Duration(n)), strings.Repeat("a", n)+".example.", "V")
@@ -67,9 +65,7 @@ func TestAppendRecordTruncates(t *testing.T) {
 // written, whether it left in a full lane buffer, in a partial one taken
 // at a flush, or at shutdown; and the log reads back newest first.
 func TestLaneEntriesAllWritten(t *testing.T) {
-	s := testStore(t, t.TempDir())
-	defer s.Close()
-	q := s.NewQueryLog(testLogConfig(), zaptest.NewLogger(t))
+	q := testLog(t, t.TempDir(), testLogConfig())
 	stop := runLog(q)
 	base := time.Now().Add(-time.Minute)
 	const perLane = 1000 // not a multiple of laneSize: partial buffers too
@@ -99,7 +95,7 @@ func TestLaneEntriesAllWritten(t *testing.T) {
 	late.Add(&e)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		p, err := s.LogEntries(LogFilter{Client: "late"})
+		p, err := q.Entries(Filter{Client: "late"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,9 +114,9 @@ func TestLaneEntriesAllWritten(t *testing.T) {
 	for l := range 4 {
 		client := fmt.Sprintf("dev%d", l)
 		var got []string
-		f := LogFilter{Client: client, Limit: 1000}
+		f := Filter{Client: client, Limit: 1000}
 		for {
-			p, err := s.LogEntries(f)
+			p, err := q.Entries(f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,11 +143,9 @@ func TestLaneEntriesAllWritten(t *testing.T) {
 // dropped and counted, and what was queued is written once the writer
 // runs.
 func TestLaneFullQueueDrops(t *testing.T) {
-	s := testStore(t, t.TempDir())
-	defer s.Close()
 	cfg := testLogConfig()
 	cfg.QueueSize = 300 // two lane buffers of 128 fit, a third does not
-	q := s.NewQueryLog(cfg, zaptest.NewLogger(t))
+	q := testLog(t, t.TempDir(), cfg)
 	lane := q.NewLane()
 	for i := range 3*laneSize + 5 {
 		e := entry("", "10.0.0.1", time.Now(), fmt.Sprintf("x%d.example.", i), "V")

@@ -1,4 +1,4 @@
-package store
+package querylog
 
 import (
 	"math"
@@ -11,7 +11,7 @@ import (
 // the buffer to the writer every laneSize entries, in one channel
 // operation.
 //
-// Why: with one channel operation per entry, each copying a LogEntry of
+// Why: with one channel operation per entry, each copying a Entry of
 // some 230 bytes (plus a copy of its strings) through a shared ring that
 // the writer then read and encoded, logging every blocked lookup cost the
 // query path 15-20 % of its throughput at a few hundred thousand lookups a
@@ -26,13 +26,13 @@ const (
 	laneBytes = 16 << 10
 )
 
-// A LogLane is one goroutine's private way into the log. The writer takes
+// A Lane is one goroutine's private way into the log. The writer takes
 // what a lane holds every flush interval, so an entry waits no longer
 // than one given to Record. The mutex is the lane's own: its owner takes
 // it once per entry and the writer once per flush, so on the query path
 // it is never contended.
-type LogLane struct {
-	q   *QueryLog
+type Lane struct {
+	q   *Log
 	mu  sync.Mutex
 	buf []byte // encoded entries not yet handed over
 	n   int    // how many
@@ -40,8 +40,8 @@ type LogLane struct {
 
 // NewLane returns a lane for one goroutine's entries. A lane lives as
 // long as the log; what it holds counts towards the crash loss bound.
-func (q *QueryLog) NewLane() *LogLane {
-	l := &LogLane{q: q, buf: q.laneBuf()}
+func (q *Log) NewLane() *Lane {
+	l := &Lane{q: q, buf: q.laneBuf()}
 	q.lanesMu.Lock()
 	q.lanes = append(q.lanes, l)
 	q.lanesMu.Unlock()
@@ -51,7 +51,7 @@ func (q *QueryLog) NewLane() *LogLane {
 // Add records e. It never blocks: when the writer is too far behind, the
 // lane's entries are dropped and counted. e and its strings are not kept:
 // they may be views of buffers the caller reuses.
-func (l *LogLane) Add(e *LogEntry) {
+func (l *Lane) Add(e *Entry) {
 	l.mu.Lock()
 	l.buf = appendRecord(l.buf, e, l.q.cfg.TruncateAddresses)
 	l.n++
@@ -62,7 +62,7 @@ func (l *LogLane) Add(e *LogEntry) {
 }
 
 // handOff queues the lane's entries for the writer. l.mu is held.
-func (l *LogLane) handOff() {
+func (l *Lane) handOff() {
 	q := l.q
 	if !q.reserve(l.n) {
 		q.dropped.Add(uint64(l.n))
@@ -77,7 +77,7 @@ func (l *LogLane) handOff() {
 // whatever the queue holds: the lane's earlier entries may be there, and
 // they must go first. Holding the lane's lock while taking the queue
 // makes sure of that; the owner waits for it once per flush at most.
-func (l *LogLane) drain() {
+func (l *Lane) drain() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.n == 0 {
@@ -99,7 +99,7 @@ type queued struct {
 }
 
 // laneBuf returns an empty lane buffer, one the writer gave back if any.
-func (q *QueryLog) laneBuf() []byte {
+func (q *Log) laneBuf() []byte {
 	select {
 	case b := <-q.free:
 		return b
@@ -110,7 +110,7 @@ func (q *QueryLog) laneBuf() []byte {
 
 // recycle gives a lane buffer the writer has copied back to the lanes. A
 // few are kept; the rest, left over from a burst, go to the collector.
-func (q *QueryLog) recycle(b []byte) {
+func (q *Log) recycle(b []byte) {
 	select {
 	case q.free <- b[:0]:
 	default:
@@ -118,7 +118,7 @@ func (q *QueryLog) recycle(b []byte) {
 }
 
 // reserve counts n entries into the queue if they fit in queue_size.
-func (q *QueryLog) reserve(n int) bool {
+func (q *Log) reserve(n int) bool {
 	if q.queued.Add(int64(n)) > int64(q.cfg.QueueSize) {
 		q.queued.Add(-int64(n))
 		return false

@@ -1,7 +1,8 @@
-package store
+package querylog
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -14,8 +15,26 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-func testLogConfig() QueryLogConfig {
-	c := DefaultQueryLogConfig()
+// testLog opens a log in dir, closed when the test ends.
+func testLog(t testing.TB, dir string, cfg Config) *Log {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	q, err := Open(dir, cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := q.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return q
+}
+
+func testLogConfig() Config {
+	c := DefaultConfig()
 	c.FlushInterval = 10 * time.Millisecond
 	c.LogLines = false
 	return c
@@ -23,27 +42,33 @@ func testLogConfig() QueryLogConfig {
 
 // runLog starts the writer and returns a func that stops it and waits for
 // it to drain.
-func runLog(q *QueryLog) (stop func()) {
+func runLog(q *Log) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go q.Run(ctx)
 	return func() { cancel(); <-q.Done() }
 }
 
-func entry(client string, addr string, at time.Time, qname, vendor string) LogEntry {
-	return LogEntry{Time: at, ClientName: client, ClientAddr: netip.MustParseAddr(addr), QName: qname, QType: "A",
+func entry(client string, addr string, at time.Time, qname, vendor string) Entry {
+	return Entry{Time: at, ClientName: client, ClientAddr: netip.MustParseAddr(addr), QName: qname, QType: "A",
 		Blocked: true, List: vendor + "-list", Vendor: vendor, Rule: "||" + qname + "^", Reason: "name", Proto: "udp"}
 }
 
+// encodeEntry encodes e as appendRecord does, address included.
+func encodeEntry(b []byte, e *Entry) []byte { return encodeEntryAddr(b, e, e.ClientAddr) }
+
+// stamp is t as a block body keeps it beside an encoded entry.
+func stamp(t time.Time) []byte { return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())) }
+
 func TestEntryEncoding(t *testing.T) {
 	at := time.Unix(1_700_000_000, 123).UTC()
-	cases := []LogEntry{
+	cases := []Entry{
 		entry("phone", "192.168.1.5", at, "a.example.", "Xiaomi"),
 		{Time: at, ClientAddr: netip.MustParseAddr("fd00::1"), QName: "b.example.", QType: "AAAA", Proto: "tcp"},
 		{Time: at, ClientAddr: netip.MustParseAddr("10.0.0.1"), MAC: "aa:bb:cc:dd:ee:ff", QName: "c.example.", QType: "TYPE65",
 			Blocked: true, List: "l", Rule: "x", Reason: "cname", CNAME: "t.example.", Proto: "doh"},
 	}
 	for _, e := range cases {
-		ts := appendStamp(nil, e.Time, 7)
+		ts := stamp(e.Time)
 		got, err := decodeEntry(ts, encodeEntry(nil, &e))
 		if err != nil {
 			t.Fatal(err)
@@ -60,15 +85,12 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(encodeEntry(nil, &e))
 	f.Add([]byte{1, 0, 4, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, v []byte) {
-		_, _ = decodeEntry(appendStamp(nil, time.Unix(1, 0), 1), v) // must not panic
-		_, _ = decodeBlock(v)
+		_, _ = decodeEntry(stamp(time.Unix(1, 0)), v) // must not panic
 	})
 }
 
 func TestQueryLogWritesAndQueries(t *testing.T) {
-	s := testStore(t, t.TempDir())
-	defer s.Close()
-	q := s.NewQueryLog(testLogConfig(), zaptest.NewLogger(t))
+	q := testLog(t, t.TempDir(), testLogConfig())
 	stop := runLog(q)
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 	clients := []struct{ name, addr, vendor string }{{"", "192.168.1.10", "Xiaomi"}, {"tv", "192.168.1.11", "LG"}, {"", "192.168.1.12", "Xiaomi"}}
@@ -78,13 +100,13 @@ func TestQueryLogWritesAndQueries(t *testing.T) {
 			t.Fatal("dropped with an empty queue")
 		}
 	}
-	q.Record(LogEntry{Time: base, ClientAddr: netip.MustParseAddr("192.168.1.10"), QName: "allowed.example.", QType: "A", Proto: "udp"})
+	q.Record(Entry{Time: base, ClientAddr: netip.MustParseAddr("192.168.1.10"), QName: "allowed.example.", QType: "A", Proto: "udp"})
 	stop()
 	if st := q.Stats(); st.Written != 31 || st.Dropped != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 
-	page, err := s.LogEntries(LogFilter{Client: "tv"})
+	page, err := q.Entries(Filter{Client: "tv"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,9 +120,9 @@ func TestQueryLogWritesAndQueries(t *testing.T) {
 	}
 	// Pagination walks everything exactly once.
 	seen := map[string]bool{}
-	f := LogFilter{Limit: 7}
+	f := Filter{Limit: 7}
 	for {
-		p, err := s.LogEntries(f)
+		p, err := q.Entries(f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,51 +141,49 @@ func TestQueryLogWritesAndQueries(t *testing.T) {
 		t.Errorf("paged through %d entries, want 30 (the allowed one is in its own log)", len(seen))
 	}
 	for _, tc := range []struct {
-		f    LogFilter
+		f    Filter
 		want int
 	}{
-		{LogFilter{Vendor: "xiaomi"}, 20},
-		{LogFilter{List: "LG-list"}, 10},
-		{LogFilter{Name: "N4.LG.example."}, 1},
-		{LogFilter{Name: "lg.example"}, 10},
-		{LogFilter{Name: "example"}, 30},
-		{LogFilter{Since: base.Add(20 * time.Second)}, 10},
-		{LogFilter{Until: base.Add(5 * time.Second)}, 5},
-		{LogFilter{Client: "192.168.1.12", Vendor: "Xiaomi"}, 10},
-		{LogFilter{Allowed: true}, 1},
+		{Filter{Vendor: "xiaomi"}, 20},
+		{Filter{List: "LG-list"}, 10},
+		{Filter{Name: "N4.LG.example."}, 1},
+		{Filter{Name: "lg.example"}, 10},
+		{Filter{Name: "example"}, 30},
+		{Filter{Since: base.Add(20 * time.Second)}, 10},
+		{Filter{Until: base.Add(5 * time.Second)}, 5},
+		{Filter{Client: "192.168.1.12", Vendor: "Xiaomi"}, 10},
+		{Filter{Allowed: true}, 1},
 	} {
-		p, err := s.LogEntries(tc.f)
+		p, err := q.Entries(tc.f)
 		if err != nil || len(p.Entries) != tc.want {
 			t.Errorf("filter %+v: %d entries, %v; want %d", tc.f, len(p.Entries), err, tc.want)
 		}
 	}
-	if _, err := s.LogEntries(LogFilter{Cursor: "zz"}); !errors.Is(err, ErrBadCursor) {
+	if _, err := q.Entries(Filter{Cursor: "zz"}); !errors.Is(err, ErrBadCursor) {
 		t.Errorf("bad cursor: %v", err)
 	}
 
-	if all, err := s.LogTop(time.Time{}, time.Time{}, 1); err != nil || all.Total != 30 {
+	if all, err := q.Top(time.Time{}, time.Time{}, 1); err != nil || all.Total != 30 {
 		t.Errorf("all-time top: %d, %v; want 30", all.Total, err)
 	}
-	cs, err := s.LogClients(base.Add(-time.Minute), time.Time{})
+	cs, err := q.Clients(base.Add(-time.Minute), time.Time{})
 	if err != nil || len(cs) != 3 {
 		t.Fatalf("clients %v, %v", cs, err)
 	}
-	tv, err := s.LogClient("tv", base.Add(-time.Minute), time.Time{})
+	tv, err := q.Client("tv", base.Add(-time.Minute), time.Time{})
 	if err != nil || tv.Total != 10 || tv.Vendors["LG"] != 10 || tv.Name != "tv" || !tv.First.Equal(base.Add(time.Second)) || !tv.Last.Equal(base.Add(28*time.Second)) {
 		t.Errorf("tv summary %+v, %v", tv, err)
 	}
-	top, err := s.LogTop(base.Add(-time.Minute), time.Time{}, 2)
+	top, err := q.Top(base.Add(-time.Minute), time.Time{}, 2)
 	if err != nil || top.Total != 30 || len(top.Clients) != 2 || top.Vendors[0].Key != "Xiaomi" || top.Vendors[0].Count != 20 {
 		t.Errorf("top %+v, %v", top, err)
 	}
 }
 
 func TestQueryLogFullQueueDrops(t *testing.T) {
-	s := testStore(t, t.TempDir())
-	defer s.Close()
 	cfg := testLogConfig()
 	cfg.QueueSize = 4
-	q := s.NewQueryLog(cfg, zaptest.NewLogger(t))
+	q := testLog(t, t.TempDir(), cfg)
 	// No writer yet: the queue fills and Record must neither block nor
 	// take long.
 	start := time.Now()
@@ -187,37 +207,33 @@ func TestQueryLogFullQueueDrops(t *testing.T) {
 }
 
 func TestQueryLogRetention(t *testing.T) {
-	s := testStore(t, t.TempDir())
-	defer s.Close()
 	cfg := testLogConfig()
 	cfg.Retention = time.Second
-	q := s.NewQueryLog(cfg, zaptest.NewLogger(t))
+	q := testLog(t, t.TempDir(), cfg)
 	stop := runLog(q)
 	q.Record(entry("", "10.0.0.1", time.Now(), "old.example.", "V"))
 	stop()
-	if p, _ := s.LogEntries(LogFilter{}); len(p.Entries) != 1 {
+	if p, _ := q.Entries(Filter{}); len(p.Entries) != 1 {
 		t.Fatalf("%d entries before expiry", len(p.Entries))
 	}
-	time.Sleep(2100 * time.Millisecond) // Badger TTLs have one-second resolution
-	if p, _ := s.LogEntries(LogFilter{}); len(p.Entries) != 0 {
+	time.Sleep(2100 * time.Millisecond) // past the retention: readers hide the entry
+	if p, _ := q.Entries(Filter{}); len(p.Entries) != 0 {
 		t.Errorf("%d entries after the retention passed", len(p.Entries))
 	}
-	if p, _ := s.LogEntries(LogFilter{Client: "10.0.0.1"}); len(p.Entries) != 0 {
-		t.Errorf("client index kept %d entries", len(p.Entries))
+	if p, _ := q.Entries(Filter{Client: "10.0.0.1"}); len(p.Entries) != 0 {
+		t.Errorf("read by client: %d entries after the retention passed", len(p.Entries))
 	}
 }
 
 func TestQueryLogTruncatesAddresses(t *testing.T) {
-	s := testStore(t, t.TempDir())
-	defer s.Close()
 	cfg := testLogConfig()
 	cfg.TruncateAddresses = true
-	q := s.NewQueryLog(cfg, zaptest.NewLogger(t))
+	q := testLog(t, t.TempDir(), cfg)
 	stop := runLog(q)
 	q.Record(entry("", "192.168.1.77", time.Now(), "a.example.", "V"))
 	q.Record(entry("", "2001:db8:aa:bbcc::1", time.Now(), "b.example.", "V"))
 	stop()
-	p, _ := s.LogEntries(LogFilter{})
+	p, _ := q.Entries(Filter{})
 	got := map[string]bool{}
 	for _, e := range p.Entries {
 		got[e.ClientAddr.String()] = true
@@ -228,18 +244,11 @@ func TestQueryLogTruncatesAddresses(t *testing.T) {
 }
 
 // BenchmarkQueryLogWriter measures the writer's sustained rate: entries
-// recorded as fast as possible and written in batches into Badger.
+// recorded as fast as possible and written in batches into segments.
 func BenchmarkQueryLogWriter(b *testing.B) {
 	cfg := DefaultConfig()
-	cfg.Dir = b.TempDir()
-	s, err := Open(cfg, zaptest.NewLogger(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	qcfg := DefaultQueryLogConfig()
-	qcfg.LogLines = false
-	q := s.NewQueryLog(qcfg, zaptest.NewLogger(b))
+	cfg.LogLines = false
+	q := testLog(b, b.TempDir(), cfg)
 	stop := runLog(q)
 	// An unnamed client, as most are: the log keys it by its address.
 	e := entry("", "192.168.1.5", time.Now(), "telemetry.xiaomi.example.", "Xiaomi")
@@ -257,23 +266,21 @@ func BenchmarkQueryLogWriter(b *testing.B) {
 }
 
 func TestQueryLogPausesOnLowDisk(t *testing.T) {
-	s := testStore(t, t.TempDir())
-	defer s.Close()
-	var free atomic.Uint64
-	free.Store(1 << 40)
-	s.freeBytes = func(string) (uint64, error) { return free.Load(), nil }
-	q := s.NewQueryLog(testLogConfig(), zaptest.NewLogger(t))
+	var low atomic.Bool
+	q := testLog(t, t.TempDir(), testLogConfig())
+	q.PauseWhen(low.Load)
 	stop := runLog(q)
 	q.Record(entry("", "10.0.0.1", time.Now(), "before.example.", "V"))
 	waitWritten(t, q, 1)
-	free.Store(1 << 20) // under min_free_bytes
-	s.checkDisk()
+	low.Store(true) // as the store reports under store.min_free_bytes
+	if !q.Stats().LowDisk {
+		t.Error("stats do not report the low disk")
+	}
 	for range 5 {
 		q.Record(entry("", "10.0.0.1", time.Now(), "during.example.", "V"))
 	}
-	free.Store(1 << 40)
 	time.Sleep(100 * time.Millisecond)
-	s.checkDisk()
+	low.Store(false)
 	q.Record(entry("", "10.0.0.1", time.Now(), "after.example.", "V"))
 	stop()
 	st := q.Stats()
@@ -282,7 +289,7 @@ func TestQueryLogPausesOnLowDisk(t *testing.T) {
 	}
 }
 
-func waitWritten(t *testing.T, q *QueryLog, n uint64) {
+func waitWritten(t *testing.T, q *Log, n uint64) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); q.Stats().Written < n; {
 		if time.Now().After(deadline) {
@@ -292,39 +299,15 @@ func waitWritten(t *testing.T, q *QueryLog, n uint64) {
 	}
 }
 
-func TestSeriesAndClientDays(t *testing.T) {
-	s := testStore(t, t.TempDir())
-	defer s.Close()
+func TestClientDays(t *testing.T) {
 	now := time.Now().UTC()
-	for _, c := range []struct {
-		at   time.Time
-		q, b uint64
-	}{{now.Add(-3 * time.Hour), 10, 2}, {now.Add(-3 * time.Hour), 5, 1}, {now, 7, 0}} {
-		if err := s.AddSeries(c.at, c.q, c.b, time.Hour*24); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pts, err := s.Series(now.Add(-5*time.Hour), now)
-	if err != nil || len(pts) != 6 {
-		t.Fatalf("%d points, %v", len(pts), err)
-	}
-	if p := pts[2]; p.Queries != 15 || p.Blocked != 3 {
-		t.Errorf("3 hours ago: %+v, want 15 queries, 3 blocked", p)
-	}
-	if p := pts[5]; p.Queries != 7 {
-		t.Errorf("this hour: %+v", p)
-	}
-	if p := pts[0]; p.Queries != 0 {
-		t.Errorf("empty hour: %+v", p)
-	}
-
-	q := s.NewQueryLog(testLogConfig(), zaptest.NewLogger(t))
+	q := testLog(t, t.TempDir(), testLogConfig())
 	stop := runLog(q)
 	q.Record(entry("tv", "10.0.0.2", now.Add(-24*time.Hour), "a.example.", "LG"))
 	q.Record(entry("tv", "10.0.0.2", now, "b.example.", "LG"))
 	q.Record(entry("tv", "10.0.0.2", now, "c.example.", "Samsung"))
 	stop()
-	days, err := s.LogClientDays("tv", now.Add(-48*time.Hour), time.Time{})
+	days, err := q.ClientDays("tv", now.Add(-48*time.Hour), time.Time{})
 	if err != nil || len(days) != 3 {
 		t.Fatalf("%d days, %v", len(days), err)
 	}
@@ -339,15 +322,8 @@ func TestSeriesAndClientDays(t *testing.T) {
 // (its days over 30 d and its latest 200 lookups).
 func BenchmarkDashboardMonth(b *testing.B) {
 	cfg := DefaultConfig()
-	cfg.Dir = b.TempDir()
-	s, err := Open(cfg, zaptest.NewLogger(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	qcfg := DefaultQueryLogConfig()
-	qcfg.LogLines = false
-	q := s.NewQueryLog(qcfg, zaptest.NewLogger(b))
+	cfg.LogLines = false
+	q := testLog(b, b.TempDir(), cfg)
 	stop := runLog(q)
 	now := time.Now()
 	vendors := []string{"Xiaomi", "Huawei", "Samsung", "Apple", "Amazon", "LG", "Roku", "TikTok"}
@@ -365,14 +341,14 @@ func BenchmarkDashboardMonth(b *testing.B) {
 		name string
 		fn   func() error
 	}{
-		{"top-24h", func() error { _, err := s.LogTop(now.Add(-24*time.Hour), time.Time{}, 10); return err }},
-		{"clients-7d", func() error { _, err := s.LogClients(now.Add(-7*24*time.Hour), time.Time{}); return err }},
+		{"top-24h", func() error { _, err := q.Top(now.Add(-24*time.Hour), time.Time{}, 10); return err }},
+		{"clients-7d", func() error { _, err := q.Clients(now.Add(-7*24*time.Hour), time.Time{}); return err }},
 		{"device-days-30d", func() error {
-			_, err := s.LogClientDays("device-07", now.Add(-30*24*time.Hour), time.Time{})
+			_, err := q.ClientDays("device-07", now.Add(-30*24*time.Hour), time.Time{})
 			return err
 		}},
 		{"device-latest-200", func() error {
-			_, err := s.LogEntries(LogFilter{Client: "device-07", Since: now.Add(-7 * 24 * time.Hour), Limit: 200})
+			_, err := q.Entries(Filter{Client: "device-07", Since: now.Add(-7 * 24 * time.Hour), Limit: 200})
 			return err
 		}},
 	} {

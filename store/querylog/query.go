@@ -1,4 +1,4 @@
-package store
+package querylog
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// LogFilter selects log entries. Zero fields match everything.
-type LogFilter struct {
+// Filter selects log entries. Zero fields match everything.
+type Filter struct {
 	Client string    // client identity: its name, or its address if unnamed
 	Vendor string    // exact vendor tag
 	List   string    // exact list name
@@ -23,13 +23,13 @@ type LogFilter struct {
 	Allowed bool
 	// Limit bounds the entries returned (default 100, at most 1000).
 	Limit int
-	// Cursor continues a previous page (LogPage.Next).
+	// Cursor continues a previous page (Page.Next).
 	Cursor string
 }
 
-// LogPage is one page of entries, newest first.
-type LogPage struct {
-	Entries []LogEntry `json:"entries"`
+// Page is one page of entries, newest first.
+type Page struct {
+	Entries []Entry `json:"entries"`
 	// Next is the cursor of the following page; empty at the end.
 	Next string `json:"next,omitempty"`
 }
@@ -39,10 +39,10 @@ type LogPage struct {
 // whole month in one go.
 const maxScan = 500_000
 
-// ErrBadCursor means a cursor was not produced by this store.
+// ErrBadCursor means a cursor was not produced by this log.
 var ErrBadCursor = errors.New("invalid cursor")
 
-func (f *LogFilter) matches(e *LogEntry) bool {
+func (f *Filter) matches(e *Entry) bool {
 	if f.Vendor != "" && !strings.EqualFold(e.Vendor, f.Vendor) {
 		return false
 	}
@@ -82,8 +82,8 @@ func parseCursor(s string) (cursor, error) {
 // may hold entries in [since, until), starting at the block at from when
 // given. For a client, only its entries in each block are passed, and
 // blocks without it are not decompressed. fn returns false to stop.
-func (s *Store) walkBlocks(blocked bool, client string, since, until time.Time, from []byte,
-	fn func(suffix []byte, entries []LogEntry) bool) error {
+func (q *Log) walkBlocks(blocked bool, client string, since, until time.Time, from []byte,
+	fn func(suffix []byte, entries []Entry) bool) error {
 	var start *segPos
 	if from != nil {
 		p, ok := parseSegPos(from)
@@ -92,8 +92,8 @@ func (s *Store) walkBlocks(blocked bool, client string, since, until time.Time, 
 		}
 		start = &p
 	}
-	var entries []LogEntry
-	return s.segs.walk(kind(blocked), since, until, start, func(pos segPos, fr *frame) bool {
+	var entries []Entry
+	return q.segs.walk(kind(blocked), since, until, start, func(pos segPos, fr *frame) bool {
 		if !since.IsZero() && fr.newest.Before(since) || !until.IsZero() && !fr.first.Before(until) {
 			return true
 		}
@@ -106,7 +106,7 @@ func (s *Store) walkBlocks(blocked bool, client string, since, until time.Time, 
 			return true // damaged: skip the block
 		}
 		if client != "" {
-			entries = slices.DeleteFunc(entries, func(e LogEntry) bool { return e.Client != client })
+			entries = slices.DeleteFunc(entries, func(e Entry) bool { return e.Client != client })
 		}
 		return fn(pos.bytes(), entries)
 	})
@@ -114,15 +114,15 @@ func (s *Store) walkBlocks(blocked bool, client string, since, until time.Time, 
 
 // logSince returns the start of a window no older than the kind's
 // retention.
-func (s *Store) logSince(blocked bool, since time.Time) time.Time {
-	if c := s.segs.cutoff(kind(blocked), time.Now()); since.Before(c) {
+func (q *Log) logSince(blocked bool, since time.Time) time.Time {
+	if c := q.segs.cutoff(kind(blocked), time.Now()); since.Before(c) {
 		return c
 	}
 	return since
 }
 
-// LogEntries returns entries matching f, newest first.
-func (s *Store) LogEntries(f LogFilter) (LogPage, error) {
+// Entries returns entries matching f, newest first.
+func (q *Log) Entries(f Filter) (Page, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
@@ -136,14 +136,14 @@ func (s *Store) LogEntries(f LogFilter) (LogPage, error) {
 	if f.Cursor != "" {
 		c, err := parseCursor(f.Cursor)
 		if err != nil {
-			return LogPage{}, err
+			return Page{}, err
 		}
 		from, resume = c.suffix, c.index
 	}
-	var page LogPage
+	var page Page
 	scanned := 0
-	f.Since = s.logSince(!f.Allowed, f.Since)
-	err := s.walkBlocks(!f.Allowed, f.Client, f.Since, until, from, func(suffix []byte, entries []LogEntry) bool {
+	f.Since = q.logSince(!f.Allowed, f.Since)
+	err := q.walkBlocks(!f.Allowed, f.Client, f.Since, until, from, func(suffix []byte, entries []Entry) bool {
 		i := len(entries)
 		if resume >= 0 && bytes.Equal(suffix, from) {
 			i = min(resume, i)
@@ -186,12 +186,12 @@ type ClientSummary struct {
 
 // scanWindow calls fn for every blocked entry in [since, until), optionally
 // for one client only.
-func (s *Store) scanWindow(client string, since, until time.Time, fn func(*LogEntry)) error {
+func (q *Log) scanWindow(client string, since, until time.Time, fn func(*Entry)) error {
 	if until.IsZero() {
 		until = time.Now().Add(time.Minute)
 	}
-	since = s.logSince(true, since)
-	return s.walkBlocks(true, client, since, until, nil, func(_ []byte, entries []LogEntry) bool {
+	since = q.logSince(true, since)
+	return q.walkBlocks(true, client, since, until, nil, func(_ []byte, entries []Entry) bool {
 		for i := range entries {
 			if e := &entries[i]; e.Time.Before(until) && !e.Time.Before(since) {
 				fn(e)
@@ -201,7 +201,7 @@ func (s *Store) scanWindow(client string, since, until time.Time, fn func(*LogEn
 	})
 }
 
-func (cs *ClientSummary) add(e *LogEntry) {
+func (cs *ClientSummary) add(e *Entry) {
 	if cs.Total == 0 || e.Time.Before(cs.First) {
 		cs.First = e.Time
 	}
@@ -216,15 +216,15 @@ func (cs *ClientSummary) add(e *LogEntry) {
 	}
 }
 
-func newSummary(e *LogEntry) *ClientSummary {
+func newSummary(e *Entry) *ClientSummary {
 	return &ClientSummary{Client: e.Client, Name: e.ClientName, Vendors: map[string]int{}, Lists: map[string]int{}}
 }
 
-// LogClients summarises every client with blocked lookups in the window,
+// Clients summarises every client with blocked lookups in the window,
 // most blocked first.
-func (s *Store) LogClients(since, until time.Time) ([]ClientSummary, error) {
+func (q *Log) Clients(since, until time.Time) ([]ClientSummary, error) {
 	byClient := map[string]*ClientSummary{}
-	err := s.scanWindow("", since, until, func(e *LogEntry) {
+	err := q.scanWindow("", since, until, func(e *Entry) {
 		cs := byClient[e.Client]
 		if cs == nil {
 			cs = newSummary(e)
@@ -248,10 +248,10 @@ func (s *Store) LogClients(since, until time.Time) ([]ClientSummary, error) {
 	return out, nil
 }
 
-// LogClient summarises one client's blocked lookups in the window.
-func (s *Store) LogClient(client string, since, until time.Time) (ClientSummary, error) {
+// Client summarises one client's blocked lookups in the window.
+func (q *Log) Client(client string, since, until time.Time) (ClientSummary, error) {
 	cs := &ClientSummary{Client: client, Vendors: map[string]int{}, Lists: map[string]int{}}
-	err := s.scanWindow(client, since, until, func(e *LogEntry) {
+	err := q.scanWindow(client, since, until, func(e *Entry) {
 		cs.Name = e.ClientName
 		cs.add(e)
 	})
@@ -278,9 +278,9 @@ type TopReport struct {
 	Vendors []Count   `json:"vendors"`
 }
 
-// LogTop returns the n most blocked names, clients and vendors in the
+// Top returns the n most blocked names, clients and vendors in the
 // window.
-func (s *Store) LogTop(since, until time.Time, n int) (TopReport, error) {
+func (q *Log) Top(since, until time.Time, n int) (TopReport, error) {
 	if until.IsZero() {
 		until = time.Now()
 	}
@@ -294,7 +294,7 @@ func (s *Store) LogTop(since, until time.Time, n int) (TopReport, error) {
 		}
 		c.Count++
 	}
-	err := s.scanWindow("", since, until, func(e *LogEntry) {
+	err := q.scanWindow("", since, until, func(e *Entry) {
 		rep.Total++
 		bump(names, e.QName, e.Vendor)
 		bump(clients, e.Client, "")
@@ -322,4 +322,39 @@ func topN(m map[string]*Count, n int) []Count {
 		out = out[:n]
 	}
 	return out
+}
+
+// VendorDay is one client's blocked lookups per vendor on one day.
+type VendorDay struct {
+	Day     time.Time      `json:"day"`
+	Vendors map[string]int `json:"vendors"`
+}
+
+// ClientDays returns a client's blocked lookups per vendor per day
+// (UTC) over the window, oldest first, days without lookups included.
+func (q *Log) ClientDays(client string, since, until time.Time) ([]VendorDay, error) {
+	if until.IsZero() {
+		until = time.Now()
+	}
+	start := since.UTC().Truncate(24 * time.Hour)
+	byDay := map[int64]map[string]int{}
+	err := q.scanWindow(client, since, until, func(e *Entry) {
+		d := e.Time.UTC().Truncate(24 * time.Hour).Unix()
+		if byDay[d] == nil {
+			byDay[d] = map[string]int{}
+		}
+		byDay[d][e.Vendor]++
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the query log: %w", err)
+	}
+	var out []VendorDay
+	for d := start; !d.After(until); d = d.Add(24 * time.Hour) {
+		v := byDay[d.Unix()]
+		if v == nil {
+			v = map[string]int{}
+		}
+		out = append(out, VendorDay{Day: d, Vendors: v})
+	}
+	return out, nil
 }

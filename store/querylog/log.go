@@ -1,4 +1,4 @@
-package store
+package querylog
 
 import (
 	"bytes"
@@ -17,15 +17,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// QueryLogConfig is the [querylog] section.
-//
-// Loss bound: a process crash (even SIGKILL) loses at most QueueSize +
-// BatchSize entries, plus up to 128 (laneSize) per UDP reader: what is
-// queued, the batch being built and what the readers' lanes (lane.go)
-// hold. A written batch is in the page cache, so it survives the
-// process. A power loss additionally loses up to SyncInterval of entries
-// written since the last sync to disk.
-type QueryLogConfig struct {
+// Config is the [querylog] section. QueueSize, BatchSize and SyncInterval
+// set the loss bound (package documentation, LossBound).
+type Config struct {
 	// Enabled turns the per-client log on.
 	Enabled bool `toml:"enabled"`
 	// Retention is how long blocked lookups are kept.
@@ -51,9 +45,9 @@ type QueryLogConfig struct {
 	LogLines bool `toml:"log_lines"`
 }
 
-// DefaultQueryLogConfig returns the [querylog] defaults.
-func DefaultQueryLogConfig() QueryLogConfig {
-	return QueryLogConfig{
+// DefaultConfig returns the [querylog] defaults.
+func DefaultConfig() Config {
+	return Config{
 		Enabled:          true,
 		Retention:        30 * 24 * time.Hour,
 		AllowedRetention: 24 * time.Hour,
@@ -66,7 +60,7 @@ func DefaultQueryLogConfig() QueryLogConfig {
 }
 
 // Validate checks the section.
-func (c *QueryLogConfig) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
 	if c.Retention < time.Second {
 		errs = append(errs, fmt.Errorf("querylog.retention: want at least \"1s\", got %q", c.Retention.String()))
@@ -91,22 +85,22 @@ func (c *QueryLogConfig) Validate() error {
 
 // LossBound describes, for people, how much a crash can lose when lanes
 // lanes (one per UDP reader: two per UDP socket, lane.go) are in use.
-func (c *QueryLogConfig) LossBound(lanes int) string {
+func (c *Config) LossBound(lanes int) string {
 	perLane := min(laneSize, c.QueueSize)
 	return fmt.Sprintf("a crash loses at most %d entries (queue_size + batch_size + %d for each of %d UDP readers); a power loss also up to %s of entries (sync_interval)",
 		c.QueueSize+c.BatchSize+lanes*perLane, perLane, lanes, c.SyncInterval)
 }
 
 // lossBound is LossBound for the lanes in use.
-func (q *QueryLog) lossBound() string {
+func (q *Log) lossBound() string {
 	q.lanesMu.Lock()
 	n := len(q.lanes)
 	q.lanesMu.Unlock()
 	return q.cfg.LossBound(n)
 }
 
-// LogEntry is one logged lookup.
-type LogEntry struct {
+// Entry is one logged lookup.
+type Entry struct {
 	Time       time.Time  `json:"time"`
 	Client     string     `json:"client"` // the client's name if it has one, else its address
 	ClientName string     `json:"client_name,omitempty"`
@@ -124,20 +118,25 @@ type LogEntry struct {
 }
 
 // Identity returns the key the log groups a client under.
-func (e *LogEntry) identity() string {
+func (e *Entry) identity() string {
 	if e.ClientName != "" {
 		return e.ClientName
 	}
 	return e.ClientAddr.String()
 }
 
-// QueryLog records lookups per client off the query path: Record hands an
+// Log records lookups per client off the query path: Record hands an
 // entry to a bounded queue and returns at once; Run is the one writer that
-// batches them into the segment files beside Badger (segments.go).
-type QueryLog struct {
-	st  *Store
-	cfg QueryLogConfig
-	log *zap.Logger
+// batches them into the segment files (segments.go). Its readers
+// (query.go) may run at any time, with or without the writer. A Log is
+// safe for concurrent use.
+type Log struct {
+	segs *segments
+	cfg  Config
+	log  *zap.Logger
+	// lowDisk reports whether the disk is almost full; never nil, set
+	// before Run (PauseWhen).
+	lowDisk func() bool
 	// queue carries encoded entries to the writer: a lane's at a time
 	// (lane.go) or one Record's. queued counts the entries in it, which
 	// queue_size bounds. free takes lane buffers back to the lanes.
@@ -146,7 +145,7 @@ type QueryLog struct {
 	queued  atomic.Int64
 	laneCap int
 	lanesMu sync.Mutex
-	lanes   []*LogLane
+	lanes   []*Lane
 	// The writer's: entries gathered for the next write, and the block
 	// builder.
 	pending pending
@@ -156,8 +155,8 @@ type QueryLog struct {
 	written, dropped, writeErrors, lowDiskDropped atomic.Uint64
 }
 
-// QueryLogStats is a snapshot of the log's counters.
-type QueryLogStats struct {
+// Stats is a snapshot of the log's counters.
+type Stats struct {
 	Queued      int    `json:"queued"`
 	Capacity    int    `json:"capacity"`
 	Written     uint64 `json:"written"`
@@ -170,15 +169,39 @@ type QueryLogStats struct {
 	LossBound      string `json:"loss_bound"`
 }
 
-// NewQueryLog returns a log writing into s. Nothing is written until Run.
-func (s *Store) NewQueryLog(cfg QueryLogConfig, log *zap.Logger) *QueryLog {
-	s.SetLogRetention(cfg.Retention, cfg.AllowedRetention)
-	return &QueryLog{
-		st: s, cfg: cfg, log: log, done: make(chan struct{}),
+// Open opens the log kept in the querylog directory under dir (the data
+// directory, store.dir), creating it if missing. Its readers work at once,
+// hiding entries past cfg's retentions; nothing is written until Run.
+// Close it after Run has returned.
+func Open(dir string, cfg Config, log *zap.Logger) (*Log, error) {
+	segs, err := openSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	segs.setRetention(cfg.Retention, cfg.AllowedRetention)
+	return &Log{
+		segs: segs, cfg: cfg, log: log, done: make(chan struct{}),
+		lowDisk: func() bool { return false },
 		queue:   make(chan queued, cfg.QueueSize),
 		free:    make(chan []byte, keptLaneBufs),
 		laneCap: min(laneSize, cfg.QueueSize),
+	}, nil
+}
+
+// PauseWhen makes the writer drop what it would write, counting it in
+// Stats.LowDiskDropped, while low reports true: the disk holding the log
+// is almost full (store.min_free_bytes; the store watches it). DNS keeps
+// answering. low must be cheap and safe for concurrent use. Call
+// PauseWhen before Run and before sharing the log.
+func (q *Log) PauseWhen(low func() bool) { q.lowDisk = low }
+
+// Close syncs and closes the segment files the writer left open. Call it
+// after Run has returned, or instead of Run for a log only read.
+func (q *Log) Close() error {
+	if err := q.segs.close(); err != nil {
+		return fmt.Errorf("closing the query log in %s: %w", q.segs.dir, err)
 	}
+	return nil
 }
 
 // keptLaneBufs is how many empty lane buffers wait for reuse (about
@@ -189,7 +212,7 @@ const keptLaneBufs = 32
 
 // Record queues e for writing. It never blocks: when the queue is full the
 // entry is dropped, counted, and false returned. Safe for concurrent use.
-func (q *QueryLog) Record(e LogEntry) bool {
+func (q *Log) Record(e Entry) bool {
 	if !q.reserve(1) {
 		q.dropped.Add(1)
 		return false
@@ -200,11 +223,11 @@ func (q *QueryLog) Record(e LogEntry) bool {
 }
 
 // Stats returns the log's counters.
-func (q *QueryLog) Stats() QueryLogStats {
-	return QueryLogStats{
+func (q *Log) Stats() Stats {
+	return Stats{
 		Queued: int(q.queued.Load()), Capacity: q.cfg.QueueSize,
 		Written: q.written.Load(), Dropped: q.dropped.Load(), WriteErrors: q.writeErrors.Load(),
-		LowDiskDropped: q.lowDiskDropped.Load(), LowDisk: q.st.LowDisk(),
+		LowDiskDropped: q.lowDiskDropped.Load(), LowDisk: q.lowDisk(),
 		LossBound: q.lossBound(),
 	}
 }
@@ -216,7 +239,7 @@ const dropReportInterval = 10 * time.Second
 // Run writes queued entries in batches until ctx ends, then drains the
 // queue, writes and syncs what is left and returns: a graceful shutdown
 // loses nothing. Callers must stop calling Record before cancelling ctx.
-func (q *QueryLog) Run(ctx context.Context) {
+func (q *Log) Run(ctx context.Context) {
 	defer close(q.done)
 	flush := time.NewTicker(q.cfg.FlushInterval)
 	sync := time.NewTicker(q.cfg.SyncInterval)
@@ -247,7 +270,7 @@ func (q *QueryLog) Run(ctx context.Context) {
 			case syncing <- struct{}{}:
 				go func() {
 					defer func() { <-syncing }()
-					if err := q.st.segs.sync(); err != nil {
+					if err := q.segs.sync(); err != nil {
 						q.log.Warn("syncing the query log", zap.Error(err))
 					}
 				}()
@@ -272,7 +295,7 @@ func (q *QueryLog) Run(ctx context.Context) {
 			q.drainLanes()
 			q.write()
 			syncing <- struct{}{} // wait for a background sync
-			if err := q.st.segs.close(); err != nil {
+			if err := q.segs.close(); err != nil {
 				q.log.Warn("syncing the query log", zap.Error(err))
 			}
 			return
@@ -289,7 +312,7 @@ type pending struct {
 }
 
 // take adds entries from the queue to the pending batch.
-func (q *QueryLog) take(b queued) {
+func (q *Log) take(b queued) {
 	q.queued.Add(-int64(b.n))
 	q.pending.arena = append(q.pending.arena, b.buf...)
 	q.pending.n += b.n
@@ -300,7 +323,7 @@ func (q *QueryLog) take(b queued) {
 
 // gather takes whatever else is queued, until the pending batch holds
 // limit entries, without going through the writer's select once per item.
-func (q *QueryLog) gather(limit int) {
+func (q *Log) gather(limit int) {
 	for q.pending.n < limit {
 		select {
 		case b := <-q.queue:
@@ -312,7 +335,7 @@ func (q *QueryLog) gather(limit int) {
 }
 
 // drainLanes takes what the lanes hold.
-func (q *QueryLog) drainLanes() {
+func (q *Log) drainLanes() {
 	q.lanesMu.Lock()
 	lanes := q.lanes
 	q.lanesMu.Unlock()
@@ -325,9 +348,9 @@ func (q *QueryLog) drainLanes() {
 const expireInterval = time.Minute
 
 // expire deletes the segments past their kind's retention.
-func (q *QueryLog) expire() {
+func (q *Log) expire() {
 	for k := range kindNames {
-		if n, err := q.st.segs.expire(k, time.Now()); err != nil {
+		if n, err := q.segs.expire(k, time.Now()); err != nil {
 			q.log.Warn("deleting expired query log segments", zap.Error(err))
 		} else if n > 0 {
 			q.log.Debug("expired query log segments deleted", zap.String("kind", kindNames[k]), zap.Int("segments", n))
@@ -336,7 +359,7 @@ func (q *QueryLog) expire() {
 }
 
 // Done is closed when Run has returned.
-func (q *QueryLog) Done() <-chan struct{} { return q.done }
+func (q *Log) Done() <-chan struct{} { return q.done }
 
 // Blocks. The writer puts the entries of one flush, per kind, into blocks
 // of at most maxBlockBytes that never cross an hour (a segment's span),
@@ -344,35 +367,22 @@ func (q *QueryLog) Done() <-chan struct{} { return q.done }
 // block body is, S2-compressed (entries of one flush repeat names, lists
 // and vendors, so this shrinks it several times): the count and per entry
 // its time (8 bytes) and its length-prefixed encoding, oldest first.
-const (
-	// blockV1 versions the blocks of the Badger-based log of earlier
-	// versions, read once to move them into segments (migrate.go).
-	blockV1 = 3
-	// maxBlockBytes bounds a block before compression, and so the memory
-	// a reader needs for one.
-	maxBlockBytes = 48 << 10
-)
-
-func appendStamp(k []byte, t time.Time, seq uint32) []byte {
-	ns := t.UnixNano()
-	if t.IsZero() || ns < 0 {
-		ns = 0 // the zero time means "from the beginning", not an overflowed nanosecond count
-	}
-	k = binary.BigEndian.AppendUint64(k, uint64(ns))
-	return binary.BigEndian.AppendUint32(k, seq)
-}
+//
+// maxBlockBytes bounds a block before compression, and so the memory a
+// reader needs for one.
+const maxBlockBytes = 48 << 10
 
 // write stores the pending batch and empties it. Errors (a full disk,
 // say) are counted and reported; the entries are lost, DNS is not
 // affected.
-func (q *QueryLog) write() {
+func (q *Log) write() {
 	p := &q.pending
 	if p.n == 0 {
 		return
 	}
 	n := p.n
 	defer func() { p.arena, p.n = p.arena[:0], 0 }()
-	if q.st.LowDisk() {
+	if q.lowDisk() {
 		q.lowDiskDropped.Add(uint64(n))
 		return
 	}
@@ -385,9 +395,9 @@ func (q *QueryLog) write() {
 			slices.SortStableFunc(p.recs, record.compare)
 		}
 		q.logLines(p)
-		err = q.blocks.add(p.arena, p.recs, true, q.st.segs.appendFrame)
+		err = q.blocks.add(p.arena, p.recs, true, q.segs.appendFrame)
 		if err == nil {
-			err = q.blocks.add(p.arena, p.recs, false, q.st.segs.appendFrame)
+			err = q.blocks.add(p.arena, p.recs, false, q.segs.appendFrame)
 		}
 	}
 	if err != nil {
@@ -400,7 +410,7 @@ func (q *QueryLog) write() {
 
 // logLines writes a log line per blocked entry of p when log_lines asks
 // for them and the level lets them through.
-func (q *QueryLog) logLines(p *pending) {
+func (q *Log) logLines(p *pending) {
 	// Checked once per batch: building a line's fields allocates even
 	// when the level then discards it.
 	if !q.cfg.LogLines || !q.log.Core().Enabled(zap.InfoLevel) {
@@ -431,8 +441,8 @@ type record struct {
 func (a record) compare(b record) int { return cmp.Compare(a.ns, b.ns) }
 
 // appendRecord appends e as a block body keeps it: its time (8 bytes),
-// the encoding's length (uvarint) and the encoding (encodeEntry).
-func appendRecord(b []byte, e *LogEntry, truncateAddr bool) []byte {
+// the encoding's length (uvarint) and the encoding (encodeEntryAddr).
+func appendRecord(b []byte, e *Entry, truncateAddr bool) []byte {
 	addr := e.ClientAddr
 	if truncateAddr {
 		addr = truncate(addr)
@@ -568,18 +578,9 @@ func entryClient(enc []byte) (name, addr []byte) {
 	return nil, addr
 }
 
-// decodeBlock returns the entries of a block of the Badger-based log of
-// earlier versions: a version byte, the newest entry's time, the body.
-func decodeBlock(v []byte) ([]LogEntry, error) {
-	if len(v) < 9 || v[0] != blockV1 {
-		return nil, errCorrupt
-	}
-	return decodeBody(v[9:], nil)
-}
-
 // decodeBody returns a compressed block body's entries, oldest first,
 // appended to out.
-func decodeBody(compressed []byte, out []LogEntry) ([]LogEntry, error) {
+func decodeBody(compressed []byte, out []Entry) ([]Entry, error) {
 	v, err := s2.Decode(nil, compressed)
 	if err != nil {
 		return out, errCorrupt
@@ -635,10 +636,8 @@ const (
 	flagOtherProt = 8
 )
 
-func encodeEntry(b []byte, e *LogEntry) []byte { return encodeEntryAddr(b, e, e.ClientAddr) }
-
-// encodeEntryAddr is encodeEntry with addr in place of the entry's.
-func encodeEntryAddr(b []byte, e *LogEntry, addr netip.Addr) []byte {
+// encodeEntryAddr encodes e with addr in place of its address.
+func encodeEntryAddr(b []byte, e *Entry, addr netip.Addr) []byte {
 	var flags byte
 	if e.Blocked {
 		flags |= flagBlocked
@@ -686,8 +685,8 @@ func appendString(b []byte, s string) []byte {
 var errCorrupt = errors.New("corrupt log entry")
 
 // decodeEntry decodes an entry whose time is the 8 bytes in ts.
-func decodeEntry(ts, v []byte) (LogEntry, error) {
-	var e LogEntry
+func decodeEntry(ts, v []byte) (Entry, error) {
+	var e Entry
 	if len(ts) < 8 {
 		return e, errCorrupt
 	}

@@ -1,0 +1,53 @@
+package blocklists
+
+import (
+	"time"
+
+	"github.com/vigil-dns/vigil/store"
+)
+
+// Source statuses, as Pi-hole reports its gravity sources.
+const (
+	StatusPending      = "pending"                  // never attempted
+	StatusUpdated      = "updated"                  // a new copy was fetched and is in use
+	StatusUnchanged    = "unchanged"                // the source has not changed
+	StatusFailedCached = "failed-using-cached-copy" // the update failed; the last good copy is in use
+	StatusFailedNoCopy = "failed-no-copy"           // the update failed and there is no copy to use
+)
+
+// SourceStatus is what the API and CLI show for one source. Its JSON is
+// the HTTP API's, so its field names and flat shape stay as they are
+// whatever the store records; newSourceStatus converts the store's record
+// (store.ListMeta) at the boundary.
+type SourceStatus struct {
+	ID           string    `json:"id"`
+	Vendor       string    `json:"vendor"`
+	Kind         string    `json:"kind"`
+	List         string    `json:"list"`   // the configured list's name
+	Source       string    `json:"source"` // URL or file path
+	ETag         string    `json:"etag,omitempty"`
+	LastModified string    `json:"last_modified,omitempty"`
+	FetchedAt    time.Time `json:"fetched_at"`            // when the stored copy was fetched
+	CheckedAt    time.Time `json:"checked_at"`            // when an update was last attempted
+	Size         int       `json:"size"`                  // bytes of the stored copy
+	SHA256       string    `json:"sha256"`                // of the stored copy
+	Format       string    `json:"format"`                // as detected or configured
+	Entries      int       `json:"entries"`               // rules in the stored copy
+	Rejected     int       `json:"rejected"`              // invalid lines in the stored copy
+	Status       string    `json:"status"`                // outcome of the latest attempt (Status*)
+	Error        string    `json:"error,omitempty"`       // why the latest attempt failed
+	HasCopy      bool      `json:"has_copy"`              // a good copy is stored
+	FailedSince  time.Time `json:"failed_since,omitzero"` // first failure of the current run of failures
+}
+
+// newSourceStatus is the status of source id of l from the store's record
+// of it.
+func newSourceStatus(id string, l *ListConfig, m store.ListMeta) SourceStatus {
+	return SourceStatus{
+		ID: id, Vendor: l.Vendor, Kind: l.Kind,
+		List: m.List, Source: m.Source, ETag: m.ETag, LastModified: m.LastModified,
+		FetchedAt: m.FetchedAt, CheckedAt: m.CheckedAt, Size: m.Size, SHA256: m.SHA256, Format: m.Format,
+		Entries: m.Entries, Rejected: m.Rejected, Status: m.Status, Error: m.Error,
+		HasCopy: m.HasCopy, FailedSince: m.FailedSince,
+	}
+}

@@ -1,0 +1,26 @@
+// Package querylog is Vigil's per-client log of lookups: the blocked ones,
+// and the allowed ones too when querylog.log_allowed is on.
+//
+// Writing stays off the query path. Log.Record, and a UDP reader's
+// Lane.Add, encode an entry and hand it to a bounded queue without ever
+// waiting: when the queue is full the entry is dropped and counted
+// (Stats.Dropped). Log.Run is the one writer: it batches entries into
+// append-only segment files, one per kind per UTC hour, in
+// <store.dir>/querylog/ (segments.go), syncs them every sync_interval and
+// deletes the hours past the retention. Readers (Entries, Clients, Client,
+// Top, ClientDays) walk the segments newest first, while the writer
+// appends or with no writer at all. The log does not use Badger.
+//
+// Loss bound. A graceful shutdown (Run's context ends) drains the queue
+// and the lanes and loses nothing. A process crash, even SIGKILL, loses
+// at most queue_size + batch_size entries, plus up to 128 (or queue_size,
+// if smaller) per UDP reader: what is queued, the batch being built and
+// what the readers' lanes hold. A written batch is in the page cache, so
+// it survives the process. A power loss additionally loses up to
+// sync_interval of entries written since the last sync to disk.
+// Config.LossBound spells the figure out for the lanes in use, and
+// Stats.LossBound reports it.
+//
+// While the disk is almost full (Log.PauseWhen) the writer drops its
+// batches and counts them (Stats.LowDiskDropped); DNS keeps answering.
+package querylog
