@@ -33,7 +33,7 @@ type Cache struct {
 	now    func() time.Time
 	shards [cacheShards]cacheShard
 
-	hits                     stripedUint64 // bumped by the fast path on every core
+	hits                     stripedUint64 // bumped by packed answers on every core
 	misses, coalesced, stale atomic.Uint64
 }
 
@@ -94,7 +94,7 @@ func allocSize(n int) int64 { return int64(n+15) &^ 15 }
 // question k, whose parsed form is m. The wire form and the name share
 // one allocation of their exact size: Pack's buffer has slack, and an
 // allocation each cost more than the bytes themselves. err is set when
-// wire's records cannot be walked for the fast path; the entry is still
+// wire's records cannot be walked for PackedHit; the entry is still
 // good for the full path.
 func newCacheEntry(k cacheKey, wire []byte, m *dns.Msg, stored, expires int64) (*cacheEntry, error) {
 	buf := make([]byte, len(wire)+len(k.name))
@@ -330,7 +330,7 @@ func (c *Cache) store(sh *cacheShard, h uint64, k cacheKey, m *dns.Msg, now int6
 	if err != nil {
 		return
 	}
-	// ttls nil when the records cannot be walked: the fast path is off
+	// ttls nil when the records cannot be walked: PackedHit is off
 	// for this entry, the full path answers it.
 	e, _ := newCacheEntry(k, wire, m, now, now+int64(ttl)*int64(time.Second))
 	e.hash = h

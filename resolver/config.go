@@ -36,7 +36,7 @@ type ServerConfig struct {
 	// UDPSockets is how many SO_REUSEPORT sockets each UDP address gets;
 	// 0 means one per CPU.
 	UDPSockets int `toml:"udp_sockets"`
-	// MaxInflight bounds the UDP queries being answered off the fast path
+	// MaxInflight bounds the UDP queries being answered through the chain
 	// (each may wait for an upstream) at once, and the TCP queries at once.
 	MaxInflight int `toml:"max_inflight"`
 	// MaxTCPConns bounds open TCP connections; more are closed at accept.

@@ -29,7 +29,7 @@ const (
 	// datagram is cut and then fails to parse (FORMERR).
 	udpReadSize = 2048
 	// udpReaders is how many goroutines read each UDP socket: two, so one
-	// answers from the fast path while the other waits in recvfrom.
+	// answers packed while the other waits in recvfrom.
 	udpReaders = 2
 	// maxKeptReply bounds the reply buffers kept for reuse.
 	maxKeptReply = 64 << 10
@@ -38,11 +38,13 @@ const (
 // Server owns the UDP and TCP listeners and turns packets into Queries for
 // the Handler chain, and Responses back into packets.
 //
-// Concurrency is bounded everywhere: every UDP socket is read by a fixed
-// pool of worker goroutines that answer what they read (no goroutine per
-// packet), TCP connections are capped at accept, and queries pipelined on
-// one TCP connection are answered concurrently up to a per-connection
-// limit and a server-wide one.
+// Concurrency is bounded everywhere: every UDP socket is read by two
+// reader goroutines, which answer what the stages can answer from packed
+// bytes themselves (packet.go) and give each other query a goroutine of
+// its own, at most max_inflight at once across sockets (past that the
+// query is dropped and counted); TCP connections are capped at accept, and
+// queries pipelined on one TCP connection are answered concurrently up to
+// a per-connection limit and a server-wide one.
 type Server struct {
 	cfg      ServerConfig
 	handler  Handler
@@ -65,8 +67,8 @@ type Server struct {
 	cancel  context.CancelFunc
 
 	tcpInflight chan struct{} // server-wide TCP query semaphore
-	udpInflight chan struct{} // server-wide semaphore of UDP queries off the fast path
-	// replyBufs holds reply buffers for UDP queries off the fast path.
+	udpInflight chan struct{} // server-wide semaphore of UDP queries answered through the chain
+	// replyBufs holds reply buffers for UDP queries answered through the chain.
 	replyBufs sync.Pool
 
 	mu        sync.Mutex // guards the fields below; never taken per query
@@ -92,7 +94,7 @@ type Server struct {
 }
 
 type serverCounters struct {
-	queries                                                                         stripedUint64 // bumped by the fast path on every core
+	queries                                                                         stripedUint64 // bumped by packed answers on every core
 	refused, formerr, notimp, dropped, servfail, tcpRejected, panics, limited, shed atomic.Uint64
 }
 
@@ -273,17 +275,6 @@ func (s *Server) UDPAddrs() []net.Addr {
 			seen[a.String()] = true
 			out = append(out, a)
 		}
-	}
-	return out
-}
-
-// TCPAddrs returns the bound TCP addresses.
-func (s *Server) TCPAddrs() []net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []net.Addr
-	for _, l := range s.listeners[:s.plainTCP] {
-		out = append(out, l.Addr())
 	}
 	return out
 }

@@ -15,7 +15,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -145,8 +144,6 @@ type TLSUpstream struct {
 
 	mu   sync.Mutex
 	idle []*idleConn
-
-	handshakes atomic.Int64
 }
 
 type idleConn struct {
@@ -169,9 +166,6 @@ var _ Upstream = (*TLSUpstream)(nil)
 
 // String implements Upstream.
 func (u *TLSUpstream) String() string { return u.spec.String() }
-
-// Handshakes returns how many TLS connections were opened.
-func (u *TLSUpstream) Handshakes() int64 { return u.handshakes.Load() }
 
 func (u *TLSUpstream) get() *tls.Conn {
 	u.mu.Lock()
@@ -208,7 +202,6 @@ func (u *TLSUpstream) dial(ctx context.Context) (*tls.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", u.spec, err)
 	}
-	u.handshakes.Add(1)
 	return c.(*tls.Conn), nil
 }
 
@@ -272,7 +265,6 @@ func (u *TLSUpstream) roundTrip(ctx context.Context, c *tls.Conn, m *dns.Msg, wi
 type DoHUpstream struct {
 	spec   UpstreamSpec
 	client *http.Client
-	dials  atomic.Int64
 }
 
 // NewDoHUpstream returns a DoH upstream trusting roots.
@@ -289,7 +281,6 @@ func NewDoHUpstream(spec UpstreamSpec, roots *x509.CertPool, boot *Bootstrap) *D
 			if err != nil {
 				return nil, err
 			}
-			u.dials.Add(1)
 			return dialer.DialContext(ctx, network, target)
 		},
 	}
@@ -301,9 +292,6 @@ var _ Upstream = (*DoHUpstream)(nil)
 
 // String implements Upstream.
 func (u *DoHUpstream) String() string { return u.spec.String() }
-
-// Dials returns how many connections were opened.
-func (u *DoHUpstream) Dials() int64 { return u.dials.Load() }
 
 // Exchange implements Upstream.
 func (u *DoHUpstream) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {

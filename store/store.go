@@ -210,9 +210,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Dir returns the directory the store lives in.
-func (s *Store) Dir() string { return s.cfg.Dir }
-
 // RunGC runs Badger's value-log garbage collection every GCInterval until
 // ctx ends. Badger never reclaims value-log space by itself: replaced
 // values stay on disk until this runs. (The per-client log is not in
