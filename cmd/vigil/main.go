@@ -9,14 +9,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
-	"net/url"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vigil-dns/vigil/cmd/vigil/api"
 )
 
 func main() {
@@ -34,6 +33,8 @@ func main() {
 // usageError marks errors in how vigil was invoked (exit status 2).
 type usageError struct{ error }
 
+// exitCode is the process's exit status for err: 2 for usage errors and
+// -h, as the flag package's convention has it, else 1.
 func exitCode(err error) int {
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
@@ -62,43 +63,44 @@ Every command takes -config FILE (default: ./config.toml if present, else
 the built-in default). Run "vigil COMMAND -h" for a command's flags.
 `
 
+// command runs one command with its arguments (after the command's name).
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// commands maps each command's name to its function; a function rather
+// than a package-level map, so nothing global can be changed.
+func commands() map[string]command {
+	return map[string]command{
+		"serve":   cmdServe,
+		"check":   cmdCheck,
+		"version": cmdVersion,
+		"lists":   cmdLists,
+		"explain": cmdExplain,
+		"log":     cmdLog,
+		"clients": cmdClients,
+		"top":     cmdTop,
+		"pause":   cmdPause,
+		"resume":  cmdResume,
+		"health":  cmdHealth,
+	}
+}
+
 // run is main without the process: it parses args, runs one command and
 // returns its error. Tests call it directly.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cmd := "serve"
+	name := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+		name, args = args[0], args[1:]
 	}
-	switch cmd {
-	case "serve":
-		return cmdServe(ctx, args, stdout, stderr)
-	case "check":
-		return cmdCheck(args, stdout, stderr)
-	case "version":
-		return cmdVersion(args, stdout, stderr)
-	case "lists":
-		return cmdLists(ctx, args, stdout, stderr)
-	case "explain":
-		return cmdExplain(ctx, args, stdout, stderr)
-	case "log":
-		return cmdLog(ctx, args, stdout, stderr)
-	case "clients":
-		return cmdClients(ctx, args, stdout, stderr)
-	case "top":
-		return cmdTop(ctx, args, stdout, stderr)
-	case "pause":
-		return cmdPause(ctx, args, stdout, stderr)
-	case "resume":
-		return cmdResume(ctx, args, stdout, stderr)
-	case "health":
-		return cmdHealth(ctx, args, stdout, stderr)
-	case "help":
+	if name == "help" {
 		fmt.Fprint(stdout, usage)
 		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return usageError{fmt.Errorf("unknown command %q", cmd)}
 	}
+	cmd, ok := commands()[name]
+	if !ok {
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Errorf("unknown command %q", name)}
+	}
+	return cmd(ctx, args, stdout, stderr)
 }
 
 // newFlagSet returns a flag set for a command with the -config flag every
@@ -156,90 +158,20 @@ func parseWithOperand(fs *flag.FlagSet, args []string, what string) (string, err
 
 // parseSince reads a -since flag's value as a usage error when wrong.
 func parseSince(v string) (time.Time, error) {
-	t, err := parseTimeArg(v, time.Now())
+	t, err := api.ParseTimeArg(v, time.Now())
 	if err != nil {
 		return t, usageError{fmt.Errorf("-since: %w", err)}
 	}
 	return t, nil
 }
 
+// parseFlags parses a command's flags; operands are a usage error.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
-}
-
-func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("check", "Validate the configuration and exit non-zero with the problem if it is invalid.", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: configuration is valid\n", cfg.Source)
-	return nil
-}
-
-func cmdVersion(args []string, stdout, stderr io.Writer) error {
-	fs, _ := newFlagSet("version", "Print the version.", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, "vigil", version())
-	return nil
-}
-
-// version reports the module version and VCS revision the binary was
-// built from.
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " (" + s.Value[:12] + ")"
-		}
-	}
-	return v + " " + bi.GoVersion
-}
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
-
-// addrList is a repeatable, comma-separating flag of ip:port addresses.
-type addrList []string
-
-func (a *addrList) String() string { return strings.Join(*a, ",") }
-func (a *addrList) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*a = append(*a, s)
-		}
-	}
-	return nil
-}
-
-// applyOverrides puts -listen and -upstream into cfg before validation.
-func applyOverrides(cfg *Config, listen, upstream addrList) error {
-	if len(listen) > 0 {
-		cfg.Server.Listen = cfg.Server.Listen[:0]
-		for _, s := range listen {
-			ap, err := netip.ParseAddrPort(s)
-			if err != nil {
-				return usageError{fmt.Errorf("-listen: want ip:port such as 127.0.0.1:5353, got %q", s)}
-			}
-			cfg.Server.Listen = append(cfg.Server.Listen, ap)
-		}
-	}
-	if len(upstream) > 0 {
-		cfg.Upstream.Servers = append([]string(nil), upstream...)
 	}
 	return nil
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/cmd/vigil/api"
 )
 
 const listsUsage = `Usage: vigil lists [command] [flags]
@@ -25,6 +26,10 @@ Commands:
 Run "vigil lists COMMAND -h" for a command's flags.
 `
 
+// errNoCopy fails "vigil lists update" when a source is unusable.
+var errNoCopy = errors.New("a source failed with no copy to fall back on")
+
+// cmdLists is "vigil lists" and its subcommands.
 func cmdLists(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -36,13 +41,14 @@ func cmdLists(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "update":
 		return cmdListsUpdate(ctx, args, stdout, stderr)
 	case "parse":
-		return cmdListsParse(args, stdout, stderr)
+		return cmdListsParse(ctx, args, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, listsUsage)
 		return usageError{fmt.Errorf("unknown lists command %q", sub)}
 	}
 }
 
+// cmdListsShow is "vigil lists": every source's state.
 func cmdListsShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, cfgPath := newFlagSet("lists", "Show every list source: entries, status and last update.", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -53,18 +59,12 @@ func cmdListsShow(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	var rep listsStatus
-	if api, aerr := connectAPI(ctx, cfg); aerr == nil {
-		if err := api.do(ctx, "GET", "/api/v1/lists", &rep); err != nil {
-			return err
-		}
-	} else {
-		off, err := openOffline(cfg, aerr)
-		if err != nil {
-			return err
-		}
-		defer off.Close()
-		rep = listsStatus{Sources: off.lists.Status()}
+	rep, err := fetch(ctx, cfg,
+		func(c *api.Client) (api.ListsStatus, error) { return c.Lists(ctx) },
+		// Offline nothing is compiled: only the sources' stored state.
+		func(o *offline) (api.ListsStatus, error) { return api.ListsStatus{Sources: o.lists.Status()}, nil })
+	if err != nil {
+		return err
 	}
 	if *asJSON {
 		return printJSON(stdout, rep)
@@ -73,7 +73,8 @@ func cmdListsShow(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-func printSources(w io.Writer, rep listsStatus) {
+// printSources prints the lists report as a table, then the errors.
+func printSources(w io.Writer, rep api.ListsStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LIST\tVENDOR\tKIND\tSTATUS\tENTRIES\tREJECTED\tUPDATED\tSOURCE")
 	for _, s := range rep.Sources {
@@ -94,6 +95,8 @@ func printSources(w io.Writer, rep listsStatus) {
 	}
 }
 
+// cmdListsUpdate is "vigil lists update": fetch every source now, in the
+// running server or, with none, into the store directly.
 func cmdListsUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, cfgPath := newFlagSet("lists update", "Fetch every list source now and recompile the lists.", stderr)
 	asJSON := fs.Bool("json", false, "print the final report as JSON")
@@ -105,41 +108,17 @@ func cmdListsUpdate(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	bar := newProgressBar(stderr)
-	var rep listsStatus
-	if api, aerr := connectAPI(ctx, cfg); aerr == nil {
-		resp, err := api.send(ctx, "POST", "/api/v1/lists/update")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		for sc.Scan() {
-			var ev updateEvent
-			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-				return fmt.Errorf("decoding update progress: %w", err)
+	rep, err := fetch(ctx, cfg,
+		func(c *api.Client) (api.ListsStatus, error) { return c.UpdateLists(ctx, bar.update) },
+		func(o *offline) (api.ListsStatus, error) {
+			if err := o.lists.Load(ctx); err != nil {
+				return api.ListsStatus{}, fmt.Errorf("loading lists from the store: %w", err)
 			}
-			if ev.Final != nil {
-				rep = *ev.Final
-			} else if ev.Source != nil {
-				bar.update(ev.Done, ev.Total, *ev.Source)
-			}
-		}
-		if err := sc.Err(); err != nil {
-			return fmt.Errorf("reading update progress: %w", err)
-		}
-	} else {
-		off, err := openOffline(cfg, aerr)
-		if err != nil {
-			return err
-		}
-		defer off.Close()
-		if err := off.lists.Load(ctx); err != nil {
-			return err
-		}
-		off.lists.Refresh(ctx, func(done, total int, st blocklists.SourceStatus) { bar.update(done, total, st) })
-		set := off.lists.Current()
-		rep = listsStatus{Rules: set.Matcher.Len(), Generation: set.Generation, Built: set.Built, Sources: off.lists.Status()}
+			o.lists.Refresh(ctx, bar.update)
+			return api.ListsReport(o.lists), nil
+		})
+	if err != nil {
+		return err
 	}
 	bar.finish()
 	if *asJSON {
@@ -148,53 +127,14 @@ func cmdListsUpdate(ctx context.Context, args []string, stdout, stderr io.Writer
 	printSources(stdout, rep)
 	for _, s := range rep.Sources {
 		if s.Status == blocklists.StatusFailedNoCopy {
-			return fmt.Errorf("a source failed with no copy to fall back on")
+			return errNoCopy
 		}
 	}
 	return nil
 }
 
-// progressBar draws "[#####.....] 3/10 list source status" on a terminal,
-// redrawn in place; elsewhere it prints one line per source.
-type progressBar struct {
-	w    io.Writer
-	tty  bool
-	used bool
-}
-
-func newProgressBar(w io.Writer) *progressBar {
-	f, ok := w.(*os.File)
-	tty := false
-	if ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	return &progressBar{w: w, tty: tty}
-}
-
-func (p *progressBar) update(done, total int, st blocklists.SourceStatus) {
-	p.used = true
-	if !p.tty {
-		fmt.Fprintf(p.w, "%d/%d %s %s: %s\n", done, total, st.List, st.Source, st.Status)
-		return
-	}
-	const width = 30
-	filled := width * done / max(total, 1)
-	label := st.List + " " + st.Status
-	if len(label) > 40 {
-		label = label[:40]
-	}
-	fmt.Fprintf(p.w, "\r[%s%s] %d/%d %-40s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, total, label)
-}
-
-func (p *progressBar) finish() {
-	if p.tty && p.used {
-		fmt.Fprintln(p.w)
-	}
-}
-
-func cmdListsParse(args []string, stdout, stderr io.Writer) error {
+// cmdListsParse is "vigil lists parse FILE": what a list file yields.
+func cmdListsParse(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newPlainFlagSet("lists parse", "FILE", "Print every rule a list file yields, normalised, one per line.\nCounts and rejected lines go to stderr.", stderr)
 	format := fs.String("format", "auto", "list `FORMAT`: auto, hosts, domains, adblock, wildcard or dnsmasq")
 	fs.String("config", "", "accepted like every command's, unused: parsing needs no configuration")
@@ -228,53 +168,4 @@ func cmdListsParse(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "%s: format %s, %d lines: %d entries, %d comments, %d ignored, %d skipped, %d rejected\n",
 		file, st.Format, st.Lines, st.Entries, st.Comments, st.Ignored, st.Skipped, st.Rejected)
 	return err
-}
-
-func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("explain", "Say whether NAME is blocked, by which list, rule and vendor.\nUsage: vigil explain [flags] NAME", stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	name, err := parseWithOperand(fs, args, "NAME")
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
-	if err != nil {
-		return err
-	}
-	var ex explanation
-	if api, aerr := connectAPI(ctx, cfg); aerr == nil {
-		if err := api.do(ctx, "GET", "/api/v1/explain?name="+urlQueryEscape(name), &ex); err != nil {
-			return err
-		}
-	} else {
-		off, err := openOffline(cfg, aerr)
-		if err != nil {
-			return err
-		}
-		defer off.Close()
-		if err := off.lists.Load(ctx); err != nil {
-			return err
-		}
-		if ex, err = explain(off.lists.Current().Matcher, name); err != nil {
-			return err
-		}
-	}
-	if *asJSON {
-		return printJSON(stdout, ex)
-	}
-	switch {
-	case !ex.Matched:
-		fmt.Fprintf(stdout, "%s is not blocked: no list has a rule for it\n", ex.Name)
-	case ex.Blocked:
-		fmt.Fprintf(stdout, "%s is BLOCKED by list %q (vendor %q), rule %s\n", ex.Name, ex.List, ex.Vendor, ex.Rule)
-	default:
-		fmt.Fprintf(stdout, "%s is allowed by list %q (vendor %q), rule %s, which overrides any block\n", ex.Name, ex.List, ex.Vendor, ex.Rule)
-	}
-	return nil
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"time"
-
-	"github.com/vigil-dns/vigil/resolver"
 )
 
+// cmdPause is "vigil pause DURATION": blocking off for a while. It needs
+// the running server: a pause lives in its memory, not in the store.
 func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, cfgPath := newFlagSet("pause", "Pause blocking for DURATION (such as 5m), for everyone or one client; it resumes by itself.\nUsage: vigil pause [flags] DURATION", stderr)
 	client := fs.String("client", "", "pause only for this `CLIENT` (its name, or its address)")
@@ -27,18 +26,12 @@ func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	api, err := connectAPI(ctx, cfg)
+	c, err := connect(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("pausing needs the running server: %w", err)
 	}
-	q := url.Values{"duration": {d.String()}}
-	if *client != "" {
-		q.Set("client", *client)
-	}
-	var out struct {
-		Until time.Time `json:"until"`
-	}
-	if err := api.do(ctx, "POST", "/api/v1/pause?"+q.Encode(), &out); err != nil {
+	out, err := c.Pause(ctx, *client, d)
+	if err != nil {
 		return err
 	}
 	who := "everyone"
@@ -49,6 +42,7 @@ func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// cmdResume is "vigil resume": end a pause early.
 func cmdResume(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, cfgPath := newFlagSet("resume", "End a pause of blocking (all pauses, or one client's).", stderr)
 	client := fs.String("client", "", "end only this `CLIENT`'s pause")
@@ -59,33 +53,18 @@ func cmdResume(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	api, err := connectAPI(ctx, cfg)
+	c, err := connect(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("resuming needs the running server: %w", err)
 	}
-	var st resolver.PauseStatus
-	if err := api.do(ctx, "POST", "/api/v1/resume?client="+url.QueryEscape(*client), &st); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(st)
-	fmt.Fprintf(stdout, "blocking resumed; pauses still in force: %s\n", b)
-	return nil
-}
-
-// cmdHealth exits 0 when the server answers its health check: for
-// container and service health checks.
-func cmdHealth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("health", "Exit 0 if the running server is healthy (for container health checks).", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
+	st, err := c.Resume(ctx, *client)
 	if err != nil {
 		return err
 	}
-	if _, err := connectAPI(ctx, cfg); err != nil {
-		return err
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("printing the pauses: %w", err)
 	}
-	fmt.Fprintln(stdout, "ok")
+	fmt.Fprintf(stdout, "blocking resumed; pauses still in force: %s\n", b)
 	return nil
 }
