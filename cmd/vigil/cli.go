@@ -75,3 +75,12 @@ func printJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// show prints v: as JSON with -json, else as print draws it for people.
+func show[T any](w io.Writer, asJSON bool, v T, print func(io.Writer, T)) error {
+	if asJSON {
+		return printJSON(w, v)
+	}
+	print(w, v)
+	return nil
+}

@@ -8,11 +8,7 @@ import (
 
 // cmdCheck is "vigil check": validate the configuration and exit.
 func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("check", "Validate the configuration and exit non-zero with the problem if it is invalid.", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
+	cfg, err := newFlags("check", "", "Validate the configuration and exit non-zero with the problem if it is invalid.", stderr).load(args)
 	if err != nil {
 		return err
 	}

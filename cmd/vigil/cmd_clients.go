@@ -14,33 +14,28 @@ import (
 
 // cmdClients is "vigil clients": every client with blocked lookups.
 func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("clients", "Show every client with blocked lookups: totals per vendor, first and last seen.", stderr)
-	since := fs.String("since", "24h", "from this long ago (24h, 7d) or this RFC 3339 `TIME`")
+	fs := newFlags("clients", "", "Show every client with blocked lookups: totals per vendor, first and last seen.", stderr)
+	since := fs.since()
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	sinceT, err := parseSince(*since)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
+	cfg, err := fs.load(args)
 	if err != nil {
 		return err
 	}
 	rep, err := fetch(ctx, cfg,
-		func(c *api.Client) (api.ClientsReport, error) { return c.Clients(ctx, *since) },
+		func(c *api.Client) (api.ClientsReport, error) { return c.Clients(ctx, since.text) },
 		func(o *offline) (api.ClientsReport, error) {
-			cs, err := o.store.LogClients(sinceT, time.Time{})
-			return api.ClientsReport{Since: sinceT, Clients: cs}, err
+			cs, err := o.store.LogClients(since.time, time.Time{})
+			return api.ClientsReport{Since: since.time, Clients: cs}, err
 		})
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(stdout, rep)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	return show(stdout, *asJSON, rep, printClients)
+}
+
+// printClients prints the clients report as a table.
+func printClients(w io.Writer, rep api.ClientsReport) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLIENT\tADDRESSES\tBLOCKED\tVENDORS\tFIRST\tLAST")
 	for _, c := range rep.Clients {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", c.Client, strings.Join(c.Addrs, ","), c.Total, countsText(c.Vendors),
@@ -48,9 +43,8 @@ func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	tw.Flush()
 	if len(rep.Clients) == 0 {
-		fmt.Fprintln(stdout, "no blocked lookups in this window")
+		fmt.Fprintln(w, "no blocked lookups in this window")
 	}
-	return nil
 }
 
 // countsText renders {"Xiaomi": 12, "Google": 3} as "Xiaomi 12, Google 3".

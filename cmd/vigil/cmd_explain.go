@@ -10,13 +10,9 @@ import (
 
 // cmdExplain is "vigil explain NAME": blocked or not, and by which rule.
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("explain", "Say whether NAME is blocked, by which list, rule and vendor.\nUsage: vigil explain [flags] NAME", stderr)
+	fs := newFlags("explain", "NAME", "Say whether NAME is blocked, by which list, rule and vendor.", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
-	name, err := parseWithOperand(fs, args, "NAME")
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
+	name, cfg, err := fs.loadWithOperand(args, "NAME")
 	if err != nil {
 		return err
 	}
@@ -31,16 +27,17 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(stdout, ex)
-	}
+	return show(stdout, *asJSON, ex, printExplanation)
+}
+
+// printExplanation says in a sentence whether and why a name is blocked.
+func printExplanation(w io.Writer, ex api.Explanation) {
 	switch {
 	case !ex.Matched:
-		fmt.Fprintf(stdout, "%s is not blocked: no list has a rule for it\n", ex.Name)
+		fmt.Fprintf(w, "%s is not blocked: no list has a rule for it\n", ex.Name)
 	case ex.Blocked:
-		fmt.Fprintf(stdout, "%s is BLOCKED by list %q (vendor %q), rule %s\n", ex.Name, ex.List, ex.Vendor, ex.Rule)
+		fmt.Fprintf(w, "%s is BLOCKED by list %q (vendor %q), rule %s\n", ex.Name, ex.List, ex.Vendor, ex.Rule)
 	default:
-		fmt.Fprintf(stdout, "%s is allowed by list %q (vendor %q), rule %s, which overrides any block\n", ex.Name, ex.List, ex.Vendor, ex.Rule)
+		fmt.Fprintf(w, "%s is allowed by list %q (vendor %q), rule %s, which overrides any block\n", ex.Name, ex.List, ex.Vendor, ex.Rule)
 	}
-	return nil
 }

@@ -9,11 +9,7 @@ import (
 // cmdHealth is "vigil health": exit 0 when the server answers its health
 // check, for container and service health checks.
 func cmdHealth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("health", "Exit 0 if the running server is healthy (for container health checks).", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
+	cfg, err := newFlags("health", "", "Exit 0 if the running server is healthy (for container health checks).", stderr).load(args)
 	if err != nil {
 		return err
 	}

@@ -50,12 +50,9 @@ func cmdLists(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // cmdListsShow is "vigil lists": every source's state.
 func cmdListsShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("lists", "Show every list source: entries, status and last update.", stderr)
+	fs := newFlags("lists", "", "Show every list source: entries, status and last update.", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
+	cfg, err := fs.load(args)
 	if err != nil {
 		return err
 	}
@@ -66,11 +63,7 @@ func cmdListsShow(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(stdout, rep)
-	}
-	printSources(stdout, rep)
-	return nil
+	return show(stdout, *asJSON, rep, printSources)
 }
 
 // printSources prints the lists report as a table, then the errors.
@@ -98,12 +91,9 @@ func printSources(w io.Writer, rep api.ListsStatus) {
 // cmdListsUpdate is "vigil lists update": fetch every source now, in the
 // running server or, with none, into the store directly.
 func cmdListsUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("lists update", "Fetch every list source now and recompile the lists.", stderr)
+	fs := newFlags("lists update", "", "Fetch every list source now and recompile the lists.", stderr)
 	asJSON := fs.Bool("json", false, "print the final report as JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
+	cfg, err := fs.load(args)
 	if err != nil {
 		return err
 	}
@@ -121,10 +111,9 @@ func cmdListsUpdate(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	bar.finish()
-	if *asJSON {
-		return printJSON(stdout, rep)
+	if err := show(stdout, *asJSON, rep, printSources); err != nil {
+		return err
 	}
-	printSources(stdout, rep)
 	for _, s := range rep.Sources {
 		if s.Status == blocklists.StatusFailedNoCopy {
 			return errNoCopy
@@ -135,10 +124,10 @@ func cmdListsUpdate(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // cmdListsParse is "vigil lists parse FILE": what a list file yields.
 func cmdListsParse(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newPlainFlagSet("lists parse", "FILE", "Print every rule a list file yields, normalised, one per line.\nCounts and rejected lines go to stderr.", stderr)
+	fs := newFlags("lists parse", "FILE", "Print every rule a list file yields, normalised, one per line.\nCounts and rejected lines go to stderr.", stderr)
+	fs.Lookup("config").Usage = "accepted like every command's, unused: parsing needs no configuration"
 	format := fs.String("format", "auto", "list `FORMAT`: auto, hosts, domains, adblock, wildcard or dnsmasq")
-	fs.String("config", "", "accepted like every command's, unused: parsing needs no configuration")
-	file, err := parseWithOperand(fs, args, "FILE")
+	file, err := parseWithOperand(fs.FlagSet, args, "FILE")
 	if err != nil {
 		return err
 	}

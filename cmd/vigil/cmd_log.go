@@ -15,33 +15,24 @@ import (
 
 // cmdLog is "vigil log": blocked (or allowed) lookups, newest first.
 func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("log", "Show blocked lookups, newest first.", stderr)
+	fs := newFlags("log", "", "Show blocked lookups, newest first.", stderr)
 	client := fs.String("client", "", "only this `CLIENT` (its name, or its address if unnamed)")
 	vendor := fs.String("vendor", "", "only this `VENDOR`")
 	list := fs.String("list", "", "only this `LIST`")
 	name := fs.String("name", "", "only this `NAME` and its subdomains")
-	since := fs.String("since", "24h", "from this long ago (24h, 7d) or this RFC 3339 `TIME`")
+	since := fs.since()
 	limit := fs.Int("limit", 50, "at most `N` entries")
 	allowed := fs.Bool("allowed", false, "show allowed lookups instead (when querylog.log_allowed is on)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
+	cfg, err := fs.load(args)
+	if err != nil {
 		return err
 	}
 	if *limit < 1 || *limit > 1000 {
 		return usageError{fmt.Errorf("-limit: want 1 to 1000, got %d", *limit)}
 	}
-	sinceT, err := parseSince(*since)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
-	if err != nil {
-		return err
-	}
-	// The API gets -since as written, so "24h" counts back from the
-	// server's clock; the store gets the time this process computed.
 	q := url.Values{"limit": {strconv.Itoa(*limit)}}
-	for k, v := range map[string]string{"client": *client, "vendor": *vendor, "list": *list, "name": *name, "since": *since} {
+	for k, v := range map[string]string{"client": *client, "vendor": *vendor, "list": *list, "name": *name, "since": since.text} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -49,18 +40,14 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *allowed {
 		q.Set("allowed", "true")
 	}
-	filter := store.LogFilter{Client: *client, Vendor: *vendor, List: *list, Name: *name, Since: sinceT, Limit: *limit, Allowed: *allowed}
+	filter := store.LogFilter{Client: *client, Vendor: *vendor, List: *list, Name: *name, Since: since.time, Limit: *limit, Allowed: *allowed}
 	page, err := fetch(ctx, cfg,
 		func(c *api.Client) (store.LogPage, error) { return c.Blocked(ctx, q) },
 		func(o *offline) (store.LogPage, error) { return o.store.LogEntries(filter) })
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(stdout, page)
-	}
-	printLogPage(stdout, page)
-	return nil
+	return show(stdout, *asJSON, page, printLogPage)
 }
 
 // printLogPage prints a page of the log as a table.

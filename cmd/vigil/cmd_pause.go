@@ -11,9 +11,9 @@ import (
 // cmdPause is "vigil pause DURATION": blocking off for a while. It needs
 // the running server: a pause lives in its memory, not in the store.
 func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("pause", "Pause blocking for DURATION (such as 5m), for everyone or one client; it resumes by itself.\nUsage: vigil pause [flags] DURATION", stderr)
+	fs := newFlags("pause", "DURATION", "Pause blocking for DURATION (such as 5m), for everyone or one client; it resumes by itself.", stderr)
 	client := fs.String("client", "", "pause only for this `CLIENT` (its name, or its address)")
-	dur, err := parseWithOperand(fs, args, "DURATION")
+	dur, cfg, err := fs.loadWithOperand(args, "DURATION")
 	if err != nil {
 		return err
 	}
@@ -21,10 +21,6 @@ func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil || d <= 0 {
 		fs.Usage()
 		return usageError{fmt.Errorf("pause: want a DURATION such as 5m, got %q", dur)}
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
-	if err != nil {
-		return err
 	}
 	c, err := connect(ctx, cfg)
 	if err != nil {
@@ -44,12 +40,9 @@ func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // cmdResume is "vigil resume": end a pause early.
 func cmdResume(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("resume", "End a pause of blocking (all pauses, or one client's).", stderr)
+	fs := newFlags("resume", "", "End a pause of blocking (all pauses, or one client's).", stderr)
 	client := fs.String("client", "", "end only this `CLIENT`'s pause")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(resolveConfigPath(*cfgPath))
+	cfg, err := fs.load(args)
 	if err != nil {
 		return err
 	}

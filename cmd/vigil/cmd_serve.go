@@ -10,15 +10,11 @@ import (
 
 // cmdServe is "vigil serve" (and plain "vigil"): run until ctx ends.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlagSet("serve", "Run the DNS server until SIGINT or SIGTERM.", stderr)
+	fs := newFlags("serve", "", "Run the DNS server until SIGINT or SIGTERM.", stderr)
 	var listen, upstream addrList
 	fs.Var(&listen, "listen", "serve on `ADDR` (ip:port) instead of server.listen; repeatable")
 	fs.Var(&upstream, "upstream", "forward to `ADDR` instead of upstream.servers; repeatable")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	path := resolveConfigPath(*cfgPath)
-	cfg, err := loadConfig(path)
+	cfg, err := fs.load(args)
 	if err != nil {
 		return err
 	}

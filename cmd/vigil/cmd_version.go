@@ -9,8 +9,8 @@ import (
 
 // cmdVersion is "vigil version".
 func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, _ := newFlagSet("version", "Print the version.", stderr)
-	if err := parseFlags(fs, args); err != nil {
+	fs := newFlags("version", "", "Print the version.", stderr)
+	if err := parseFlags(fs.FlagSet, args); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "vigil", version())

@@ -13,9 +13,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
-
-	"github.com/vigil-dns/vigil/cmd/vigil/api"
 )
 
 func main() {
@@ -101,77 +98,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Errorf("unknown command %q", name)}
 	}
 	return cmd(ctx, args, stdout, stderr)
-}
-
-// newFlagSet returns a flag set for a command with the -config flag every
-// command shares.
-func newFlagSet(name, summary string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: vigil %s [flags]\n\n%s\n\nFlags:\n", name, summary)
-		fs.PrintDefaults()
-	}
-	cfg := fs.String("config", "", "configuration `FILE` (default ./config.toml if present, else the built-in default)")
-	return fs, cfg
-}
-
-// newPlainFlagSet is newFlagSet for commands that need no configuration.
-func newPlainFlagSet(name, operands, summary string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: vigil %s [flags] %s\n\n%s\n\nFlags:\n", name, operands, summary)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// flagError classifies a flag parsing error.
-func flagError(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	return usageError{err}
-}
-
-// parseWithOperand parses flags around a command's single operand, which
-// may come before or after them ("vigil explain NAME -json" and "vigil
-// explain -json NAME"). A missing operand is a usage error naming what.
-func parseWithOperand(fs *flag.FlagSet, args []string, what string) (string, error) {
-	var operand string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		operand, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		return "", flagError(err)
-	}
-	if operand == "" && fs.NArg() > 0 {
-		operand = fs.Arg(0)
-	}
-	if operand == "" {
-		fs.Usage()
-		return "", usageError{fmt.Errorf("%s: want a %s", fs.Name(), what)}
-	}
-	return operand, nil
-}
-
-// parseSince reads a -since flag's value as a usage error when wrong.
-func parseSince(v string) (time.Time, error) {
-	t, err := api.ParseTimeArg(v, time.Now())
-	if err != nil {
-		return t, usageError{fmt.Errorf("-since: %w", err)}
-	}
-	return t, nil
-}
-
-// parseFlags parses a command's flags; operands are a usage error.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
 }

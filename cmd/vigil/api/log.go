@@ -37,41 +37,40 @@ func (a *api) blocked(w http.ResponseWriter, r *http.Request) error {
 
 // clients summarises every client with blocked lookups in the window.
 func (a *api) clients(w http.ResponseWriter, r *http.Request) error {
-	since, until, err := windowFromQuery(r.URL.Query())
-	if err != nil {
-		return badRequest(err)
-	}
-	cs, err := a.d.Log.LogClients(since, until)
-	if err != nil {
-		return fmt.Errorf("reading the log: %w", err)
-	}
-	return ok(w, ClientsReport{Since: since, Until: until, Clients: cs})
+	return answerWindow(w, r, func(since, until time.Time) (any, error) {
+		cs, err := a.d.Log.LogClients(since, until)
+		return ClientsReport{Since: since, Until: until, Clients: cs}, err
+	})
 }
 
 // client summarises one client's blocked lookups in the window.
 func (a *api) client(w http.ResponseWriter, r *http.Request) error {
-	since, until, err := windowFromQuery(r.URL.Query())
-	if err != nil {
-		return badRequest(err)
-	}
-	cs, err := a.d.Log.LogClient(r.PathValue("client"), since, until)
-	if err != nil {
-		return fmt.Errorf("reading the log: %w", err)
-	}
-	return ok(w, cs)
+	return answerWindow(w, r, func(since, until time.Time) (any, error) {
+		return a.d.Log.LogClient(r.PathValue("client"), since, until)
+	})
 }
 
 // clientDays counts one client's blocked lookups per vendor and day.
 func (a *api) clientDays(w http.ResponseWriter, r *http.Request) error {
+	return answerWindow(w, r, func(since, until time.Time) (any, error) {
+		days, err := a.d.Log.LogClientDays(r.PathValue("client"), since, until)
+		return map[string]any{"client": r.PathValue("client"), "days": days}, err
+	})
+}
+
+// answerWindow answers with what read finds in the request's window
+// (since, until): a bad window is the client's fault, a failed read the
+// store's.
+func answerWindow(w http.ResponseWriter, r *http.Request, read func(since, until time.Time) (any, error)) error {
 	since, until, err := windowFromQuery(r.URL.Query())
 	if err != nil {
 		return badRequest(err)
 	}
-	days, err := a.d.Log.LogClientDays(r.PathValue("client"), since, until)
+	v, err := read(since, until)
 	if err != nil {
 		return fmt.Errorf("reading the log: %w", err)
 	}
-	return ok(w, map[string]any{"client": r.PathValue("client"), "days": days})
+	return ok(w, v)
 }
 
 // top ranks the most blocked vendors, clients and names (?limit each,
