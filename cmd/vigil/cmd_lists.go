@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-dns/vigil/cmd/vigil/api"
 )
 
+// listsUsage is "vigil lists"'s help: its subcommands.
 const listsUsage = `Usage: vigil lists [command] [flags]
 
 Commands:

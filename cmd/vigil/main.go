@@ -15,6 +15,7 @@ import (
 	"syscall"
 )
 
+// main is run with the process's arguments, signals and exit status.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -40,6 +41,7 @@ func exitCode(err error) int {
 	return 1
 }
 
+// usage is "vigil help" and what a wrong command prints.
 const usage = `Usage: vigil [command] [flags]
 
 Commands:

@@ -8,9 +8,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/store"
 )
+
+// The API reads hourly totals through the recorder, so they are up to date.
+var _ api.SeriesReader = (*seriesRecorder)(nil)
 
 // seriesInterval is how often hourly totals are brought up to date.
 const seriesInterval = 10 * time.Second

@@ -38,10 +38,13 @@ func newAuth(cfg Config) *auth {
 	}
 }
 
+// validToken compares in constant time, so the answer's timing does not
+// tell how much of a guess was right.
 func (a *auth) validToken(t string) bool {
 	return a.token != "" && subtle.ConstantTimeCompare([]byte(t), []byte(a.token)) == 1
 }
 
+// authenticated says whether r carries the token or a live session.
 func (a *auth) authenticated(r *http.Request) bool {
 	if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && a.validToken(t) {
 		return true

@@ -180,6 +180,7 @@ type Error struct {
 	Message string
 }
 
+// Error implements error as "PATH: MESSAGE".
 func (e *Error) Error() string { return e.Path + ": " + e.Message }
 
 // do sends a request and decodes a JSON answer into out.

@@ -24,6 +24,8 @@ type metricsCollector struct {
 	shed                                                                     *prometheus.Desc
 }
 
+// newMetricsCollector describes every metric once; Collect reads deps at
+// each scrape.
 func newMetricsCollector(deps Deps) *metricsCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("vigil_"+name, help, labels, nil)
@@ -55,6 +57,8 @@ func newMetricsCollector(deps Deps) *metricsCollector {
 		shed:           d("udp_shed_total", "UDP queries dropped unanswered: server.max_inflight queries were already waiting for upstreams."),
 	}
 }
+
+var _ prometheus.Collector = (*metricsCollector)(nil)
 
 // Describe implements prometheus.Collector.
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -94,10 +98,12 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 // metricSink sends constant metrics to a scrape.
 type metricSink chan<- prometheus.Metric
 
+// counter sends a counter's value.
 func (m metricSink) counter(d *prometheus.Desc, v float64, labels ...string) {
 	m <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 }
 
+// gauge sends a gauge's value.
 func (m metricSink) gauge(d *prometheus.Desc, v float64, labels ...string) {
 	m <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 }

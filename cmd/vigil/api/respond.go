@@ -32,7 +32,11 @@ type httpError struct {
 	note string
 }
 
+// Error implements error with the wrapped error's text: the status is
+// not part of the message.
 func (e *httpError) Error() string { return e.err.Error() }
+
+// Unwrap returns the wrapped error, for errors.Is.
 func (e *httpError) Unwrap() error { return e.err }
 
 // badRequest marks err as the client's fault (400).
