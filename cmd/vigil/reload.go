@@ -45,7 +45,7 @@ func (rl *reloader) reload(ctx context.Context) error {
 			return err
 		}
 		if err := cfg.Validate(); err != nil {
-			return err
+			return fmt.Errorf("%s with flags: %w", cfg.Source, err)
 		}
 	}
 	if err := rl.chain.Reconfigure(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking}); err != nil {
