@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-dns/vigil"
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/store"
 	"github.com/vigil-dns/vigil/store/querylog"
@@ -35,8 +36,8 @@ type Config struct {
 	Identify  resolver.IdentifyConfig  `toml:"identify"`
 	QueryLog  querylog.Config          `toml:"querylog"`
 	Store     store.Config             `toml:"store"`
-	HTTP      HTTPConfig               `toml:"http"`
-	Metrics   MetricsConfig            `toml:"metrics"`
+	HTTP      api.Config               `toml:"http"`
+	Metrics   api.MetricsConfig        `toml:"metrics"`
 	Log       LogConfig                `toml:"log"`
 
 	// Source names where the configuration came from, for messages.
@@ -47,66 +48,35 @@ type Config struct {
 	overrides func(*Config) error
 }
 
-// HTTPConfig is the [http] section.
-type HTTPConfig struct {
-	// Listen is the API address; empty turns the API off.
-	Listen string `toml:"listen"`
-	// Token is the password for the dashboard and for API calls that
-	// change things; required when Listen is not a loopback address.
-	Token string `toml:"token"`
-	// SessionTTL is how long a dashboard login lasts.
-	SessionTTL time.Duration `toml:"session_ttl"`
-
-	addr netip.AddrPort
-}
-
-// Validate checks the section.
-func (c *HTTPConfig) Validate() error {
-	if c.Listen == "" {
-		return nil
-	}
-	ap, err := netip.ParseAddrPort(c.Listen)
-	if err != nil {
-		return fmt.Errorf("http.listen: want ip:port such as \"127.0.0.1:8053\" (or \"\" for no API), got %q", c.Listen)
-	}
-	c.addr = ap
-	var errs []error
-	if !ap.Addr().IsLoopback() && c.Token == "" {
-		errs = append(errs, fmt.Errorf("http.token: want a token (a long random string) when http.listen %q is reachable beyond loopback", c.Listen))
-	}
-	if c.Token != "" && len(c.Token) < 12 {
-		errs = append(errs, errors.New("http.token: want at least 12 characters"))
-	}
-	if c.SessionTTL < time.Minute {
-		errs = append(errs, fmt.Errorf("http.session_ttl: want at least \"1m\", got %q", c.SessionTTL.String()))
-	}
-	return errors.Join(errs...)
-}
-
 // LogConfig is the [log] section.
 type LogConfig struct {
 	// Level is the least severe level written.
 	Level string `toml:"level"`
 	// Format is "console" or "json".
 	Format string `toml:"format"`
-
-	level zapcore.Level
 }
 
-// Validate checks the section.
-func (c *LogConfig) Validate() error {
+// level returns Level as zap's; Validate has checked it.
+func (c LogConfig) level() zapcore.Level {
+	lvl, _ := zapcore.ParseLevel(c.Level)
+	return lvl
+}
+
+// Validate checks the section; it changes nothing.
+func (c LogConfig) Validate() error {
 	var errs []error
 	lvl, err := zapcore.ParseLevel(c.Level)
 	if err != nil || lvl > zapcore.ErrorLevel {
 		errs = append(errs, fmt.Errorf("log.level: want \"debug\", \"info\", \"warn\" or \"error\", got %q", c.Level))
 	}
-	c.level = lvl
 	if c.Format != "console" && c.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: want \"console\" or \"json\", got %q", c.Format))
 	}
 	return errors.Join(errs...)
 }
 
+// defaultConfig is the configuration with every key at its default and no
+// lists; the shipped config.toml spells out the same values.
 func defaultConfig() Config {
 	return Config{
 		Server:    resolver.DefaultServerConfig(),
@@ -118,8 +88,8 @@ func defaultConfig() Config {
 		Identify:  resolver.IdentifyConfig{TrustedForwarders: []netip.Prefix{}},
 		QueryLog:  querylog.DefaultConfig(),
 		Store:     store.DefaultConfig(),
-		HTTP:      HTTPConfig{Listen: "127.0.0.1:8053", SessionTTL: 12 * time.Hour},
-		Metrics:   MetricsConfig{Enabled: true, ClientLabels: true},
+		HTTP:      api.Config{Listen: "127.0.0.1:8053", SessionTTL: 12 * time.Hour},
+		Metrics:   api.MetricsConfig{Enabled: true, ClientLabels: true},
 		Log:       LogConfig{Level: "info", Format: "console"},
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -23,7 +25,6 @@ import (
 	"github.com/miekg/dns"
 
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
-	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // testCert writes a self-signed certificate for 127.0.0.1 and localhost
@@ -141,8 +142,8 @@ entries = ["||xiaomi.example^"]
 	}
 
 	waitFor(t, "the log", func() bool { return inst.qlog.Stats().Written >= 4 })
-	var page querylog.Page
-	getJSON(t, "http://"+inst.apiAddr+"/api/v1/blocked?client=127.0.0.1", &page)
+	page, err := apiClient(t, inst).Blocked(context.Background(), url.Values{"client": {"127.0.0.1"}})
+	noErr(t, err)
 	protos := map[string]int{}
 	for _, e := range page.Entries {
 		protos[e.Proto]++

@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
 )
 
@@ -147,7 +148,7 @@ entries = ["ok.adblock.example"]
 		if err != nil {
 			t.Fatalf("lists update with the server answering %s: %v", mode, err)
 		}
-		var rep listsStatus
+		var rep api.ListsStatus
 		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 			t.Fatalf("%v: %s", err, out.String())
 		}

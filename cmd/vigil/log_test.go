@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
 	"github.com/vigil-dns/vigil/store"
 	"github.com/vigil-dns/vigil/store/querylog"
@@ -65,17 +68,20 @@ func queryFrom(t *testing.T, src, server, name string, opts ...dns.EDNS0) *dns.M
 	return r
 }
 
-func getJSON(t *testing.T, url string, out any) {
+// apiClient returns the API client the CLI uses, for the server r.
+func apiClient(t *testing.T, r *running) *api.Client {
 	t.Helper()
-	resp, err := http.Get(url)
+	ap, err := netip.ParseAddrPort(r.apiAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	return api.NewClient(ap, r.cfg.HTTP.Token)
+}
+
+// noErr fails the test on a non-nil error.
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
 		t.Fatal(err)
 	}
 }
@@ -146,13 +152,14 @@ macs = ["aa:bb:cc:dd:ee:01"]
 		}
 	}
 
-	base := "http://" + inst.apiAddr
-	var api clientsReport
-	getJSON(t, base+"/api/v1/clients?since=1h", &api)
-	check(t, api.Clients)
+	ctx := context.Background()
+	c := apiClient(t, inst)
+	clients, err := c.Clients(ctx, "1h")
+	noErr(t, err)
+	check(t, clients.Clients)
 
-	var page querylog.Page
-	getJSON(t, base+"/api/v1/blocked?client=127.0.0.2", &page)
+	page, err := c.Blocked(ctx, url.Values{"client": {"127.0.0.2"}})
+	noErr(t, err)
 	if len(page.Entries) != 5 || page.Entries[0].QName != "lgtv.example." || page.Entries[4].QName != "b.xiaomi.example." {
 		t.Errorf("client 127.0.0.2 entries (newest first): %+v", page.Entries)
 	}
@@ -160,20 +167,22 @@ macs = ["aa:bb:cc:dd:ee:01"]
 	if e.Vendor != "LG" || e.List != "lg" || e.Rule != "||lgtv.example^" || e.Reason != "name" || e.QType != "A" || e.Proto != "udp" {
 		t.Errorf("entry %+v", e)
 	}
-	getJSON(t, base+"/api/v1/blocked?vendor=LG&limit=3", &page)
+	page, err = c.Blocked(ctx, url.Values{"vendor": {"LG"}, "limit": {"3"}})
+	noErr(t, err)
 	if len(page.Entries) != 3 || page.Next == "" {
 		t.Errorf("vendor LG page: %d entries, next %q", len(page.Entries), page.Next)
 	}
 	var rp querylog.Entry
-	getJSON(t, base+"/api/v1/blocked?client=router-phone", &page)
+	page, err = c.Blocked(ctx, url.Values{"client": {"router-phone"}})
+	noErr(t, err)
 	if len(page.Entries) > 0 {
 		rp = page.Entries[0]
 	}
 	if rp.MAC != "aa:bb:cc:dd:ee:01" || rp.ClientAddr.String() != "127.0.0.5" {
 		t.Errorf("router-phone entry %+v: want the MAC and the forwarder's address", rp)
 	}
-	var top querylog.TopReport
-	getJSON(t, base+"/api/v1/top?since=1h&limit=2", &top)
+	top, err := c.Top(ctx, "1h", 2)
+	noErr(t, err)
 	if top.Total != 18 || top.Vendors[0].Key != "Xiaomi" || top.Vendors[0].Count != 12 || len(top.Names) != 2 || top.Names[0].Key != "a.xiaomi.example." {
 		t.Errorf("top %+v", top)
 	}
@@ -183,7 +192,7 @@ macs = ["aa:bb:cc:dd:ee:01"]
 	if err := run(context.Background(), []string{"clients", "-config", cfgPath, "-json"}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
-	var cli clientsReport
+	var cli api.ClientsReport
 	if err := json.Unmarshal(out.Bytes(), &cli); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +212,7 @@ macs = ["aa:bb:cc:dd:ee:01"]
 		t.Errorf("vigil top:\n%s", out.String())
 	}
 	for _, bad := range []string{"/api/v1/blocked?limit=0", "/api/v1/blocked?since=yesterday", "/api/v1/blocked?cursor=zz", "/api/v1/top?limit=x"} {
-		resp, err := http.Get(base + bad)
+		resp, err := http.Get("http://" + inst.apiAddr + bad)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -155,9 +155,9 @@ level = "warn"
 	return path
 }
 
-// startServe runs serve in the background and returns the running
-// instance; the server stops when the test ends.
-func startServe(t *testing.T, cfgPath string) *instance {
+// startServe runs serve in the background and returns what it started;
+// the server stops when the test ends.
+func startServe(t *testing.T, cfgPath string) *running {
 	t.Helper()
 	inst, stop := runServe(t, cfgPath)
 	t.Cleanup(func() {
@@ -170,16 +170,16 @@ func startServe(t *testing.T, cfgPath string) *instance {
 
 // runServe runs serve in the background until stop is called; stop
 // returns serve's error once it has returned.
-func runServe(t *testing.T, cfgPath string) (inst *instance, stop func() error) {
+func runServe(t *testing.T, cfgPath string) (inst *running, stop func() error) {
 	t.Helper()
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *instance, 1)
+	ready := make(chan *running, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, testLogger(t), func(i *instance) { ready <- i }) }()
+	go func() { done <- serve(ctx, cfg, testLogger(t), func(r *running) { ready <- r }) }()
 	select {
 	case inst = <-ready:
 	case err := <-done:

@@ -1,10 +1,11 @@
-package main
+package api
 
 import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -27,17 +28,23 @@ type auth struct {
 	cookieName string
 }
 
-func newAuth(cfg HTTPConfig) *auth {
+// newAuth returns the access rules for cfg. Reads are open only when the
+// API listens on loopback, where only this machine can reach it.
+func newAuth(cfg Config) *auth {
+	ap, _ := cfg.Addr()
 	return &auth{
-		token: cfg.Token, ttl: cfg.SessionTTL, readsOpen: cfg.addr.Addr().IsLoopback(),
+		token: cfg.Token, ttl: cfg.SessionTTL, readsOpen: ap.Addr().IsLoopback(),
 		now: time.Now, sessions: map[string]time.Time{}, cookieName: "vigil_session",
 	}
 }
 
+// validToken compares in constant time, so the answer's timing does not
+// tell how much of a guess was right.
 func (a *auth) validToken(t string) bool {
 	return a.token != "" && subtle.ConstantTimeCompare([]byte(t), []byte(a.token)) == 1
 }
 
+// authenticated says whether r carries the token or a live session.
 func (a *auth) authenticated(r *http.Request) bool {
 	if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && a.validToken(t) {
 		return true
@@ -66,15 +73,21 @@ func (a *auth) wrap(h http.Handler) http.Handler {
 			(read && !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/metrics") && !strings.HasPrefix(r.URL.Path, "/debug/"))
 		if !open && !a.authenticated(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "log in first: POST /api/v1/login with the token from http.token, or send Authorization: Bearer TOKEN"})
+			writeError(w, http.StatusUnauthorized, errLogIn)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
+// errLogIn answers a request that needs credentials and has none.
+var errLogIn = errors.New("log in first: POST /api/v1/login with the token from http.token, or send Authorization: Bearer TOKEN")
+
+// errWrongToken answers a login with a wrong token.
+var errWrongToken = errors.New("wrong token")
+
 // login exchanges the token for a session cookie.
-func (a *auth) login(w http.ResponseWriter, r *http.Request) {
+func (a *auth) login(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		Token string `json:"token"`
 	}
@@ -85,11 +98,10 @@ func (a *auth) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if !a.validToken(body.Token) {
 		time.Sleep(200 * time.Millisecond) // slows guessing down a little
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong token"})
-		return
+		return &httpError{status: http.StatusUnauthorized, err: errWrongToken}
 	}
 	b := make([]byte, 32)
-	_, _ = rand.Read(b)
+	_, _ = rand.Read(b) // never fails (crypto/rand: it crashes the program instead)
 	id := hex.EncodeToString(b)
 	exp := a.now().Add(a.ttl)
 	a.mu.Lock()
@@ -102,15 +114,16 @@ func (a *auth) login(w http.ResponseWriter, r *http.Request) {
 	a.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: a.cookieName, Value: id, Path: "/", Expires: exp, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-	writeJSON(w, http.StatusOK, map[string]any{"status": "logged in", "expires": exp})
+	return ok(w, map[string]any{"status": "logged in", "expires": exp})
 }
 
-func (a *auth) logout(w http.ResponseWriter, r *http.Request) {
+// logout forgets the session, and the cookie with it.
+func (a *auth) logout(w http.ResponseWriter, r *http.Request) error {
 	if c, err := r.Cookie(a.cookieName); err == nil {
 		a.mu.Lock()
 		delete(a.sessions, c.Value)
 		a.mu.Unlock()
 	}
 	http.SetCookie(w, &http.Cookie{Name: a.cookieName, Value: "", Path: "/", MaxAge: -1})
-	writeJSON(w, http.StatusOK, map[string]string{"status": "logged out"})
+	return ok(w, map[string]string{"status": "logged out"})
 }

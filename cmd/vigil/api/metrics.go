@@ -1,4 +1,4 @@
-package main
+package api
 
 import (
 	"net/http"
@@ -15,7 +15,7 @@ import (
 // the query path never touches a metrics library) into Prometheus metrics
 // at scrape time.
 type metricsCollector struct {
-	inst *instance
+	d Deps
 
 	queries, types, blocked, upLatency, upErrors                             *prometheus.Desc
 	cacheEntries, cacheBytes, cacheHits, cacheMisses, cacheStale             *prometheus.Desc
@@ -24,12 +24,14 @@ type metricsCollector struct {
 	shed                                                                     *prometheus.Desc
 }
 
-func newMetricsCollector(inst *instance) *metricsCollector {
+// newMetricsCollector describes every metric once; Collect reads deps at
+// each scrape.
+func newMetricsCollector(deps Deps) *metricsCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("vigil_"+name, help, labels, nil)
 	}
 	return &metricsCollector{
-		inst:           inst,
+		d:              deps,
 		queries:        d("queries_total", "Queries answered, by transport and result.", "proto", "result"),
 		types:          d("queries_by_type_total", "Queries answered, by query type.", "type"),
 		blocked:        d("blocked_total", "Blocked lookups by list, vendor and named client (\"\" for unnamed clients).", "list", "vendor", "client"),
@@ -56,35 +58,81 @@ func newMetricsCollector(inst *instance) *metricsCollector {
 	}
 }
 
+var _ prometheus.Collector = (*metricsCollector)(nil)
+
 // Describe implements prometheus.Collector.
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
 
 // Collect implements prometheus.Collector.
 func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
-	inst := c.inst
-	counter := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	m := metricSink(ch)
+	c.collectQueries(m)
+	c.collectUpstreams(m)
+	c.collectLists(m)
+	if c.d.Cache != nil {
+		cs := c.d.Cache.Stats()
+		m.gauge(c.cacheEntries, float64(cs.Entries))
+		m.gauge(c.cacheBytes, float64(cs.Bytes))
+		m.counter(c.cacheHits, float64(cs.Hits))
+		m.counter(c.cacheMisses, float64(cs.Misses))
+		m.counter(c.cacheStale, float64(cs.Stale))
 	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	if c.d.QueryLog != nil {
+		st := c.d.QueryLog.Stats()
+		m.gauge(c.logQueued, float64(st.Queued))
+		m.counter(c.logWritten, float64(st.Written))
+		m.counter(c.logDropped, float64(st.Dropped), "queue_full")
+		m.counter(c.logDropped, float64(st.LowDiskDropped), "low_disk")
+		m.counter(c.logErrors, float64(st.WriteErrors))
 	}
-	qm := inst.srv.Metrics()
+	paused := 0.0
+	if !c.d.Pause.Status().All.IsZero() {
+		paused = 1
+	}
+	m.gauge(c.paused, paused)
+	srv := c.d.Server.Stats()
+	m.gauge(c.tcpConns, float64(srv.TCPConns))
+	m.counter(c.shed, float64(srv.Shed))
+}
+
+// metricSink sends constant metrics to a scrape.
+type metricSink chan<- prometheus.Metric
+
+// counter sends a counter's value.
+func (m metricSink) counter(d *prometheus.Desc, v float64, labels ...string) {
+	m <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+}
+
+// gauge sends a gauge's value.
+func (m metricSink) gauge(d *prometheus.Desc, v float64, labels ...string) {
+	m <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+// collectQueries reports the server's per-query counters.
+func (c *metricsCollector) collectQueries(m metricSink) {
+	qm := c.d.Server.Metrics()
 	for proto, results := range qm.ByResult {
 		for result, n := range results {
-			counter(c.queries, float64(n), proto, result)
+			m.counter(c.queries, float64(n), proto, result)
 		}
 	}
 	for t, n := range qm.ByType {
-		counter(c.types, float64(n), t)
+		m.counter(c.types, float64(n), t)
 	}
 	for k, n := range qm.Blocked {
 		client := k.Client
-		if !inst.cfg.Metrics.ClientLabels {
+		if !c.d.Metrics.ClientLabels {
 			client = ""
 		}
-		counter(c.blocked, float64(n), k.List, k.Vendor, client)
+		m.counter(c.blocked, float64(n), k.List, k.Vendor, client)
 	}
-	for _, u := range inst.chain.Forwarder.Metrics() {
+}
+
+// collectUpstreams reports each upstream's latency histogram and errors.
+func (c *metricsCollector) collectUpstreams(m metricSink) {
+	for _, u := range c.d.Upstreams.Metrics() {
+		// The forwarder counts per bucket; Prometheus wants cumulative
+		// counts keyed by upper bound.
 		buckets := map[float64]uint64{}
 		var cum uint64
 		for i, bound := range resolver.LatencyBuckets {
@@ -92,62 +140,35 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			buckets[bound.Seconds()] = cum
 		}
 		cum += u.Buckets[len(u.Buckets)-1]
-		ch <- prometheus.MustNewConstHistogram(c.upLatency, cum, u.Sum.Seconds(), buckets, u.Upstream)
-		counter(c.upErrors, float64(u.Errors), u.Upstream)
+		m <- prometheus.MustNewConstHistogram(c.upLatency, cum, u.Sum.Seconds(), buckets, u.Upstream)
+		m.counter(c.upErrors, float64(u.Errors), u.Upstream)
 	}
-	counter(c.scrubbed, float64(inst.chain.Forwarder.Scrubbed()))
-	if inst.chain.Cache != nil {
-		cs := inst.chain.Cache.Stats()
-		gauge(c.cacheEntries, float64(cs.Entries))
-		gauge(c.cacheBytes, float64(cs.Bytes))
-		counter(c.cacheHits, float64(cs.Hits))
-		counter(c.cacheMisses, float64(cs.Misses))
-		counter(c.cacheStale, float64(cs.Stale))
-	}
-	set := inst.lists.Current()
-	gauge(c.listRules, float64(set.Matcher.Len()))
-	gauge(c.listGeneration, float64(set.Generation))
-	for _, s := range inst.lists.Status() {
-		gauge(c.listEntries, float64(s.Entries), s.List, s.Vendor, s.Source, s.Status)
+	m.counter(c.scrubbed, float64(c.d.Upstreams.Scrubbed()))
+}
+
+// collectLists reports the compiled set and every source's state.
+func (c *metricsCollector) collectLists(m metricSink) {
+	set := c.d.Lists.Current()
+	m.gauge(c.listRules, float64(set.Matcher.Len()))
+	m.gauge(c.listGeneration, float64(set.Generation))
+	for _, s := range c.d.Lists.Status() {
+		m.gauge(c.listEntries, float64(s.Entries), s.List, s.Vendor, s.Source, s.Status)
 		if !s.FetchedAt.IsZero() {
-			gauge(c.listUpdated, float64(s.FetchedAt.Unix()), s.List, s.Source)
+			m.gauge(c.listUpdated, float64(s.FetchedAt.Unix()), s.List, s.Source)
 		}
 		failing := 0.0
 		if s.Error != "" {
 			failing = 1
 		}
-		gauge(c.listFailing, failing, s.List, s.Source)
+		m.gauge(c.listFailing, failing, s.List, s.Source)
 	}
-	if inst.qlog != nil {
-		st := inst.qlog.Stats()
-		gauge(c.logQueued, float64(st.Queued))
-		counter(c.logWritten, float64(st.Written))
-		counter(c.logDropped, float64(st.Dropped), "queue_full")
-		counter(c.logDropped, float64(st.LowDiskDropped), "low_disk")
-		counter(c.logErrors, float64(st.WriteErrors))
-	}
-	paused := 0.0
-	if !inst.pause.Status().All.IsZero() {
-		paused = 1
-	}
-	gauge(c.paused, paused)
-	srv := inst.srv.Stats()
-	gauge(c.tcpConns, float64(srv.TCPConns))
-	counter(c.shed, float64(srv.Shed))
-}
-
-// MetricsConfig is the [metrics] section.
-type MetricsConfig struct {
-	// Enabled serves /metrics on the HTTP API's address.
-	Enabled bool `toml:"enabled"`
-	// ClientLabels labels blocked lookups with the client's name (named
-	// clients only, so the label set stays bounded); off drops the label.
-	ClientLabels bool `toml:"client_labels"`
 }
 
 // metricsHandler returns /metrics: Vigil's own metrics plus the Go runtime's.
-func metricsHandler(inst *instance) http.Handler {
+func metricsHandler(d Deps) http.Handler {
+	// A registry of its own, not the global default: no package-level
+	// state, and a second API in the same process (tests) cannot clash.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetricsCollector(inst), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newMetricsCollector(d), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Timeout: 10 * time.Second})
 }

@@ -1,4 +1,4 @@
-package main
+package api
 
 import (
 	"net"
@@ -12,10 +12,10 @@ import (
 
 func TestAPIAuth(t *testing.T) {
 	const token = "correct-horse-battery-staple"
-	a := newAuth(HTTPConfig{Token: token, SessionTTL: time.Hour})
+	a := newAuth(Config{Token: token, SessionTTL: time.Hour})
 	a.readsOpen = true // loopback
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/login", a.login)
+	mux.Handle("POST /api/v1/login", handlerFunc(a.login))
 	ok := func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }
 	mux.HandleFunc("GET /api/v1/stats", ok)
 	mux.HandleFunc("POST /api/v1/pause", ok)
@@ -76,7 +76,7 @@ func TestAPIAuth(t *testing.T) {
 }
 
 func TestTokenRequiredBeyondLoopback(t *testing.T) {
-	c := HTTPConfig{Listen: "0.0.0.0:8053", SessionTTL: time.Hour}
+	c := Config{Listen: "0.0.0.0:8053", SessionTTL: time.Hour}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "http.token") {
 		t.Errorf("listening on 0.0.0.0 without a token: %v", err)
 	}

@@ -1,0 +1,153 @@
+// Package api is Vigil's HTTP API: the JSON endpoints under /api/v1/, the
+// Prometheus metrics, the embedded dashboard and the access rules that
+// guard them, plus Client, the Go client the CLI and the tests use.
+//
+// The package serves; it does not wire. cmd/vigil builds the resolver, the
+// lists and the store and hands them in through Deps, so what the API can
+// reach is written in one struct rather than found through a locator.
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/querylog"
+)
+
+// Deps is everything the API reads or changes. The interfaces are the few
+// methods the API calls, so a test can hand in a fake and the API cannot
+// reach further into the types behind them.
+type Deps struct {
+	// Config is the [http] section: the token and session length, and the
+	// listen address, which decides whether reads need credentials.
+	Config Config
+	// Metrics is the [metrics] section; with Enabled off there is no
+	// /metrics.
+	Metrics MetricsConfig
+	// Server reports the DNS server's counters; never nil.
+	Server Server
+	// Upstreams reports the forwarder's per-upstream counters; never nil.
+	Upstreams Upstreams
+	// Cache reports the answer cache's counters; nil when the cache is off.
+	Cache CacheStats
+	// Lists is the blocklists manager; never nil.
+	Lists Lists
+	// Log reads the per-client log from the store; never nil.
+	Log LogReader
+	// QueryLog reports the log writer's counters; nil when the log is off.
+	QueryLog QueryLogStats
+	// Series reads the hourly totals for the dashboard's charts; never nil.
+	Series SeriesReader
+	// Pause pauses and resumes blocking; never nil.
+	Pause Pauser
+	// Reload re-reads and applies the configuration file, returning why
+	// not when the file is rejected; never nil.
+	Reload func(ctx context.Context) error
+	// Started is when the server started, for the health check's uptime.
+	Started time.Time
+}
+
+// Server is what the API reads of the DNS server (*resolver.Server).
+type Server interface {
+	Stats() resolver.ServerStats
+	Metrics() resolver.QueryMetrics
+}
+
+// Upstreams is what the API reads of the forwarder (*resolver.Forwarder).
+type Upstreams interface {
+	Metrics() []resolver.UpstreamMetrics
+	Scrubbed() uint64
+}
+
+// CacheStats is what the API reads of the answer cache (*resolver.Cache).
+type CacheStats interface {
+	Stats() resolver.CacheStats
+}
+
+// QueryLogStats is what the API reads of the log writer (*querylog.Log).
+type QueryLogStats interface {
+	Stats() querylog.Stats
+}
+
+// Lists is what the API uses of the blocklists (*blocklists.Manager).
+type Lists interface {
+	Current() *blocklists.Set
+	Status() []blocklists.SourceStatus
+	Refresh(ctx context.Context, progress blocklists.Progress) []blocklists.SourceStatus
+	Allowed() ([]string, error)
+	AllowNow(name string) error
+	RemoveAllowed(name string) error
+}
+
+// LogReader answers questions about the per-client log (*store.Store).
+type LogReader interface {
+	Entries(f querylog.Filter) (querylog.Page, error)
+	Clients(since, until time.Time) ([]querylog.ClientSummary, error)
+	Client(client string, since, until time.Time) (querylog.ClientSummary, error)
+	ClientDays(client string, since, until time.Time) ([]querylog.VendorDay, error)
+	Top(since, until time.Time, n int) (querylog.TopReport, error)
+}
+
+// SeriesReader reads the hourly totals. The implementation should bring
+// them up to date first, so a chart shows the current hour as it stands.
+type SeriesReader interface {
+	Series(since, until time.Time) ([]store.SeriesPoint, error)
+}
+
+// Pauser pauses and resumes blocking (*resolver.Pauser).
+type Pauser interface {
+	Pause(client string, d time.Duration) time.Time
+	Resume(client string)
+	Status() resolver.PauseStatus
+}
+
+// api holds the handlers; each endpoint is one method.
+type api struct {
+	d Deps
+}
+
+// New returns the API's handler, behind the access rules.
+func New(d Deps) http.Handler {
+	a := &api{d: d}
+	guard := newAuth(d.Config)
+	mux := http.NewServeMux()
+	for pattern, h := range map[string]handlerFunc{
+		"POST /api/v1/login":                guard.login,
+		"POST /api/v1/logout":               guard.logout,
+		"GET /api/v1/health":                a.health,
+		"GET /api/v1/stats":                 a.stats,
+		"GET /api/v1/blocked":               a.blocked,
+		"GET /api/v1/clients":               a.clients,
+		"GET /api/v1/clients/{client}":      a.client,
+		"GET /api/v1/clients/{client}/days": a.clientDays,
+		"GET /api/v1/top":                   a.top,
+		"GET /api/v1/series":                a.series,
+		"GET /api/v1/lists":                 a.lists,
+		"POST /api/v1/lists/update":         a.updateLists,
+		"GET /api/v1/explain":               a.explain,
+		"GET /api/v1/allow":                 a.allowed,
+		"POST /api/v1/allow":                a.allow,
+		"DELETE /api/v1/allow":              a.disallow,
+		"POST /api/v1/reload":               a.reload,
+		"GET /api/v1/pause":                 a.pauseStatus,
+		"POST /api/v1/pause":                a.pause,
+		"POST /api/v1/resume":               a.resume,
+	} {
+		mux.Handle(pattern, h)
+	}
+	if d.Metrics.Enabled {
+		mux.Handle("GET /metrics", metricsHandler(d))
+	}
+	// The dashboard: static files embedded in the binary.
+	mux.Handle("GET /", http.FileServerFS(webFS()))
+	// Profiles for operators chasing CPU or memory, on the API's address
+	// (loopback by default).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	return guard.wrap(mux)
+}

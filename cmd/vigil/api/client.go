@@ -1,0 +1,224 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/store/querylog"
+)
+
+// ErrNoServer means no running Vigil answered on the API address.
+var ErrNoServer = errors.New("no running vigil answers on the API address")
+
+// Client talks to a running Vigil's HTTP API. The CLI and the tests use
+// it, so the endpoints' Go shapes are written once, here. It is safe for
+// concurrent use.
+type Client struct {
+	addr  netip.AddrPort
+	base  string
+	token string
+	http  *http.Client
+}
+
+// NewClient returns a client of the API listening on addr, sending token
+// (if not "") as a bearer token. A server listening on every address is
+// reached on loopback.
+func NewClient(addr netip.AddrPort, token string) *Client {
+	if addr.Addr().IsUnspecified() {
+		lo := netip.IPv6Loopback()
+		if addr.Addr().Is4() {
+			lo = netip.MustParseAddr("127.0.0.1")
+		}
+		addr = netip.AddrPortFrom(lo, addr.Port())
+	}
+	return &Client{addr: addr, base: "http://" + addr.String(), token: token, http: &http.Client{}}
+}
+
+// Connect returns a client of the server at addr once its health check
+// answers; an error wraps ErrNoServer.
+func Connect(ctx context.Context, addr netip.AddrPort, token string) (*Client, error) {
+	c := NewClient(addr, token)
+	// A running server answers at once; waiting longer only delays the
+	// CLI's fallback to the store.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := c.Health(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Health checks the server answers its health check; an error wraps
+// ErrNoServer.
+func (c *Client) Health(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/health", nil)
+	if err != nil {
+		return fmt.Errorf("building the health check: %w", err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w (%s): %v", ErrNoServer, c.addr, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w (%s answered %s)", ErrNoServer, c.addr, resp.Status)
+	}
+	return nil
+}
+
+// Blocked returns a page of the log; q takes GET /api/v1/blocked's
+// parameters (client, vendor, list, name, since, until, limit, cursor,
+// allowed).
+func (c *Client) Blocked(ctx context.Context, q url.Values) (querylog.Page, error) {
+	var page querylog.Page
+	err := c.do(ctx, http.MethodGet, "/api/v1/blocked?"+q.Encode(), &page)
+	return page, err
+}
+
+// Clients summarises every client with blocked lookups since (24h, 7d or
+// an RFC 3339 time; "" for the server's default).
+func (c *Client) Clients(ctx context.Context, since string) (ClientsReport, error) {
+	var rep ClientsReport
+	err := c.do(ctx, http.MethodGet, "/api/v1/clients?since="+url.QueryEscape(since), &rep)
+	return rep, err
+}
+
+// Top ranks the most blocked vendors, clients and names since, limit rows
+// each.
+func (c *Client) Top(ctx context.Context, since string, limit int) (querylog.TopReport, error) {
+	var rep querylog.TopReport
+	q := url.Values{"since": {since}, "limit": {strconv.Itoa(limit)}}
+	err := c.do(ctx, http.MethodGet, "/api/v1/top?"+q.Encode(), &rep)
+	return rep, err
+}
+
+// Lists reports every list source.
+func (c *Client) Lists(ctx context.Context) (ListsStatus, error) {
+	var rep ListsStatus
+	err := c.do(ctx, http.MethodGet, "/api/v1/lists", &rep)
+	return rep, err
+}
+
+// UpdateLists has the server fetch every source now, telling progress
+// (may be nil) about each as it finishes, and returns the final report.
+func (c *Client) UpdateLists(ctx context.Context, progress blocklists.Progress) (ListsStatus, error) {
+	var rep ListsStatus
+	resp, err := c.send(ctx, http.MethodPost, "/api/v1/lists/update")
+	if err != nil {
+		return rep, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20) // a final report with many sources is one long line
+	for sc.Scan() {
+		var ev UpdateEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return rep, fmt.Errorf("decoding update progress: %w", err)
+		}
+		if ev.Final != nil {
+			rep = *ev.Final
+		} else if ev.Source != nil && progress != nil {
+			progress(ev.Done, ev.Total, *ev.Source)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return rep, fmt.Errorf("reading update progress: %w", err)
+	}
+	return rep, nil
+}
+
+// Explain says whether name is blocked and by which list and rule.
+func (c *Client) Explain(ctx context.Context, name string) (Explanation, error) {
+	var ex Explanation
+	err := c.do(ctx, http.MethodGet, "/api/v1/explain?name="+url.QueryEscape(name), &ex)
+	return ex, err
+}
+
+// Pause pauses blocking for d, for client ("" for everyone).
+func (c *Client) Pause(ctx context.Context, client string, d time.Duration) (PauseReply, error) {
+	var out PauseReply
+	q := url.Values{"duration": {d.String()}}
+	if client != "" {
+		q.Set("client", client)
+	}
+	err := c.do(ctx, http.MethodPost, "/api/v1/pause?"+q.Encode(), &out)
+	return out, err
+}
+
+// Resume ends client's pause ("" ends every pause) and returns the pauses
+// still in force.
+func (c *Client) Resume(ctx context.Context, client string) (resolver.PauseStatus, error) {
+	var st resolver.PauseStatus
+	err := c.do(ctx, http.MethodPost, "/api/v1/resume?client="+url.QueryEscape(client), &st)
+	return st, err
+}
+
+// Reload has the server re-read its configuration file.
+func (c *Client) Reload(ctx context.Context) error {
+	var out map[string]any
+	return c.do(ctx, http.MethodPost, "/api/v1/reload", &out)
+}
+
+// Error is an answer other than 200 OK.
+type Error struct {
+	// Path is the request's path and query.
+	Path string
+	// StatusCode is the HTTP status, such as 400.
+	StatusCode int
+	// Message is the answer's "error", or the status text without one.
+	Message string
+}
+
+// Error implements error as "PATH: MESSAGE".
+func (e *Error) Error() string { return e.Path + ": " + e.Message }
+
+// do sends a request and decodes a JSON answer into out.
+func (c *Client) do(ctx context.Context, method, path string, out any) error {
+	resp, err := c.send(ctx, method, path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decoding the answer of %s: %w", path, err)
+	}
+	return nil
+}
+
+// send sends a request with the token and returns a 200 answer; any other
+// status is an *Error.
+func (c *Client) send(ctx context.Context, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("building the request for %s: %w", path, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("calling the API: %w", err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var body errorBody
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	e := &Error{Path: path, StatusCode: resp.StatusCode, Message: resp.Status}
+	if json.Unmarshal(b, &body) == nil && body.Error != "" {
+		e.Message = body.Error
+	}
+	return nil, e
+}

@@ -1,0 +1,86 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/vigil-dns/vigil/resolver"
+)
+
+// health answers load balancers and "vigil health"; it needs no
+// credentials (see auth).
+func (a *api) health(w http.ResponseWriter, r *http.Request) error {
+	return ok(w, map[string]any{
+		"status": "ok",
+		"uptime": time.Since(a.d.Started).Round(time.Second).String(),
+	})
+}
+
+// stats reports the server's, the cache's and the log's counters and the
+// Go runtime's memory, for the dashboard.
+func (a *api) stats(w http.ResponseWriter, r *http.Request) error {
+	out := map[string]any{"server": a.d.Server.Stats()}
+	if a.d.Cache != nil {
+		out["cache"] = a.d.Cache.Stats()
+	}
+	if a.d.QueryLog != nil {
+		out["querylog"] = a.d.QueryLog.Stats()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	out["runtime"] = map[string]any{
+		"goroutines": runtime.NumGoroutine(), "heap_alloc": ms.HeapAlloc, "heap_sys": ms.HeapSys,
+		"sys": ms.Sys, "gc_cycles": ms.NumGC,
+	}
+	return ok(w, out)
+}
+
+// reload re-reads the configuration file. A rejected file is a 400 whose
+// status says the running configuration stays.
+func (a *api) reload(w http.ResponseWriter, r *http.Request) error {
+	if err := a.d.Reload(r.Context()); err != nil {
+		return &httpError{status: http.StatusBadRequest, err: err, note: "rejected; the running configuration stays"}
+	}
+	return ok(w, map[string]any{"status": "reloaded", "rules": a.d.Lists.Current().Matcher.Len()})
+}
+
+// maxPause bounds a pause, so a slip of the finger cannot turn blocking
+// off for good.
+const maxPause = 7 * 24 * time.Hour
+
+// PauseReply is the answer of POST /api/v1/pause.
+type PauseReply struct {
+	// Client is the client paused; "" for everyone.
+	Client string `json:"client"`
+	// Status is every pause in force after this one.
+	Status resolver.PauseStatus `json:"status"`
+	// Until is when this pause ends.
+	Until time.Time `json:"until"`
+}
+
+// pauseStatus reports the pauses in force.
+func (a *api) pauseStatus(w http.ResponseWriter, r *http.Request) error {
+	return ok(w, a.d.Pause.Status())
+}
+
+// pause pauses blocking for ?duration, for everyone or for ?client.
+func (a *api) pause(w http.ResponseWriter, r *http.Request) error {
+	d, err := time.ParseDuration(r.URL.Query().Get("duration"))
+	if err != nil || d <= 0 || d > maxPause {
+		return badRequest(errors.New("want ?duration= a positive duration up to 168h, such as 5m"))
+	}
+	client := r.URL.Query().Get("client")
+	until := a.d.Pause.Pause(client, d)
+	return ok(w, PauseReply{Client: client, Until: until, Status: a.d.Pause.Status()})
+}
+
+// resume ends ?client's pause, or every pause when no client is named.
+func (a *api) resume(w http.ResponseWriter, r *http.Request) error {
+	a.d.Pause.Resume(r.URL.Query().Get("client"))
+	return ok(w, a.d.Pause.Status())
+}
+
+// errNoName is the answer to a question about no name.
+var errNoName = errors.New("want ?name=example.com")

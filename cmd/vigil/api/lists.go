@@ -1,0 +1,128 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/vigil-dns/vigil/blocklists"
+)
+
+// ListsStatus is the lists report of the API and the CLI.
+type ListsStatus struct {
+	Rules      int                       `json:"rules"`
+	Generation uint64                    `json:"generation"`
+	Built      time.Time                 `json:"built"`
+	Sources    []blocklists.SourceStatus `json:"sources"`
+}
+
+// ListsReport reports the compiled set in use and every source's status.
+func ListsReport(l Lists) ListsStatus {
+	set := l.Current()
+	return ListsStatus{Rules: set.Matcher.Len(), Generation: set.Generation, Built: set.Built, Sources: l.Status()}
+}
+
+// UpdateEvent is one line of the POST /api/v1/lists/update stream: a
+// source finished (Done of Total), or, last, the final report.
+type UpdateEvent struct {
+	Done   int                      `json:"done,omitempty"`
+	Total  int                      `json:"total,omitempty"`
+	Source *blocklists.SourceStatus `json:"source,omitempty"`
+	Final  *ListsStatus             `json:"final,omitempty"`
+}
+
+// Explanation says whether and why a name is blocked.
+type Explanation struct {
+	Name    string `json:"name"`
+	Blocked bool   `json:"blocked"`
+	Matched bool   `json:"matched"` // some rule applies (a block or an exception)
+	List    string `json:"list,omitempty"`
+	Vendor  string `json:"vendor,omitempty"`
+	Kind    string `json:"kind,omitempty"` // "deny" or "allow"
+	Rule    string `json:"rule,omitempty"`
+}
+
+// Explain says whether m blocks name and by which rule. The CLI calls it
+// directly when no server runs, so both give the same answer.
+func Explain(m *blocklists.Matcher, name string) (Explanation, error) {
+	n, err := blocklists.NormalizeName(name)
+	if err != nil {
+		return Explanation{}, fmt.Errorf("explaining %q: %w", name, err)
+	}
+	ex := Explanation{Name: n}
+	v, ok := m.Match(n)
+	if !ok {
+		return ex, nil
+	}
+	ex.Matched, ex.Blocked = true, v.Blocked
+	ex.List, ex.Vendor, ex.Rule = v.List.Name, v.List.Vendor, v.Rule.String()
+	ex.Kind = "deny"
+	if !v.Blocked {
+		ex.Kind = "allow"
+	}
+	return ex, nil
+}
+
+// lists reports every source.
+func (a *api) lists(w http.ResponseWriter, r *http.Request) error {
+	return ok(w, ListsReport(a.d.Lists))
+}
+
+// updateLists fetches every source now. Progress streams as one JSON
+// object per line, so a CLI can draw a progress bar; the last line carries
+// the final report.
+func (a *api) updateLists(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	flusher, _ := w.(http.Flusher)
+	a.d.Lists.Refresh(r.Context(), func(done, total int, st blocklists.SourceStatus) {
+		_ = enc.Encode(UpdateEvent{Done: done, Total: total, Source: &st})
+		if flusher != nil {
+			flusher.Flush()
+		}
+	})
+	rep := ListsReport(a.d.Lists)
+	_ = enc.Encode(UpdateEvent{Final: &rep})
+	return nil // the status went out with the first line
+}
+
+// explain says whether ?name is blocked and by which list and rule.
+func (a *api) explain(w http.ResponseWriter, r *http.Request) error {
+	name := strings.TrimSpace(r.URL.Query().Get("name"))
+	if name == "" {
+		return badRequest(errNoName)
+	}
+	ex, err := Explain(a.d.Lists.Current().Matcher, name)
+	if err != nil {
+		return badRequest(err)
+	}
+	return ok(w, ex)
+}
+
+// allowed lists the names allowed from the dashboard.
+func (a *api) allowed(w http.ResponseWriter, r *http.Request) error {
+	names, err := a.d.Lists.Allowed()
+	if err != nil {
+		return fmt.Errorf("reading allowed names: %w", err)
+	}
+	return ok(w, map[string]any{"names": names})
+}
+
+// allow allows ?name at once, over every list.
+func (a *api) allow(w http.ResponseWriter, r *http.Request) error {
+	name := r.URL.Query().Get("name")
+	if err := a.d.Lists.AllowNow(name); err != nil {
+		return badRequest(fmt.Errorf("want ?name= a valid domain name: %w", err))
+	}
+	return ok(w, map[string]string{"status": "allowed", "name": name})
+}
+
+// disallow takes ?name off the allowed names.
+func (a *api) disallow(w http.ResponseWriter, r *http.Request) error {
+	if err := a.d.Lists.RemoveAllowed(r.URL.Query().Get("name")); err != nil {
+		return badRequest(err)
+	}
+	return ok(w, map[string]string{"status": "removed"})
+}

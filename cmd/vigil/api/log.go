@@ -1,0 +1,155 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/vigil-dns/vigil/store/querylog"
+)
+
+// ClientsReport is the answer of GET /api/v1/clients: every client with
+// blocked lookups in the window.
+type ClientsReport struct {
+	Since   time.Time                `json:"since"`
+	Until   time.Time                `json:"until"` // zero: up to now
+	Clients []querylog.ClientSummary `json:"clients"`
+}
+
+// blocked pages through the log, newest first, filtered by the query.
+func (a *api) blocked(w http.ResponseWriter, r *http.Request) error {
+	f, err := logFilterFromQuery(r.URL.Query())
+	if err != nil {
+		return badRequest(err)
+	}
+	page, err := a.d.Log.Entries(f)
+	if errors.Is(err, querylog.ErrBadCursor) {
+		return badRequest(err)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the log: %w", err)
+	}
+	return ok(w, page)
+}
+
+// clients summarises every client with blocked lookups in the window.
+func (a *api) clients(w http.ResponseWriter, r *http.Request) error {
+	return answerWindow(w, r, func(since, until time.Time) (any, error) {
+		cs, err := a.d.Log.Clients(since, until)
+		return ClientsReport{Since: since, Until: until, Clients: cs}, err
+	})
+}
+
+// client summarises one client's blocked lookups in the window.
+func (a *api) client(w http.ResponseWriter, r *http.Request) error {
+	return answerWindow(w, r, func(since, until time.Time) (any, error) {
+		return a.d.Log.Client(r.PathValue("client"), since, until)
+	})
+}
+
+// clientDays counts one client's blocked lookups per vendor and day.
+func (a *api) clientDays(w http.ResponseWriter, r *http.Request) error {
+	return answerWindow(w, r, func(since, until time.Time) (any, error) {
+		days, err := a.d.Log.ClientDays(r.PathValue("client"), since, until)
+		return map[string]any{"client": r.PathValue("client"), "days": days}, err
+	})
+}
+
+// answerWindow answers with what read finds in the request's window
+// (since, until): a bad window is the client's fault, a failed read the
+// store's.
+func answerWindow(w http.ResponseWriter, r *http.Request, read func(since, until time.Time) (any, error)) error {
+	since, until, err := windowFromQuery(r.URL.Query())
+	if err != nil {
+		return badRequest(err)
+	}
+	v, err := read(since, until)
+	if err != nil {
+		return fmt.Errorf("reading the log: %w", err)
+	}
+	return ok(w, v)
+}
+
+// top ranks the most blocked vendors, clients and names (?limit each,
+// default 10).
+func (a *api) top(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	since, until, err := windowFromQuery(q)
+	if err != nil {
+		return badRequest(err)
+	}
+	n := 10
+	if l := q.Get("limit"); l != "" {
+		if n, err = strconv.Atoi(l); err != nil {
+			return badRequest(err)
+		}
+		if n <= 0 {
+			n = 10
+		}
+	}
+	rep, err := a.d.Log.Top(since, until, n)
+	if err != nil {
+		return fmt.Errorf("reading the log: %w", err)
+	}
+	return ok(w, rep)
+}
+
+// series returns the hourly totals of queries and blocked lookups.
+func (a *api) series(w http.ResponseWriter, r *http.Request) error {
+	since, until, err := windowFromQuery(r.URL.Query())
+	if err != nil {
+		return badRequest(err)
+	}
+	if until.IsZero() {
+		until = time.Now()
+	}
+	pts, err := a.d.Series.Series(since, until)
+	if err != nil {
+		return badRequest(err)
+	}
+	return ok(w, map[string]any{"points": pts})
+}
+
+// windowFromQuery reads since (a duration back from now, or an RFC 3339
+// time; default 24h) and until (RFC 3339; default now).
+func windowFromQuery(q url.Values) (since, until time.Time, err error) {
+	now := time.Now()
+	since = now.Add(-24 * time.Hour)
+	if s := q.Get("since"); s != "" {
+		if since, err = ParseTimeArg(s, now); err != nil {
+			return since, until, fmt.Errorf("since: %w", err)
+		}
+	}
+	if s := q.Get("until"); s != "" {
+		if until, err = ParseTimeArg(s, now); err != nil {
+			return since, until, fmt.Errorf("until: %w", err)
+		}
+	}
+	return since, until, nil
+}
+
+// logFilterFromQuery reads GET /api/v1/blocked's parameters.
+func logFilterFromQuery(q url.Values) (querylog.Filter, error) {
+	since, until, err := windowFromQuery(q)
+	if err != nil {
+		return querylog.Filter{}, err
+	}
+	if q.Get("since") == "" {
+		since = time.Time{} // the whole log unless asked
+	}
+	f := querylog.Filter{
+		Client: q.Get("client"), Vendor: q.Get("vendor"), List: q.Get("list"), Name: q.Get("name"),
+		Since: since, Until: until, Cursor: q.Get("cursor"), Allowed: q.Get("allowed") == "true",
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return f, fmt.Errorf("limit: want 1 to 1000, got %q", l)
+		}
+		f.Limit = n
+	}
+	return f, nil
+}

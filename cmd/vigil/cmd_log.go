@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/vigil-dns/vigil/cmd/vigil/api"
+	"github.com/vigil-dns/vigil/store/querylog"
+)
+
+// cmdLog is "vigil log": blocked (or allowed) lookups, newest first.
+func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("log", "", "Show blocked lookups, newest first.", stderr)
+	client := fs.String("client", "", "only this `CLIENT` (its name, or its address if unnamed)")
+	vendor := fs.String("vendor", "", "only this `VENDOR`")
+	list := fs.String("list", "", "only this `LIST`")
+	name := fs.String("name", "", "only this `NAME` and its subdomains")
+	since := fs.since()
+	limit := fs.Int("limit", 50, "at most `N` entries")
+	allowed := fs.Bool("allowed", false, "show allowed lookups instead (when querylog.log_allowed is on)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	cfg, err := fs.load(args)
+	if err != nil {
+		return err
+	}
+	if *limit < 1 || *limit > 1000 {
+		return usageError{fmt.Errorf("-limit: want 1 to 1000, got %d", *limit)}
+	}
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	for k, v := range map[string]string{"client": *client, "vendor": *vendor, "list": *list, "name": *name, "since": since.text} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if *allowed {
+		q.Set("allowed", "true")
+	}
+	filter := querylog.Filter{Client: *client, Vendor: *vendor, List: *list, Name: *name, Since: since.time, Limit: *limit, Allowed: *allowed}
+	page, err := fetch(ctx, cfg,
+		func(c *api.Client) (querylog.Page, error) { return c.Blocked(ctx, q) },
+		func(o *offline) (querylog.Page, error) { return o.qlog.Entries(filter) })
+	if err != nil {
+		return err
+	}
+	return show(stdout, *asJSON, page, printLogPage)
+}
+
+// printLogPage prints a page of the log as a table.
+func printLogPage(w io.Writer, page querylog.Page) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tCLIENT\tNAME\tTYPE\tVENDOR\tLIST\tRULE")
+	for _, e := range page.Entries {
+		rule := e.Rule
+		if e.Reason == "cname" {
+			rule += " (via CNAME " + e.CNAME + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Client,
+			strings.TrimSuffix(e.QName, "."), e.QType, e.Vendor, e.List, rule)
+	}
+	tw.Flush()
+	if len(page.Entries) == 0 {
+		fmt.Fprintln(w, "no blocked lookups match")
+	} else if page.Next != "" {
+		fmt.Fprintf(w, "(more: raise -limit, or use the API with cursor=%s)\n", page.Next)
+	}
+}

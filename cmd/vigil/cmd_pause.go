@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// cmdPause is "vigil pause DURATION": blocking off for a while. It needs
+// the running server: a pause lives in its memory, not in the store.
+func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("pause", "DURATION", "Pause blocking for DURATION (such as 5m), for everyone or one client; it resumes by itself.", stderr)
+	client := fs.String("client", "", "pause only for this `CLIENT` (its name, or its address)")
+	dur, cfg, err := fs.loadWithOperand(args, "DURATION")
+	if err != nil {
+		return err
+	}
+	d, err := time.ParseDuration(dur)
+	if err != nil || d <= 0 {
+		fs.Usage()
+		return usageError{fmt.Errorf("pause: want a DURATION such as 5m, got %q", dur)}
+	}
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("pausing needs the running server: %w", err)
+	}
+	out, err := c.Pause(ctx, *client, d)
+	if err != nil {
+		return err
+	}
+	who := "everyone"
+	if *client != "" {
+		who = *client
+	}
+	fmt.Fprintf(stdout, "blocking paused for %s until %s\n", who, out.Until.Local().Format(time.DateTime))
+	return nil
+}
+
+// cmdResume is "vigil resume": end a pause early.
+func cmdResume(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("resume", "", "End a pause of blocking (all pauses, or one client's).", stderr)
+	client := fs.String("client", "", "end only this `CLIENT`'s pause")
+	cfg, err := fs.load(args)
+	if err != nil {
+		return err
+	}
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("resuming needs the running server: %w", err)
+	}
+	st, err := c.Resume(ctx, *client)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("printing the pauses: %w", err)
+	}
+	fmt.Fprintf(stdout, "blocking resumed; pauses still in force: %s\n", b)
+	return nil
+}

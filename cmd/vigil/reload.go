@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/resolver"
+)
+
+// reloader applies the configuration file, re-read, to the running parts.
+// Both SIGHUP and POST /api/v1/reload use it.
+type reloader struct {
+	// path is the file read at start ("" for the built-in default).
+	path string
+	// overrides re-applies the command line's flags; nil without any.
+	overrides func(*Config) error
+
+	chain *resolver.Chain
+	srv   *resolver.Server
+	lists *blocklists.Manager
+	log   *zap.Logger
+
+	mu sync.Mutex // one reload at a time
+}
+
+// reload re-reads the configuration file, validates it, and applies the
+// lists, clients, upstreams, blocking policy, access list and rate limits
+// without dropping a query; an invalid file is rejected and the running
+// configuration stays. Listeners, the store, the HTTP address, the query
+// log and the cache size need a restart.
+func (rl *reloader) reload(ctx context.Context) error {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	cfg, err := loadConfig(rl.path)
+	if err != nil {
+		return err
+	}
+	if rl.overrides != nil {
+		cfg.overrides = rl.overrides
+		if err := cfg.overrides(cfg); err != nil {
+			return err
+		}
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("%s with flags: %w", cfg.Source, err)
+		}
+	}
+	if err := rl.chain.Reconfigure(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking}); err != nil {
+		return fmt.Errorf("applying upstreams: %w", err)
+	}
+	rl.srv.Reconfigure(cfg.Server.Allow, resolver.NewClients(cfg.Clients, cfg.Identify), newLimiter(cfg), cfg.RateLimit.Action == "refused")
+	if err := rl.lists.Reconfigure(ctx, cfg.Updates, cfg.Lists); err != nil {
+		return fmt.Errorf("applying lists: %w", err)
+	}
+	rl.log.Info("configuration reloaded", zap.String("config", cfg.Source), zap.Int("rules", rl.lists.Current().Matcher.Len()))
+	return nil
+}
