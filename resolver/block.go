@@ -124,6 +124,23 @@ type blockPolicy struct {
 	ttl uint32
 }
 
+// addrs returns the addresses a blocked A or AAAA question is answered
+// with: the unspecified address in "null" mode, the configured ones in
+// "ip" mode; none for other types (NODATA).
+func (p *blockPolicy) addrs(qtype uint16) []netip.Addr {
+	switch {
+	case qtype == dns.TypeA && p.cfg.Answer == AnswerIP:
+		return p.cfg.IPv4
+	case qtype == dns.TypeA:
+		return []netip.Addr{netip.IPv4Unspecified()}
+	case qtype == dns.TypeAAAA && p.cfg.Answer == AnswerIP:
+		return p.cfg.IPv6
+	case qtype == dns.TypeAAAA:
+		return []netip.Addr{netip.IPv6Unspecified()}
+	}
+	return nil
+}
+
 var _ Handler = (*Blocker)(nil)
 
 // NewBlocker returns a blocking stage in front of next; pause may be nil.
@@ -235,24 +252,14 @@ func (b *Blocker) blocked(q *Query, v blocklists.Match, reason, cname string) *R
 		m.Rcode = dns.RcodeNameError
 		m.Ns = []dns.RR{soaFor(v.Rule.Name, pol.ttl)}
 	default:
-		switch {
-		case q.Type == dns.TypeA && q.Class == dns.ClassINET:
-			addrs := []netip.Addr{netip.IPv4Unspecified()}
-			if pol.cfg.Answer == AnswerIP {
-				addrs = pol.cfg.IPv4
-			}
-			hdr.Rrtype = dns.TypeA
-			for _, a := range addrs {
-				m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IP(a.AsSlice())})
-			}
-		case q.Type == dns.TypeAAAA && q.Class == dns.ClassINET:
-			addrs := []netip.Addr{netip.IPv6Unspecified()}
-			if pol.cfg.Answer == AnswerIP {
-				addrs = pol.cfg.IPv6
-			}
-			hdr.Rrtype = dns.TypeAAAA
-			for _, a := range addrs {
-				m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: net.IP(a.AsSlice())})
+		if q.Class == dns.ClassINET {
+			hdr.Rrtype = q.Type
+			for _, a := range pol.addrs(q.Type) {
+				if q.Type == dns.TypeA {
+					m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IP(a.AsSlice())})
+				} else {
+					m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: net.IP(a.AsSlice())})
+				}
 			}
 		}
 		if len(m.Answer) == 0 {
