@@ -602,6 +602,29 @@ func (s *Server) answerMsg(m *dns.Msg, client netip.Addr, proto Proto, out []byt
 		}
 	}()
 
+	q := s.newQuery(m, reqOPT, client, proto, pol, pre)
+	resp, err := s.handler.Resolve(s.baseCtx, q)
+	if err != nil {
+		resp = s.servfail(q, err)
+	}
+	s.account(q, resp, err)
+	r := resp.Msg
+	r.Id = m.Id
+	r.Response = true
+	r.Opcode = dns.OpcodeQuery
+	r.RecursionDesired = m.RecursionDesired
+	r.RecursionAvailable = true
+	r.CheckingDisabled = m.CheckingDisabled
+	r.Question = m.Question // the client's own spelling (RFC 1035 is case-preserving; 0x20 clients check it)
+	if reqOPT != nil && resp.ExtendedError != nil {
+		return s.packWithEDE(out, r, reqOPT, proto, resp.ExtendedError)
+	}
+	return s.pack(out, r, reqOPT, proto)
+}
+
+// newQuery identifies the client of the request m and makes the Query the
+// chain answers, with the Blocker's verdict if prepare took it.
+func (s *Server) newQuery(m *dns.Msg, reqOPT *dns.OPT, client netip.Addr, proto Proto, pol *serverPolicy, pre *prepared) *Query {
 	now := time.Now()
 	qu := m.Question[0]
 	q := &Query{
@@ -622,20 +645,29 @@ func (s *Server) answerMsg(m *dns.Msg, client netip.Addr, proto Proto, out []byt
 		q.verdict, q.judged = pre.verdict, true
 		q.verdict.rebase(q.Name)
 	}
-	resp, err := s.handler.Resolve(s.baseCtx, q)
-	if err != nil {
-		s.stats.servfail.Add(1)
-		s.logQueryError(q, err)
-		r := new(dns.Msg)
-		r.SetRcode(m, dns.RcodeServerFailure)
-		r.RecursionAvailable = true
-		resp = &Response{Msg: r, Source: SourceLocal, ExtendedError: &dns.EDNS0_EDE{
-			InfoCode: dns.ExtendedErrorCodeNetworkError, ExtraText: "no upstream answered",
-		}}
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			resp.ExtendedError = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNoReachableAuthority, ExtraText: "upstreams timed out"}
-		}
+	return q
+}
+
+// servfail is the answer when the chain could not answer: SERVFAIL with
+// an Extended DNS Error saying why (RFC 8914), logged at most once a
+// second.
+func (s *Server) servfail(q *Query, err error) *Response {
+	s.stats.servfail.Add(1)
+	s.logQueryError(q, err)
+	r := new(dns.Msg)
+	r.SetRcode(q.Msg, dns.RcodeServerFailure)
+	r.RecursionAvailable = true
+	ede := &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNetworkError, ExtraText: "no upstream answered"}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		ede = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNoReachableAuthority, ExtraText: "upstreams timed out"}
 	}
+	return &Response{Msg: r, Source: SourceLocal, ExtendedError: ede}
+}
+
+// account counts the answer in the metrics and records the lookup in the
+// per-client log when it is blocked (or allowed ones are recorded too).
+// err is the chain's error, if resp stands in for one.
+func (s *Server) account(q *Query, resp *Response, err error) {
 	result := ResultServfail
 	if err == nil {
 		switch resp.Source {
@@ -652,22 +684,10 @@ func (s *Server) answerMsg(m *dns.Msg, client netip.Addr, proto Proto, out []byt
 			result = ResultLocal
 		}
 	}
-	s.metrics.count(0, proto, result, q.Type)
+	s.metrics.count(0, q.Proto, result, q.Type)
 	if s.recorder != nil && (resp.Source == SourceBlocked || s.recordAllowed) {
 		s.record(q, resp)
 	}
-	r := resp.Msg
-	r.Id = m.Id
-	r.Response = true
-	r.Opcode = dns.OpcodeQuery
-	r.RecursionDesired = m.RecursionDesired
-	r.RecursionAvailable = true
-	r.CheckingDisabled = m.CheckingDisabled
-	r.Question = m.Question // the client's own spelling (RFC 1035 is case-preserving; 0x20 clients check it)
-	if reqOPT != nil && resp.ExtendedError != nil {
-		return s.packWithEDE(out, r, reqOPT, proto, resp.ExtendedError)
-	}
-	return s.pack(out, r, reqOPT, proto)
 }
 
 // record hands the lookup to the recorder; it never waits.
