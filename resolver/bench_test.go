@@ -68,12 +68,13 @@ func BenchmarkAnswerCacheHit(b *testing.B) {
 	})
 	b.Run("fast", func(b *testing.B) {
 		rb := newReaderBufs(0, nil)
-		if _, _, ok := s.prepare(pkt, client, ProtoUDP, out, rb); !ok {
+		var pre prepared
+		if _, ok := s.prepare(pkt, client, ProtoUDP, out, rb, &pre); !ok {
 			b.Fatal("fast path declined a plain cache hit")
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			s.prepare(pkt, client, ProtoUDP, out, rb)
+			s.prepare(pkt, client, ProtoUDP, out, rb, &pre)
 		}
 	})
 }
@@ -223,9 +224,10 @@ func BenchmarkFastPathParallel(b *testing.B) {
 				// different names at once.
 				stripe := int(stripes.Add(1))
 				rb := newReaderBufs(stripe, nil)
+				var pre prepared
 				i := stripe * 331
 				for pb.Next() {
-					if _, _, ok := s.prepare(bc.pkts[i&1023], client, ProtoUDP, out, rb); !ok {
+					if _, ok := s.prepare(bc.pkts[i&1023], client, ProtoUDP, out, rb, &pre); !ok {
 						b.Error("fast path declined")
 						return
 					}

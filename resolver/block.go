@@ -200,6 +200,9 @@ func (b *Blocker) cnameCheck(v verdict) bool {
 // maxCNAMEChecks CNAME targets (lowercased), given by target(i) for i in
 // [0, n).
 func (b *Blocker) blockedCNAME(n int, target func(i int) string) (blocklists.Match, string, bool) {
+	if n == 0 {
+		return blocklists.Match{}, "", false
+	}
 	mt := b.lists.Current().Matcher
 	for i := range min(n, maxCNAMEChecks) {
 		t := target(i)
@@ -210,6 +213,14 @@ func (b *Blocker) blockedCNAME(n int, target func(i int) string) (blocklists.Mat
 	return blocklists.Match{}, "", false
 }
 
+// acceptCNAMEs is the Blocker's veto on a cached answer served packed: it
+// refuses one with a blocked CNAME target (blocked, or passed if the
+// client is paused: Resolve decides).
+func (b *Blocker) acceptCNAMEs(cnames []string) bool {
+	_, _, blocked := b.blockedCNAME(len(cnames), func(i int) string { return cnames[i] })
+	return !blocked
+}
+
 // Resolve implements Handler.
 func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	v := q.verdict
@@ -217,7 +228,7 @@ func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
 		v = b.judge(q.Name)
 	}
 	if v.blocks() && !b.paused(q.Client, q.Start) {
-		return b.blocked(q, v.match, ReasonName, ""), nil
+		return b.blocked(q, &v.match, ReasonName, ""), nil
 	}
 	resp, err := b.next.Resolve(ctx, q)
 	if err != nil || !b.cnameCheck(v) {
@@ -232,13 +243,13 @@ func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
 		}
 	}
 	if m, t, ok := b.blockedCNAME(n, func(i int) string { return targets[i] }); ok && !b.paused(q.Client, q.Start) {
-		return b.blocked(q, m, ReasonCNAME, t), nil
+		return b.blocked(q, &m, ReasonCNAME, t), nil
 	}
 	return resp, nil
 }
 
 // blocked builds the local answer for a blocked question.
-func (b *Blocker) blocked(q *Query, v blocklists.Match, reason, cname string) *Response {
+func (b *Blocker) blocked(q *Query, v *blocklists.Match, reason, cname string) *Response {
 	pol := b.policy.Load()
 	m := new(dns.Msg)
 	m.SetReply(q.Msg)
@@ -277,7 +288,7 @@ func (b *Blocker) blocked(q *Query, v blocklists.Match, reason, cname string) *R
 // appendBlockText appends the Extended DNS Error text of a blocked answer
 // (RFC 8914 code 15): "blocked by list <list> (<vendor>): <rule>", and
 // " via CNAME <target>" when a CNAME target was the listed name.
-func appendBlockText(b []byte, v blocklists.Match, cname string) []byte {
+func appendBlockText(b []byte, v *blocklists.Match, cname string) []byte {
 	b = append(b, "blocked by list "...)
 	b = append(b, v.List.Name...)
 	if v.List.Vendor != "" {
@@ -297,7 +308,7 @@ func appendBlockText(b []byte, v blocklists.Match, cname string) []byte {
 // DNS Error. It is the packed form of blocked for the commonest case, an
 // A or AAAA question in "null" mode; ok is false for any other case, which
 // blocked answers. FuzzFastPath holds the two to the same answers.
-func (b *Blocker) appendPacked(out, req []byte, wq *wireQuery, v blocklists.Match, maxUDP int) ([]byte, bool) {
+func (b *Blocker) appendPacked(out, req []byte, wq *wireQuery, v *blocklists.Match, maxUDP int) ([]byte, bool) {
 	pol := b.policy.Load()
 	if pol.cfg.Answer != AnswerNull || wq.qclass != dns.ClassINET || (wq.qtype != dns.TypeA && wq.qtype != dns.TypeAAAA) {
 		return out, false

@@ -56,8 +56,6 @@ func (l *Local) Reconfigure(cfg LocalConfig) {
 // anyTTL is the TTL of the RFC 8482 answer; the RFC suggests a long one.
 const anyTTL = 3600
 
-// bypassNXDomain are names answered NXDOMAIN when BlockBypass is on.
-var bypassNXDomain = [...]string{"use-application-dns.net.", "mask.icloud.com.", "mask-h2.icloud.com."}
 
 // localAnswer is what the local stage does with a question.
 type localAnswer uint8
@@ -80,12 +78,13 @@ func (l *Local) decide(name string, qtype uint16) localAnswer {
 	case cfg.HealthName != "" && name == cfg.HealthName:
 		return localHealth
 	case cfg.BlockBypass:
-		for _, n := range bypassNXDomain {
-			if name == n {
-				return localBypassNX
-			}
+		switch name {
+		case "use-application-dns.net.", "mask.icloud.com.", "mask-h2.icloud.com.":
+			return localBypassNX
+		case "resolver.arpa.":
+			return localDiscovery
 		}
-		if name == "resolver.arpa." || strings.HasSuffix(name, ".resolver.arpa.") {
+		if strings.HasSuffix(name, ".resolver.arpa.") {
 			return localDiscovery
 		}
 	}

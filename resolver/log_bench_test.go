@@ -44,10 +44,11 @@ func BenchmarkFastPathBlockedLog(b *testing.B) {
 			}
 			out := make([]byte, 0, 2048)
 			rb := newReaderBufs(0, lane)
+			var pre prepared
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				s.prepare(pkts[i&1023], client, ProtoUDP, out, rb)
+				s.prepare(pkts[i&1023], client, ProtoUDP, out, rb, &pre)
 				i++
 			}
 		})

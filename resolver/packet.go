@@ -30,8 +30,8 @@ import (
 // chain: what every transport but UDP runs (UDP readers hand the chain's
 // part to a goroutine of its own). nil means no answer.
 func (s *Server) respond(req []byte, client netip.Addr, proto Proto, out []byte, rb *readerBufs) []byte {
-	reply, pre, ok := s.prepare(req, client, proto, out, rb)
-	if ok {
+	var pre prepared
+	if reply, ok := s.prepare(req, client, proto, out, rb, &pre); ok {
 		return reply
 	}
 	return s.answer(req, client, proto, out, &pre)
@@ -68,59 +68,64 @@ type prepared struct {
 }
 
 // prepare answers req from packed bytes if the stages can (reply, true), or
-// says what it learned for Server.answer (false). out is the buffer the
-// reply is written into.
-func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte, rb *readerBufs) (reply []byte, pre prepared, ok bool) {
-	wq, n, parsed := parseWire(req, rb.name)
+// writes what it learned for Server.answer into pre (false). out is the
+// buffer the reply is written into. pre is the caller's, so that the
+// commonest outcome, a packed answer, copies nothing.
+func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte, rb *readerBufs, pre *prepared) (reply []byte, ok bool) {
+	pre.parsed, pre.judged = false, false
+	wq := &pre.wq
+	n, parsed := parseWire(req, rb.name, wq)
 	if !parsed {
-		return nil, pre, false
+		return nil, false
 	}
 	pol := s.policy.Load()
 	if !pol.acl.Allowed(client) {
-		return nil, pre, false // answer refuses and counts it
+		return nil, false // answer refuses and counts it
 	}
 	if cl := pol.clients; cl != nil && len(cl.trusted) > 0 && wq.edns && cl.isTrusted(client) {
-		return nil, pre, false // its EDNS options may name another client
+		return nil, false // its EDNS options may name another client
 	}
-	pre = prepared{parsed: true, wq: wq}
+	pre.parsed = true
 	// The name as a string without copying: it is only looked up and
 	// compared here; what outlives the query is copied (the log) or
 	// rebased (the verdict).
 	name := unsafe.String(&rb.name[0], n)
 	if s.local != nil && s.local.Handles(name, wq.qtype) {
-		return nil, pre, false
+		return nil, false
 	}
 	b := s.blocker
-	if b != nil {
-		pre.judged, pre.verdict = true, b.judge(name)
-		if pre.verdict.blocks() {
-			reply, ok = s.packedBlocked(req, &wq, name, client, proto, out, pol, pre.verdict.match, rb)
-			return reply, pre, ok
-		}
-	}
-	if s.cache == nil || s.recordAllowed {
-		return nil, pre, false // allowed lookups are recorded by answer
-	}
 	var accept func([]string) bool
-	if b != nil && b.cnameCheck(pre.verdict) {
-		accept = func(cnames []string) bool {
-			_, _, blocked := b.blockedCNAME(len(cnames), func(i int) string { return cnames[i] })
-			return !blocked // a blocked target (perhaps paused): answer decides
+	var v verdict
+	if b != nil {
+		// The verdict goes into pre only when the chain will need it: a
+		// packed answer, the common case, copies nothing.
+		v = b.judge(name)
+		if v.blocks() {
+			if reply, ok := s.packedBlocked(req, wq, name, client, proto, out, pol, &v.match, rb); ok {
+				return reply, true
+			}
+			pre.judged, pre.verdict = true, v
+			return nil, false
+		}
+		if b.cnameCheck(v) {
+			accept = b.acceptCNAMEs
 		}
 	}
-	reply, ok = s.cache.PackedHit(out, req, &wq, name, proto, s.cfg.MaxUDPSize, rb.stripe, accept)
-	if !ok {
-		return nil, pre, false
+	if s.cache != nil && !s.recordAllowed { // allowed lookups are recorded by answer
+		if reply, ok := s.cache.PackedHit(out, req, wq, name, proto, s.cfg.MaxUDPSize, rb.stripe, accept); ok {
+			s.stats.queries.Add(rb.stripe, 1)
+			s.metrics.count(rb.stripe, proto, ResultCached, wq.qtype)
+			return reply, true
+		}
 	}
-	s.stats.queries.Add(rb.stripe, 1)
-	s.metrics.count(rb.stripe, proto, ResultCached, wq.qtype)
-	return reply, pre, true
+	pre.judged, pre.verdict = b != nil, v
+	return nil, false
 }
 
 // packedBlocked answers a blocked name from packed bytes when the Blocker
 // can and the client's blocking is not paused, and records the lookup as
 // answer would.
-func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, client netip.Addr, proto Proto, out []byte, pol *serverPolicy, v blocklists.Match, rb *readerBufs) ([]byte, bool) {
+func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, client netip.Addr, proto Proto, out []byte, pol *serverPolicy, v *blocklists.Match, rb *readerBufs) ([]byte, bool) {
 	b := s.blocker
 	out, ok := b.appendPacked(out, req, wq, v, s.cfg.MaxUDPSize)
 	if !ok || len(out) > replyLimit(proto, wq.edns, wq.udpSize, s.cfg.MaxUDPSize) {

@@ -345,6 +345,7 @@ func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 		lane = lr.NewLane()
 	}
 	rb := newReaderBufs(stripe, lane)
+	var pre prepared // what prepare learned of the last query
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(in)
 		if err != nil {
@@ -362,8 +363,7 @@ func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 			}
 			continue
 		}
-		reply, pre, ok := s.prepare(in[:n], client, ProtoUDP, out, rb)
-		if ok {
+		if reply, ok := s.prepare(in[:n], client, ProtoUDP, out, rb, &pre); ok {
 			_, _ = c.WriteToUDPAddrPort(reply, from)
 			if cap(reply) > cap(out) && cap(reply) <= maxKeptReply {
 				out = reply[:0]

@@ -87,20 +87,21 @@ func cd(req []byte) bool { return req[3]&0x10 != 0 }
 // version 0. The lowercased presentation form of the name ("example.com.")
 // is written into name. ok is false for anything else, which miekg/dns
 // then unpacks in full (Server.answer).
-func parseWire(req []byte, name []byte) (wq wireQuery, n int, ok bool) {
+func parseWire(req []byte, name []byte, wq *wireQuery) (n int, ok bool) {
+	*wq = wireQuery{}
 	if len(req) < headerLen+5 {
-		return wq, 0, false
+		return 0, false
 	}
 	// QR=0, opcode QUERY, not truncated; one question, no answers or
 	// authority, at most one additional record.
 	if req[2]&0xFA != 0 || binary.BigEndian.Uint16(req[4:]) != 1 || binary.BigEndian.Uint16(req[6:]) != 0 ||
 		binary.BigEndian.Uint16(req[8:]) != 0 || binary.BigEndian.Uint16(req[10:]) > 1 {
-		return wq, 0, false
+		return 0, false
 	}
 	off := headerLen
 	for {
 		if off >= len(req) {
-			return wq, 0, false
+			return 0, false
 		}
 		l := int(req[off])
 		off++
@@ -108,7 +109,7 @@ func parseWire(req []byte, name []byte) (wq wireQuery, n int, ok bool) {
 			break
 		}
 		if l > 63 || off+l > len(req) || n+l+1 > len(name) {
-			return wq, 0, false
+			return 0, false
 		}
 		for _, c := range req[off : off+l] {
 			switch {
@@ -116,7 +117,7 @@ func parseWire(req []byte, name []byte) (wq wireQuery, n int, ok bool) {
 			case c >= 'A' && c <= 'Z':
 				c += 'a' - 'A'
 			default:
-				return wq, 0, false // escapes in presentation form: leave it to miekg/dns
+				return 0, false // escapes in presentation form: leave it to miekg/dns
 			}
 			name[n] = c
 			n++
@@ -127,13 +128,13 @@ func parseWire(req []byte, name []byte) (wq wireQuery, n int, ok bool) {
 	}
 	if n == 0 {
 		if len(name) == 0 {
-			return wq, 0, false
+			return 0, false
 		}
 		name[0] = '.' // the root
 		n = 1
 	}
 	if off+4 > len(req) {
-		return wq, 0, false
+		return 0, false
 	}
 	wq.nameEnd = off
 	wq.qtype = binary.BigEndian.Uint16(req[off:])
@@ -143,23 +144,23 @@ func parseWire(req []byte, name []byte) (wq wireQuery, n int, ok bool) {
 		// The OPT record: root name, type 41, class = UDP size, TTL =
 		// extended rcode, version, flags; its options are not needed.
 		if off+11 > len(req) || req[off] != 0 || binary.BigEndian.Uint16(req[off+1:]) != 41 {
-			return wq, 0, false
+			return 0, false
 		}
 		if req[off+6] != 0 { // version
-			return wq, 0, false
+			return 0, false
 		}
 		rdlen := int(binary.BigEndian.Uint16(req[off+9:]))
 		if off+11+rdlen != len(req) || !plainOptions(req[off+11:]) {
-			return wq, 0, false
+			return 0, false
 		}
 		wq.edns = true
 		wq.optOff = off
 		wq.udpSize = int(binary.BigEndian.Uint16(req[off+3:]))
 		wq.do = req[off+7]&0x80 != 0
 	} else if off != len(req) {
-		return wq, 0, false
+		return 0, false
 	}
-	return wq, n, true
+	return n, true
 }
 
 // msg builds the request message that miekg/dns would unpack from req,
@@ -251,11 +252,11 @@ func replyLimit(proto Proto, edns bool, udpSize, maxUDP int) int {
 // appendOPT appends Vigil's OPT record without options: its UDP size and
 // the DO bit echoed (RFC 3225 section 3).
 func appendOPT(out []byte, maxUDP int, do bool) []byte {
-	var opt [optLen]byte
-	binary.BigEndian.PutUint16(opt[1:], dns.TypeOPT)
-	binary.BigEndian.PutUint16(opt[3:], uint16(maxUDP))
+	var flags byte
 	if do {
-		opt[7] = 0x80
+		flags = 0x80
 	}
-	return append(out, opt[:]...)
+	// Root name, TYPE, CLASS = UDP size, TTL = extended rcode, version,
+	// flags, RDLEN 0.
+	return append(out, 0, 0, byte(dns.TypeOPT), byte(maxUDP>>8), byte(maxUDP), 0, 0, flags, 0, 0, 0)
 }

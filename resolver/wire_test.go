@@ -192,11 +192,12 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 				proto = ProtoUDP
 			}
 			pkt := r.pack(t, uint16(1000+i))
-			fast, pre, ok := s.prepare(pkt, client, proto, out, rb)
+			var pre prepared
+			fast, ok := s.prepare(pkt, client, proto, out, rb, &pre)
 			if !ok && r.wantFast && age > 0 && !strings.Contains(strings.ToLower(r.name), "blocked") && !strings.HasPrefix(r.name, "a1.") {
 				// Expired: the full path refreshes it, then it is fast again.
 				s.answer(pkt, client, proto, nil, nil)
-				fast, pre, ok = s.prepare(pkt, client, proto, out, rb)
+				fast, ok = s.prepare(pkt, client, proto, out, rb, &pre)
 			}
 			if ok != r.wantFast {
 				t.Errorf("%s %s (age %s): fast path ok=%v, want %v", r.name, dns.TypeToString[r.qtype], age, ok, r.wantFast)
@@ -268,7 +269,8 @@ func FuzzFastPath(f *testing.F) {
 // request.
 func checkPacketPath(t *testing.T, s *Server, pkt []byte, client netip.Addr, rb *readerBufs) {
 	t.Helper()
-	fast, pre, ok := s.prepare(pkt, client, ProtoUDP, nil, rb)
+	var pre prepared
+	fast, ok := s.prepare(pkt, client, ProtoUDP, nil, rb, &pre)
 	if !ok {
 		if !pre.parsed && !pre.judged {
 			return
@@ -298,7 +300,8 @@ func TestWireMsgMatchesUnpack(t *testing.T) {
 		{name: ".", qtype: dns.TypeNS, edns: true, udpSize: 512},
 	} {
 		pkt := r.pack(t, uint16(i))
-		wq, _, ok := parseWire(pkt, make([]byte, 256))
+		var wq wireQuery
+		_, ok := parseWire(pkt, make([]byte, 256), &wq)
 		if !ok {
 			t.Fatalf("%s: parseWire declined", r.name)
 		}
@@ -327,7 +330,8 @@ func FuzzWireMsg(f *testing.F) {
 	f.Add(request{name: "x.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true, withOpt: true}.pack(f, 1))
 	name := make([]byte, 256)
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		if wq, _, ok := parseWire(pkt, name); ok {
+		var wq wireQuery
+		if _, ok := parseWire(pkt, name, &wq); ok {
 			assertWireMsg(t, pkt, wq.msg(pkt))
 		}
 	})
@@ -373,7 +377,7 @@ func TestCacheSnapshotRestore(t *testing.T) {
 		t.Fatalf("restored %d entries, %v; want 1 (the expired one skipped)", n, err)
 	}
 	pkt := request{name: "www.example.", qtype: dns.TypeA, rd: true}.pack(t, 7)
-	out, _, ok := s2.prepare(pkt, client, ProtoUDP, nil, newReaderBufs(0, nil))
+	out, ok := s2.prepare(pkt, client, ProtoUDP, nil, newReaderBufs(0, nil), new(prepared))
 	if !ok {
 		t.Fatal("restored entry not answered from the cache")
 	}
