@@ -56,7 +56,6 @@ func (l *Local) Reconfigure(cfg LocalConfig) {
 // anyTTL is the TTL of the RFC 8482 answer; the RFC suggests a long one.
 const anyTTL = 3600
 
-
 // localAnswer is what the local stage does with a question.
 type localAnswer uint8
 
