@@ -29,7 +29,7 @@ type auth struct {
 
 func newAuth(cfg HTTPConfig) *auth {
 	return &auth{
-		token: cfg.Token, ttl: cfg.SessionTTL, readsOpen: cfg.addr.Addr().IsLoopback(),
+		token: cfg.Token, ttl: cfg.SessionTTL, readsOpen: cfg.Listen.Addr().IsLoopback(),
 		now: time.Now, sessions: map[string]time.Time{}, cookieName: "vigil_session",
 	}
 }

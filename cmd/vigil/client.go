@@ -29,10 +29,10 @@ var errNoServer = errors.New("no running vigil answers on the API address")
 
 // connectAPI finds the running server through the configuration.
 func connectAPI(ctx context.Context, cfg *Config) (*apiClient, error) {
-	if cfg.HTTP.Listen == "" {
+	if !cfg.HTTP.Listen.IsValid() {
 		return nil, fmt.Errorf("%w (http.listen is off in %s)", errNoServer, cfg.Source)
 	}
-	ap := cfg.HTTP.addr
+	ap := cfg.HTTP.Listen
 	if ap.Addr().IsUnspecified() {
 		// A server listening on every address is reached on loopback.
 		lo := netip.IPv6Loopback()

@@ -49,29 +49,23 @@ type Config struct {
 
 // HTTPConfig is the [http] section.
 type HTTPConfig struct {
-	// Listen is the API address; empty turns the API off.
-	Listen string `toml:"listen"`
+	// Listen is the API address; the zero value (written "") turns the
+	// API off.
+	Listen netip.AddrPort `toml:"listen"`
 	// Token is the password for the dashboard and for API calls that
 	// change things; required when Listen is not a loopback address.
 	Token string `toml:"token"`
 	// SessionTTL is how long a dashboard login lasts.
 	SessionTTL time.Duration `toml:"session_ttl"`
-
-	addr netip.AddrPort
 }
 
 // Validate checks the section.
 func (c *HTTPConfig) Validate() error {
-	if c.Listen == "" {
+	if !c.Listen.IsValid() {
 		return nil
 	}
-	ap, err := netip.ParseAddrPort(c.Listen)
-	if err != nil {
-		return fmt.Errorf("http.listen: want ip:port such as \"127.0.0.1:8053\" (or \"\" for no API), got %q", c.Listen)
-	}
-	c.addr = ap
 	var errs []error
-	if !ap.Addr().IsLoopback() && c.Token == "" {
+	if !c.Listen.Addr().IsLoopback() && c.Token == "" {
 		errs = append(errs, fmt.Errorf("http.token: want a token (a long random string) when http.listen %q is reachable beyond loopback", c.Listen))
 	}
 	if c.Token != "" && len(c.Token) < 12 {
@@ -86,26 +80,24 @@ func (c *HTTPConfig) Validate() error {
 // LogConfig is the [log] section.
 type LogConfig struct {
 	// Level is the least severe level written.
-	Level string `toml:"level"`
+	Level zapcore.Level `toml:"level"`
 	// Format is "console" or "json".
 	Format string `toml:"format"`
-
-	level zapcore.Level
 }
 
 // Validate checks the section.
 func (c *LogConfig) Validate() error {
 	var errs []error
-	lvl, err := zapcore.ParseLevel(c.Level)
-	if err != nil || lvl > zapcore.ErrorLevel {
-		errs = append(errs, fmt.Errorf("log.level: want \"debug\", \"info\", \"warn\" or \"error\", got %q", c.Level))
+	if c.Level < zapcore.DebugLevel || c.Level > zapcore.ErrorLevel {
+		errs = append(errs, fmt.Errorf("log.level: %s, got %q", levelWant, c.Level))
 	}
-	c.level = lvl
 	if c.Format != "console" && c.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: want \"console\" or \"json\", got %q", c.Format))
 	}
 	return errors.Join(errs...)
 }
+
+const levelWant = `want "debug", "info", "warn" or "error"`
 
 func defaultConfig() Config {
 	return Config{
@@ -118,9 +110,9 @@ func defaultConfig() Config {
 		Identify:  resolver.IdentifyConfig{TrustedForwarders: []netip.Prefix{}},
 		QueryLog:  querylog.DefaultConfig(),
 		Store:     store.DefaultConfig(),
-		HTTP:      HTTPConfig{Listen: "127.0.0.1:8053", SessionTTL: 12 * time.Hour},
+		HTTP:      HTTPConfig{Listen: netip.MustParseAddrPort("127.0.0.1:8053"), SessionTTL: 12 * time.Hour},
 		Metrics:   MetricsConfig{Enabled: true, ClientLabels: true},
-		Log:       LogConfig{Level: "info", Format: "console"},
+		Log:       LogConfig{Level: zapcore.InfoLevel, Format: "console"},
 	}
 }
 

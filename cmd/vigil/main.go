@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vigil-dns/vigil/resolver"
 )
 
 func main() {
@@ -239,7 +241,14 @@ func applyOverrides(cfg *Config, listen, upstream addrList) error {
 		}
 	}
 	if len(upstream) > 0 {
-		cfg.Upstream.Servers = append([]string(nil), upstream...)
+		cfg.Upstream.Servers = nil
+		for _, s := range upstream {
+			spec, err := resolver.ParseUpstream(s)
+			if err != nil {
+				return usageError{fmt.Errorf("-upstream: %w", err)}
+			}
+			cfg.Upstream.Servers = append(cfg.Upstream.Servers, spec)
+		}
 	}
 	return nil
 }

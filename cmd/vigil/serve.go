@@ -131,8 +131,8 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 	inst.series = &seriesRecorder{inst: inst}
 
 	var api *http.Server
-	if cfg.HTTP.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.HTTP.addr.String())
+	if cfg.HTTP.Listen.IsValid() {
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen.String())
 		if err != nil {
 			shutdownServer(srv, cfg, log)
 			stopQueryLog()
@@ -193,7 +193,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*instan
 		udp = append(udp, a.String())
 	}
 	log.Info("vigil is answering", zap.Strings("dns", udp), zap.String("api", inst.apiAddr),
-		zap.Int("rules", lists.Current().Matcher.Len()), zap.Strings("upstreams", cfg.Upstream.Servers), zap.String("strategy", string(cfg.Upstream.Strategy)))
+		zap.Int("rules", lists.Current().Matcher.Len()), zap.Stringers("upstreams", cfg.Upstream.Servers), zap.String("strategy", string(cfg.Upstream.Strategy)))
 	if ready != nil {
 		ready(inst)
 	}
@@ -304,7 +304,7 @@ func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
 	if f, ok := w.(*os.File); ok {
 		sink = zapcore.Lock(f)
 	}
-	core := zapcore.NewCore(enc, sink, cfg.level)
+	core := zapcore.NewCore(enc, sink, cfg.Level)
 	core = zapcore.NewSamplerWithOptions(core, time.Second, 100, 100)
 	return zap.New(core, zap.ErrorOutput(sink)), nil
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/vigil-dns/vigil"
+)
+
+// Decoding gives every value its final form; Validate only looks. Two
+// decodings of the same text share nothing, so one can be validated and
+// compared with the other.
+func TestValidateDoesNotChangeConfig(t *testing.T) {
+	extra := `
+[[clients]]
+name = "alice-phone"
+addresses = ["192.168.1.23", "192.168.50.7/24"]
+macs = ["AA-BB-CC-DD-EE-FF"]
+
+[[lists]]
+name = "mine"
+kind = "allow"
+entries = ["account.xiaomi.com"]
+`
+	for name, src := range map[string][]byte{
+		"shipped":            vigil.DefaultConfig,
+		"shipped and extras": append(bytes.Clone(vigil.DefaultConfig), extra...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := parseConfig(src, "config.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := parseConfig(src, "config.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := got.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Validate changed the configuration:\nbefore %+v\nafter  %+v", want, got)
+			}
+			if got.Log.Level != zapcore.InfoLevel || got.HTTP.Listen.String() != "127.0.0.1:8053" {
+				t.Errorf("decoded log.level %v, http.listen %v", got.Log.Level, got.HTTP.Listen)
+			}
+		})
+	}
+}
+
+// The configuration can be written back: encoded as TOML and decoded
+// again, it is the same.
+func TestConfigRoundTrip(t *testing.T) {
+	cfg, err := parseConfig(vigil.DefaultConfig, "config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(cfg); err != nil {
+		t.Fatal(err)
+	}
+	again, err := parseConfig(buf.Bytes(), "encoded.toml")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	if err := again.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// Lists without a format decode as unset and are written as "auto".
+	for i := range cfg.Lists {
+		cfg.Lists[i].Format = again.Lists[i].Format
+	}
+	again.Source = cfg.Source
+	if !reflect.DeepEqual(again, cfg) {
+		t.Errorf("encoding and decoding changed the configuration:\nbefore %+v\nafter  %+v", cfg, again)
+	}
+}
+
+// What decoding accepts but the settings refuse keeps its index.
+func TestValidateErrorsKeepIndex(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"bootstrap", "[upstream]\nbootstrap = [\"9.9.9.9:53\", \"tls://1.1.1.1\"]\n", `upstream.bootstrap[1]: want a plain DNS server ip:port, got "tls://1.1.1.1:853"`},
+		{"log level", "[log]\nlevel = \"fatal\"\n", `log.level: want "debug", "info", "warn" or "error", got "fatal"`},
+		{"list name", "[[lists]]\nname = \"a\"\nentries = [\"a.example\"]\n[[lists]]\nname = \"a\"\nkind = \"allow\"\nentries = [\"b.example\"]\n", `lists[1] (a).name: "a" is used by another list`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig([]byte(tc.body), "x.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v does not mention %q", err, tc.want)
+			}
+		})
+	}
+}
