@@ -81,6 +81,40 @@ func TestConfigRoundTrip(t *testing.T) {
 	}
 }
 
+// Type errors now come from the decoder: they name the file, the line, the
+// key and what was expected. In [[array]] tables the line is the table's
+// own, not the last table's.
+func TestDecodeErrorsNameFileLineKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       string
+	}{
+		{"upstream", "[upstream]\nservers = [\"9.9.9.9:53\", \"1.1.1.1:x\"]\n",
+			`x.toml:2: key "upstream.servers": want ip:port such as "9.9.9.9:53" or "[2620:fe::fe]:53", got "1.1.1.1:x"`},
+		{"bootstrap", "[upstream]\n\nbootstrap = [\"quic://1.1.1.1\"]\n",
+			`x.toml:3: key "upstream.bootstrap": want udp://, tcp://, tls://, https:// or a bare ip:port, got scheme "quic"`},
+		{"http listen", "[http]\nlisten = \"localhost:8053\"\n",
+			`x.toml:2: key "http.listen": want ip:port such as "127.0.0.1:8053" (or "" for no API)`},
+		{"log level", "[log]\nlevel = \"loud\"\n",
+			`x.toml:2: key "log.level": want "debug", "info", "warn" or "error"`},
+		{"list kind", "[[lists]]\nname = \"a\"\nkind = \"block\"\nentries = [\"a.example\"]\n\n[[lists]]\nname = \"b\"\nkind = \"deny\"\nentries = [\"b.example\"]\n",
+			`x.toml:3: key "lists.kind": want "deny" or "allow", got "block"`},
+		{"list format", "[[lists]]\nname = \"a\"\nformat = \"hosts\"\nentries = [\"a.example\"]\n\n[[lists]]\nname = \"b\"\nformat = \"abp\"\nentries = [\"b.example\"]\n",
+			`x.toml:8: key "lists.format": want auto, hosts, domains, adblock, wildcard or dnsmasq, got "abp"`},
+		{"client address", "[[clients]]\nname = \"a\"\naddresses = [\"300.1.1.1\"]\n\n[[clients]]\nname = \"b\"\naddresses = [\"10.0.0.1\"]\n",
+			`x.toml:3: key "clients.addresses": want an IP address or prefix such as "192.168.1.23" or "192.168.1.0/24", got "300.1.1.1"`},
+		{"client mac", "[[clients]]\nname = \"a\"\nmacs = [\"aa:bb:cc:dd:ee:ff\"]\n\n[[clients]]\nname = \"b\"\nmacs = [\"nope\"]\n",
+			`x.toml:7: key "clients.macs": want a MAC address such as "aa:bb:cc:dd:ee:ff", got "nope"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig([]byte(tc.body), "x.toml")
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error %v\nwant   %s", err, tc.want)
+			}
+		})
+	}
+}
+
 // What decoding accepts but the settings refuse keeps its index.
 func TestValidateErrorsKeepIndex(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
