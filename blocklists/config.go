@@ -15,24 +15,72 @@ type ListConfig struct {
 	Name string `toml:"name"`
 	// Vendor is the vendor or category tag every match carries.
 	Vendor string `toml:"vendor"`
-	// Kind is "deny" (block) or "allow" (exceptions beating deny rules).
-	Kind string `toml:"kind"`
+	// Kind is "deny" (block; the zero value) or "allow" (exceptions
+	// beating deny rules).
+	Kind ListKind `toml:"kind"`
 	// Sources are http(s) URLs or file paths.
 	Sources []string `toml:"sources"`
 	// Entries are rules written inline, in the list's format.
 	Entries []string `toml:"entries"`
-	// Format is the syntax of the sources and entries; "auto" detects it
-	// per source.
-	Format string `toml:"format"`
-
-	format Format
+	// Format is the syntax of the sources and entries; "auto" (or unset)
+	// detects it per source.
+	Format Format `toml:"format"`
 }
 
 // Allow reports whether the list is an allowlist.
-func (l *ListConfig) Allow() bool { return l.Kind == "allow" }
+func (l *ListConfig) Allow() bool { return l.Kind == KindAllow }
 
-// ParsedFormat returns the validated format.
-func (l *ListConfig) ParsedFormat() Format { return l.format }
+// ListKind is whether a list blocks or lists exceptions. Its zero value is
+// KindDeny, the documented default; it decodes itself from "deny", "allow"
+// or "" (deny) and encodes itself as "deny" or "allow".
+type ListKind uint8
+
+// List kinds.
+const (
+	KindDeny  ListKind = iota // rules block
+	KindAllow                 // rules are exceptions that beat deny rules
+)
+
+// ParseListKind parses a list kind as written in the configuration.
+func ParseListKind(s string) (ListKind, error) {
+	switch s {
+	case "", "deny":
+		return KindDeny, nil
+	case "allow":
+		return KindAllow, nil
+	}
+	return KindDeny, fmt.Errorf("want \"deny\" or \"allow\", got %q", s)
+}
+
+// String returns "deny" or "allow" (or "ListKind(n)" for an invalid kind).
+func (k ListKind) String() string {
+	switch k {
+	case KindDeny:
+		return "deny"
+	case KindAllow:
+		return "allow"
+	}
+	return fmt.Sprintf("ListKind(%d)", uint8(k))
+}
+
+// MarshalText implements encoding.TextMarshaler; an invalid kind is an
+// error.
+func (k ListKind) MarshalText() ([]byte, error) {
+	if k > KindAllow {
+		return nil, fmt.Errorf("invalid list kind %d", uint8(k))
+	}
+	return []byte(k.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseListKind.
+func (k *ListKind) UnmarshalText(text []byte) error {
+	v, err := ParseListKind(string(text))
+	if err != nil {
+		return err
+	}
+	*k = v
+	return nil
+}
 
 // IsURL reports whether a source is fetched over HTTP rather than read
 // from a file.
@@ -40,8 +88,8 @@ func IsURL(source string) bool {
 	return strings.HasPrefix(source, "http://") || strings.HasPrefix(source, "https://")
 }
 
-// ValidateLists checks the [[lists]] tables; errors name the list by index
-// and name, the key and what was expected.
+// ValidateLists checks the [[lists]] tables, without changing them; errors
+// name the list by index and name, the key and what was expected.
 func ValidateLists(lists []ListConfig) error {
 	var errs []error
 	names := map[string]bool{}
@@ -63,17 +111,12 @@ func ValidateLists(lists []ListConfig) error {
 			errs = append(errs, fmt.Errorf("%s.name: %q is used by another list", at, l.Name))
 		}
 		names[l.Name] = true
-		if l.Kind == "" {
-			l.Kind = "deny"
+		if l.Kind != KindDeny && l.Kind != KindAllow {
+			errs = append(errs, fmt.Errorf("%s.kind: want \"deny\" or \"allow\", got %s", at, l.Kind))
 		}
-		if l.Kind != "deny" && l.Kind != "allow" {
-			errs = append(errs, fmt.Errorf("%s.kind: want \"deny\" or \"allow\", got %q", at, l.Kind))
+		if !l.Format.valid() {
+			errs = append(errs, fmt.Errorf("%s.format: %w", at, errBadFormat(string(l.Format))))
 		}
-		f, err := ParseFormat(l.Format)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s.format: %w", at, err))
-		}
-		l.format = f
 		if len(l.Sources) == 0 && len(l.Entries) == 0 {
 			errs = append(errs, fmt.Errorf("%s: want sources or entries (or both)", at))
 		}
@@ -115,7 +158,7 @@ func validateSource(s string) error {
 // parseEntries parses a list's inline entries as one list in its format.
 func parseEntries(l *ListConfig, emit func(Rule)) (ParseStats, error) {
 	return Parse(strings.NewReader(strings.Join(l.Entries, "\n")), ParseOptions{
-		Source: "lists." + l.Name + ".entries", Format: l.format, MaxRejected: -1, Allow: l.Allow(),
+		Source: "lists." + l.Name + ".entries", Format: l.Format, MaxRejected: -1, Allow: l.Allow(),
 	}, emit)
 }
 

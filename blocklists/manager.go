@@ -423,7 +423,7 @@ func (m *Manager) check(l *ListConfig, src string, body []byte, old store.ListMe
 		return ParseStats{}, errors.New("the body is an HTML page, not a list (a captive portal or an error page?)")
 	}
 	st, err := Parse(bytes.NewReader(body), ParseOptions{
-		Source: src, Format: l.format, MaxRejected: m.conf.Load().cfg.MaxRejectedLines, Allow: l.Allow(),
+		Source: src, Format: l.Format, MaxRejected: m.conf.Load().cfg.MaxRejectedLines, Allow: l.Allow(),
 	}, func(Rule) {})
 	switch {
 	case err != nil:
@@ -465,7 +465,7 @@ func (m *Manager) rebuild() error {
 			if err != nil {
 				return err
 			}
-			if _, err := Parse(bytes.NewReader(body), ParseOptions{Source: src, Format: l.format, MaxRejected: -1, Allow: l.Allow()}, add); err != nil {
+			if _, err := Parse(bytes.NewReader(body), ParseOptions{Source: src, Format: l.Format, MaxRejected: -1, Allow: l.Allow()}, add); err != nil {
 				return err
 			}
 		}

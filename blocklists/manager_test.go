@@ -241,7 +241,7 @@ func TestManagerFileAndInlineSources(t *testing.T) {
 	}
 	lists := validLists(t, []ListConfig{
 		{Name: "local", Vendor: "Local", Sources: []string{file}, Entries: []string{"inline.example", "*.wild.example"}},
-		{Name: "allow", Kind: "allow", Entries: []string{"ok.wild.example"}},
+		{Name: "allow", Kind: KindAllow, Entries: []string{"ok.wild.example"}},
 	})
 	st := openStore(t, filepath.Join(dir, "state"))
 	defer st.Close()

@@ -32,7 +32,8 @@ const (
 	FormatDnsmasq  Format = "dnsmasq"  // "local=/name/", "server=/name/", "address=/name/...": name and subdomains
 )
 
-// ParseFormat checks a format name from the configuration or a flag.
+// ParseFormat checks a format name from the configuration or a flag; case
+// and surrounding space do not matter, and "" is FormatAuto.
 func ParseFormat(s string) (Format, error) {
 	switch f := Format(strings.ToLower(strings.TrimSpace(s))); f {
 	case "", FormatAuto:
@@ -40,7 +41,39 @@ func ParseFormat(s string) (Format, error) {
 	case FormatHosts, FormatDomains, FormatAdblock, FormatWildcard, FormatDnsmasq:
 		return f, nil
 	}
-	return "", fmt.Errorf("want auto, hosts, domains, adblock, wildcard or dnsmasq, got %q", s)
+	return "", errBadFormat(s)
+}
+
+func errBadFormat(s string) error {
+	return fmt.Errorf("want auto, hosts, domains, adblock, wildcard or dnsmasq, got %q", s)
+}
+
+// valid reports whether f is a format Parse knows, as ParseFormat returns
+// it; "" means FormatAuto.
+func (f Format) valid() bool {
+	switch f {
+	case "", FormatAuto, FormatHosts, FormatDomains, FormatAdblock, FormatWildcard, FormatDnsmasq:
+		return true
+	}
+	return false
+}
+
+// MarshalText implements encoding.TextMarshaler; "" is written as "auto".
+func (f Format) MarshalText() ([]byte, error) {
+	if f == "" {
+		return []byte(FormatAuto), nil
+	}
+	return []byte(f), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseFormat.
+func (f *Format) UnmarshalText(text []byte) error {
+	v, err := ParseFormat(string(text))
+	if err != nil {
+		return err
+	}
+	*f = v
+	return nil
 }
 
 // Rule is one blocking or allowing rule, normalised.

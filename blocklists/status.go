@@ -22,7 +22,7 @@ const (
 type SourceStatus struct {
 	ID           string    `json:"id"`
 	Vendor       string    `json:"vendor"`
-	Kind         string    `json:"kind"`
+	Kind         ListKind  `json:"kind"`   // "deny" or "allow"
 	List         string    `json:"list"`   // the configured list's name
 	Source       string    `json:"source"` // URL or file path
 	ETag         string    `json:"etag,omitempty"`

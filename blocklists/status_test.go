@@ -15,7 +15,7 @@ import (
 // decides whether the API shows it.
 func TestSourceStatusJSON(t *testing.T) {
 	at := time.Date(2026, 11, 27, 2, 3, 4, 0, time.UTC)
-	l := &ListConfig{Name: "ads", Vendor: "Xiaomi", Kind: "block"}
+	l := &ListConfig{Name: "ads", Vendor: "Xiaomi", Kind: KindAllow}
 	for name, meta := range map[string]store.ListMeta{
 		"pending": {List: "ads", Source: "https://lists.example/ads.txt", Status: StatusPending},
 		"full": {
@@ -35,7 +35,7 @@ func TestSourceStatusJSON(t *testing.T) {
 				Vendor string `json:"vendor"`
 				Kind   string `json:"kind"`
 				store.ListMeta
-			}{"id1", "Xiaomi", "block", meta})
+			}{"id1", "Xiaomi", "allow", meta})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -23,7 +23,7 @@ func benchServer(b *testing.B, cache bool) *Server {
 	b.Helper()
 	up := rt.NewUpstream(b, rt.A("192.0.2.1", 3600))
 	ucfg := DefaultUpstreamConfig()
-	ucfg.Servers = []string{up.Addr}
+	ucfg.Servers = MustParseUpstreams(up.Addr)
 	ucfg.Strategy = StrategyFailover
 	ccfg := DefaultCacheConfig()
 	ccfg.Enabled = cache

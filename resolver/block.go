@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // Blocking answer modes.
@@ -90,19 +91,13 @@ type ListSource interface {
 	Current() *blocklists.Set
 }
 
-// Block reasons.
-const (
-	ReasonName  = "name"  // the query name is listed
-	ReasonCNAME = "cname" // a CNAME in the answer points at a listed name
-)
-
 // BlockInfo says why a Response was blocked.
 type BlockInfo struct {
-	List   string // the list's name
-	Vendor string // the list's vendor tag
-	Rule   string // the rule, in list syntax
-	Reason string // ReasonName or ReasonCNAME
-	CNAME  string // the blocked CNAME target, for ReasonCNAME
+	List   string          // the list's name
+	Vendor string          // the list's vendor tag
+	Rule   string          // the rule, in list syntax
+	Reason querylog.Reason // querylog.ReasonName or querylog.ReasonCNAME
+	CNAME  string          // the blocked CNAME target, for ReasonCNAME
 }
 
 // maxCNAMEChecks bounds the work spent on one answer's CNAME records.
@@ -228,7 +223,7 @@ func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
 		v = b.judge(q.Name)
 	}
 	if v.blocks() && !b.paused(q.Client, q.Start) {
-		return b.blocked(q, &v.match, ReasonName, ""), nil
+		return b.blocked(q, &v.match, querylog.ReasonName, ""), nil
 	}
 	resp, err := b.next.Resolve(ctx, q)
 	if err != nil || !b.cnameCheck(v) {
@@ -243,13 +238,13 @@ func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
 		}
 	}
 	if m, t, ok := b.blockedCNAME(n, func(i int) string { return targets[i] }); ok && !b.paused(q.Client, q.Start) {
-		return b.blocked(q, &m, ReasonCNAME, t), nil
+		return b.blocked(q, &m, querylog.ReasonCNAME, t), nil
 	}
 	return resp, nil
 }
 
 // blocked builds the local answer for a blocked question.
-func (b *Blocker) blocked(q *Query, v *blocklists.Match, reason, cname string) *Response {
+func (b *Blocker) blocked(q *Query, v *blocklists.Match, reason querylog.Reason, cname string) *Response {
 	pol := b.policy.Load()
 	m := new(dns.Msg)
 	m.SetReply(q.Msg)

@@ -101,16 +101,10 @@ func buildUpstreams(cfg UpstreamConfig) ([]Upstream, error) {
 	var ups []Upstream
 	var boot *Bootstrap
 	if len(cfg.Bootstrap) > 0 {
-		var specs []UpstreamSpec
-		for _, b := range cfg.Bootstrap {
-			if spec, err := ParseUpstream(b); err == nil {
-				specs = append(specs, spec)
-			}
-		}
-		boot = NewBootstrap(specs)
+		boot = NewBootstrap(cfg.Bootstrap)
 	}
 	var roots *x509.CertPool
-	for _, spec := range cfg.Specs() {
+	for _, spec := range cfg.Servers {
 		switch spec.Net {
 		case "tls", "https":
 			if roots == nil {

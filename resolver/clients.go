@@ -18,13 +18,10 @@ type ClientConfig struct {
 	Name string `toml:"name"`
 	// Addresses are IP addresses or prefixes ("192.168.1.23",
 	// "192.168.1.0/28", "fd00::23").
-	Addresses []string `toml:"addresses"`
+	Addresses []AddrOrPrefix `toml:"addresses"`
 	// MACs are hardware addresses, matched when a trusted forwarder passes
 	// the device's MAC along (dnsmasq add-mac).
-	MACs []string `toml:"macs"`
-
-	prefixes []netip.Prefix
-	macs     []net.HardwareAddr
+	MACs []MAC `toml:"macs"`
 }
 
 // IdentifyConfig is the [identify] section.
@@ -35,7 +32,7 @@ type IdentifyConfig struct {
 	TrustedForwarders []netip.Prefix `toml:"trusted_forwarders"`
 }
 
-// ValidateClients checks the [[clients]] tables.
+// ValidateClients checks the [[clients]] tables; it does not change them.
 func ValidateClients(clients []ClientConfig) error {
 	var errs []error
 	names := map[string]bool{}
@@ -57,38 +54,142 @@ func ValidateClients(clients []ClientConfig) error {
 		if len(c.Addresses) == 0 && len(c.MACs) == 0 {
 			errs = append(errs, fmt.Errorf("%s: want addresses or macs", at))
 		}
-		c.prefixes, c.macs = c.prefixes[:0], c.macs[:0]
 		for j, a := range c.Addresses {
-			p, err := parsePrefixOrAddr(a)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s.addresses[%d]: want an IP address or prefix, got %q", at, j, a))
-				continue
+			if err := a.check(); err != nil {
+				errs = append(errs, fmt.Errorf("%s.addresses[%d]: %w", at, j, err))
 			}
-			c.prefixes = append(c.prefixes, p)
-		}
-		for j, m := range c.MACs {
-			hw, err := net.ParseMAC(m)
-			if err != nil || len(hw) != 6 {
-				errs = append(errs, fmt.Errorf("%s.macs[%d]: want a MAC address such as \"aa:bb:cc:dd:ee:ff\", got %q", at, j, m))
-				continue
-			}
-			c.macs = append(c.macs, hw)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+// AddrOrPrefix is a client address as configured: one IP address
+// ("192.168.1.23", "fd00::23") or a prefix ("192.168.1.0/28"). It decodes
+// itself (UnmarshalText) into the prefix it covers, normalised: an address
+// is a full-length prefix of the address unmapped from IPv6 (clients are
+// identified by unmapped addresses), and a prefix has its host bits
+// cleared. The zero value is invalid.
+type AddrOrPrefix netip.Prefix
+
+// ParseAddrOrPrefix parses an IP address or a prefix into the normalised
+// prefix it covers.
+func ParseAddrOrPrefix(s string) (AddrOrPrefix, error) {
+	var p netip.Prefix
+	var err error
 	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
+		p, err = netip.ParsePrefix(s)
+		p = p.Masked()
+	} else {
+		var a netip.Addr
+		if a, err = netip.ParseAddr(s); err == nil {
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
 	}
-	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.Prefix{}, err
+		return AddrOrPrefix{}, fmt.Errorf("want an IP address or prefix such as \"192.168.1.23\" or \"192.168.1.0/24\", got %q", s)
 	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	return AddrOrPrefix(p), nil
+}
+
+// MustParseAddrOrPrefixes parses addresses and prefixes as
+// ParseAddrOrPrefix does and panics on an error; for tests.
+func MustParseAddrOrPrefixes(ss ...string) []AddrOrPrefix {
+	out := make([]AddrOrPrefix, 0, len(ss))
+	for _, s := range ss {
+		a, err := ParseAddrOrPrefix(s)
+		if err != nil {
+			panic(fmt.Sprintf("resolver.MustParseAddrOrPrefixes: %v", err))
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// Prefix returns the prefix covered.
+func (a AddrOrPrefix) Prefix() netip.Prefix { return netip.Prefix(a) }
+
+// String returns the configuration form: the bare address for a
+// full-length prefix, else the prefix.
+func (a AddrOrPrefix) String() string {
+	p := netip.Prefix(a)
+	if p.IsValid() && p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// MarshalText implements encoding.TextMarshaler with String's form; the
+// zero value is "".
+func (a AddrOrPrefix) MarshalText() ([]byte, error) {
+	if !netip.Prefix(a).IsValid() {
+		return []byte{}, nil
+	}
+	return []byte(a.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseAddrOrPrefix.
+func (a *AddrOrPrefix) UnmarshalText(text []byte) error {
+	p, err := ParseAddrOrPrefix(string(text))
+	if err != nil {
+		return err
+	}
+	*a = p
+	return nil
+}
+
+// check reports whether a is valid and normalised, as ParseAddrOrPrefix
+// returns it.
+func (a AddrOrPrefix) check() error {
+	p := netip.Prefix(a)
+	if !p.IsValid() || p != p.Masked() {
+		return fmt.Errorf("want an IP address or prefix such as \"192.168.1.23\" or \"192.168.1.0/24\", got %q", a)
+	}
+	return nil
+}
+
+// MAC is a 48-bit hardware address. It decodes itself (UnmarshalText) from
+// any form net.ParseMAC reads ("aa:bb:cc:dd:ee:ff", "aa-bb-cc-dd-ee-ff",
+// "aabb.ccdd.eeff") and encodes itself as "aa:bb:cc:dd:ee:ff".
+type MAC [6]byte
+
+// ParseMAC parses a 48-bit hardware address.
+func ParseMAC(s string) (MAC, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return MAC{}, fmt.Errorf("want a MAC address such as \"aa:bb:cc:dd:ee:ff\", got %q", s)
+	}
+	return MAC(hw), nil
+}
+
+// MustParseMACs parses MAC addresses as ParseMAC does and panics on an
+// error; for tests.
+func MustParseMACs(ss ...string) []MAC {
+	out := make([]MAC, 0, len(ss))
+	for _, s := range ss {
+		m, err := ParseMAC(s)
+		if err != nil {
+			panic(fmt.Sprintf("resolver.MustParseMACs: %v", err))
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// String returns the address as "aa:bb:cc:dd:ee:ff".
+func (m MAC) String() string { return net.HardwareAddr(m[:]).String() }
+
+// MarshalText implements encoding.TextMarshaler with String's form.
+func (m MAC) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseMAC.
+func (m *MAC) UnmarshalText(text []byte) error {
+	v, err := ParseMAC(string(text))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
 }
 
 // Clients identifies the device behind a query. It is built once from the
@@ -110,15 +211,16 @@ type namedPrefix struct {
 func NewClients(clients []ClientConfig, id IdentifyConfig) *Clients {
 	c := &Clients{byAddr: map[netip.Addr]string{}, byMAC: map[[6]byte]string{}, trusted: id.TrustedForwarders}
 	for _, cl := range clients {
-		for _, p := range cl.prefixes {
+		for _, a := range cl.Addresses {
+			p := a.Prefix()
 			if p.IsSingleIP() {
 				c.byAddr[p.Addr()] = cl.Name
 			} else {
 				c.prefixes = append(c.prefixes, namedPrefix{p, cl.Name})
 			}
 		}
-		for _, m := range cl.macs {
-			c.byMAC[[6]byte(m)] = cl.Name
+		for _, m := range cl.MACs {
+			c.byMAC[m] = cl.Name
 		}
 	}
 	slices.SortStableFunc(c.prefixes, func(a, b namedPrefix) int { return b.p.Bits() - a.p.Bits() })

@@ -11,9 +11,9 @@ import (
 
 func TestClientsIdentify(t *testing.T) {
 	cfg := []ClientConfig{
-		{Name: "phone", Addresses: []string{"192.168.1.23", "fd00::23"}, MACs: []string{"aa:bb:cc:dd:ee:01"}},
-		{Name: "iot", Addresses: []string{"192.168.50.0/24"}},
-		{Name: "one-of-iot", Addresses: []string{"192.168.50.0/28"}},
+		{Name: "phone", Addresses: MustParseAddrOrPrefixes("192.168.1.23", "fd00::23"), MACs: MustParseMACs("aa:bb:cc:dd:ee:01")},
+		{Name: "iot", Addresses: MustParseAddrOrPrefixes("192.168.50.0/24")},
+		{Name: "one-of-iot", Addresses: MustParseAddrOrPrefixes("192.168.50.0/28")},
 	}
 	if err := ValidateClients(cfg); err != nil {
 		t.Fatal(err)
@@ -63,13 +63,18 @@ func TestClientsIdentify(t *testing.T) {
 }
 
 func TestValidateClients(t *testing.T) {
+	// Addresses and MACs that do not parse never get here (the decoder
+	// refuses them, TestAddrOrPrefixText); Validate still refuses values
+	// built by hand that parsing could not have produced.
 	err := ValidateClients([]ClientConfig{
-		{Name: "a", Addresses: []string{"300.1.1.1"}},
-		{Name: "a", MACs: []string{"nope"}},
-		{Name: "", Addresses: []string{"10.0.0.1"}},
+		{Name: "a", Addresses: []AddrOrPrefix{{}}},
+		{Name: "a", MACs: MustParseMACs("aa:bb:cc:dd:ee:ff")},
+		{Name: "", Addresses: MustParseAddrOrPrefixes("10.0.0.1")},
 		{Name: "b"},
+		{Name: "c", Addresses: []AddrOrPrefix{AddrOrPrefix(netip.MustParsePrefix("10.1.2.3/8"))}},
 	})
-	for _, want := range []string{"clients[0] (a).addresses[0]", "clients[1] (a).name", "clients[1] (a).macs[0]", "clients[2].name", "clients[3] (b): want addresses or macs"} {
+	for _, want := range []string{"clients[0] (a).addresses[0]: want an IP address or prefix", "clients[1] (a).name", "clients[2].name",
+		"clients[3] (b): want addresses or macs", `clients[4] (c).addresses[0]: want an IP address or prefix such as "192.168.1.23" or "192.168.1.0/24", got "10.1.2.3/8"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}

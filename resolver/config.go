@@ -169,35 +169,36 @@ const (
 
 // UpstreamConfig is the [upstream] section.
 type UpstreamConfig struct {
-	// Servers are the upstreams: "udp://ip:port", "tcp://ip:port" or a bare
-	// "ip:port" (UDP, retried over TCP when truncated).
-	Servers []string `toml:"servers"`
+	// Servers are the upstreams, decoded from their configuration form
+	// (see ParseUpstream).
+	Servers []UpstreamSpec `toml:"servers"`
 	// Strategy is "failover" or "parallel".
 	Strategy Strategy `toml:"strategy"`
 	// Timeout bounds one attempt at one upstream.
 	Timeout time.Duration `toml:"timeout"`
-	// Bootstrap are plain DNS servers ("ip:port") used only to resolve the
-	// host names of tls:// and https:// upstreams, so Vigil never needs
-	// itself to start.
-	Bootstrap []string `toml:"bootstrap"`
+	// Bootstrap are plain DNS servers ("ip:port", "udp://" or "tcp://")
+	// used only to resolve the host names of tls:// and https:// upstreams,
+	// so Vigil never needs itself to start.
+	Bootstrap []UpstreamSpec `toml:"bootstrap"`
 	// CAFile adds PEM certificates trusted for encrypted upstreams (a
 	// private resolver's CA); the system's roots are always trusted.
 	CAFile string `toml:"ca_file"`
-
-	parsed []UpstreamSpec
 }
 
 // DefaultUpstreamConfig returns the [upstream] defaults.
 func DefaultUpstreamConfig() UpstreamConfig {
 	return UpstreamConfig{
-		Servers:   []string{"9.9.9.9:53", "1.1.1.1:53"},
+		Servers:   MustParseUpstreams("9.9.9.9:53", "1.1.1.1:53"),
 		Strategy:  StrategyParallel,
 		Timeout:   2 * time.Second,
-		Bootstrap: []string{"9.9.9.9:53", "1.1.1.1:53"},
+		Bootstrap: MustParseUpstreams("9.9.9.9:53", "1.1.1.1:53"),
 	}
 }
 
-// UpstreamSpec is one validated upstream address.
+// UpstreamSpec is one upstream address. It decodes itself from the
+// configuration form (UnmarshalText, through ParseUpstream) and encodes
+// itself back (MarshalText, String); its zero value is not a valid
+// upstream.
 type UpstreamSpec struct {
 	// Net is "udp" (with TCP fallback on truncation), "tcp", "tls" (DNS
 	// over TLS) or "https" (DNS over HTTPS).
@@ -213,7 +214,8 @@ type UpstreamSpec struct {
 	URL string
 }
 
-// String returns the upstream in its configuration form.
+// String returns the upstream in its configuration form. A bare "ip:port"
+// comes back as "udp://ip:port", which means the same.
 func (s UpstreamSpec) String() string {
 	switch {
 	case s.Net == "https":
@@ -222,6 +224,56 @@ func (s UpstreamSpec) String() string {
 		return s.Net + "://" + net.JoinHostPort(s.Host, strconv.Itoa(int(s.Port)))
 	}
 	return s.Net + "://" + s.Addr.String()
+}
+
+// MarshalText implements encoding.TextMarshaler with String's form.
+func (s UpstreamSpec) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseUpstream.
+func (s *UpstreamSpec) UnmarshalText(text []byte) error {
+	spec, err := ParseUpstream(string(text))
+	if err != nil {
+		return err
+	}
+	*s = spec
+	return nil
+}
+
+// MustParseUpstreams parses upstream addresses as ParseUpstream does and
+// panics on an error; for defaults and tests.
+func MustParseUpstreams(addrs ...string) []UpstreamSpec {
+	specs := make([]UpstreamSpec, 0, len(addrs))
+	for _, a := range addrs {
+		spec, err := ParseUpstream(a)
+		if err != nil {
+			panic(fmt.Sprintf("resolver.MustParseUpstreams(%q): %v", a, err))
+		}
+		specs = append(specs, spec)
+	}
+	return specs
+}
+
+// check reports whether s is an upstream ParseUpstream could have
+// returned: the zero value and hand-built values missing their address
+// are not.
+func (s UpstreamSpec) check() error {
+	switch s.Net {
+	case "udp", "tcp":
+		if !s.Addr.IsValid() || s.Addr.Port() == 0 || s.Host != "" {
+			return fmt.Errorf("want ip:port such as \"9.9.9.9:53\", got %q", s)
+		}
+	case "tls":
+		if s.Host == "" && (!s.Addr.IsValid() || s.Addr.Port() == 0) || s.Host != "" && s.Port == 0 {
+			return fmt.Errorf("want tls://host:port such as \"tls://dns.quad9.net:853\", got %q", s)
+		}
+	case "https":
+		if s.URL == "" || s.Host == "" || s.Port == 0 {
+			return fmt.Errorf("want a DoH URL such as \"https://dns.quad9.net/dns-query\", got %q", s)
+		}
+	default:
+		return fmt.Errorf("want an upstream such as \"9.9.9.9:53\", got one without a transport (%q)", s.Net)
+	}
+	return nil
 }
 
 // ParseUpstream parses an upstream address as written in the configuration:
@@ -289,29 +341,24 @@ func ParseUpstream(s string) (UpstreamSpec, error) {
 	return spec, nil
 }
 
-// Validate checks the section and parses the server addresses.
+// Validate checks the section; it does not change it.
 func (c *UpstreamConfig) Validate() error {
 	var errs []error
 	if len(c.Servers) == 0 {
 		errs = append(errs, errors.New("upstream.servers: want at least one server such as \"9.9.9.9:53\""))
 	}
-	c.parsed = c.parsed[:0]
-	for i, s := range c.Servers {
-		spec, err := ParseUpstream(s)
-		if err != nil {
+	for i, spec := range c.Servers {
+		if err := spec.check(); err != nil {
 			errs = append(errs, fmt.Errorf("upstream.servers[%d]: %w", i, err))
 			continue
 		}
-		c.parsed = append(c.parsed, spec)
-	}
-	for i, b := range c.Bootstrap {
-		if spec, err := ParseUpstream(b); err != nil || (spec.Net != "udp" && spec.Net != "tcp") {
-			errs = append(errs, fmt.Errorf("upstream.bootstrap[%d]: want a plain DNS server ip:port, got %q", i, b))
-		}
-	}
-	for i, spec := range c.parsed {
 		if spec.Host != "" && !spec.Addr.IsValid() && len(c.Bootstrap) == 0 {
 			errs = append(errs, fmt.Errorf("upstream.servers[%d]: %q names a host: want upstream.bootstrap servers to resolve it", i, spec))
+		}
+	}
+	for i, b := range c.Bootstrap {
+		if b.check() != nil || (b.Net != "udp" && b.Net != "tcp") {
+			errs = append(errs, fmt.Errorf("upstream.bootstrap[%d]: want a plain DNS server ip:port, got %q", i, b))
 		}
 	}
 	switch c.Strategy {
@@ -322,9 +369,6 @@ func (c *UpstreamConfig) Validate() error {
 	errs = append(errs, checkPositive("upstream.timeout", c.Timeout))
 	return errors.Join(errs...)
 }
-
-// Specs returns the parsed servers; valid only after Validate succeeded.
-func (c *UpstreamConfig) Specs() []UpstreamSpec { return c.parsed }
 
 // CacheConfig is the [cache] section.
 type CacheConfig struct {

@@ -484,7 +484,7 @@ func TestReloadMakesCachedNamesLocal(t *testing.T) {
 	}
 
 	ccfg := resolver.ChainConfig{Upstream: resolver.DefaultUpstreamConfig(), Blocking: resolver.DefaultBlockingConfig()}
-	ccfg.Upstream.Servers = []string{up.Addr}
+	ccfg.Upstream.Servers = resolver.MustParseUpstreams(up.Addr)
 	if err := ccfg.Upstream.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -146,7 +146,7 @@ func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, client ne
 		e := querylog.Entry{
 			Time: now, ClientName: cl.Name, ClientAddr: client,
 			QType: typeString(wq.qtype), Proto: proto.String(), Blocked: true,
-			List: v.List.Name, Vendor: v.List.Vendor, Reason: ReasonName,
+			List: v.List.Name, Vendor: v.List.Vendor, Reason: querylog.ReasonName,
 		}
 		if rb.lane != nil {
 			// The lane copies the entry before Add returns: the name and

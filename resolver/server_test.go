@@ -47,7 +47,7 @@ func startVigil(t testing.TB, upstreams []string, mod func(*testConfig)) *vigil 
 	}
 	cfg.Server.Listen = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}
 	cfg.Server.MaxInflight = 64
-	cfg.Upstream.Servers = upstreams
+	cfg.Upstream.Servers = resolver.MustParseUpstreams(upstreams...)
 	cfg.Upstream.Strategy = resolver.StrategyFailover
 	cfg.Upstream.Timeout = 500 * time.Millisecond
 	if mod != nil {

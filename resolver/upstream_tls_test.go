@@ -127,7 +127,7 @@ func TestBootstrapResolvesUpstreamName(t *testing.T) {
 	})
 	v := startVigil(t, []string{"tls://dns.test:" + port}, func(c *testConfig) {
 		c.Upstream.CAFile = cert.PEMFile
-		c.Upstream.Bootstrap = []string{boot.Addr}
+		c.Upstream.Bootstrap = resolver.MustParseUpstreams(boot.Addr)
 	})
 	r := rt.Exchange(t, "udp", v.addr, rt.Question("via-name.example", dns.TypeA))
 	if len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.1" {

@@ -71,7 +71,7 @@ func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c
 func fastTestServer(t testing.TB) (*Server, *testClock) {
 	up := rt.NewUpstream(t, variedUpstream)
 	ucfg := DefaultUpstreamConfig()
-	ucfg.Servers = []string{up.Addr}
+	ucfg.Servers = MustParseUpstreams(up.Addr)
 	ucfg.Strategy = StrategyFailover
 	scfg := DefaultServerConfig()
 	ccfg := DefaultCacheConfig()

@@ -56,7 +56,7 @@ func printLogPage(w io.Writer, page querylog.Page) {
 	fmt.Fprintln(tw, "TIME\tCLIENT\tNAME\tTYPE\tVENDOR\tLIST\tRULE")
 	for _, e := range page.Entries {
 		rule := e.Rule
-		if e.Reason == "cname" {
+		if e.Reason == querylog.ReasonCNAME {
 			rule += " (via CNAME " + e.CNAME + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Client,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/vigil-dns/vigil/resolver"
 	"io"
 	"net/netip"
 	"strings"
@@ -64,7 +65,14 @@ func applyOverrides(cfg *Config, listen, upstream addrList) error {
 		}
 	}
 	if len(upstream) > 0 {
-		cfg.Upstream.Servers = append([]string(nil), upstream...)
+		cfg.Upstream.Servers = nil
+		for _, s := range upstream {
+			spec, err := resolver.ParseUpstream(s)
+			if err != nil {
+				return usageError{fmt.Errorf("-upstream: %w", err)}
+			}
+			cfg.Upstream.Servers = append(cfg.Upstream.Servers, spec)
+		}
 	}
 	return nil
 }

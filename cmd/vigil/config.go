@@ -51,29 +51,24 @@ type Config struct {
 // LogConfig is the [log] section.
 type LogConfig struct {
 	// Level is the least severe level written.
-	Level string `toml:"level"`
+	Level zapcore.Level `toml:"level"`
 	// Format is "console" or "json".
 	Format string `toml:"format"`
-}
-
-// level returns Level as zap's; Validate has checked it.
-func (c LogConfig) level() zapcore.Level {
-	lvl, _ := zapcore.ParseLevel(c.Level)
-	return lvl
 }
 
 // Validate checks the section; it changes nothing.
 func (c LogConfig) Validate() error {
 	var errs []error
-	lvl, err := zapcore.ParseLevel(c.Level)
-	if err != nil || lvl > zapcore.ErrorLevel {
-		errs = append(errs, fmt.Errorf("log.level: want \"debug\", \"info\", \"warn\" or \"error\", got %q", c.Level))
+	if c.Level < zapcore.DebugLevel || c.Level > zapcore.ErrorLevel {
+		errs = append(errs, fmt.Errorf("log.level: %s, got %q", levelWant, c.Level))
 	}
 	if c.Format != "console" && c.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: want \"console\" or \"json\", got %q", c.Format))
 	}
 	return errors.Join(errs...)
 }
+
+const levelWant = `want "debug", "info", "warn" or "error"`
 
 // defaultConfig is the configuration with every key at its default and no
 // lists; the shipped config.toml spells out the same values.
@@ -88,9 +83,9 @@ func defaultConfig() Config {
 		Identify:  resolver.IdentifyConfig{TrustedForwarders: []netip.Prefix{}},
 		QueryLog:  querylog.DefaultConfig(),
 		Store:     store.DefaultConfig(),
-		HTTP:      api.Config{Listen: "127.0.0.1:8053", SessionTTL: 12 * time.Hour},
+		HTTP:      api.Config{Listen: netip.MustParseAddrPort("127.0.0.1:8053"), SessionTTL: 12 * time.Hour},
 		Metrics:   api.MetricsConfig{Enabled: true, ClientLabels: true},
-		Log:       LogConfig{Level: "info", Format: "console"},
+		Log:       LogConfig{Level: zapcore.InfoLevel, Format: "console"},
 	}
 }
 
@@ -144,11 +139,11 @@ func parseConfig(src []byte, name string) (*Config, error) {
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
-			return nil, fmt.Errorf("%s:%d: %s", name, perr.Position.Line, tomlErrorText(perr))
+			return nil, fmt.Errorf("%s:%d: %s", name, errorLine(src, perr), tomlErrorText(perr))
 		}
 		var pperr *toml.ParseError
 		if errors.As(err, &pperr) {
-			return nil, fmt.Errorf("%s:%d: %s", name, pperr.Position.Line, tomlErrorText(*pperr))
+			return nil, fmt.Errorf("%s:%d: %s", name, errorLine(src, *pperr), tomlErrorText(*pperr))
 		}
 		if m := typeErrorRE.FindStringSubmatch(err.Error()); m != nil {
 			return nil, fmt.Errorf("%s:%s: key %q: %s", name, m[1], m[2], m[3])
@@ -176,11 +171,46 @@ var typeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): 
 // tomlErrorText makes BurntSushi's messages name the key and expectation.
 func tomlErrorText(perr toml.ParseError) string {
 	msg := perr.Message
+	if want, ok := keyWant[perr.LastKey]; ok {
+		msg = want + ": " + msg
+	}
 	if perr.LastKey != "" && !strings.Contains(msg, perr.LastKey) {
 		msg = fmt.Sprintf("key %q: %s", perr.LastKey, msg)
 	}
 	return msg
 }
+
+// keyWant says what a key expects where the decoding error of its type,
+// from another library, does not.
+var keyWant = map[string]string{
+	"http.listen": `want ip:port such as "127.0.0.1:8053" (or "" for no API)`,
+	"log.level":   levelWant,
+}
+
+// errorLine is the line of a decoding error. BurntSushi keeps one position
+// per key path, the last table's of an [[array]], so when the key is set in
+// several tables the error's line is the first of those settings whose
+// text holds the refused value (our types' errors end with `got "value"`).
+func errorLine(src []byte, perr toml.ParseError) int {
+	lines := keyLines(src, toml.Key(strings.Split(perr.LastKey, ".")))
+	m := gotValueRE.FindStringSubmatch(perr.Message)
+	if len(lines) < 2 || m == nil {
+		return perr.Position.Line
+	}
+	text := strings.Split(string(src), "\n")
+	for i, from := range lines {
+		to := len(text) + 1
+		if i+1 < len(lines) {
+			to = lines[i+1]
+		}
+		if strings.Contains(strings.Join(text[from-1:to-1], "\n"), m[1]) {
+			return from
+		}
+	}
+	return perr.Position.Line
+}
+
+var gotValueRE = regexp.MustCompile(`got ("(?:[^"\\]|\\.)*")$`)
 
 // Validate checks every section and joins their errors.
 func (c *Config) Validate() error {
@@ -204,9 +234,19 @@ func (c *Config) Validate() error {
 // [[array]] headers; 0 if not found. BurntSushi's metadata does not export
 // positions of undecoded keys.
 func keyLine(src []byte, key toml.Key) int {
-	if len(key) == 0 {
-		return 0
+	if lines := keyLines(src, key); len(lines) > 0 {
+		return lines[0]
 	}
+	return 0
+}
+
+// keyLines finds every line where key is set in src (one per [[array]]
+// table that sets it).
+func keyLines(src []byte, key toml.Key) []int {
+	if len(key) == 0 {
+		return nil
+	}
+	var lines []int
 	want := key.String()
 	table := ""
 	sc := bufio.NewScanner(bytes.NewReader(src))
@@ -220,7 +260,7 @@ func keyLine(src []byte, key toml.Key) int {
 			header := strings.Trim(strings.SplitN(text, "#", 2)[0], " \t[]")
 			table = normalizeKey(header)
 			if table == want {
-				return line
+				lines = append(lines, line)
 			}
 			continue
 		}
@@ -233,10 +273,10 @@ func keyLine(src []byte, key toml.Key) int {
 			full = table + "." + full
 		}
 		if full == want || strings.HasPrefix(want, full+".") {
-			return line
+			lines = append(lines, line)
 		}
 	}
-	return 0
+	return lines
 }
 
 // normalizeKey turns `a . "b"` into `a.b`.

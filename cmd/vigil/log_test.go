@@ -164,7 +164,7 @@ macs = ["aa:bb:cc:dd:ee:01"]
 		t.Errorf("client 127.0.0.2 entries (newest first): %+v", page.Entries)
 	}
 	e := page.Entries[0]
-	if e.Vendor != "LG" || e.List != "lg" || e.Rule != "||lgtv.example^" || e.Reason != "name" || e.QType != "A" || e.Proto != "udp" {
+	if e.Vendor != "LG" || e.List != "lg" || e.Rule != "||lgtv.example^" || e.Reason != querylog.ReasonName || e.QType != "A" || e.Proto != "udp" {
 		t.Errorf("entry %+v", e)
 	}
 	page, err = c.Blocked(ctx, url.Values{"vendor": {"LG"}, "limit": {"3"}})

@@ -25,7 +25,7 @@ func newLogger(cfg LogConfig, w io.Writer) (*zap.Logger, error) {
 	if f, ok := w.(*os.File); ok {
 		sink = zapcore.Lock(f)
 	}
-	core := zapcore.NewCore(enc, sink, cfg.level())
+	core := zapcore.NewCore(enc, sink, cfg.Level)
 	core = zapcore.NewSamplerWithOptions(core, time.Second, 100, 100)
 	return zap.New(core, zap.ErrorOutput(sink)), nil
 }

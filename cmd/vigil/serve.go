@@ -128,7 +128,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	}
 	r.startBackground()
 	log.Info("vigil is answering", zap.Stringers("dns", r.srv.UDPAddrs()), zap.String("api", r.apiAddr),
-		zap.Int("rules", r.lists.Current().Matcher.Len()), zap.Strings("upstreams", cfg.Upstream.Servers),
+		zap.Int("rules", r.lists.Current().Matcher.Len()), zap.Stringers("upstreams", cfg.Upstream.Servers),
 		zap.String("strategy", string(cfg.Upstream.Strategy)))
 	return r, nil
 }

@@ -99,6 +99,16 @@ func (q *Log) lossBound() string {
 	return q.cfg.LossBound(n)
 }
 
+// Reason is why a lookup was blocked; the log, the API's JSON and the CLI
+// spell it as its string value.
+type Reason string
+
+// Block reasons.
+const (
+	ReasonName  Reason = "name"  // the query name is listed
+	ReasonCNAME Reason = "cname" // a CNAME in the answer points at a listed name
+)
+
 // Entry is one logged lookup.
 type Entry struct {
 	Time       time.Time  `json:"time"`
@@ -112,7 +122,7 @@ type Entry struct {
 	List       string     `json:"list,omitempty"`
 	Vendor     string     `json:"vendor,omitempty"`
 	Rule       string     `json:"rule,omitempty"`
-	Reason     string     `json:"reason,omitempty"` // "name", or "cname" when a CNAME in the answer was listed
+	Reason     Reason     `json:"reason,omitempty"` // ReasonName, or ReasonCNAME when a CNAME in the answer was listed
 	CNAME      string     `json:"cname,omitempty"`
 	Proto      string     `json:"proto"`
 }
@@ -649,7 +659,7 @@ func encodeEntryAddr(b []byte, e *Entry, addr netip.Addr) []byte {
 	default:
 		flags |= flagOtherProt
 	}
-	if e.Reason == "cname" {
+	if e.Reason == ReasonCNAME {
 		flags |= flagCNAME
 	}
 	b = append(b, entryV1, flags)
@@ -725,9 +735,9 @@ func decodeEntry(ts, v []byte) (Entry, error) {
 	}
 	e.Reason = ""
 	if e.Blocked {
-		e.Reason = "name"
+		e.Reason = ReasonName
 		if flags&flagCNAME != 0 {
-			e.Reason = "cname"
+			e.Reason = ReasonCNAME
 		}
 	}
 	e.Client = e.identity()

@@ -50,7 +50,7 @@ func runLog(q *Log) (stop func()) {
 
 func entry(client string, addr string, at time.Time, qname, vendor string) Entry {
 	return Entry{Time: at, ClientName: client, ClientAddr: netip.MustParseAddr(addr), QName: qname, QType: "A",
-		Blocked: true, List: vendor + "-list", Vendor: vendor, Rule: "||" + qname + "^", Reason: "name", Proto: "udp"}
+		Blocked: true, List: vendor + "-list", Vendor: vendor, Rule: "||" + qname + "^", Reason: ReasonName, Proto: "udp"}
 }
 
 // encodeEntry encodes e as appendRecord does, address included.
@@ -65,7 +65,7 @@ func TestEntryEncoding(t *testing.T) {
 		entry("phone", "192.168.1.5", at, "a.example.", "Xiaomi"),
 		{Time: at, ClientAddr: netip.MustParseAddr("fd00::1"), QName: "b.example.", QType: "AAAA", Proto: "tcp"},
 		{Time: at, ClientAddr: netip.MustParseAddr("10.0.0.1"), MAC: "aa:bb:cc:dd:ee:ff", QName: "c.example.", QType: "TYPE65",
-			Blocked: true, List: "l", Rule: "x", Reason: "cname", CNAME: "t.example.", Proto: "doh"},
+			Blocked: true, List: "l", Rule: "x", Reason: ReasonCNAME, CNAME: "t.example.", Proto: "doh"},
 	}
 	for _, e := range cases {
 		ts := stamp(e.Time)

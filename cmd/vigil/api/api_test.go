@@ -41,7 +41,7 @@ type fakeLists struct {
 
 func (l *fakeLists) Current() *blocklists.Set { return l.set }
 func (l *fakeLists) Status() []blocklists.SourceStatus {
-	return []blocklists.SourceStatus{{ID: "v", Vendor: "V", Kind: "deny"}}
+	return []blocklists.SourceStatus{{ID: "v", Vendor: "V", Kind: blocklists.KindDeny}}
 }
 func (l *fakeLists) Refresh(ctx context.Context, p blocklists.Progress) []blocklists.SourceStatus {
 	st := l.Status()
@@ -102,7 +102,7 @@ func newTestAPI(t *testing.T, deps Deps) (*Client, string) {
 
 func testDeps(t *testing.T) Deps {
 	return Deps{
-		Config:    Config{Listen: "127.0.0.1:0", SessionTTL: time.Hour},
+		Config:    Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), SessionTTL: time.Hour},
 		Metrics:   MetricsConfig{Enabled: true},
 		Server:    fakeServer{},
 		Upstreams: fakeUpstreams{},

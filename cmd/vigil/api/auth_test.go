@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -76,7 +77,7 @@ func TestAPIAuth(t *testing.T) {
 }
 
 func TestTokenRequiredBeyondLoopback(t *testing.T) {
-	c := Config{Listen: "0.0.0.0:8053", SessionTTL: time.Hour}
+	c := Config{Listen: netip.MustParseAddrPort("0.0.0.0:8053"), SessionTTL: time.Hour}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "http.token") {
 		t.Errorf("listening on 0.0.0.0 without a token: %v", err)
 	}

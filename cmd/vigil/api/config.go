@@ -10,8 +10,9 @@ import (
 // Config is the [http] section: where the API and the dashboard listen
 // and who may use them.
 type Config struct {
-	// Listen is the API address; empty turns the API off.
-	Listen string `toml:"listen"`
+	// Listen is the API address; the zero value (written "") turns the
+	// API off.
+	Listen netip.AddrPort `toml:"listen"`
 	// Token is the password for the dashboard and for API calls that
 	// change things; required when Listen is not a loopback address.
 	Token string `toml:"token"`
@@ -19,27 +20,16 @@ type Config struct {
 	SessionTTL time.Duration `toml:"session_ttl"`
 }
 
-// Addr returns the address Listen names; ok is false when the API is off
-// (or Listen is invalid, which Validate reports).
-func (c Config) Addr() (ap netip.AddrPort, ok bool) {
-	if c.Listen == "" {
-		return ap, false
-	}
-	ap, err := netip.ParseAddrPort(c.Listen)
-	return ap, err == nil
-}
+// Addr returns the address the API listens on; ok is false when it is off.
+func (c Config) Addr() (ap netip.AddrPort, ok bool) { return c.Listen, c.Listen.IsValid() }
 
 // Validate checks the section; it changes nothing.
 func (c Config) Validate() error {
-	if c.Listen == "" {
+	if !c.Listen.IsValid() {
 		return nil
 	}
-	ap, err := netip.ParseAddrPort(c.Listen)
-	if err != nil {
-		return fmt.Errorf("http.listen: want ip:port such as \"127.0.0.1:8053\" (or \"\" for no API), got %q", c.Listen)
-	}
 	var errs []error
-	if !ap.Addr().IsLoopback() && c.Token == "" {
+	if !c.Listen.Addr().IsLoopback() && c.Token == "" {
 		errs = append(errs, fmt.Errorf("http.token: want a token (a long random string) when http.listen %q is reachable beyond loopback", c.Listen))
 	}
 	if c.Token != "" && len(c.Token) < 12 {

@@ -58,9 +58,9 @@ func Explain(m *blocklists.Matcher, name string) (Explanation, error) {
 	}
 	ex.Matched, ex.Blocked = true, v.Blocked
 	ex.List, ex.Vendor, ex.Rule = v.List.Name, v.List.Vendor, v.Rule.String()
-	ex.Kind = "deny"
+	ex.Kind = blocklists.KindDeny.String()
 	if !v.Blocked {
-		ex.Kind = "allow"
+		ex.Kind = blocklists.KindAllow.String()
 	}
 	return ex, nil
 }

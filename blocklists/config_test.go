@@ -1,0 +1,172 @@
+package blocklists
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/vigil-dns/vigil"
+)
+
+func TestListKindText(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ListKind
+		text string
+	}{
+		{"deny", KindDeny, "deny"},
+		{"allow", KindAllow, "allow"},
+		{"", KindDeny, "deny"}, // unset is the documented default
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			k := ListKind(9)
+			if err := k.UnmarshalText([]byte(tc.in)); err != nil || k != tc.want {
+				t.Fatalf("got %v, %v; want %v", k, err, tc.want)
+			}
+			if text, err := k.MarshalText(); err != nil || string(text) != tc.text {
+				t.Errorf("MarshalText = %q, %v; want %q", text, err, tc.text)
+			}
+		})
+	}
+	// The spellings are exact, as they always were.
+	for _, in := range []string{"block", "Deny", "ALLOW", " allow", "allowlist"} {
+		t.Run("bad "+in, func(t *testing.T) {
+			k := KindAllow
+			err := k.UnmarshalText([]byte(in))
+			want := `want "deny" or "allow", got "` + in + `"`
+			if err == nil || err.Error() != want {
+				t.Errorf("error %v, want %q", err, want)
+			}
+			if k != KindAllow {
+				t.Errorf("a failed UnmarshalText changed the kind to %v", k)
+			}
+		})
+	}
+	if _, err := ListKind(2).MarshalText(); err == nil {
+		t.Error("an invalid kind was encoded")
+	}
+	var zero ListConfig
+	if zero.Kind != KindDeny || zero.Allow() {
+		t.Error("a list without a kind is not a denylist")
+	}
+}
+
+func TestFormatText(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Format
+	}{
+		{"auto", FormatAuto},
+		{"", FormatAuto},
+		{"hosts", FormatHosts},
+		{"domains", FormatDomains},
+		{"adblock", FormatAdblock},
+		{"wildcard", FormatWildcard},
+		{"dnsmasq", FormatDnsmasq},
+		{"  Hosts ", FormatHosts}, // as ParseFormat always read it
+		{"ADBLOCK", FormatAdblock},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			var f Format
+			if err := f.UnmarshalText([]byte(tc.in)); err != nil || f != tc.want {
+				t.Fatalf("got %q, %v; want %q", f, err, tc.want)
+			}
+			if text, err := f.MarshalText(); err != nil || string(text) != string(tc.want) {
+				t.Errorf("MarshalText = %q, %v; want %q", text, err, tc.want)
+			}
+		})
+	}
+	for _, in := range []string{"hostsfile", "abp", "auto detect"} {
+		t.Run("bad "+in, func(t *testing.T) {
+			f := FormatHosts
+			err := f.UnmarshalText([]byte(in))
+			want := `want auto, hosts, domains, adblock, wildcard or dnsmasq, got "` + in + `"`
+			if err == nil || err.Error() != want {
+				t.Errorf("error %v, want %q", err, want)
+			}
+			if f != FormatHosts {
+				t.Errorf("a failed UnmarshalText changed the format to %q", f)
+			}
+		})
+	}
+	if text, _ := Format("").MarshalText(); string(text) != "auto" {
+		t.Errorf("unset format encodes as %q, want auto", text)
+	}
+}
+
+// Values that decoding cannot produce are still refused, with the list's
+// index and name.
+func TestValidateListsRefusesHandBuiltValues(t *testing.T) {
+	err := ValidateLists([]ListConfig{
+		{Name: "a", Kind: ListKind(7), Entries: []string{"a.example"}},
+		{Name: "b", Format: "HOSTS", Entries: []string{"b.example"}},
+		{Name: "c", Kind: KindAllow, Format: FormatAdblock, Entries: []string{"||c.example^"}},
+	})
+	for _, want := range []string{
+		`lists[0] (a).kind: want "deny" or "allow", got ListKind(7)`,
+		`lists[1] (b).format: want auto, hosts, domains, adblock, wildcard or dnsmasq, got "HOSTS"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "lists[2]") {
+		t.Errorf("a valid list refused: %v", err)
+	}
+}
+
+// Decoding gives the lists their final form (kind and format included);
+// ValidateLists only looks.
+func TestValidateListsDoesNotChangeLists(t *testing.T) {
+	src := append(bytes.Clone(vigil.DefaultConfig), `
+[[lists]]
+name = "mine"
+vendor = "Allowed"
+kind = "allow"
+format = "Domains"
+entries = ["account.xiaomi.com"]
+`...)
+	type sections struct {
+		Updates UpdateConfig `toml:"blocklists"`
+		Lists   []ListConfig `toml:"lists"`
+	}
+	decode := func() sections {
+		var s sections
+		if _, err := toml.NewDecoder(bytes.NewReader(src)).Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	got, want := decode(), decode()
+	if err := errors.Join(got.Updates.Validate(), ValidateLists(got.Lists)); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("validation changed the lists:\nbefore %+v\nafter  %+v", want, got)
+	}
+	last := got.Lists[len(got.Lists)-1]
+	if !last.Allow() || last.Format != FormatDomains || got.Lists[0].Format != FormatAuto || got.Lists[1].Kind != KindDeny {
+		t.Errorf("decoded %+v, %+v, %+v", got.Lists[0], got.Lists[1], last)
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(got); err != nil {
+		t.Fatal(err)
+	}
+	var again sections
+	if _, err := toml.NewDecoder(&buf).Decode(&again); err != nil {
+		t.Fatalf("decoding the encoded lists: %v\n%s", err, buf.String())
+	}
+	// An unset format is written as "auto", which decodes to FormatAuto.
+	for i := range got.Lists {
+		if got.Lists[i].Format == "" {
+			got.Lists[i].Format = FormatAuto
+		}
+	}
+	if !reflect.DeepEqual(again, got) {
+		t.Errorf("encoding and decoding changed the lists:\nbefore %+v\nafter  %+v", got, again)
+	}
+}
