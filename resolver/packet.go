@@ -95,19 +95,22 @@ func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte,
 	}
 	b := s.blocker
 	var accept func([]string) bool
-	var v verdict
+	var (
+		m      blocklists.Match
+		listed bool
+	)
 	if b != nil {
 		// The verdict goes into pre only when the chain will need it: a
 		// packed answer, the common case, copies nothing.
-		v = b.judge(name)
-		if v.blocks() {
-			if reply, ok := s.packedBlocked(req, wq, name, client, proto, out, pol, &v.match, rb); ok {
+		m, listed = b.judge(name)
+		if listed && m.Blocked {
+			if reply, ok := s.packedBlocked(req, wq, name, client, proto, out, pol, &m, rb); ok {
 				return reply, true
 			}
-			pre.judged, pre.verdict = true, v
+			pre.judged, pre.verdict = true, verdict{match: m, listed: true}
 			return nil, false
 		}
-		if b.cnameCheck(v) {
+		if b.cnameCheck(listed) {
 			accept = b.acceptCNAMEs
 		}
 	}
@@ -118,7 +121,7 @@ func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte,
 			return reply, true
 		}
 	}
-	pre.judged, pre.verdict = b != nil, v
+	pre.judged, pre.verdict = b != nil, verdict{match: m, listed: listed}
 	return nil, false
 }
 
