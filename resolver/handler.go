@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // Proto is the transport a query arrived on.
@@ -25,16 +27,19 @@ const (
 )
 
 // String returns the lowercase transport name, as used in logs and the API.
-func (p Proto) String() string {
+func (p Proto) String() string { return string(p.logName()) }
+
+// logName is the transport as the per-client log spells it.
+func (p Proto) logName() querylog.Proto {
 	switch p {
 	case ProtoUDP:
-		return "udp"
+		return querylog.ProtoUDP
 	case ProtoTCP:
-		return "tcp"
+		return querylog.ProtoTCP
 	case ProtoDoT:
-		return "dot"
+		return querylog.ProtoDoT
 	case ProtoDoH:
-		return "doh"
+		return querylog.ProtoDoH
 	default:
 		return "unknown"
 	}

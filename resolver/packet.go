@@ -148,7 +148,7 @@ func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, client ne
 	if s.recorder != nil {
 		e := querylog.Entry{
 			Time: now, ClientName: cl.Name, ClientAddr: client,
-			QType: typeString(wq.qtype), Proto: proto.String(), Blocked: true,
+			QType: typeString(wq.qtype), Proto: proto.logName(), Blocked: true,
 			List: v.List.Name, Vendor: v.List.Vendor, Reason: querylog.ReasonName,
 		}
 		if rb.lane != nil {

@@ -699,7 +699,7 @@ func (s *Server) record(q *Query, resp *Response) {
 		MAC:        q.Client.MAC,
 		QName:      q.Name,
 		QType:      typeString(q.Type),
-		Proto:      q.Proto.String(),
+		Proto:      q.Proto.logName(),
 	}
 	if b := resp.Blocked; b != nil && resp.Source == SourceBlocked {
 		e.Blocked = true

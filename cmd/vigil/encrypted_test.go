@@ -25,6 +25,7 @@ import (
 	"github.com/miekg/dns"
 
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
+	"github.com/vigil-dns/vigil/store/querylog"
 )
 
 // testCert writes a self-signed certificate for 127.0.0.1 and localhost
@@ -144,11 +145,11 @@ entries = ["||xiaomi.example^"]
 	waitFor(t, "the log", func() bool { return inst.qlog.Stats().Written >= 4 })
 	page, err := apiClient(t, inst).Blocked(context.Background(), url.Values{"client": {"127.0.0.1"}})
 	noErr(t, err)
-	protos := map[string]int{}
+	protos := map[querylog.Proto]int{}
 	for _, e := range page.Entries {
 		protos[e.Proto]++
 	}
-	if protos["dot"] != 2 || protos["doh"] != 2 {
+	if protos[querylog.ProtoDoT] != 2 || protos[querylog.ProtoDoH] != 2 {
 		t.Errorf("logged protocols %v, want 2 dot and 2 doh", protos)
 	}
 }

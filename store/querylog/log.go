@@ -109,6 +109,18 @@ const (
 	ReasonCNAME Reason = "cname" // a CNAME in the answer points at a listed name
 )
 
+// Proto is the transport a lookup arrived on, as the log and the API
+// spell it.
+type Proto string
+
+// Transports.
+const (
+	ProtoUDP Proto = "udp"
+	ProtoTCP Proto = "tcp"
+	ProtoDoT Proto = "dot" // DNS over TLS (RFC 7858)
+	ProtoDoH Proto = "doh" // DNS over HTTPS (RFC 8484)
+)
+
 // Entry is one logged lookup.
 type Entry struct {
 	Time       time.Time  `json:"time"`
@@ -124,7 +136,7 @@ type Entry struct {
 	Rule       string     `json:"rule,omitempty"`
 	Reason     Reason     `json:"reason,omitempty"` // ReasonName, or ReasonCNAME when a CNAME in the answer was listed
 	CNAME      string     `json:"cname,omitempty"`
-	Proto      string     `json:"proto"`
+	Proto      Proto      `json:"proto"`
 }
 
 // Identity returns the key the log groups a client under.
@@ -653,8 +665,8 @@ func encodeEntryAddr(b []byte, e *Entry, addr netip.Addr) []byte {
 		flags |= flagBlocked
 	}
 	switch e.Proto {
-	case "udp":
-	case "tcp":
+	case ProtoUDP:
+	case ProtoTCP:
 		flags |= flagTCP
 	default:
 		flags |= flagOtherProt
@@ -682,7 +694,7 @@ func encodeEntryAddr(b []byte, e *Entry, addr netip.Addr) []byte {
 	b = appendString(b, e.Rule)
 	b = appendString(b, e.CNAME)
 	if flags&flagOtherProt != 0 {
-		b = appendString(b, e.Proto)
+		b = appendString(b, string(e.Proto))
 	}
 	return b
 }
@@ -714,9 +726,10 @@ func decodeEntry(ts, v []byte) (Entry, error) {
 		e.ClientAddr = a
 	}
 	v = v[n:]
+	var proto string
 	fields := []*string{&e.QType, &e.ClientName, &e.MAC, &e.QName, &e.List, &e.Vendor, &e.Rule, &e.CNAME}
 	if flags&flagOtherProt != 0 {
-		fields = append(fields, &e.Proto)
+		fields = append(fields, &proto)
 	}
 	for _, f := range fields {
 		l, k := binary.Uvarint(v)
@@ -729,9 +742,11 @@ func decodeEntry(ts, v []byte) (Entry, error) {
 	e.Blocked = flags&flagBlocked != 0
 	switch {
 	case flags&flagTCP != 0:
-		e.Proto = "tcp"
+		e.Proto = ProtoTCP
 	case flags&flagOtherProt == 0:
-		e.Proto = "udp"
+		e.Proto = ProtoUDP
+	default:
+		e.Proto = Proto(proto)
 	}
 	e.Reason = ""
 	if e.Blocked {
