@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"hash/maphash"
 	"strings"
 	"sync"
@@ -32,6 +33,12 @@ type Cache struct {
 	seed   maphash.Seed
 	now    func() time.Time
 	shards [cacheShards]cacheShard
+
+	// health, when the next stage reports it, says the upstreams are
+	// failing; nil otherwise.
+	health upstreamHealth
+	// refreshes holds a token per background refresh (maxRefreshes).
+	refreshes chan struct{}
 
 	hits                     stripedUint64 // bumped by packed answers on every core
 	misses, coalesced, stale atomic.Uint64
@@ -131,7 +138,8 @@ type CacheStats struct {
 
 // NewCache returns a cache stage in front of next.
 func NewCache(cfg CacheConfig, next Handler) *Cache {
-	c := &Cache{next: next, cfg: cfg, seed: maphash.MakeSeed(), now: time.Now}
+	c := &Cache{next: next, cfg: cfg, seed: maphash.MakeSeed(), now: time.Now, refreshes: make(chan struct{}, maxRefreshes)}
+	c.health, _ = next.(upstreamHealth)
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.flights = make(map[uint64]*flight)
@@ -228,23 +236,122 @@ func (c *Cache) Resolve(ctx context.Context, q *Query) (*Response, error) {
 		}
 	}
 	c.misses.Add(1)
-	resp, err := c.fetch(ctx, q, sh, h, k, now)
-	if err != nil && stale != nil {
-		if m := stale.answer(now); m != nil {
-			// RFC 8767 section 4: a stale answer carries a short TTL
-			// (30 s) so clients come back soon.
-			for _, sec := range [3][]dns.RR{m.Answer, m.Ns, m.Extra} {
-				for _, rr := range sec {
-					rr.Header().Ttl = staleAnswerTTL
-				}
+	switch {
+	case q.noWait && stale != nil:
+		c.refreshInBackground(ctx, q, sh, h, k, now)
+		if resp := c.staleResponse(stale, now, "answered at once: the resolver is busy"); resp != nil {
+			return resp, nil
+		}
+		return nil, errNoWait
+	case q.noWait:
+		return nil, errNoWait
+	case stale != nil:
+		return c.resolveStale(ctx, q, sh, h, k, now, stale)
+	}
+	return c.fetch(ctx, q, sh, h, k, now)
+}
+
+// errNoWait means a query that may not wait (Query.noWait) has no answer
+// in the cache, fresh or stale.
+var errNoWait = errors.New("no cached answer, and no slot to wait for one")
+
+// refreshInBackground refreshes an expired entry in a goroutine of its own
+// if one of the maxRefreshes tokens is free; else a later query will.
+func (c *Cache) refreshInBackground(ctx context.Context, q *Query, sh *cacheShard, h uint64, k cacheKey, now int64) {
+	select {
+	case c.refreshes <- struct{}{}:
+		go func() {
+			defer func() { <-c.refreshes }()
+			_, _ = c.fetch(ctx, q, sh, h, k, now)
+		}()
+	default:
+	}
+}
+
+// maxRefreshes bounds the refreshes of expired entries running in the
+// background at once; past it, an expired entry is answered stale at once
+// and refreshed by a later query.
+const maxRefreshes = 256
+
+// upstreamHealth is what the cache asks of the stage after it (the
+// Forwarder) to know the upstreams are failing.
+type upstreamHealth interface {
+	// AllFailing reports whether every upstream is backed off after
+	// repeated failures.
+	AllFailing() bool
+}
+
+// resolveStale answers a question whose entry has expired but may still be
+// served stale (RFC 8767 section 5): the refresh runs in a goroutine of
+// its own; its answer is returned if it comes within StaleAnswerTimeout,
+// else the stale answer is, and the refresh goes on to fill the cache.
+// While every upstream is failing the stale answer goes at once. So a
+// client never waits out an upstream timeout for a name Vigil can answer,
+// and the query's forwarding slot is never held longer than the timer.
+func (c *Cache) resolveStale(ctx context.Context, q *Query, sh *cacheShard, h uint64, k cacheKey, now int64, stale *cacheEntry) (*Response, error) {
+	type result struct {
+		resp *Response
+		err  error
+	}
+	done := make(chan result, 1)
+	refreshing := false
+	select {
+	case c.refreshes <- struct{}{}:
+		refreshing = true
+		go func() {
+			defer func() { <-c.refreshes }()
+			// q stays valid after the answer is written: nothing reuses
+			// a Query or its message.
+			resp, err := c.fetch(ctx, q, sh, h, k, now)
+			done <- result{resp, err}
+		}()
+	default:
+	}
+	var why string
+	switch {
+	case !refreshing:
+		why = "refreshes saturated"
+	case c.health != nil && c.health.AllFailing():
+		why = "upstreams failing"
+	default:
+		t := time.NewTimer(c.cfg.StaleAnswerTimeout)
+		defer t.Stop()
+		select {
+		case r := <-done:
+			if r.err == nil {
+				return r.resp, nil
 			}
-			c.stale.Add(1)
-			return &Response{Msg: m, Source: SourceCached, ExtendedError: &dns.EDNS0_EDE{
-				InfoCode: dns.ExtendedErrorCodeStaleAnswer, ExtraText: "no upstream answered: " + err.Error(),
-			}}, nil
+			why = "no upstream answered: " + r.err.Error()
+		case <-t.C:
+			why = "upstream answer overdue"
+		case <-ctx.Done():
+			why = "shutting down"
 		}
 	}
-	return resp, err
+	if resp := c.staleResponse(stale, now, why); resp != nil {
+		return resp, nil
+	}
+	r := <-done // a damaged entry: wait for the refresh after all
+	return r.resp, r.err
+}
+
+// staleResponse is the stale answer from e, nil if e is damaged.
+func (c *Cache) staleResponse(e *cacheEntry, now int64, why string) *Response {
+	m := e.answer(now)
+	if m == nil {
+		return nil
+	}
+	// RFC 8767 section 4: a stale answer carries a short TTL (30 s) so
+	// clients come back soon.
+	for _, sec := range [3][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			rr.Header().Ttl = staleAnswerTTL
+		}
+	}
+	c.stale.Add(1)
+	return &Response{Msg: m, Source: SourceCached, ExtendedError: &dns.EDNS0_EDE{
+		InfoCode: dns.ExtendedErrorCodeStaleAnswer, ExtraText: why,
+	}}
 }
 
 // staleAnswerTTL is the TTL of served-stale records (RFC 8767 section 4).

@@ -390,6 +390,12 @@ type CacheConfig struct {
 	ServeStale bool `toml:"serve_stale"`
 	// StaleTTL is how long past expiry an entry may still be served stale.
 	StaleTTL time.Duration `toml:"stale_ttl"`
+	// StaleAnswerTimeout is RFC 8767's client response timer: when an
+	// expired entry exists and no upstream has answered this long after
+	// the query, the stale answer is sent and the refresh goes on in the
+	// background. When every upstream is known to be failing, the stale
+	// answer is sent at once.
+	StaleAnswerTimeout time.Duration `toml:"stale_answer_timeout"`
 	// Persist saves the cache into the store on shutdown and every
 	// PersistInterval, and restores it at start with the remaining TTLs.
 	Persist bool `toml:"persist"`
@@ -405,10 +411,11 @@ func DefaultCacheConfig() CacheConfig {
 		MinTTL:          0,
 		MaxTTL:          24 * time.Hour,
 		MaxNegativeTTL:  time.Hour,
-		ServeStale:      true,
-		StaleTTL:        time.Hour,
-		Persist:         true,
-		PersistInterval: 10 * time.Minute,
+		ServeStale:         true,
+		StaleTTL:           time.Hour,
+		StaleAnswerTimeout: 1800 * time.Millisecond,
+		Persist:            true,
+		PersistInterval:    10 * time.Minute,
 	}
 }
 
@@ -424,6 +431,9 @@ func (c *CacheConfig) Validate() error {
 	errs = append(errs, checkPositive("cache.max_ttl", c.MaxTTL), checkPositive("cache.max_negative_ttl", c.MaxNegativeTTL))
 	if c.ServeStale && c.StaleTTL <= 0 {
 		errs = append(errs, fmt.Errorf("cache.stale_ttl: want a positive duration such as \"1h\", got %q", c.StaleTTL.String()))
+	}
+	if c.ServeStale && (c.StaleAnswerTimeout <= 0 || c.StaleAnswerTimeout > time.Minute) {
+		errs = append(errs, fmt.Errorf("cache.stale_answer_timeout: want a duration from \"1ms\" to \"1m\" such as \"1.8s\" (RFC 8767), got %q", c.StaleAnswerTimeout.String()))
 	}
 	if c.Persist && c.PersistInterval < time.Minute {
 		errs = append(errs, fmt.Errorf("cache.persist_interval: want at least \"1m\", got %q", c.PersistInterval.String()))

@@ -234,6 +234,19 @@ const (
 	maxBackoff            = time.Minute
 )
 
+// AllFailing reports whether every upstream is backed off after repeated
+// failures: the cache then answers expired entries at once rather than
+// wait for an upstream that is not expected to answer.
+func (f *Forwarder) AllFailing() bool {
+	now := f.now().UnixNano()
+	for _, u := range f.state.Load().upstreams {
+		if u.downUntil.Load() <= now {
+			return false
+		}
+	}
+	return true
+}
+
 func (f *Forwarder) recordSuccess(u *upstreamState, rtt time.Duration) {
 	u.fails.Store(0)
 	u.downUntil.Store(0)

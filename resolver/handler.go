@@ -88,6 +88,10 @@ type Query struct {
 	// Blocker does not take it again.
 	verdict verdict
 	judged  bool
+	// noWait: the Server has no slot for this query to wait in (UDP past
+	// max_inflight), so it is answered only from what Vigil has: the
+	// cache answers fresh or stale, or fails with errNoWait.
+	noWait bool
 }
 
 // Source says which stage produced a Response.

@@ -1,6 +1,7 @@
 package resolver_test
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
@@ -509,5 +510,99 @@ func TestReloadMakesCachedNamesLocal(t *testing.T) {
 	}
 	if up.Queries() != asked {
 		t.Errorf("%d queries reached the upstream after the reload", up.Queries()-asked)
+	}
+}
+
+// TestStaleAnsweredOnTime black-holes the upstream while 300 expired names
+// are asked at once (RFC 8767 section 5): every one is answered stale
+// within the client response timer, none is shed for want of a slot, and
+// once the upstream is known to be failing they are answered at once. An
+// upstream that answers within the timer still gets its fresh answer used.
+func TestStaleAnsweredOnTime(t *testing.T) {
+	var delay atomic.Int64 // nanoseconds; <0: never answer
+	up := rt.NewUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		switch d := time.Duration(delay.Load()); {
+		case d < 0:
+			return // black-holed
+		case d > 0:
+			time.Sleep(d)
+		}
+		rt.A("192.0.2.1", 60)(w, r)
+	})
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	const timer = 300 * time.Millisecond
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) {
+		c.Now = clock.Now
+		c.Upstream.Timeout = 2 * time.Second // as shipped
+		c.Cache.StaleAnswerTimeout = timer
+	})
+	const names = 300
+	ask := func(i int) (*dns.Msg, time.Duration, error) {
+		m := rt.Question(fmt.Sprintf("n%d.stale.example", i), dns.TypeA)
+		start := time.Now()
+		r, _, err := (&dns.Client{Timeout: 4 * time.Second}).Exchange(m, v.addr)
+		return r, time.Since(start), err
+	}
+	for i := range names {
+		if _, _, err := ask(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	askAll := func(phase string, within time.Duration) {
+		t.Helper()
+		var wg sync.WaitGroup
+		var slow, failed atomic.Int64
+		var worst atomic.Int64
+		for i := range names {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, took, err := ask(i)
+				if err != nil || len(r.Answer) != 1 || r.Answer[0].Header().Ttl != 30 {
+					failed.Add(1)
+					return
+				}
+				if took > within {
+					slow.Add(1)
+				}
+				for w := worst.Load(); int64(took) > w && !worst.CompareAndSwap(w, int64(took)); w = worst.Load() {
+				}
+			}()
+		}
+		wg.Wait()
+		t.Logf("%s: %d of %d not answered stale, %d slower than %s, slowest %s", phase, failed.Load(), names, slow.Load(), within, time.Duration(worst.Load()))
+		if failed.Load() > 0 || slow.Load() > 0 {
+			t.Errorf("%s: %d not answered stale, %d slower than %s", phase, failed.Load(), slow.Load(), within)
+		}
+	}
+	delay.Store(-1)
+	clock.Advance(10 * time.Minute)
+	askAll("black-holed upstream", timer+700*time.Millisecond)
+	if shed := v.srv.Stats().Shed; shed != 0 {
+		t.Errorf("%d queries shed", shed)
+	}
+	if !v.chain.Forwarder.AllFailing() {
+		// The refreshes time out after Upstream.Timeout and mark the
+		// upstream failing; wait for that.
+		deadline := time.Now().Add(5 * time.Second)
+		for !v.chain.Forwarder.AllFailing() && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	askAll("upstream known failing", 150*time.Millisecond)
+
+	// A slow upstream that answers within the timer: the fresh answer.
+	delay.Store(int64(50 * time.Millisecond))
+	clock.Advance(30 * time.Minute) // past the upstream's backoff
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, _, err := ask(0)
+		if err == nil && len(r.Answer) == 1 && r.Answer[0].Header().Ttl == 60 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no fresh answer from a slow upstream within the timer: %v %v", r, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

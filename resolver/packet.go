@@ -65,6 +65,8 @@ type prepared struct {
 	// view of the reader's buffer: rebased onto the query's name before use.
 	judged  bool
 	verdict verdict
+	// noWait: answer only from what Vigil has (Query.noWait).
+	noWait bool
 }
 
 // prepare answers req from packed bytes if the stages can (reply, true), or
@@ -72,7 +74,7 @@ type prepared struct {
 // buffer the reply is written into. pre is the caller's, so that the
 // commonest outcome, a packed answer, copies nothing.
 func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte, rb *readerBufs, pre *prepared) (reply []byte, ok bool) {
-	pre.parsed, pre.judged = false, false
+	pre.parsed, pre.judged, pre.noWait = false, false, false
 	wq := &pre.wq
 	n, parsed := parseWire(req, rb.name, wq)
 	if !parsed {

@@ -379,7 +379,17 @@ func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 		select {
 		case s.udpInflight <- struct{}{}:
 		default:
-			s.stats.shed.Add(1)
+			// No slot to wait in. A name with an answer in the cache,
+			// even an expired one (RFC 8767), is still answered, here and
+			// now: the chain runs without waiting for anything.
+			if s.cache == nil { // nothing in the chain could answer without waiting
+				s.stats.shed.Add(1)
+				continue
+			}
+			pre.noWait = true
+			if reply := s.answer(in[:n], client, ProtoUDP, out, &pre); reply != nil {
+				_, _ = c.WriteToUDPAddrPort(reply, from)
+			}
 			continue
 		}
 		s.wg.Add(1)
@@ -604,6 +614,10 @@ func (s *Server) answerMsg(m *dns.Msg, client netip.Addr, proto Proto, out []byt
 
 	q := s.newQuery(m, reqOPT, client, proto, pol, pre)
 	resp, err := s.handler.Resolve(s.baseCtx, q)
+	if errors.Is(err, errNoWait) {
+		s.stats.shed.Add(1)
+		return nil // the client retries
+	}
 	if err != nil {
 		resp = s.servfail(q, err)
 	}
@@ -641,9 +655,12 @@ func (s *Server) newQuery(m *dns.Msg, reqOPT *dns.OPT, client netip.Addr, proto 
 	if reqOPT != nil {
 		q.DO = reqOPT.Do()
 	}
-	if pre != nil && pre.judged {
-		q.verdict, q.judged = pre.verdict, true
-		q.verdict.rebase(q.Name)
+	if pre != nil {
+		q.noWait = pre.noWait
+		if pre.judged {
+			q.verdict, q.judged = pre.verdict, true
+			q.verdict.rebase(q.Name)
+		}
 	}
 	return q
 }
