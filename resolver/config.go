@@ -406,11 +406,11 @@ type CacheConfig struct {
 // DefaultCacheConfig returns the [cache] defaults.
 func DefaultCacheConfig() CacheConfig {
 	return CacheConfig{
-		Enabled:         true,
-		MaxBytes:        6 << 20,
-		MinTTL:          0,
-		MaxTTL:          24 * time.Hour,
-		MaxNegativeTTL:  time.Hour,
+		Enabled:            true,
+		MaxBytes:           6 << 20,
+		MinTTL:             0,
+		MaxTTL:             24 * time.Hour,
+		MaxNegativeTTL:     time.Hour,
 		ServeStale:         true,
 		StaleTTL:           time.Hour,
 		StaleAnswerTimeout: 1800 * time.Millisecond,
