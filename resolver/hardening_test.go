@@ -606,3 +606,74 @@ func TestStaleAnsweredOnTime(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestTCPCrowdCannotHoardSlots fills every TCP slot with idle connections
+// from 16 addresses (32 each, the per-client cap; each asked one query
+// and went quiet): a new client still gets its TCP answer within 100 ms,
+// because the longest-idle connection is closed to make room. A client
+// outside the access list is closed at accept and holds no slot.
+func TestTCPCrowdCannotHoardSlots(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) {
+		c.Server.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/25"), netip.MustParsePrefix("127.0.1.0/24")}
+	})
+	cfg := resolver.DefaultServerConfig()
+	const addrs = 16
+	perAddr := cfg.MaxTCPConnsPerClient
+	if addrs*perAddr != cfg.MaxTCPConns {
+		t.Fatalf("the test assumes %d addresses × %d = max_tcp_conns (%d)", addrs, perAddr, cfg.MaxTCPConns)
+	}
+	var crowd []*dns.Conn
+	t.Cleanup(func() {
+		for _, c := range crowd {
+			c.Close()
+		}
+	})
+	for a := range addrs {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(a+1)).To4()}, Timeout: 2 * time.Second}
+		for range perAddr {
+			nc, err := d.Dial("tcp", v.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &dns.Conn{Conn: nc}
+			crowd = append(crowd, c)
+			if err := c.WriteMsg(rt.Question("crowd.example", dns.TypeA)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.ReadMsg(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := v.srv.Stats().TCPConns; got != int64(cfg.MaxTCPConns) {
+		t.Fatalf("%d TCP connections open, want every slot (%d) taken", got, cfg.MaxTCPConns)
+	}
+
+	// Outside the access list: closed at once, no slot taken.
+	out := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 200).To4()}, Timeout: 2 * time.Second}
+	if nc, err := out.Dial("tcp", v.addr); err == nil {
+		_ = nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := nc.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			t.Errorf("a client outside server.allow: %v; want its connection closed at accept", err)
+		}
+		nc.Close()
+	}
+
+	for i, src := range []string{"127.0.0.100", "127.0.0.1"} {
+		d := &dns.Client{Net: "tcp", Timeout: 2 * time.Second,
+			Dialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 2 * time.Second}}
+		start := time.Now()
+		r, _, err := d.Exchange(rt.Question("newcomer.example", dns.TypeA), v.addr)
+		took := time.Since(start)
+		if err != nil || len(r.Answer) != 1 {
+			t.Fatalf("newcomer %d (%s) over TCP with every slot held: %v", i, src, err)
+		}
+		if took > 100*time.Millisecond {
+			t.Errorf("newcomer %d (%s) answered in %s, want within 100 ms", i, src, took)
+		}
+	}
+	if st := v.srv.Stats(); st.TCPEvicted < 2 {
+		t.Errorf("%d idle connections evicted, want at least 2", st.TCPEvicted)
+	}
+}

@@ -74,7 +74,7 @@ type Server struct {
 	mu        sync.Mutex // guards the fields below; never taken per query
 	udpConns  []*net.UDPConn
 	listeners []net.Listener
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]*tcpConn
 	// plainTCP is how many of listeners are plain TCP (the rest are DoT).
 	plainTCP   int
 	dohServers []*http.Server
@@ -94,8 +94,8 @@ type Server struct {
 }
 
 type serverCounters struct {
-	queries                                                                         stripedUint64 // bumped by packed answers on every core
-	refused, formerr, notimp, dropped, servfail, tcpRejected, panics, limited, shed atomic.Uint64
+	queries                                                                                     stripedUint64 // bumped by packed answers on every core
+	refused, formerr, notimp, dropped, servfail, tcpRejected, tcpEvicted, panics, limited, shed atomic.Uint64
 }
 
 // ServerStats is a snapshot of the server's counters.
@@ -106,7 +106,8 @@ type ServerStats struct {
 	NotImp      uint64 // opcodes other than QUERY
 	Dropped     uint64 // packets not worth a reply (responses, garbage)
 	ServFail    uint64 // queries the chain could not answer
-	TCPRejected uint64 // TCP connections closed at accept (over the cap)
+	TCPRejected uint64 // TCP connections closed at accept (outside the access list, over a cap)
+	TCPEvicted  uint64 // idle TCP connections closed to make room for a new one
 	Panics      uint64 // handler panics recovered
 	Limited     uint64 // queries over a client's rate limit
 	// Shed counts UDP queries dropped unanswered because max_inflight
@@ -178,7 +179,7 @@ func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 		cancel:        cancel,
 		tcpInflight:   make(chan struct{}, cfg.MaxInflight),
 		udpInflight:   make(chan struct{}, cfg.MaxInflight),
-		conns:         make(map[net.Conn]struct{}),
+		conns:         make(map[net.Conn]*tcpConn),
 	}
 	if ch := deps.Chain; ch != nil {
 		if s.handler == nil {
@@ -329,7 +330,7 @@ func (s *Server) Stats() ServerStats {
 		Queries: s.stats.queries.Load(), Refused: s.stats.refused.Load(),
 		FormErr: s.stats.formerr.Load(), NotImp: s.stats.notimp.Load(),
 		Dropped: s.stats.dropped.Load(), ServFail: s.stats.servfail.Load(),
-		TCPRejected: s.stats.tcpRejected.Load(), Panics: s.stats.panics.Load(), Limited: s.stats.limited.Load(),
+		TCPRejected: s.stats.tcpRejected.Load(), TCPEvicted: s.stats.tcpEvicted.Load(), Panics: s.stats.panics.Load(), Limited: s.stats.limited.Load(),
 		Shed: s.stats.shed.Load(), TCPConns: s.tcpConns.Load(),
 	}
 }
@@ -449,15 +450,22 @@ func (s *Server) serveTCP(l net.Listener, proto Proto) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if s.tcpConns.Add(1) > int64(s.cfg.MaxTCPConns) {
-			s.tcpConns.Add(-1)
+		var client netip.Addr
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			client = ta.AddrPort().Addr().Unmap()
+		}
+		if !s.policy.Load().acl.Allowed(client) {
+			// Outside the access list: it would only be REFUSED, so it
+			// must not hold one of the connection slots meanwhile.
 			s.stats.tcpRejected.Add(1)
 			c.Close()
 			continue
 		}
-		var client netip.Addr
-		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			client = ta.AddrPort().Addr().Unmap()
+		if s.tcpConns.Add(1) > int64(s.cfg.MaxTCPConns) && !s.evictIdle() {
+			s.tcpConns.Add(-1)
+			s.stats.tcpRejected.Add(1)
+			c.Close()
+			continue
 		}
 		s.mu.Lock()
 		if s.stopping.Load() {
@@ -475,18 +483,70 @@ func (s *Server) serveTCP(l net.Listener, proto Proto) {
 			continue
 		}
 		s.tcpPerClient[client]++
-		s.conns[c] = struct{}{}
+		tc := &tcpConn{c: c}
+		tc.lastActive.Store(time.Now().UnixNano())
+		s.conns[c] = tc
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c, proto)
+		go s.serveConn(tc, proto)
 	}
+}
+
+// tcpConn is an open TCP (or DoT) connection as the accept loop sees it,
+// to choose one to close when every slot is taken.
+type tcpConn struct {
+	c net.Conn
+	// lastActive is when a query was last read or answered (unix nanos).
+	lastActive atomic.Int64
+	// busy counts the connection's queries being answered.
+	busy atomic.Int32
+	// evicted is set when the accept loop closed it for a newcomer.
+	evicted atomic.Bool
+}
+
+// evictIdle makes room for a new connection at the cap by closing the one
+// idle longest (no query being answered), as busy resolvers do (RFC 7766
+// section 6.2.3: servers may close idle connections when short of
+// resources), so that idle connections cannot hold every slot against
+// clients with queries. It reports whether it closed one; the count of
+// open connections drops when that connection's reader has finished.
+func (s *Server) evictIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var victim *tcpConn
+	for _, tc := range s.conns {
+		if tc.busy.Load() != 0 || tc.evicted.Load() {
+			continue
+		}
+		if victim == nil || tc.lastActive.Load() < victim.lastActive.Load() {
+			victim = tc
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	victim.evicted.Store(true)
+	_ = victim.c.SetReadDeadline(time.Unix(1, 0)) // wakes its reader, which closes it
+	s.stats.tcpEvicted.Add(1)
+	return true
+}
+
+// idleTimeout is how long a TCP connection may wait between queries:
+// TCPIdleTimeout, or a second when more than three quarters of the slots
+// are taken (RFC 7766 section 6.2.3 lets servers shorten it under load).
+func (s *Server) idleTimeout() time.Duration {
+	if s.tcpConns.Load() > int64(s.cfg.MaxTCPConns)*3/4 {
+		return min(s.cfg.TCPIdleTimeout, time.Second)
+	}
+	return s.cfg.TCPIdleTimeout
 }
 
 // serveConn reads length-prefixed queries from one TCP connection and
 // answers them concurrently (RFC 7766 section 6.2.1.1: pipelined queries may
 // be answered out of order), up to MaxTCPPipeline at once.
-func (s *Server) serveConn(c net.Conn, proto Proto) {
+func (s *Server) serveConn(tc *tcpConn, proto Proto) {
 	defer s.wg.Done()
+	c := tc.c
 	client := netip.Addr{}
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		client = ta.AddrPort().Addr().Unmap()
@@ -498,7 +558,10 @@ func (s *Server) serveConn(c net.Conn, proto Proto) {
 		lenBuf  [2]byte
 	)
 	for !s.stopping.Load() {
-		_ = c.SetReadDeadline(time.Now().Add(s.cfg.TCPIdleTimeout))
+		_ = c.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+		if tc.evicted.Load() {
+			break // after setting the deadline: evictIdle's may not be overwritten unseen
+		}
 		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
 			break
 		}
@@ -511,6 +574,7 @@ func (s *Server) serveConn(c net.Conn, proto Proto) {
 		if _, err := io.ReadFull(c, req); err != nil {
 			break
 		}
+		tc.lastActive.Store(time.Now().UnixNano())
 		if s.overLimit(client, proto) {
 			if s.policy.Load().limitRefuse {
 				rep := headerReply(nil, req, dns.RcodeRefused)
@@ -523,8 +587,9 @@ func (s *Server) serveConn(c net.Conn, proto Proto) {
 		pipe <- struct{}{}
 		s.tcpInflight <- struct{}{}
 		pending.Add(1)
+		tc.busy.Add(1)
 		go func() {
-			defer func() { <-s.tcpInflight; <-pipe; pending.Done() }()
+			defer func() { tc.busy.Add(-1); <-s.tcpInflight; <-pipe; pending.Done() }()
 			reply := s.respond(req, client, proto, make([]byte, 0, 512), newReaderBufs(0, nil))
 			if reply == nil {
 				return
@@ -536,6 +601,7 @@ func (s *Server) serveConn(c net.Conn, proto Proto) {
 			_ = c.SetWriteDeadline(time.Now().Add(s.cfg.TCPReadTimeout))
 			_, _ = bufs.WriteTo(c)
 			wmu.Unlock()
+			tc.lastActive.Store(time.Now().UnixNano())
 		}()
 	}
 	pending.Wait()
