@@ -83,7 +83,7 @@ func defaultConfig() Config {
 		Identify:  resolver.IdentifyConfig{TrustedForwarders: []netip.Prefix{}},
 		QueryLog:  querylog.DefaultConfig(),
 		Store:     store.DefaultConfig(),
-		HTTP:      api.Config{Listen: netip.MustParseAddrPort("127.0.0.1:8053"), SessionTTL: 12 * time.Hour},
+		HTTP:      api.Config{Listen: netip.MustParseAddrPort("127.0.0.1:8053"), SessionTTL: 12 * time.Hour, AllowedHosts: []string{}},
 		Metrics:   api.MetricsConfig{Enabled: true, ClientLabels: true},
 		Log:       LogConfig{Level: zapcore.InfoLevel, Format: "console"},
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
 )
 
@@ -126,7 +127,9 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	post := func() (int, string) {
-		resp, err := http.Post("http://"+inst.apiAddr+"/api/v1/reload", "", nil)
+		req, _ := http.NewRequest(http.MethodPost, "http://"+inst.apiAddr+"/api/v1/reload", nil)
+		req.Header.Set(api.ClientHeader, "test")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

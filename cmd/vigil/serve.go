@@ -184,9 +184,12 @@ func (r *running) startAPI() error {
 		return fmt.Errorf("http api: listening on %s: %w", r.cfg.HTTP.Listen, err)
 	}
 	r.apiAddr = ln.Addr().String()
-	r.api = &http.Server{Handler: api.New(r.apiDeps()), ReadHeaderTimeout: 5 * time.Second, ErrorLog: zap.NewStdLog(r.log.Named("http"))}
+	// Timeouts and a connection cap: slow or idle clients of the API must
+	// not hold the descriptors that DNS needs.
+	lim := api.DefaultLimits()
+	r.api = api.NewServer(api.New(r.apiDeps()), lim, zap.NewStdLog(r.log.Named("http")))
 	go func() {
-		if err := r.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := r.api.Serve(api.LimitListener(ln, lim.MaxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.log.Error("http api stopped", zap.Error(err))
 		}
 	}()
@@ -200,6 +203,7 @@ func (r *running) apiDeps() api.Deps {
 		Config: r.cfg.HTTP, Metrics: r.cfg.Metrics,
 		Server: r.srv, Upstreams: r.chain.Forwarder, Lists: r.lists, Log: r.logs,
 		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(),
+		Retention: max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),
 	}
 	if r.chain.Cache != nil {
 		d.Cache = r.chain.Cache

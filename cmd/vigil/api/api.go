@@ -50,6 +50,11 @@ type Deps struct {
 	Reload func(ctx context.Context) error
 	// Started is when the server started, for the health check's uptime.
 	Started time.Time
+	// Retention is how far back the log and the hourly totals reach (the
+	// longer of querylog.retention and querylog.allowed_retention): every
+	// window a request asks for is clamped to it, so a request's work is
+	// bounded by what is kept. Zero means maxWindow.
+	Retention time.Duration
 }
 
 // Server is what the API reads of the DNS server (*resolver.Server).
@@ -109,11 +114,20 @@ type Pauser interface {
 // api holds the handlers; each endpoint is one method.
 type api struct {
 	d Deps
+	// window is how far back a request may look; never zero.
+	window time.Duration
+	now    func() time.Time
 }
+
+// maxWindow bounds a window when Deps.Retention is not given.
+const maxWindow = 400 * 24 * time.Hour
 
 // New returns the API's handler, behind the access rules.
 func New(d Deps) http.Handler {
-	a := &api{d: d}
+	a := &api{d: d, window: d.Retention, now: time.Now}
+	if a.window <= 0 {
+		a.window = maxWindow
+	}
 	guard := newAuth(d.Config)
 	mux := http.NewServeMux()
 	for pattern, h := range map[string]handlerFunc{
@@ -145,9 +159,12 @@ func New(d Deps) http.Handler {
 	}
 	// The dashboard: static files embedded in the binary.
 	mux.Handle("GET /", http.FileServerFS(webFS()))
-	// Profiles for operators chasing CPU or memory, on the API's address
-	// (loopback by default).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	// Profiles for operators chasing CPU or memory: with a token only, and
+	// for its holder only (see auth), since a heap profile shows what the
+	// process holds and a CPU profile costs CPU.
+	if d.Config.Token != "" {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	}
 	return guard.wrap(mux)
 }

@@ -201,6 +201,7 @@ func TestErrorsHaveOneShape(t *testing.T) {
 			method = http.MethodPost
 		}
 		req, _ := http.NewRequest(method, base+path, nil)
+		req.Header.Set(ClientHeader, "test")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -53,7 +53,10 @@ func TestAPIAuth(t *testing.T) {
 	// the cookie alone.
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar}
-	resp, err := browser.PostForm(srv+"/api/v1/login", url.Values{"token": {token}})
+	req, _ := http.NewRequest(http.MethodPost, srv+"/api/v1/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", srv) // as the dashboard's fetch sends it
+	resp, err := browser.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("login: %v %v", resp, err)
 	}
@@ -100,3 +103,19 @@ func newLoopbackServer(t *testing.T, h http.Handler) string {
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+func TestAllowedHostsValidated(t *testing.T) {
+	c := Config{Listen: netip.MustParseAddrPort("127.0.0.1:8053"), SessionTTL: time.Hour,
+		AllowedHosts: []string{"vigil.home.arpa", "Pi.Hole.", "vigil.lan:8053", "http://x", "", "-a.example"}}
+	err := c.Validate()
+	for _, bad := range []string{"[2]", "[3]", "[4]", "[5]"} {
+		if err == nil || !strings.Contains(err.Error(), "http.allowed_hosts"+bad) {
+			t.Errorf("allowed_hosts%s not refused: %v", bad, err)
+		}
+	}
+	for _, good := range []string{"[0]", "[1]"} {
+		if err != nil && strings.Contains(err.Error(), "http.allowed_hosts"+good) {
+			t.Errorf("allowed_hosts%s refused: %v", good, err)
+		}
+	}
+}

@@ -203,6 +203,7 @@ func (c *Client) send(ctx context.Context, method, path string) (*http.Response,
 	if err != nil {
 		return nil, fmt.Errorf("building the request for %s: %w", path, err)
 	}
+	req.Header.Set(ClientHeader, "vigil")
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,11 @@ type Config struct {
 	Token string `toml:"token"`
 	// SessionTTL is how long a dashboard login lasts.
 	SessionTTL time.Duration `toml:"session_ttl"`
+	// AllowedHosts are host names, besides localhost and IP addresses,
+	// under which a loopback API may be reached (a reverse proxy's name,
+	// for one). A request naming any other host is refused: a page whose
+	// name an attacker points at 127.0.0.1 (DNS rebinding) sends its own.
+	AllowedHosts []string `toml:"allowed_hosts"`
 }
 
 // Addr returns the address the API listens on; ok is false when it is off.
@@ -35,10 +41,35 @@ func (c Config) Validate() error {
 	if c.Token != "" && len(c.Token) < 12 {
 		errs = append(errs, errors.New("http.token: want at least 12 characters"))
 	}
+	for i, h := range c.AllowedHosts {
+		if !validHostName(h) {
+			errs = append(errs, fmt.Errorf("http.allowed_hosts[%d]: want a host name without port, such as \"vigil.home.arpa\", got %q", i, h))
+		}
+	}
 	if c.SessionTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("http.session_ttl: want at least \"1m\", got %q", c.SessionTTL.String()))
 	}
 	return errors.Join(errs...)
+}
+
+// validHostName says whether h is a DNS host name: letters, digits,
+// hyphens and dots, labels of 1 to 63 characters, no port.
+func validHostName(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // MetricsConfig is the [metrics] section.

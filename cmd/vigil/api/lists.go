@@ -74,6 +74,10 @@ func (a *api) lists(w http.ResponseWriter, r *http.Request) error {
 // object per line, so a CLI can draw a progress bar; the last line carries
 // the final report.
 func (a *api) updateLists(w http.ResponseWriter, r *http.Request) error {
+	// The refresh outlasts the server's write timeout when downloads are
+	// slow; each download is bounded by blocklists.download_timeout and the
+	// refresh ends when the client goes, so this answer goes without one.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	enc := json.NewEncoder(w)
 	flusher, _ := w.(http.Flusher)

@@ -21,7 +21,7 @@ type ClientsReport struct {
 
 // blocked pages through the log, newest first, filtered by the query.
 func (a *api) blocked(w http.ResponseWriter, r *http.Request) error {
-	f, err := logFilterFromQuery(r.URL.Query())
+	f, err := a.logFilterFromQuery(r.URL.Query())
 	if err != nil {
 		return badRequest(err)
 	}
@@ -37,7 +37,7 @@ func (a *api) blocked(w http.ResponseWriter, r *http.Request) error {
 
 // clients summarises every client with blocked lookups in the window.
 func (a *api) clients(w http.ResponseWriter, r *http.Request) error {
-	return answerWindow(w, r, func(since, until time.Time) (any, error) {
+	return a.answerWindow(w, r, func(since, until time.Time) (any, error) {
 		cs, err := a.d.Log.Clients(since, until)
 		return ClientsReport{Since: since, Until: until, Clients: cs}, err
 	})
@@ -45,14 +45,14 @@ func (a *api) clients(w http.ResponseWriter, r *http.Request) error {
 
 // client summarises one client's blocked lookups in the window.
 func (a *api) client(w http.ResponseWriter, r *http.Request) error {
-	return answerWindow(w, r, func(since, until time.Time) (any, error) {
+	return a.answerWindow(w, r, func(since, until time.Time) (any, error) {
 		return a.d.Log.Client(r.PathValue("client"), since, until)
 	})
 }
 
 // clientDays counts one client's blocked lookups per vendor and day.
 func (a *api) clientDays(w http.ResponseWriter, r *http.Request) error {
-	return answerWindow(w, r, func(since, until time.Time) (any, error) {
+	return a.answerWindow(w, r, func(since, until time.Time) (any, error) {
 		days, err := a.d.Log.ClientDays(r.PathValue("client"), since, until)
 		return map[string]any{"client": r.PathValue("client"), "days": days}, err
 	})
@@ -61,8 +61,8 @@ func (a *api) clientDays(w http.ResponseWriter, r *http.Request) error {
 // answerWindow answers with what read finds in the request's window
 // (since, until): a bad window is the client's fault, a failed read the
 // store's.
-func answerWindow(w http.ResponseWriter, r *http.Request, read func(since, until time.Time) (any, error)) error {
-	since, until, err := windowFromQuery(r.URL.Query())
+func (a *api) answerWindow(w http.ResponseWriter, r *http.Request, read func(since, until time.Time) (any, error)) error {
+	since, until, err := a.windowFromQuery(r.URL.Query())
 	if err != nil {
 		return badRequest(err)
 	}
@@ -73,11 +73,14 @@ func answerWindow(w http.ResponseWriter, r *http.Request, read func(since, until
 	return ok(w, v)
 }
 
+// maxLimit bounds the rows of one answer.
+const maxLimit = 1000
+
 // top ranks the most blocked vendors, clients and names (?limit each,
-// default 10).
+// default 10, at most maxLimit).
 func (a *api) top(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	since, until, err := windowFromQuery(q)
+	since, until, err := a.windowFromQuery(q)
 	if err != nil {
 		return badRequest(err)
 	}
@@ -89,6 +92,7 @@ func (a *api) top(w http.ResponseWriter, r *http.Request) error {
 		if n <= 0 {
 			n = 10
 		}
+		n = min(n, maxLimit)
 	}
 	rep, err := a.d.Log.Top(since, until, n)
 	if err != nil {
@@ -99,12 +103,12 @@ func (a *api) top(w http.ResponseWriter, r *http.Request) error {
 
 // series returns the hourly totals of queries and blocked lookups.
 func (a *api) series(w http.ResponseWriter, r *http.Request) error {
-	since, until, err := windowFromQuery(r.URL.Query())
+	since, until, err := a.windowFromQuery(r.URL.Query())
 	if err != nil {
 		return badRequest(err)
 	}
 	if until.IsZero() {
-		until = time.Now()
+		until = a.now()
 	}
 	pts, err := a.d.Series.Series(since, until)
 	if err != nil {
@@ -114,9 +118,12 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) error {
 }
 
 // windowFromQuery reads since (a duration back from now, or an RFC 3339
-// time; default 24h) and until (RFC 3339; default now).
-func windowFromQuery(q url.Values) (since, until time.Time, err error) {
-	now := time.Now()
+// time; default 24h) and until (RFC 3339; default now, zero). The window
+// is clamped to what the log keeps (a.window back from now) and to now:
+// the log's work grows with the window (one row per day for a client's
+// days), and nothing older or newer exists.
+func (a *api) windowFromQuery(q url.Values) (since, until time.Time, err error) {
+	now := a.now()
 	since = now.Add(-24 * time.Hour)
 	if s := q.Get("since"); s != "" {
 		if since, err = ParseTimeArg(s, now); err != nil {
@@ -128,17 +135,33 @@ func windowFromQuery(q url.Values) (since, until time.Time, err error) {
 			return since, until, fmt.Errorf("until: %w", err)
 		}
 	}
+	since, until = a.clamp(since, until, now)
 	return since, until, nil
 }
 
+// clamp bounds a window to [now - a.window, now]; a zero until stays zero
+// (up to now).
+func (a *api) clamp(since, until, now time.Time) (time.Time, time.Time) {
+	if floor := now.Add(-a.window); since.Before(floor) {
+		since = floor
+	}
+	if since.After(now) {
+		since = now
+	}
+	if until.After(now) {
+		until = now
+	}
+	return since, until
+}
+
 // logFilterFromQuery reads GET /api/v1/blocked's parameters.
-func logFilterFromQuery(q url.Values) (querylog.Filter, error) {
-	since, until, err := windowFromQuery(q)
+func (a *api) logFilterFromQuery(q url.Values) (querylog.Filter, error) {
+	since, until, err := a.windowFromQuery(q)
 	if err != nil {
 		return querylog.Filter{}, err
 	}
 	if q.Get("since") == "" {
-		since = time.Time{} // the whole log unless asked
+		since, _ = a.clamp(time.Time{}, until, a.now()) // the whole log unless asked
 	}
 	f := querylog.Filter{
 		Client: q.Get("client"), Vendor: q.Get("vendor"), List: q.Get("list"), Name: q.Get("name"),
@@ -146,8 +169,8 @@ func logFilterFromQuery(q url.Values) (querylog.Filter, error) {
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return f, fmt.Errorf("limit: want 1 to 1000, got %q", l)
+		if err != nil || n < 1 || n > maxLimit {
+			return f, fmt.Errorf("limit: want 1 to %d, got %q", maxLimit, l)
 		}
 		f.Limit = n
 	}
