@@ -57,8 +57,10 @@ func scrub(m *dns.Msg, qname string) int {
 			switch rr.(type) {
 			case *dns.RRSIG:
 			case *dns.DNAME:
-				// A DNAME at an ancestor rewrites names below it.
-				if underChain(h.Name) && !inChain(h.Name) {
+				// A DNAME at an ancestor rewrites names below it; one at a
+				// name of the chain answers a DNAME question (RFC 6672
+				// section 2.3).
+				if underChain(h.Name) {
 					kept[i], grew = true, true
 				}
 			default:
