@@ -615,12 +615,21 @@ func (s *Server) answerMsg(m *dns.Msg, client netip.Addr, proto Proto, out []byt
 	r.RecursionDesired = m.RecursionDesired
 	r.RecursionAvailable = true
 	r.CheckingDisabled = m.CheckingDisabled
+	r.AuthenticatedData = r.AuthenticatedData && showAD(m.AuthenticatedData, q.DO)
 	r.Question = m.Question // the client's own spelling (RFC 1035 is case-preserving; 0x20 clients check it)
 	if reqOPT != nil && resp.ExtendedError != nil {
 		return s.packWithEDE(out, r, reqOPT, proto, resp.ExtendedError)
 	}
 	return s.pack(out, r, reqOPT, proto)
 }
+
+// showAD reports whether a client that asked with the AD bit reqAD and
+// the DO bit do is shown an answer's AD bit: only when it set either (RFC
+// 6840 section 5.7; a client that set neither may not understand it).
+// The cache keeps the upstream's AD, asked for on every query
+// (upstreamRequest), whatever the client asked; this decides per request,
+// for the chain's answers (answerMsg) and the packed ones (Cache.PackedHit).
+func showAD(reqAD, do bool) bool { return reqAD || do }
 
 // newQuery identifies the client of the request m and makes the Query the
 // chain answers, with the Blocker's verdict if prepare took it.

@@ -35,3 +35,46 @@ func TestDNAMEQuestionAnswered(t *testing.T) {
 		}
 	}
 }
+
+// validatingUpstream answers A questions as a validating resolver does
+// for a signed name: AD set only for a request with AD or DO (RFC 6840
+// section 5.7).
+func validatingUpstream(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	q := r.Question[0]
+	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: []byte{192, 0, 2, 1}}}
+	m.AuthenticatedData = r.AuthenticatedData || r.IsEdns0() != nil && r.IsEdns0().Do()
+	_ = w.WriteMsg(m)
+}
+
+// TestADPerRequest asks the same names with and without AD (and with
+// DO), in both orders, over UDP (packed cache hits) and TCP: each client
+// sees AD exactly when it asked with AD or DO, whatever the cache holds.
+func TestADPerRequest(t *testing.T) {
+	up := rt.NewUpstream(t, validatingUpstream)
+	v := startVigil(t, []string{up.Addr}, nil)
+	ask := func(network, name string, ad, do bool) bool {
+		q := rt.Question(name, dns.TypeA)
+		q.AuthenticatedData = ad
+		if do {
+			q.SetEdns0(1232, true)
+		}
+		return rt.Exchange(t, network, v.addr, q).AuthenticatedData
+	}
+	type step struct{ ad, do bool }
+	for _, network := range []string{"udp", "tcp"} {
+		for i, order := range [][]step{
+			{{ad: true}, {}, {ad: true}, {}},
+			{{}, {ad: true}, {}, {ad: true}},
+			{{do: true}, {}, {ad: true, do: true}, {}},
+		} {
+			name := network + string(rune('a'+i)) + ".ad.example"
+			for j, s := range order {
+				if got, want := ask(network, name, s.ad, s.do), s.ad || s.do; got != want {
+					t.Errorf("%s %s query %d (ad=%v do=%v): AD=%v, want %v", network, name, j, s.ad, s.do, got, want)
+				}
+			}
+		}
+	}
+}

@@ -103,6 +103,7 @@ type request struct {
 	edns      bool
 	do, cd    bool
 	rd        bool
+	ad        bool // the AD bit in the request (RFC 6840 section 5.7)
 	udpSize   uint16
 	withOpt   bool // an EDNS option (a cookie) in the request
 	wantFast  bool
@@ -115,6 +116,7 @@ func (r request) pack(t testing.TB, id uint16) []byte {
 	m.Id = id
 	m.RecursionDesired = r.rd
 	m.CheckingDisabled = r.cd
+	m.AuthenticatedData = r.ad
 	if r.edns {
 		m.SetEdns0(r.udpSize, r.do)
 		if r.withOpt {
@@ -154,7 +156,11 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 		{name: "www.example.", qtype: dns.TypeAAAA, rd: true, wantFast: true},
 		{name: "txt.example.", qtype: dns.TypeTXT, rd: true, wantFast: true},
 		{name: "aa.example.", qtype: dns.TypeA, rd: true, wantFast: true},
-		{name: "ad.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, rd: true, wantFast: true},
+		{name: "ad.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, rd: true, wantFast: true},           // AD cached, not shown
+		{name: "ad.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, ad: true, rd: true, wantFast: true}, // shown: asked with AD
+		{name: "ad.example.", qtype: dns.TypeA, ad: true, rd: true, wantFast: true},
+		{name: "ad.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true, wantFast: true}, // shown: asked with DO
+		{name: "x.blocked.example.", qtype: dns.TypeA, ad: true, rd: true, wantFast: true},           // a local answer: never AD
 		{name: "nx.example.", qtype: dns.TypeA, rd: true, wantFast: true},
 		{name: "nodata.example.", qtype: dns.TypeMX, rd: true, wantFast: true},
 		{name: "big.example.", qtype: dns.TypeA, rd: true, wantFast: false},                                    // needs truncation
@@ -235,6 +241,8 @@ func FuzzFastPath(f *testing.F) {
 		{name: "www.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true},
 		{name: "nx.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, withOpt: true},
 		{name: "txt.example.", qtype: dns.TypeTXT},
+		{name: "ad.example.", qtype: dns.TypeA},
+		{name: "ad.example.", qtype: dns.TypeA, ad: true, edns: true, udpSize: 1232},
 		{name: "X.blocked.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true},
 		{name: "a1.cdn.example.", qtype: dns.TypeAAAA},
 		{name: "mask.icloud.com.", qtype: dns.TypeA, rd: true},
