@@ -180,6 +180,12 @@ func (f *Forwarder) try(ctx context.Context, st *forwarderState, q *Query, u *up
 	f.recordSuccess(u, elapsed)
 	u.lat.observe(elapsed)
 	removeOPT(r)
+	// Vigil forwards: its answers are not authoritative, whatever the
+	// upstream (an authoritative server, say) said (RFC 1035 section
+	// 4.1.1). Only Vigil's own answers (Local, Blocker) set AA. Cleared
+	// here, before the cache stores it, so cached answers (packed or
+	// not) say the same.
+	r.Authoritative = false
 	if n := scrub(r, q.Name); n > 0 {
 		f.scrubbed.Add(uint64(n))
 	}

@@ -78,3 +78,41 @@ func TestADPerRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestAAOnlyOnLocalAnswers has an authoritative upstream set AA on every
+// answer: a forwarder's answers are not authoritative, forwarded or from
+// the cache (packed over UDP, unpacked over TCP); Vigil's own answers (the
+// health name, a blocked name) are.
+func TestAAOnlyOnLocalAnswers(t *testing.T) {
+	up := rt.NewUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Authoritative = true
+		if r.Question[0].Qtype == dns.TypeA {
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: []byte{192, 0, 2, 1}}}
+		} else {
+			m.Rcode = dns.RcodeNameError
+			m.Ns = []dns.RR{rt.SOA("example.", 300)}
+		}
+		_ = w.WriteMsg(m)
+	})
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) { c.Lists = newStaticLists(t, []string{"||blocked.example^"}, nil) })
+	for _, network := range []string{"udp", "tcp"} {
+		for _, q := range []struct {
+			name   string
+			qtype  uint16
+			wantAA bool
+		}{
+			{network + ".aa.example", dns.TypeA, false},
+			{network + ".aa.example", dns.TypeA, false}, // cached
+			{network + ".aa.example", dns.TypeMX, false},
+			{network + ".aa.example", dns.TypeMX, false}, // cached NXDOMAIN
+			{"health.vigil", dns.TypeA, true},
+			{"blocked.example", dns.TypeA, true},
+		} {
+			if r := rt.Exchange(t, network, v.addr, rt.Question(q.name, q.qtype)); r.Authoritative != q.wantAA {
+				t.Errorf("%s %s %s: AA=%v, want %v", network, q.name, dns.TypeToString[q.qtype], r.Authoritative, q.wantAA)
+			}
+		}
+	}
+}
