@@ -565,11 +565,40 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte, 
 		return headerReply(out, req, dns.RcodeNotImplemented)
 	}
 	m := new(dns.Msg)
-	if err := m.Unpack(req); err != nil || len(m.Question) != 1 {
+	if err := m.Unpack(req); err != nil || len(m.Question) != 1 || !wellFormed(req, m) {
 		s.stats.formerr.Add(1)
 		return headerReply(out, req, dns.RcodeFormatError)
 	}
 	return s.answerMsg(m, client, proto, out, nil)
+}
+
+// wellFormed reports whether the query m, unpacked from req with one
+// question, is one a strict server answers, beyond what miekg/dns's
+// Unpack checks: its question has a type and a class (Unpack accepts a
+// message that ends after the name), and it has at most one OPT record,
+// in the additional section, owned by the root (RFC 6891 section 6.1.1:
+// anything else is FORMERR). parseWire accepts none of these, so this is
+// only asked of what it declined.
+func wellFormed(req []byte, m *dns.Msg) bool {
+	if end, err := skipName(req, headerLen); err != nil || end+4 > len(req) {
+		return false
+	}
+	for _, sec := range [2][]dns.RR{m.Answer, m.Ns} {
+		for _, rr := range sec {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				return false
+			}
+		}
+	}
+	opts := 0
+	for _, rr := range m.Extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			if opts++; opts > 1 || rr.Header().Name != "." {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // answerMsg answers the request m, a query with one question.

@@ -1,7 +1,9 @@
 package resolver_test
 
 import (
+	"net"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -114,5 +116,71 @@ func TestAAOnlyOnLocalAnswers(t *testing.T) {
 				t.Errorf("%s %s %s: AA=%v, want %v", network, q.name, dns.TypeToString[q.qtype], r.Authoritative, q.wantAA)
 			}
 		}
+	}
+}
+
+// exchangeRaw sends pkt over UDP and returns the reply, or fails.
+func exchangeRaw(t *testing.T, addr string, pkt []byte) *dns.Msg {
+	t.Helper()
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(pkt); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no reply: %v", err)
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(buf[:n]); err != nil {
+		t.Fatalf("reply does not parse: %v", err)
+	}
+	return r
+}
+
+// TestMalformedQueriesFormErr sends queries a strict server rejects:
+// more than one OPT, an OPT outside the additional section or with an
+// owner other than the root (RFC 6891 section 6.1.1), and a question
+// without its type and class. Each gets FORMERR and reaches no upstream.
+func TestMalformedQueriesFormErr(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	v := startVigil(t, []string{up.Addr}, nil)
+	opt := func(owner string) *dns.OPT {
+		return &dns.OPT{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeOPT, Class: 1232}}
+	}
+	pack := func(mod func(m *dns.Msg)) []byte {
+		m := rt.Question("formerr.example", dns.TypeA)
+		mod(m)
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	plain := pack(func(*dns.Msg) {})
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+	}{
+		{"two OPT", pack(func(m *dns.Msg) { m.Extra = []dns.RR{opt("."), opt(".")} })},
+		{"OPT in answer", pack(func(m *dns.Msg) { m.Answer = []dns.RR{opt(".")} })},
+		{"OPT in authority", pack(func(m *dns.Msg) { m.Ns = []dns.RR{opt(".")} })},
+		{"OPT in authority and additional", pack(func(m *dns.Msg) { m.Ns = []dns.RR{opt(".")}; m.Extra = []dns.RR{opt(".")} })},
+		{"OPT owner not root", pack(func(m *dns.Msg) { m.Extra = []dns.RR{opt("example.")} })},
+		{"question without type and class", plain[:len(plain)-4]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := exchangeRaw(t, v.addr, tc.pkt); r.Rcode != dns.RcodeFormatError {
+				t.Errorf("rcode %s, want FORMERR", dns.RcodeToString[r.Rcode])
+			}
+		})
+	}
+	if n := up.Queries(); n != 0 {
+		t.Errorf("upstream saw %d queries, want none", n)
 	}
 }
