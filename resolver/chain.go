@@ -34,8 +34,9 @@ type Chain struct {
 // with the reason for each slot:
 //
 //  0. Local answers (ANY per RFC 8482, resolver-bypass canaries, the
-//     health name): first, so nothing Vigil answers
-//     itself is forwarded, cached or blocked.
+//     health name; zone transfers, CHAOS and other classes than IN
+//     refused): first, so nothing Vigil answers itself is forwarded,
+//     cached or blocked.
 //  1. Blocking (filled by the blocklists stage): before the cache, so a blocked name
 //     never reaches the cache or an upstream, and so its CNAME check sees
 //     every answer, cached or not, and a list change applies at once.

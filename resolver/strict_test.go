@@ -184,3 +184,47 @@ func TestMalformedQueriesFormErr(t *testing.T) {
 		t.Errorf("upstream saw %d queries, want none", n)
 	}
 }
+
+// TestOddQueriesAnsweredLocally: zone transfers (Vigil serves no zone)
+// are REFUSED, classes other than IN and CHAOS NOTIMP, and CHAOS
+// queries REFUSED by default, over UDP and TCP, without reaching an
+// upstream: forwarded, CHAOS identity queries would give away the
+// upstream's software and name.
+func TestOddQueriesAnsweredLocally(t *testing.T) {
+	up := rt.NewUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeTXT, Class: r.Question[0].Qclass}, Txt: []string{"upstream-secret"}}}
+		_ = w.WriteMsg(m)
+	})
+	v := startVigil(t, []string{up.Addr}, nil)
+	for _, network := range []string{"udp", "tcp"} {
+		for _, tc := range []struct {
+			name          string
+			qtype, qclass uint16
+			rcode         int
+		}{
+			{"example.", dns.TypeAXFR, dns.ClassINET, dns.RcodeRefused},
+			{"example.", dns.TypeIXFR, dns.ClassINET, dns.RcodeRefused},
+			{"example.", dns.TypeA, dns.ClassHESIOD, dns.RcodeNotImplemented},
+			{"example.", dns.TypeA, dns.ClassNONE, dns.RcodeNotImplemented},
+			{"example.", dns.TypeA, dns.ClassANY, dns.RcodeNotImplemented},
+			{"version.bind.", dns.TypeTXT, dns.ClassCHAOS, dns.RcodeRefused},
+			{"hostname.bind.", dns.TypeTXT, dns.ClassCHAOS, dns.RcodeRefused},
+			{"id.server.", dns.TypeTXT, dns.ClassCHAOS, dns.RcodeRefused},
+			{"version.server.", dns.TypeTXT, dns.ClassCHAOS, dns.RcodeRefused},
+			{"authors.bind.", dns.TypeTXT, dns.ClassCHAOS, dns.RcodeRefused},
+		} {
+			q := rt.Question(tc.name, tc.qtype)
+			q.Question[0].Qclass = tc.qclass
+			r := rt.Exchange(t, network, v.addr, q)
+			if r.Rcode != tc.rcode || len(r.Answer) != 0 || r.Authoritative {
+				t.Errorf("%s %s %s %s: rcode %s, %d answers, AA=%v; want %s, none, no AA", network, tc.name,
+					dns.ClassToString[tc.qclass], dns.TypeToString[tc.qtype], dns.RcodeToString[r.Rcode], len(r.Answer), r.Authoritative, dns.RcodeToString[tc.rcode])
+			}
+		}
+	}
+	if n := up.Queries(); n != 0 {
+		t.Errorf("upstream saw %d queries, want none", n)
+	}
+}

@@ -103,7 +103,8 @@ type request struct {
 	edns      bool
 	do, cd    bool
 	rd        bool
-	ad        bool // the AD bit in the request (RFC 6840 section 5.7)
+	ad        bool   // the AD bit in the request (RFC 6840 section 5.7)
+	class     uint16 // the question's class; 0 means IN
 	udpSize   uint16
 	withOpt   bool // an EDNS option (a cookie) in the request
 	wantFast  bool
@@ -117,6 +118,9 @@ func (r request) pack(t testing.TB, id uint16) []byte {
 	m.RecursionDesired = r.rd
 	m.CheckingDisabled = r.cd
 	m.AuthenticatedData = r.ad
+	if r.class != 0 {
+		m.Question[0].Qclass = r.class
+	}
 	if r.edns {
 		m.SetEdns0(r.udpSize, r.do)
 		if r.withOpt {
@@ -161,6 +165,10 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 		{name: "ad.example.", qtype: dns.TypeA, ad: true, rd: true, wantFast: true},
 		{name: "ad.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true, wantFast: true}, // shown: asked with DO
 		{name: "x.blocked.example.", qtype: dns.TypeA, ad: true, rd: true, wantFast: true},           // a local answer: never AD
+		{name: "www.example.", qtype: dns.TypeAXFR, rd: true, wantFast: false},                       // REFUSED by Local
+		{name: "www.example.", qtype: dns.TypeA, class: dns.ClassCHAOS, rd: true, wantFast: false},   // REFUSED by Local
+		{name: "version.bind.", qtype: dns.TypeTXT, class: dns.ClassCHAOS, wantFast: false},          // REFUSED by Local
+		{name: "x.blocked.example.", qtype: dns.TypeA, class: dns.ClassANY, wantFast: false},         // NOTIMP by Local, not blocked
 		{name: "nx.example.", qtype: dns.TypeA, rd: true, wantFast: true},
 		{name: "nodata.example.", qtype: dns.TypeMX, rd: true, wantFast: true},
 		{name: "big.example.", qtype: dns.TypeA, rd: true, wantFast: false},                                    // needs truncation
@@ -243,6 +251,9 @@ func FuzzFastPath(f *testing.F) {
 		{name: "txt.example.", qtype: dns.TypeTXT},
 		{name: "ad.example.", qtype: dns.TypeA},
 		{name: "ad.example.", qtype: dns.TypeA, ad: true, edns: true, udpSize: 1232},
+		{name: "www.example.", qtype: dns.TypeIXFR},
+		{name: "version.bind.", qtype: dns.TypeTXT, class: dns.ClassCHAOS},
+		{name: "x.blocked.example.", qtype: dns.TypeA, class: dns.ClassHESIOD, edns: true, udpSize: 1232},
 		{name: "X.blocked.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true},
 		{name: "a1.cdn.example.", qtype: dns.TypeAAAA},
 		{name: "mask.icloud.com.", qtype: dns.TypeA, rd: true},
