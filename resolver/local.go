@@ -22,6 +22,10 @@ type LocalConfig struct {
 	// touching upstreams: A 127.0.0.1 and TXT "ok". Container and service
 	// health checks use it.
 	HealthName string
+	// ChaosIdentity, if set, answers the CHAOS TXT identity questions
+	// (version.bind, hostname.bind, id.server, version.server); unset,
+	// they are REFUSED like every CHAOS question.
+	ChaosIdentity string
 }
 
 // Local answers what Vigil should answer itself rather than forward. It
@@ -40,7 +44,9 @@ type LocalConfig struct {
 //   - CHAOS-class questions REFUSED: forwarded, version.bind,
 //     hostname.bind, id.server and version.server tell the client the
 //     upstream's software and name (RFC 4892), which is not Vigil's to
-//     give away; it is policy, not a missing feature, hence REFUSED;
+//     give away; it is policy, not a missing feature, hence REFUSED.
+//     With LocalConfig.ChaosIdentity set, those four are answered with
+//     it instead;
 //   - any class but IN and CHAOS (HS, NONE, ANY as a class, unassigned)
 //     NOTIMP: Vigil implements class IN only, RFC 1035's "does not
 //     support the requested kind of query"; NONE belongs to UPDATE (RFC
@@ -83,6 +89,7 @@ const (
 	localDiscovery                    // RFC 9462 resolver.arpa: NODATA
 	localRefused                      // zone transfers and CHAOS: REFUSED
 	localNotImp                       // classes other than IN and CHAOS: NOTIMP
+	localChaos                        // a CHAOS identity question, with ChaosIdentity
 )
 
 // decide is the stage's one decision: every path that answers a query
@@ -91,6 +98,12 @@ func (l *Local) decide(name string, qtype, qclass uint16) localAnswer {
 	cfg := l.cfg.Load()
 	switch {
 	case qclass == dns.ClassCHAOS:
+		switch name {
+		case "version.bind.", "hostname.bind.", "id.server.", "version.server.":
+			if cfg.ChaosIdentity != "" {
+				return localChaos
+			}
+		}
 		return localRefused
 	case qclass != dns.ClassINET:
 		return localNotImp
@@ -133,6 +146,13 @@ func (l *Local) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	case localNotImp:
 		m = l.reply(q)
 		m.Rcode, m.Authoritative = dns.RcodeNotImplemented, false
+	case localChaos:
+		m = l.reply(q)
+		if q.Type == dns.TypeTXT {
+			hdr := l.hdr(q, dns.TypeTXT, 0)
+			hdr.Class = dns.ClassCHAOS
+			m.Answer = []dns.RR{&dns.TXT{Hdr: hdr, Txt: []string{l.cfg.Load().ChaosIdentity}}}
+		}
 	case localANY:
 		m = l.reply(q)
 		m.Answer = []dns.RR{&dns.HINFO{Hdr: l.hdr(q, dns.TypeHINFO, anyTTL), Cpu: "RFC8482"}}

@@ -228,3 +228,29 @@ func TestOddQueriesAnsweredLocally(t *testing.T) {
 		t.Errorf("upstream saw %d queries, want none", n)
 	}
 }
+
+// TestChaosIdentity: with blocking.chaos_identity set, the identity
+// names are answered with it, locally; other CHAOS names stay REFUSED.
+func TestChaosIdentity(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) { c.Blocking.ChaosIdentity = "vigil on the router" })
+	for _, name := range []string{"version.bind.", "Hostname.Bind.", "id.server.", "version.server."} {
+		q := rt.Question(name, dns.TypeTXT)
+		q.Question[0].Qclass = dns.ClassCHAOS
+		r := rt.Exchange(t, "udp", v.addr, q)
+		if len(r.Answer) != 1 {
+			t.Fatalf("%s: rcode %s, answer %v", name, dns.RcodeToString[r.Rcode], r.Answer)
+		}
+		if txt, ok := r.Answer[0].(*dns.TXT); !ok || txt.Hdr.Class != dns.ClassCHAOS || txt.Hdr.Name != name || len(txt.Txt) != 1 || txt.Txt[0] != "vigil on the router" {
+			t.Errorf("%s: answer %v", name, r.Answer[0])
+		}
+	}
+	q := rt.Question("authors.bind.", dns.TypeTXT)
+	q.Question[0].Qclass = dns.ClassCHAOS
+	if r := rt.Exchange(t, "udp", v.addr, q); r.Rcode != dns.RcodeRefused {
+		t.Errorf("authors.bind: rcode %s, want REFUSED", dns.RcodeToString[r.Rcode])
+	}
+	if n := up.Queries(); n != 0 {
+		t.Errorf("upstream saw %d queries, want none", n)
+	}
+}

@@ -261,7 +261,7 @@ func FuzzFastPath(f *testing.F) {
 		{name: "_dns.resolver.arpa.", qtype: dns.TypeA},
 	}
 	none := LocalConfig{}
-	all := LocalConfig{BlockBypass: true, HealthName: "health.vigil."}
+	all := LocalConfig{BlockBypass: true, HealthName: "health.vigil.", ChaosIdentity: "vigil"}
 	s.local.Reconfigure(none)
 	for i, r := range seeds {
 		pkt := r.pack(f, uint16(i))
