@@ -488,15 +488,23 @@ func (s *Server) serveConn(c net.Conn, proto Proto) {
 		lenBuf  [2]byte
 	)
 	for !s.stopping.Load() {
+		// Idle until a query's first byte; from then on the rest of it,
+		// the length's second byte included, must come within the read
+		// timeout (one byte must not hold the connection for the idle
+		// timeout).
 		_ = c.SetReadDeadline(time.Now().Add(s.cfg.TCPIdleTimeout))
-		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
+		got, _ := c.Read(lenBuf[:]) // an error leaves got 0, or fails the ReadFull below
+		if got == 0 {
+			break
+		}
+		_ = c.SetReadDeadline(time.Now().Add(s.cfg.TCPReadTimeout))
+		if _, err := io.ReadFull(c, lenBuf[got:]); err != nil {
 			break
 		}
 		n := int(binary.BigEndian.Uint16(lenBuf[:]))
 		if n < headerLen {
 			break // nothing sensible can follow a length this short
 		}
-		_ = c.SetReadDeadline(time.Now().Add(s.cfg.TCPReadTimeout))
 		req := make([]byte, n)
 		if _, err := io.ReadFull(c, req); err != nil {
 			break

@@ -254,3 +254,28 @@ func TestChaosIdentity(t *testing.T) {
 		t.Errorf("upstream saw %d queries, want none", n)
 	}
 }
+
+// TestTCPLengthPrefixUnderReadTimeout: a client that sends one byte of a
+// query's length prefix has begun a query, so the read timeout applies,
+// not the idle timeout.
+func TestTCPLengthPrefixUnderReadTimeout(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) {
+		c.Server.TCPReadTimeout = 200 * time.Millisecond
+		c.Server.TCPIdleTimeout = 3 * time.Second
+	})
+	c, err := net.Dial("tcp", v.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := c.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	if took := time.Since(start); err == nil || isTimeout(err) || took > time.Second {
+		t.Errorf("one byte of a length prefix: %v after %s; want closed within the read timeout (200ms)", err, took.Round(time.Millisecond))
+	}
+}
