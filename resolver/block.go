@@ -44,6 +44,11 @@ type BlockingConfig struct {
 	// HealthName is a name Vigil answers itself, for health checks; "" for
 	// none.
 	HealthName string `toml:"health_name"`
+	// ChaosIdentity, when set, is the text Vigil answers the CHAOS TXT
+	// identity questions with (version.bind, hostname.bind, id.server,
+	// version.server; RFC 4892); "" answers them REFUSED. They are never
+	// forwarded either way (see Local).
+	ChaosIdentity string `toml:"chaos_identity"`
 }
 
 // DefaultBlockingConfig returns the [blocking] defaults.
@@ -78,6 +83,9 @@ func (c *BlockingConfig) Validate() error {
 		if _, ok := dns.IsDomainName(c.HealthName); !ok {
 			errs = append(errs, fmt.Errorf("blocking.health_name: want a domain name such as \"health.vigil.\", got %q", c.HealthName))
 		}
+	}
+	if len(c.ChaosIdentity) > 255 || strings.IndexFunc(c.ChaosIdentity, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+		errs = append(errs, fmt.Errorf("blocking.chaos_identity: want \"\" (CHAOS queries refused) or up to 255 printable ASCII characters, got %q", c.ChaosIdentity))
 	}
 	if c.TTL < time.Second || c.TTL > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("blocking.ttl: want \"1s\" to \"24h\", got %q", c.TTL.String()))

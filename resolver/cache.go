@@ -188,7 +188,11 @@ func (c *Cache) PackedHit(out, req []byte, wq *wireQuery, name string, proto Pro
 	out = append(out[:0], e.wire...)
 	out[0], out[1] = req[0], req[1]
 	out[2] = 0x80 | out[2]&0x04 | req[2]&0x01 // QR, AA as cached, RD as asked
-	out[3] = 0x80 | out[3]&0x6F | req[3]&0x10 // RA, Z/AD/rcode as cached, CD as asked
+	ad := out[3] & 0x20
+	if !showAD(req[3]&0x20 != 0, wq.do) {
+		ad = 0
+	}
+	out[3] = 0x80 | out[3]&0x4F | ad | req[3]&0x10 // RA, Z/rcode as cached, AD as cached if shown, CD as asked
 	copy(out[headerLen:wq.nameEnd], req[headerLen:wq.nameEnd])
 	age := e.age(now)
 	for _, off := range e.ttls {

@@ -34,8 +34,9 @@ type Chain struct {
 // with the reason for each slot:
 //
 //  0. Local answers (ANY per RFC 8482, resolver-bypass canaries, the
-//     health name): first, so nothing Vigil answers
-//     itself is forwarded, cached or blocked.
+//     health name; zone transfers, CHAOS and other classes than IN
+//     refused): first, so nothing Vigil answers itself is forwarded,
+//     cached or blocked.
 //  1. Blocking (filled by the blocklists stage): before the cache, so a blocked name
 //     never reaches the cache or an upstream, and so its CNAME check sees
 //     every answer, cached or not, and a list change applies at once.
@@ -72,7 +73,7 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 		ch.Blocker = NewBlocker(cfg.Lists, cfg.Blocking, cfg.Pause, ch.Handler)
 		ch.Handler = ch.Blocker
 	}
-	ch.local = NewLocal(LocalConfig{BlockBypass: cfg.Blocking.BlockBypass, HealthName: cfg.Blocking.HealthName}, ch.Handler)
+	ch.local = NewLocal(localConfig(cfg.Blocking), ch.Handler)
 	ch.Handler = ch.local
 	return ch, nil
 }
@@ -92,8 +93,13 @@ func (ch *Chain) Reconfigure(cfg ChainConfig) error {
 	if ch.Blocker != nil {
 		ch.Blocker.Reconfigure(cfg.Blocking)
 	}
-	ch.local.Reconfigure(LocalConfig{BlockBypass: cfg.Blocking.BlockBypass, HealthName: cfg.Blocking.HealthName})
+	ch.local.Reconfigure(localConfig(cfg.Blocking))
 	return nil
+}
+
+// localConfig is what the local-answers stage takes from [blocking].
+func localConfig(b BlockingConfig) LocalConfig {
+	return LocalConfig{BlockBypass: b.BlockBypass, HealthName: b.HealthName, ChaosIdentity: b.ChaosIdentity}
 }
 
 // buildUpstreams makes the Upstream for every configured server.

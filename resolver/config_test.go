@@ -256,3 +256,23 @@ macs = ["aa:bb:cc:dd:ee:01"]
 		t.Errorf("encoding and decoding changed the configuration:\nbefore %+v\nafter  %+v", got, again)
 	}
 }
+
+func TestBlockingChaosIdentityValidate(t *testing.T) {
+	for _, tc := range []struct {
+		identity string
+		ok       bool
+	}{
+		{"", true},
+		{"vigil", true},
+		{strings.Repeat("x", 255), true},
+		{strings.Repeat("x", 256), false},
+		{"two\nlines", false},
+		{"vigïl", false},
+	} {
+		c := DefaultBlockingConfig()
+		c.ChaosIdentity = tc.identity
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("chaos_identity %q: error %v, want ok=%v", tc.identity, err, tc.ok)
+		}
+	}
+}

@@ -180,6 +180,12 @@ func (f *Forwarder) try(ctx context.Context, st *forwarderState, q *Query, u *up
 	f.recordSuccess(u, elapsed)
 	u.lat.observe(elapsed)
 	removeOPT(r)
+	// Vigil forwards: its answers are not authoritative, whatever the
+	// upstream (an authoritative server, say) said (RFC 1035 section
+	// 4.1.1). Only Vigil's own answers (Local, Blocker) set AA. Cleared
+	// here, before the cache stores it, so cached answers (packed or
+	// not) say the same.
+	r.Authoritative = false
 	if n := scrub(r, q.Name); n > 0 {
 		f.scrubbed.Add(uint64(n))
 	}
@@ -188,14 +194,17 @@ func (f *Forwarder) try(ctx context.Context, st *forwarderState, q *Query, u *up
 
 // upstreamRequest builds the message sent upstream: a fresh random ID per
 // attempt, the client's question, RD set, and Vigil's own EDNS (the client's
-// options, such as its subnet, are not passed on).
+// options, such as its subnet, are not passed on). AD is always set, so
+// the upstream says whether it validated the answer (RFC 6840 section
+// 5.7) whatever the client asked: the answer is cached once, and the
+// Server shows AD only to clients that asked with AD or DO (showAD).
 func upstreamRequest(q *Query) *dns.Msg {
 	m := &dns.Msg{
 		MsgHdr: dns.MsgHdr{
 			Id:                uint16(rand.Uint32()),
 			RecursionDesired:  true,
 			CheckingDisabled:  q.CD,
-			AuthenticatedData: q.Msg.AuthenticatedData,
+			AuthenticatedData: true,
 		},
 		Question: []dns.Question{{Name: q.Name, Qtype: q.Type, Qclass: q.Class}},
 	}

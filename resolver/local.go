@@ -22,6 +22,10 @@ type LocalConfig struct {
 	// touching upstreams: A 127.0.0.1 and TXT "ok". Container and service
 	// health checks use it.
 	HealthName string
+	// ChaosIdentity, if set, answers the CHAOS TXT identity questions
+	// (version.bind, hostname.bind, id.server, version.server); unset,
+	// they are REFUSED like every CHAOS question.
+	ChaosIdentity string
 }
 
 // Local answers what Vigil should answer itself rather than forward. It
@@ -30,6 +34,24 @@ type LocalConfig struct {
 // ANY queries get the minimal answer of RFC 8482 section 4.2 (one HINFO
 // record "RFC8482"): forwarding them would hand whoever spoofs a client's
 // address the biggest answers upstreams give, an amplification tool.
+//
+// Questions Vigil has no business forwarding are answered here too:
+//   - zone transfers (AXFR, IXFR) REFUSED: Vigil serves no zone, and
+//     passing them on would let a client pull zones from the upstreams
+//     with Vigil's address; REFUSED is RFC 1035's "will not, by policy",
+//     what recursive resolvers answer (Unbound, BIND without
+//     allow-transfer);
+//   - CHAOS-class questions REFUSED: forwarded, version.bind,
+//     hostname.bind, id.server and version.server tell the client the
+//     upstream's software and name (RFC 4892), which is not Vigil's to
+//     give away; it is policy, not a missing feature, hence REFUSED.
+//     With LocalConfig.ChaosIdentity set, those four are answered with
+//     it instead;
+//   - any class but IN and CHAOS (HS, NONE, ANY as a class, unassigned)
+//     NOTIMP: Vigil implements class IN only, RFC 1035's "does not
+//     support the requested kind of query"; NONE belongs to UPDATE (RFC
+//     2136) and ANY has no data of its own, so no upstream would answer
+//     them usefully either.
 type Local struct {
 	cfg  atomic.Pointer[LocalConfig] // replaced by a reload
 	next Handler
@@ -65,13 +87,28 @@ const (
 	localHealth                       // the health name
 	localBypassNX                     // a resolver-bypass canary: NXDOMAIN
 	localDiscovery                    // RFC 9462 resolver.arpa: NODATA
+	localRefused                      // zone transfers and CHAOS: REFUSED
+	localNotImp                       // classes other than IN and CHAOS: NOTIMP
+	localChaos                        // a CHAOS identity question, with ChaosIdentity
 )
 
 // decide is the stage's one decision: every path that answers a query
 // (Resolve, and the Server's packed answers through Handles) asks it.
-func (l *Local) decide(name string, qtype uint16) localAnswer {
+func (l *Local) decide(name string, qtype, qclass uint16) localAnswer {
 	cfg := l.cfg.Load()
 	switch {
+	case qclass == dns.ClassCHAOS:
+		switch name {
+		case "version.bind.", "hostname.bind.", "id.server.", "version.server.":
+			if cfg.ChaosIdentity != "" {
+				return localChaos
+			}
+		}
+		return localRefused
+	case qclass != dns.ClassINET:
+		return localNotImp
+	case qtype == dns.TypeAXFR || qtype == dns.TypeIXFR:
+		return localRefused
 	case qtype == dns.TypeANY:
 		return localANY
 	case cfg.HealthName != "" && name == cfg.HealthName:
@@ -93,16 +130,29 @@ func (l *Local) decide(name string, qtype uint16) localAnswer {
 // Handles reports whether the stage answers the question itself, so that
 // nothing after it (blocking, the cache) may: the Server asks it before
 // answering from packed bytes. name is lowercased and fully qualified.
-func (l *Local) Handles(name string, qtype uint16) bool {
-	return l.decide(name, qtype) != localNone
+func (l *Local) Handles(name string, qtype, qclass uint16) bool {
+	return l.decide(name, qtype, qclass) != localNone
 }
 
 // Resolve implements Handler.
 func (l *Local) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	var m *dns.Msg
-	switch l.decide(q.Name, q.Type) {
+	switch l.decide(q.Name, q.Type, q.Class) {
 	case localNone:
 		return l.next.Resolve(ctx, q)
+	case localRefused:
+		m = l.reply(q)
+		m.Rcode, m.Authoritative = dns.RcodeRefused, false
+	case localNotImp:
+		m = l.reply(q)
+		m.Rcode, m.Authoritative = dns.RcodeNotImplemented, false
+	case localChaos:
+		m = l.reply(q)
+		if q.Type == dns.TypeTXT {
+			hdr := l.hdr(q, dns.TypeTXT, 0)
+			hdr.Class = dns.ClassCHAOS
+			m.Answer = []dns.RR{&dns.TXT{Hdr: hdr, Txt: []string{l.cfg.Load().ChaosIdentity}}}
+		}
 	case localANY:
 		m = l.reply(q)
 		m.Answer = []dns.RR{&dns.HINFO{Hdr: l.hdr(q, dns.TypeHINFO, anyTTL), Cpu: "RFC8482"}}

@@ -92,7 +92,7 @@ func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte,
 	// compared here; what outlives the query is copied (the log) or
 	// rebased (the verdict).
 	name := unsafe.String(&rb.name[0], n)
-	if s.local != nil && s.local.Handles(name, wq.qtype) {
+	if s.local != nil && s.local.Handles(name, wq.qtype, wq.qclass) {
 		return nil, false
 	}
 	b := s.blocker

@@ -23,7 +23,7 @@ func FuzzServerAnswer(f *testing.F) {
 		return &Response{Msg: m, Source: SourceUpstream}, nil
 	})
 	cfg := DefaultServerConfig()
-	s := NewServer(cfg, ServerDeps{Handler: NewLocal(LocalConfig{BlockBypass: true, HealthName: "health.vigil."}, echo), Log: zap.NewNop()})
+	s := NewServer(cfg, ServerDeps{Handler: NewLocal(LocalConfig{BlockBypass: true, HealthName: "health.vigil.", ChaosIdentity: "vigil"}, echo), Log: zap.NewNop()})
 	client := netip.MustParseAddr("127.0.0.1")
 	for _, build := range []func() *dns.Msg{
 		func() *dns.Msg { m := new(dns.Msg); m.SetQuestion("example.com.", dns.TypeA); return m },

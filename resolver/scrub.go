@@ -9,11 +9,19 @@ import (
 // scrub drops records that have no business in an answer to qname before
 // it is cached or returned: answer records outside the CNAME/DNAME chain
 // that starts at qname, authority records that are not about an ancestor
-// of a name in that chain, and additional records other than addresses
-// of the name servers the authority section names. This is the classic
-// defence against cache poisoning by out-of-bailiwick data (RFC 5452
-// section 6; the Kaminsky attack rode on such "extra" records). It
-// returns how many records it dropped.
+// of a name in that chain (or, for denial-of-existence records, not in a
+// zone that is), and additional records other than addresses of the name
+// servers the authority section names. This is the classic defence
+// against cache poisoning by out-of-bailiwick data (RFC 5452 section 6;
+// the Kaminsky attack rode on such "extra" records). It returns how many
+// records it dropped.
+//
+// What a validating client needs to check the answer stays: a signature
+// goes with the RRset it signs (kept or dropped together, in every
+// section), and the NSEC and NSEC3 records that prove a name, a type or a
+// closer match does not exist (RFC 4035 section 3.1.3) are kept when a
+// zone of the chain holds them, although their owners are rarely names of
+// the chain.
 func scrub(m *dns.Msg, qname string) int {
 	chain := []string{strings.ToLower(qname)}
 	inChain := func(name string) bool {
@@ -25,10 +33,19 @@ func scrub(m *dns.Msg, qname string) int {
 		}
 		return false
 	}
+	// underChain: zone is a name of the chain or an ancestor of one.
+	underChain := func(zone string) bool {
+		for _, c := range chain {
+			if dns.IsSubDomain(zone, c) {
+				return true
+			}
+		}
+		return false
+	}
 	dropped := 0
-	answer := m.Answer[:0]
 	// Records come in chain order in practice, but be robust to any
-	// order: repeat until the chain stops growing.
+	// order: repeat until the chain stops growing. Signatures are decided
+	// by keepSigned, with what they sign.
 	kept := make([]bool, len(m.Answer))
 	for grew := true; grew; {
 		grew = false
@@ -38,13 +55,13 @@ func scrub(m *dns.Msg, qname string) int {
 			}
 			h := rr.Header()
 			switch rr.(type) {
+			case *dns.RRSIG:
 			case *dns.DNAME:
-				// A DNAME at an ancestor rewrites names below it.
-				for _, c := range chain {
-					if dns.IsSubDomain(h.Name, c) && !strings.EqualFold(h.Name, c) {
-						kept[i], grew = true, true
-						break
-					}
+				// A DNAME at an ancestor rewrites names below it; one at a
+				// name of the chain answers a DNAME question (RFC 6672
+				// section 2.3).
+				if underChain(h.Name) {
+					kept[i], grew = true, true
 				}
 			default:
 				if inChain(h.Name) {
@@ -56,61 +73,96 @@ func scrub(m *dns.Msg, qname string) int {
 			}
 		}
 	}
-	for i, rr := range m.Answer {
-		if kept[i] {
-			answer = append(answer, rr)
-		} else {
-			dropped++
-		}
-	}
-	m.Answer = answer
+	var n int
+	m.Answer, n = keepSigned(m.Answer, kept)
+	dropped += n
 
-	underChain := func(zone string) bool {
-		for _, c := range chain {
-			if dns.IsSubDomain(zone, c) {
-				return true
-			}
+	// The zones the authority section may speak for: those of its SOA
+	// records and the signers of its signatures, when they are the chain's
+	// names or their ancestors. A signer is the apex of the zone holding
+	// what it signs (RFC 4035 section 5.3.1), so an NSEC or NSEC3 under
+	// one of them belongs to a zone of the chain.
+	var zones []string
+	for _, rr := range m.Ns {
+		var zone string
+		switch r := rr.(type) {
+		case *dns.SOA:
+			zone = r.Hdr.Name
+		case *dns.RRSIG:
+			zone = r.SignerName
+		default:
+			continue
 		}
-		return false
+		if underChain(zone) {
+			zones = append(zones, zone)
+		}
 	}
 	var nsNames []string
-	ns := m.Ns[:0]
-	for _, rr := range m.Ns {
-		switch rr.Header().Rrtype {
-		case dns.TypeSOA, dns.TypeNS, dns.TypeDS, dns.TypeNSEC, dns.TypeNSEC3, dns.TypeRRSIG:
-			if underChain(rr.Header().Name) || rr.Header().Rrtype == dns.TypeNSEC3 || rr.Header().Rrtype == dns.TypeRRSIG {
-				ns = append(ns, rr)
-				if n, ok := rr.(*dns.NS); ok {
-					nsNames = append(nsNames, strings.ToLower(n.Ns))
+	kept = make([]bool, len(m.Ns))
+	for i, rr := range m.Ns {
+		h := rr.Header()
+		switch h.Rrtype {
+		case dns.TypeSOA, dns.TypeNS, dns.TypeDS, dns.TypeDNSKEY:
+			kept[i] = underChain(h.Name)
+		case dns.TypeNSEC, dns.TypeNSEC3:
+			for _, z := range zones {
+				if dns.IsSubDomain(z, h.Name) {
+					kept[i] = true
+					break
 				}
-				continue
 			}
 		}
-		dropped++
+		if n, ok := rr.(*dns.NS); ok && kept[i] {
+			nsNames = append(nsNames, strings.ToLower(n.Ns))
+		}
 	}
-	m.Ns = ns
+	m.Ns, n = keepSigned(m.Ns, kept)
+	dropped += n
 
-	extra := m.Extra[:0]
-	for _, rr := range m.Extra {
+	kept = make([]bool, len(m.Extra))
+	for i, rr := range m.Extra {
 		h := rr.Header()
 		switch h.Rrtype {
 		case dns.TypeOPT, dns.TypeTSIG, dns.TypeSIG:
-			extra = append(extra, rr)
-			continue
+			kept[i] = true
 		case dns.TypeA, dns.TypeAAAA:
-			glue := false
 			for _, n := range nsNames {
 				if strings.EqualFold(n, h.Name) {
-					glue = true
+					kept[i] = true // glue
+					break
 				}
 			}
-			if glue {
-				extra = append(extra, rr)
-				continue
+		}
+	}
+	m.Extra, n = keepSigned(m.Extra, kept)
+	return dropped + n
+}
+
+// keepSigned keeps the records of rrs that keep marks, and each RRSIG
+// whose RRset (its owner, the type it covers) is kept in the same
+// section: a signature is kept or dropped with what it signs. keep's
+// entries for signatures are ignored. It filters rrs in place and returns
+// how many records it dropped.
+func keepSigned(rrs []dns.RR, keep []bool) ([]dns.RR, int) {
+	for i, rr := range rrs {
+		sig, ok := rr.(*dns.RRSIG)
+		if !ok {
+			continue
+		}
+		keep[i] = false
+		for j, o := range rrs {
+			h := o.Header()
+			if keep[j] && h.Rrtype == sig.TypeCovered && h.Rrtype != dns.TypeRRSIG && strings.EqualFold(h.Name, sig.Hdr.Name) {
+				keep[i] = true
+				break
 			}
 		}
-		dropped++
 	}
-	m.Extra = extra
-	return dropped
+	out := rrs[:0]
+	for i, rr := range rrs {
+		if keep[i] {
+			out = append(out, rr)
+		}
+	}
+	return out, len(rrs) - len(out)
 }

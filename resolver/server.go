@@ -558,18 +558,29 @@ func (s *Server) serveConn(tc *tcpConn, proto Proto) {
 		lenBuf  [2]byte
 	)
 	for !s.stopping.Load() {
+		// Idle until a query's first byte; from then on the rest of it,
+		// the length's second byte included, must come within the read
+		// timeout (one byte must not hold the connection for the idle
+		// timeout).
 		_ = c.SetReadDeadline(time.Now().Add(s.idleTimeout()))
 		if tc.evicted.Load() {
 			break // after setting the deadline: evictIdle's may not be overwritten unseen
 		}
-		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
+		got, _ := c.Read(lenBuf[:]) // an error leaves got 0, or fails the ReadFull below
+		if got == 0 {
+			break
+		}
+		_ = c.SetReadDeadline(time.Now().Add(s.cfg.TCPReadTimeout))
+		if tc.evicted.Load() {
+			break
+		}
+		if _, err := io.ReadFull(c, lenBuf[got:]); err != nil {
 			break
 		}
 		n := int(binary.BigEndian.Uint16(lenBuf[:]))
 		if n < headerLen {
 			break // nothing sensible can follow a length this short
 		}
-		_ = c.SetReadDeadline(time.Now().Add(s.cfg.TCPReadTimeout))
 		req := make([]byte, n)
 		if _, err := io.ReadFull(c, req); err != nil {
 			break
@@ -641,11 +652,40 @@ func (s *Server) answer(req []byte, client netip.Addr, proto Proto, out []byte, 
 		return headerReply(out, req, dns.RcodeNotImplemented)
 	}
 	m := new(dns.Msg)
-	if err := m.Unpack(req); err != nil || len(m.Question) != 1 {
+	if err := m.Unpack(req); err != nil || len(m.Question) != 1 || !wellFormed(req, m) {
 		s.stats.formerr.Add(1)
 		return headerReply(out, req, dns.RcodeFormatError)
 	}
 	return s.answerMsg(m, client, proto, out, nil)
+}
+
+// wellFormed reports whether the query m, unpacked from req with one
+// question, is one a strict server answers, beyond what miekg/dns's
+// Unpack checks: its question has a type and a class (Unpack accepts a
+// message that ends after the name), and it has at most one OPT record,
+// in the additional section, owned by the root (RFC 6891 section 6.1.1:
+// anything else is FORMERR). parseWire accepts none of these, so this is
+// only asked of what it declined.
+func wellFormed(req []byte, m *dns.Msg) bool {
+	if end, err := skipName(req, headerLen); err != nil || end+4 > len(req) {
+		return false
+	}
+	for _, sec := range [2][]dns.RR{m.Answer, m.Ns} {
+		for _, rr := range sec {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				return false
+			}
+		}
+	}
+	opts := 0
+	for _, rr := range m.Extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			if opts++; opts > 1 || rr.Header().Name != "." {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // answerMsg answers the request m, a query with one question.
@@ -695,12 +735,21 @@ func (s *Server) answerMsg(m *dns.Msg, client netip.Addr, proto Proto, out []byt
 	r.RecursionDesired = m.RecursionDesired
 	r.RecursionAvailable = true
 	r.CheckingDisabled = m.CheckingDisabled
+	r.AuthenticatedData = r.AuthenticatedData && showAD(m.AuthenticatedData, q.DO)
 	r.Question = m.Question // the client's own spelling (RFC 1035 is case-preserving; 0x20 clients check it)
 	if reqOPT != nil && resp.ExtendedError != nil {
 		return s.packWithEDE(out, r, reqOPT, proto, resp.ExtendedError)
 	}
 	return s.pack(out, r, reqOPT, proto)
 }
+
+// showAD reports whether a client that asked with the AD bit reqAD and
+// the DO bit do is shown an answer's AD bit: only when it set either (RFC
+// 6840 section 5.7; a client that set neither may not understand it).
+// The cache keeps the upstream's AD, asked for on every query
+// (upstreamRequest), whatever the client asked; this decides per request,
+// for the chain's answers (answerMsg) and the packed ones (Cache.PackedHit).
+func showAD(reqAD, do bool) bool { return reqAD || do }
 
 // newQuery identifies the client of the request m and makes the Query the
 // chain answers, with the Blocker's verdict if prepare took it.

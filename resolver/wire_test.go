@@ -103,6 +103,8 @@ type request struct {
 	edns      bool
 	do, cd    bool
 	rd        bool
+	ad        bool   // the AD bit in the request (RFC 6840 section 5.7)
+	class     uint16 // the question's class; 0 means IN
 	udpSize   uint16
 	withOpt   bool // an EDNS option (a cookie) in the request
 	wantFast  bool
@@ -115,6 +117,10 @@ func (r request) pack(t testing.TB, id uint16) []byte {
 	m.Id = id
 	m.RecursionDesired = r.rd
 	m.CheckingDisabled = r.cd
+	m.AuthenticatedData = r.ad
+	if r.class != 0 {
+		m.Question[0].Qclass = r.class
+	}
 	if r.edns {
 		m.SetEdns0(r.udpSize, r.do)
 		if r.withOpt {
@@ -154,7 +160,15 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 		{name: "www.example.", qtype: dns.TypeAAAA, rd: true, wantFast: true},
 		{name: "txt.example.", qtype: dns.TypeTXT, rd: true, wantFast: true},
 		{name: "aa.example.", qtype: dns.TypeA, rd: true, wantFast: true},
-		{name: "ad.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, rd: true, wantFast: true},
+		{name: "ad.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, rd: true, wantFast: true},           // AD cached, not shown
+		{name: "ad.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, ad: true, rd: true, wantFast: true}, // shown: asked with AD
+		{name: "ad.example.", qtype: dns.TypeA, ad: true, rd: true, wantFast: true},
+		{name: "ad.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true, wantFast: true}, // shown: asked with DO
+		{name: "x.blocked.example.", qtype: dns.TypeA, ad: true, rd: true, wantFast: true},           // a local answer: never AD
+		{name: "www.example.", qtype: dns.TypeAXFR, rd: true, wantFast: false},                       // REFUSED by Local
+		{name: "www.example.", qtype: dns.TypeA, class: dns.ClassCHAOS, rd: true, wantFast: false},   // REFUSED by Local
+		{name: "version.bind.", qtype: dns.TypeTXT, class: dns.ClassCHAOS, wantFast: false},          // REFUSED by Local
+		{name: "x.blocked.example.", qtype: dns.TypeA, class: dns.ClassANY, wantFast: false},         // NOTIMP by Local, not blocked
 		{name: "nx.example.", qtype: dns.TypeA, rd: true, wantFast: true},
 		{name: "nodata.example.", qtype: dns.TypeMX, rd: true, wantFast: true},
 		{name: "big.example.", qtype: dns.TypeA, rd: true, wantFast: false},                                    // needs truncation
@@ -235,6 +249,11 @@ func FuzzFastPath(f *testing.F) {
 		{name: "www.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true},
 		{name: "nx.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, withOpt: true},
 		{name: "txt.example.", qtype: dns.TypeTXT},
+		{name: "ad.example.", qtype: dns.TypeA},
+		{name: "ad.example.", qtype: dns.TypeA, ad: true, edns: true, udpSize: 1232},
+		{name: "www.example.", qtype: dns.TypeIXFR},
+		{name: "version.bind.", qtype: dns.TypeTXT, class: dns.ClassCHAOS},
+		{name: "x.blocked.example.", qtype: dns.TypeA, class: dns.ClassHESIOD, edns: true, udpSize: 1232},
 		{name: "X.blocked.example.", qtype: dns.TypeA, edns: true, udpSize: 1232, do: true},
 		{name: "a1.cdn.example.", qtype: dns.TypeAAAA},
 		{name: "mask.icloud.com.", qtype: dns.TypeA, rd: true},
@@ -242,7 +261,7 @@ func FuzzFastPath(f *testing.F) {
 		{name: "_dns.resolver.arpa.", qtype: dns.TypeA},
 	}
 	none := LocalConfig{}
-	all := LocalConfig{BlockBypass: true, HealthName: "health.vigil."}
+	all := LocalConfig{BlockBypass: true, HealthName: "health.vigil.", ChaosIdentity: "vigil"}
 	s.local.Reconfigure(none)
 	for i, r := range seeds {
 		pkt := r.pack(f, uint16(i))

@@ -133,3 +133,39 @@ func TestValidateErrorsKeepIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestShippedConfigSpellsEveryKey: config.toml documents each setting by
+// writing it out with its default, so a key missing from the file (which
+// decodes to the same default and so escapes TestShippedConfigIsValid)
+// is a setting users cannot find. Tables of arrays ([[lists]],
+// [[clients]]) are examples, not settings, and are left out.
+func TestShippedConfigSpellsEveryKey(t *testing.T) {
+	var cfg Config
+	md, err := toml.Decode(string(vigil.DefaultConfig), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(typ reflect.Type, path []string)
+	walk = func(typ reflect.Type, path []string) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			if !f.IsExported() || name == "" || name == "-" {
+				continue
+			}
+			key := append(append([]string(nil), path...), name)
+			ft := f.Type
+			if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+				continue
+			}
+			if ft.Kind() == reflect.Struct && len(path) == 0 {
+				walk(ft, key)
+				continue
+			}
+			if !md.IsDefined(key...) {
+				t.Errorf("config.toml does not spell out %s", strings.Join(key, "."))
+			}
+		}
+	}
+	walk(reflect.TypeOf(cfg), nil)
+}
