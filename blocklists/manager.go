@@ -96,12 +96,40 @@ type Manager struct {
 	current    atomic.Pointer[Set]
 	generation atomic.Uint64
 	refreshMu  sync.Mutex // one refresh at a time
+
+	// retry holds, by SourceID, the sources whose latest attempt failed:
+	// Run tries them again with backoff, not after RefreshInterval.
+	retryMu sync.Mutex
+	retry   map[string]retryState
+	// retryBase is the first wait before trying a failed source again;
+	// it doubles with each failure in a row, up to retryMax.
+	retryBase, retryMax time.Duration
+	// wake tells Run that the retry schedule changed.
+	wake chan struct{}
 }
+
+// retryState is one failing source's place in the retry schedule.
+type retryState struct {
+	failures int       // attempts in a row that failed
+	next     time.Time // when the next attempt is due
+}
+
+// Default retry backoff: a router that boots before its uplink gets its
+// lists within seconds of the network coming up, and a source that stays
+// broken is tried every few minutes, not every second.
+const (
+	defaultRetryBase = 10 * time.Second
+	defaultRetryMax  = 10 * time.Minute
+)
 
 // NewManager returns a Manager for validated lists. Until Load runs,
 // Current returns an empty set.
 func NewManager(cfg UpdateConfig, lists []ListConfig, st ListStore, log *zap.Logger) *Manager {
-	m := &Manager{store: st, log: log, now: time.Now, client: &http.Client{}}
+	m := &Manager{
+		store: st, log: log, now: time.Now, client: &http.Client{},
+		retry: map[string]retryState{}, retryBase: defaultRetryBase, retryMax: defaultRetryMax,
+		wake: make(chan struct{}, 1),
+	}
 	m.conf.Store(&managerConf{cfg: cfg, lists: lists})
 	empty, _ := NewBuilder().Build()
 	m.current.Store(&Set{Matcher: empty, Built: m.now()})
@@ -188,6 +216,23 @@ type Progress func(done, total int, st SourceStatus)
 // is good, and rebuilds the set if anything changed. It returns the status
 // of every source.
 func (m *Manager) Refresh(ctx context.Context, progress Progress) []SourceStatus {
+	return m.refresh(ctx, progress, func(string) bool { return true })
+}
+
+// retryDue tries again the failed sources whose next attempt is due.
+func (m *Manager) retryDue(ctx context.Context) {
+	now := m.now()
+	m.refresh(ctx, nil, func(id string) bool {
+		m.retryMu.Lock()
+		defer m.retryMu.Unlock()
+		r, ok := m.retry[id]
+		return ok && !r.next.After(now)
+	})
+}
+
+// refresh updates the sources that pick selects (by SourceID), and
+// rebuilds the set if anything changed.
+func (m *Manager) refresh(ctx context.Context, progress Progress, pick func(id string) bool) []SourceStatus {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
 	type job struct {
@@ -195,9 +240,12 @@ func (m *Manager) Refresh(ctx context.Context, progress Progress) []SourceStatus
 		src string
 	}
 	var jobs []job
-	for i := range m.conf.Load().lists {
-		for _, src := range m.conf.Load().lists[i].Sources {
-			jobs = append(jobs, job{&m.conf.Load().lists[i], src})
+	conf := m.conf.Load()
+	for i := range conf.lists {
+		for _, src := range conf.lists[i].Sources {
+			if pick(SourceID(conf.lists[i].Name, src)) {
+				jobs = append(jobs, job{&conf.lists[i], src})
+			}
 		}
 	}
 	var (
@@ -205,7 +253,7 @@ func (m *Manager) Refresh(ctx context.Context, progress Progress) []SourceStatus
 		mu      sync.Mutex
 		done    int
 		changed bool
-		sem     = make(chan struct{}, m.conf.Load().cfg.MaxConcurrentDownloads)
+		sem     = make(chan struct{}, conf.cfg.MaxConcurrentDownloads)
 	)
 	for _, j := range jobs {
 		wg.Add(1)
@@ -233,12 +281,17 @@ func (m *Manager) Refresh(ctx context.Context, progress Progress) []SourceStatus
 
 // Run refreshes the sources every RefreshInterval (plus jitter) until ctx
 // ends. The first refresh comes soon after start when a URL source has no
-// copy or its copy is older than the interval.
+// copy or its copy is older than the interval. A source whose update
+// failed (no copy yet, or a failed refresh) is tried again with backoff,
+// from seconds up to minutes, until it succeeds: a router that boots
+// before its uplink blocks within moments of the network coming up, not a
+// day later.
 func (m *Manager) Run(ctx context.Context) {
 	// A source without a copy is fetched at once; otherwise the first
 	// refresh comes when the oldest copy reaches the interval. Jitter
 	// spreads the periodic refreshes, never the first fetch.
-	wait := m.conf.Load().cfg.RefreshInterval + m.jitter()
+	interval := m.conf.Load().cfg.RefreshInterval
+	wait := interval + m.jitter()
 	for _, st := range m.Status() {
 		if !IsURL(st.Source) {
 			continue
@@ -247,19 +300,80 @@ func (m *Manager) Run(ctx context.Context) {
 			wait = 0
 			break
 		}
-		wait = min(wait, max(0, m.conf.Load().cfg.RefreshInterval-m.now().Sub(st.FetchedAt)))
+		wait = min(wait, max(0, interval-m.now().Sub(st.FetchedAt)))
 	}
+	nextRefresh := m.now().Add(wait)
 	for {
-		t := time.NewTimer(wait)
+		wait := nextRefresh.Sub(m.now())
+		if due, ok := m.nextRetry(); ok {
+			wait = min(wait, due.Sub(m.now()))
+		}
+		t := time.NewTimer(max(0, wait))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-m.wake:
+			t.Stop()
+			continue // the retry schedule changed: wait again
 		case <-t.C:
 		}
-		m.Refresh(ctx, nil)
-		wait = m.conf.Load().cfg.RefreshInterval + m.jitter()
+		if !m.now().Before(nextRefresh) {
+			m.Refresh(ctx, nil)
+			nextRefresh = m.now().Add(m.conf.Load().cfg.RefreshInterval + m.jitter())
+			continue
+		}
+		m.retryDue(ctx)
 	}
+}
+
+// nextRetry returns when the earliest retry of a configured source is
+// due, if one is scheduled.
+func (m *Manager) nextRetry() (time.Time, bool) {
+	m.retryMu.Lock()
+	defer m.retryMu.Unlock()
+	var next time.Time
+	for _, l := range m.conf.Load().lists {
+		for _, src := range l.Sources {
+			if r, ok := m.retry[SourceID(l.Name, src)]; ok && (next.IsZero() || r.next.Before(next)) {
+				next = r.next
+			}
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// schedule records the outcome of an attempt at source id and returns
+// when the next attempt is due after a failure (zero after a success).
+func (m *Manager) schedule(id string, failed bool) time.Time {
+	m.retryMu.Lock()
+	defer m.retryMu.Unlock()
+	if !failed {
+		delete(m.retry, id)
+		return time.Time{}
+	}
+	r := m.retry[id]
+	r.failures++
+	r.next = m.now().Add(m.backoff(r.failures))
+	m.retry[id] = r
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+	return r.next
+}
+
+// backoff is the wait before the next attempt after n failures in a row:
+// retryBase doubled per failure, capped at retryMax, then jittered down
+// by up to half so that sources (and routers) failing together spread
+// out.
+func (m *Manager) backoff(n int) time.Duration {
+	d := m.retryBase
+	for i := 1; i < n && d < m.retryMax; i++ {
+		d *= 2
+	}
+	d = max(0, min(d, m.retryMax))
+	return d - rand.N(d/2+1)
 }
 
 func (m *Manager) jitter() time.Duration {
@@ -279,10 +393,55 @@ func (m *Manager) Status() []SourceStatus {
 			if err != nil {
 				meta = store.ListMeta{List: l.Name, Source: src, Status: StatusPending}
 			}
-			out = append(out, newSourceStatus(id, &l, meta))
+			out = append(out, m.withRetry(newSourceStatus(id, &l, meta)))
 		}
 	}
 	return out
+}
+
+// withRetry adds the source's place in the retry schedule to its status.
+func (m *Manager) withRetry(st SourceStatus) SourceStatus {
+	m.retryMu.Lock()
+	defer m.retryMu.Unlock()
+	if r, ok := m.retry[st.ID]; ok {
+		st.Retrying, st.NextAttempt, st.FailedAttempts = true, r.next, r.failures
+	}
+	return st
+}
+
+// Warning is what an operator must see about the lists at a glance, or ""
+// when all is well; see Warning.
+func (m *Manager) Warning() string { return Warning(m.Current(), m.Status()) }
+
+// Warning is what an operator must see about the lists at a glance ("vigil
+// lists", the health endpoint, the dashboard), or "" when all is well: no
+// rules in use although sources are configured (nothing is blocked), or
+// sources with no copy (their rules are missing), with when the next
+// retry is due.
+func Warning(set *Set, sources []SourceStatus) string {
+	noCopy := 0
+	var next time.Time
+	for _, s := range sources {
+		if !s.HasCopy {
+			noCopy++
+		}
+		if s.Retrying && (next.IsZero() || s.NextAttempt.Before(next)) {
+			next = s.NextAttempt
+		}
+	}
+	var msg string
+	switch {
+	case len(sources) > 0 && (set == nil || set.Matcher.Len() == 0):
+		msg = "no rules in use: nothing is blocked"
+	case noCopy > 0:
+		msg = fmt.Sprintf("%d of %d list sources have no copy: their rules are not in use", noCopy, len(sources))
+	default:
+		return ""
+	}
+	if !next.IsZero() {
+		msg += "; retrying, next attempt at " + next.Format(time.RFC3339)
+	}
+	return msg
 }
 
 // errNotModified is the conditional GET's "nothing new".
@@ -329,8 +488,10 @@ func (m *Manager) update(ctx context.Context, l *ListConfig, src string) SourceS
 			meta.FailedSince = now
 		}
 		m.putMeta(id, meta)
-		m.log.Warn("list source update failed", zap.String("list", l.Name), zap.String("source", src),
-			zap.String("status", meta.Status), zap.Error(err))
+		next := m.schedule(id, true)
+		m.log.Warn("list source update failed; retrying", zap.String("list", l.Name), zap.String("source", src),
+			zap.String("status", meta.Status), zap.Error(err), zap.Time("next_attempt", next))
+		return m.withRetry(newSourceStatus(id, l, meta))
 	default:
 		sum := sha256.Sum256(body)
 		meta = store.ListMeta{
@@ -345,12 +506,15 @@ func (m *Manager) update(ctx context.Context, l *ListConfig, src string) SourceS
 				meta = old
 				meta.Status, meta.Error = StatusFailedCached, err.Error()
 			}
-			m.log.Error("storing list source", zap.String("list", l.Name), zap.String("source", src), zap.Error(err))
-		} else {
-			m.log.Info("list source updated", zap.String("list", l.Name), zap.String("source", src),
-				zap.Int("entries", st.Entries), zap.Int("rejected", st.Rejected), zap.String("format", string(st.Format)))
+			next := m.schedule(id, true)
+			m.log.Error("storing list source; retrying", zap.String("list", l.Name), zap.String("source", src), zap.Error(err),
+				zap.Time("next_attempt", next))
+			return m.withRetry(newSourceStatus(id, l, meta))
 		}
+		m.log.Info("list source updated", zap.String("list", l.Name), zap.String("source", src),
+			zap.Int("entries", st.Entries), zap.Int("rejected", st.Rejected), zap.String("format", string(st.Format)))
 	}
+	m.schedule(id, false)
 	return newSourceStatus(id, l, meta)
 }
 
@@ -495,8 +659,18 @@ func (m *Manager) rebuild() error {
 	// OS now rather than whenever the scavenger gets to it, so the resident
 	// size after a refresh is the matcher's, not the build's peak.
 	debug.FreeOSMemory()
-	m.log.Info("lists compiled", zap.Int("rules", mt.Len()), zap.Int("lists", len(m.conf.Load().lists)),
-		zap.Int("bytes", mt.Bytes()), zap.Duration("took", m.now().Sub(start)), zap.Uint64("generation", set.Generation))
+	fields := []zap.Field{zap.Int("rules", mt.Len()), zap.Int("lists", len(m.conf.Load().lists)),
+		zap.Int("bytes", mt.Bytes()), zap.Duration("took", m.now().Sub(start)), zap.Uint64("generation", set.Generation)}
+	if mt.Len() == 0 && len(m.conf.Load().lists) > 0 {
+		// Lists are configured but nothing is blocked: no source has a
+		// copy yet (first start without network?) or every one is empty.
+		if next, ok := m.nextRetry(); ok {
+			fields = append(fields, zap.Time("next_attempt", next))
+		}
+		m.log.Warn("lists compiled with no rules: nothing is blocked", fields...)
+		return nil
+	}
+	m.log.Info("lists compiled", fields...)
 	return nil
 }
 

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/vigil-dns/vigil/store"
 )
@@ -356,5 +358,151 @@ func TestPruneRemovedSources(t *testing.T) {
 	m2.PruneRemoved()
 	if ids, _ := st.ListIDs(); len(ids) != 0 {
 		t.Errorf("copies of removed sources kept: %v", ids)
+	}
+}
+
+// flakyServer serves goodList on 127.0.0.1 after failing a number of
+// requests with 503, as a list host does while a router's uplink is
+// still coming up.
+type flakyServer struct {
+	*httptest.Server
+	fail     atomic.Int64 // requests still to fail
+	requests atomic.Int64
+}
+
+func newFlakyServer(t *testing.T, fail int) *flakyServer {
+	fs := &flakyServer{}
+	fs.fail.Store(int64(fail))
+	fs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fs.requests.Add(1)
+		if fs.fail.Add(-1) >= 0 {
+			http.Error(w, "network not up", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, goodList)
+	}))
+	t.Cleanup(fs.Close)
+	return fs
+}
+
+// A source that fails at the first start is retried within seconds, not
+// after refresh_interval (24 h): the list is in use as soon as the server
+// answers. Until then the status says when the next attempt is, the
+// manager carries a warning, and "no rules" is logged at WARN.
+func TestManagerRetriesFailedSourcesSoon(t *testing.T) {
+	srv := newFlakyServer(t, 4)
+	src := srv.URL + "/list.txt"
+	lists := validLists(t, []ListConfig{{Name: "l", Sources: []string{src}}})
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	core, logs := observer.New(zap.InfoLevel)
+	cfg := testUpdateConfig() // RefreshInterval: 24 h
+	m := NewManager(cfg, lists, st, zap.New(core))
+	m.retryBase, m.retryMax = 50*time.Millisecond, 400*time.Millisecond
+	ctx := context.Background()
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w := logs.FilterMessage("lists compiled with no rules: nothing is blocked").All(); len(w) != 1 || w[0].Level != zap.WarnLevel {
+		t.Errorf("no rules in use: logged %v, want one WARN", logs.All())
+	}
+	if w := m.Warning(); !strings.Contains(w, "no rules in use") {
+		t.Errorf("warning %q, want no rules in use", w)
+	}
+
+	// The first attempt fails: the status says when the next one is.
+	before := time.Now()
+	m.Refresh(ctx, nil)
+	s := statusOf(t, m, src)
+	if s.Status != StatusFailedNoCopy || !s.Retrying || s.FailedAttempts != 1 || s.NextAttempt.Before(before) || s.NextAttempt.After(time.Now().Add(m.retryBase)) {
+		t.Errorf("after a failed first attempt: %+v; want retrying within %v", s, m.retryBase)
+	}
+	if w := m.Warning(); !strings.Contains(w, "no rules in use") || !strings.Contains(w, "retrying, next attempt at") {
+		t.Errorf("warning %q, want no rules in use and the next attempt", w)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { m.Run(runCtx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	start := time.Now()
+	for !blocked(m, "tracker.example.") {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("list not in use 10 s after the first failure (%d requests): %+v", srv.requests.Load(), statusOf(t, m, src))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("in use %v after the first failed attempt, after %d requests", time.Since(start).Round(time.Millisecond), srv.requests.Load())
+	if n := srv.requests.Load(); n != 5 {
+		t.Errorf("%d requests, want 5 (4 failures, then the list)", n)
+	}
+	if s := statusOf(t, m, src); s.Retrying || !s.NextAttempt.IsZero() || s.FailedAttempts != 0 || s.Status != StatusUpdated {
+		t.Errorf("after the success: %+v; want updated, no retry", s)
+	}
+	if w := m.Warning(); w != "" {
+		t.Errorf("warning %q after the success, want none", w)
+	}
+
+	// A failed refresh of a source with a copy is retried too, the copy
+	// in use meanwhile; Run hears of the new failure while it waits.
+	srv.fail.Store(2)
+	m.Refresh(ctx, nil)
+	if s := statusOf(t, m, src); s.Status != StatusFailedCached || !s.Retrying {
+		t.Errorf("after a failed refresh: %+v; want failed-using-cached-copy, retrying", s)
+	}
+	start = time.Now()
+	for s := statusOf(t, m, src); s.Retrying; s = statusOf(t, m, src) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("failed refresh not retried: %+v", s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := statusOf(t, m, src); s.Status != StatusUnchanged || !blocked(m, "tracker.example.") {
+		t.Errorf("after the retry: %+v", s)
+	}
+}
+
+// The backoff doubles from the base up to the cap, and is jittered down
+// by at most half.
+func TestRetryBackoff(t *testing.T) {
+	m := &Manager{retryBase: 10 * time.Second, retryMax: 10 * time.Minute}
+	for n := 1; n <= 70; n++ {
+		want := m.retryMax
+		if n <= 7 {
+			want = m.retryBase << (n - 1) // 10 s, 20 s, ... 640 s > 10 min
+		}
+		want = min(want, m.retryMax)
+		for range 20 {
+			if d := m.backoff(n); d < want/2 || d > want {
+				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, want/2, want)
+			}
+		}
+	}
+}
+
+func TestWarning(t *testing.T) {
+	empty, _ := NewBuilder().Build()
+	b := NewBuilder()
+	_, _ = b.AddList(ListInfo{Name: "l"})
+	b.Add(0, Rule{Name: "a.example"})
+	one, _ := b.Build()
+	at := time.Date(2026, 12, 1, 6, 0, 10, 0, time.UTC)
+	good := SourceStatus{HasCopy: true, Status: StatusUpdated}
+	retrying := SourceStatus{Status: StatusFailedNoCopy, Retrying: true, NextAttempt: at}
+	for _, tc := range []struct {
+		set     *Matcher
+		sources []SourceStatus
+		want    string
+	}{
+		{empty, nil, ""},
+		{one, []SourceStatus{good}, ""},
+		{empty, []SourceStatus{{Status: StatusPending}}, "no rules in use: nothing is blocked"},
+		{empty, []SourceStatus{retrying}, "no rules in use: nothing is blocked; retrying, next attempt at 2026-12-01T06:00:10Z"},
+		{one, []SourceStatus{good, retrying}, "1 of 2 list sources have no copy: their rules are not in use; retrying, next attempt at 2026-12-01T06:00:10Z"},
+	} {
+		if got := Warning(&Set{Matcher: tc.set}, tc.sources); got != tc.want {
+			t.Errorf("Warning(%d rules, %v) = %q, want %q", tc.set.Len(), tc.sources, got, tc.want)
+		}
 	}
 }

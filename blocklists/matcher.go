@@ -42,14 +42,25 @@ type Match struct {
 // or one wrong answer in 10^13 queries. The hash seed is random for each
 // build, so nobody can aim for a collision, and a name that collides in
 // one build does not in the next.
+//
+// The metadata is the list's index (11 bits) and the rule's shape and
+// precedence (4 bits, flagShift up), then metaUsed.
 type slot uint64
 
 const (
-	metaListMask  = 1<<12 - 1
+	metaListMask  = 1<<11 - 1
+	metaBelowOnly = 1 << 11 // with metaSuffix: not the name itself
 	metaSuffix    = 1 << 12
 	metaAllow     = 1 << 13
 	metaImportant = 1 << 14
 	metaUsed      = 1 << 15 // so that no cell in use is 0
+	// flagShift brings the four flag bits down to 0..15, an index into
+	// Builder.bad's bit sets.
+	flagShift = 11
+	// pendingAdblock marks, in Builder.pending only, a rule written in
+	// adblock syntax (Rule.Adblock): the only kind $badfilter disables. It
+	// takes metaUsed's place, which pending entries do not need.
+	pendingAdblock = metaUsed
 	// MaxLists is how many lists one Matcher can hold.
 	MaxLists = metaListMask + 1
 )
@@ -126,7 +137,10 @@ func (m *Matcher) Match(name string) (Match, bool) {
 			if sl == 0 {
 				break
 			}
-			if sl.fingerprint() == fp && (full || sl&metaSuffix != 0) {
+			// The name itself matches an exact or a suffix rule, unless
+			// the suffix rule is for the names below only; a parent of
+			// the name matches a suffix rule.
+			if sl.fingerprint() == fp && (full && sl&metaBelowOnly == 0 || !full && sl&metaSuffix != 0) {
 				if r := rank(sl.meta()); r > bestRank {
 					best, bestName, bestRank = sl.meta(), s, r
 				}
@@ -152,6 +166,7 @@ func (m *Matcher) Match(name string) (Match, bool) {
 		Rule: Rule{
 			Name:      bestName,
 			Suffix:    best&metaSuffix != 0,
+			BelowOnly: best&metaBelowOnly != 0,
 			Allow:     best&metaAllow != 0,
 			Important: best&metaImportant != 0,
 		},
@@ -169,8 +184,8 @@ type Builder struct {
 	// kept.
 	pending []slot
 	// bad holds, by fingerprint, the flag combinations $badfilter rules
-	// disable: one bit each.
-	bad map[uint64]uint8
+	// disable: one bit each, at the flags' value (meta >> flagShift).
+	bad map[uint64]uint16
 	// released, when set, is called once the built matcher's off-heap
 	// memory has been unmapped (tests).
 	released func()
@@ -178,7 +193,7 @@ type Builder struct {
 
 // NewBuilder returns an empty builder.
 func NewBuilder() *Builder {
-	return &Builder{seed: maphash.MakeSeed(), bad: make(map[uint64]uint8)}
+	return &Builder{seed: maphash.MakeSeed(), bad: make(map[uint64]uint16)}
 }
 
 // AddList registers a list and returns its index for Add.
@@ -197,8 +212,11 @@ func (b *Builder) Add(list int, r Rule) {
 		return
 	}
 	var meta uint16 = uint16(list)
-	if r.Suffix {
+	if r.Suffix || r.BelowOnly {
 		meta |= metaSuffix
+	}
+	if r.BelowOnly {
+		meta |= metaBelowOnly
 	}
 	if r.Allow || b.lists[list].Allow {
 		meta |= metaAllow
@@ -208,23 +226,29 @@ func (b *Builder) Add(list int, r Rule) {
 	}
 	fp := fingerprint(maphash.String(b.seed, r.Name))
 	if r.BadFilter {
-		b.bad[fp] |= 1 << (meta >> 12) // one bit per flag combination
+		b.bad[fp] |= 1 << (meta >> flagShift) // one bit per flag combination
 		return
 	}
-	b.pending = append(b.pending, slot(fp<<16|uint64(meta|metaUsed)))
+	if r.Adblock {
+		meta |= pendingAdblock
+	}
+	b.pending = append(b.pending, slot(fp<<16|uint64(meta)))
 }
 
 // Build returns the Matcher. Duplicate rules (same name and flags) are
-// kept once, attributed to the first list that had them; rules disabled by
-// a $badfilter rule are dropped. The builder may not be used afterwards.
+// kept once, attributed to the first list that had them; adblock rules
+// disabled by a $badfilter rule (same name, shape and modifiers, in any
+// list) are dropped. The builder may not be used afterwards.
 func (b *Builder) Build() (*Matcher, error) {
 	m := &Matcher{seed: b.seed, lists: b.lists}
 	nslots := max(8, len(b.pending)*4/3+1)
 	slotMem := newRegion(nslots * int(unsafe.Sizeof(slot(0))))
 	m.slots = slotsIn(slotMem, nslots)
 	for _, p := range b.pending {
-		fp, meta := p.fingerprint(), p.meta()
-		if len(b.bad) > 0 && b.bad[fp]&(1<<(meta>>12)) != 0 {
+		fp, meta := p.fingerprint(), uint16(p)
+		adblock := meta&pendingAdblock != 0
+		meta &^= pendingAdblock
+		if adblock && len(b.bad) > 0 && b.bad[fp]&(1<<(meta>>flagShift)) != 0 {
 			continue
 		}
 		i := m.index(fp)
@@ -238,7 +262,7 @@ func (b *Builder) Build() (*Matcher, error) {
 		if dup {
 			continue
 		}
-		m.slots[i] = p
+		m.slots[i] = slot(fp<<16 | uint64(meta|metaUsed))
 		m.count++
 	}
 	releaseWith(m, b.released, slotMem)

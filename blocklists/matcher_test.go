@@ -105,7 +105,7 @@ func (r *reference) match(name string) (string, bool) {
 	name = strings.TrimSuffix(name, ".")
 	bestRank, bestDepth, best := 0, 0, ""
 	for _, rr := range r.rules {
-		applies := rr.Name == name || rr.Suffix && strings.HasSuffix(name, "."+rr.Name)
+		applies := rr.Name == name && !rr.BelowOnly || rr.Suffix && strings.HasSuffix(name, "."+rr.Name)
 		if !applies {
 			continue
 		}
@@ -191,6 +191,7 @@ func FuzzMatcherDifferential(f *testing.F) {
 		seen := map[Rule]bool{}
 		for range rng.IntN(30) {
 			r := Rule{Name: name(), Suffix: rng.IntN(2) == 0, Allow: rng.IntN(4) == 0, Important: rng.IntN(5) == 0}
+			r.BelowOnly = r.Suffix && rng.IntN(3) == 0
 			b.Add(0, r)
 			if !seen[r] {
 				seen[r] = true

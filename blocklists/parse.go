@@ -83,6 +83,9 @@ type Rule struct {
 	// Suffix rules match Name and every name below it; others match Name
 	// only.
 	Suffix bool
+	// BelowOnly narrows a Suffix rule to the names below Name, not Name
+	// itself (adblock "||*.name^", as AdGuard reads it).
+	BelowOnly bool
 	// Allow marks an exception (adblock "@@", or any rule of an allowlist).
 	Allow bool
 	// Important rules beat exceptions (adblock "$important").
@@ -90,6 +93,13 @@ type Rule struct {
 	// BadFilter rules disable the identical rule wherever it appears
 	// (adblock "$badfilter").
 	BadFilter bool
+	// Adblock marks a rule written in adblock network-rule syntax ("||a^",
+	// "|a^", "a^"), as opposed to a hosts, plain-domain, wildcard or
+	// dnsmasq line, even inside an adblock list. Only such rules can be
+	// disabled by a $badfilter rule, which names a rule by its text: as in
+	// AdGuard, "|a^$badfilter" disables "|a^", not a hosts line for a.
+	// The Matcher does not keep it: a Match reports the rule's shape.
+	Adblock bool
 }
 
 // String renders the rule in the syntax that expresses it best.
@@ -102,7 +112,9 @@ func (r Rule) String() string {
 
 // Plain reports whether the rule's text is just its name: an exact rule
 // with no modifiers.
-func (r Rule) Plain() bool { return !r.Suffix && !r.Allow && !r.Important && !r.BadFilter }
+func (r Rule) Plain() bool {
+	return !r.Suffix && !r.BelowOnly && !r.Allow && !r.Important && !r.BadFilter && !r.Adblock
+}
 
 // AppendText appends the rule's text, as String returns it, to b.
 func (r Rule) AppendText(b []byte) []byte {
@@ -110,9 +122,11 @@ func (r Rule) AppendText(b []byte) []byte {
 		b = append(b, "@@"...)
 	}
 	switch {
+	case r.BelowOnly:
+		b = append(append(append(b, "||*."...), r.Name...), '^')
 	case r.Suffix:
 		b = append(append(append(b, "||"...), r.Name...), '^')
-	case r.Allow || r.Important || r.BadFilter:
+	case r.Allow || r.Important || r.BadFilter || r.Adblock:
 		b = append(append(append(b, '|'), r.Name...), '^')
 	default:
 		b = append(b, r.Name...)
@@ -153,6 +167,11 @@ type ParseStats struct {
 	Rejected int    // invalid lines
 	// Errors holds the first rejected lines, for reports.
 	Errors []LineError
+	// Skips holds the first skipped rule lines with the reason Vigil does
+	// not apply them (an unsupported modifier, a regular expression...),
+	// so a list author can see what was left out. Cosmetic lines, which
+	// never concern DNS, are not listed.
+	Skips []LineError
 }
 
 // maxReportedErrors bounds ParseStats.Errors.
@@ -218,13 +237,25 @@ type parser struct {
 
 func (p *parser) reject(reason string, text []byte) {
 	p.st.Rejected++
-	if len(p.st.Errors) < maxReportedErrors {
-		t := string(text)
-		if len(t) > 120 {
-			t = t[:120] + "..."
-		}
-		p.st.Errors = append(p.st.Errors, LineError{Source: p.opts.Source, Line: p.st.Lines, Reason: reason, Text: t})
+	p.st.Errors = p.report(p.st.Errors, reason, text)
+}
+
+// skip counts a valid rule Vigil does not apply, and why.
+func (p *parser) skip(reason string, text []byte) {
+	p.st.Skipped++
+	p.st.Skips = p.report(p.st.Skips, reason, text)
+}
+
+// report appends the current line to a bounded report.
+func (p *parser) report(to []LineError, reason string, text []byte) []LineError {
+	if len(to) >= maxReportedErrors {
+		return to
 	}
+	t := string(text)
+	if len(t) > 120 {
+		t = t[:120] + "..."
+	}
+	return append(to, LineError{Source: p.opts.Source, Line: p.st.Lines, Reason: reason, Text: t})
 }
 
 func (p *parser) line(raw []byte) {
@@ -372,6 +403,15 @@ func (p *parser) name(s string, tmpl Rule, line []byte) {
 	p.emit(tmpl)
 }
 
+// adblock reads a line of an adblock list as AdGuard's DNS filtering
+// syntax does: adblock network rules, and also /etc/hosts lines and plain
+// domain names, which AdGuard treats as host rules for that exact name.
+//
+// Vigil applies a rule only when it can honour all of it: a rule with a
+// modifier it does not implement ($client, $dnstype, $denyallow,
+// $dnsrewrite, $ctag, browser modifiers) or a pattern that is not a DNS
+// name (regular expression, URL path, port, wildcard inside a label) is
+// skipped with its reason, never applied more broadly than written.
 func (p *parser) adblock(line []byte) {
 	switch {
 	case line[0] == '!' || line[0] == '[':
@@ -383,6 +423,9 @@ func (p *parser) adblock(line []byte) {
 	case line[0] == '#':
 		p.st.Comments++
 		return
+	case isHostsLine(line):
+		p.hosts(line)
+		return
 	}
 	s := string(line)
 	var r Rule
@@ -390,14 +433,14 @@ func (p *parser) adblock(line []byte) {
 		s, r.Allow = rest, true
 	}
 	if len(s) > 1 && s[0] == '/' {
-		p.st.Skipped++ // regular expression rule
+		p.skip("regular expression rules are not supported", line)
 		return
 	}
 	if i := strings.LastIndexByte(s, '$'); i >= 0 {
 		mods := s[i+1:]
 		s = s[:i]
 		for _, m := range strings.Split(mods, ",") {
-			switch strings.TrimSpace(m) {
+			switch m = strings.TrimSpace(m); m {
 			case "important":
 				r.Important = true
 			case "badfilter":
@@ -405,24 +448,31 @@ func (p *parser) adblock(line []byte) {
 			default:
 				// $client, $ctag, $dnstype, $denyallow, $dnsrewrite and
 				// browser modifiers narrow or change a rule in ways Vigil
-				// does not model; applying it unnarrowed would over-block.
-				p.st.Skipped++
+				// does not model; applying it unnarrowed would over-block
+				// (or, for an exception, over-allow).
+				name, _, _ := strings.Cut(m, "=")
+				p.skip(fmt.Sprintf("modifier $%s is not supported", name), line)
 				return
 			}
 		}
 	}
+	network := false
 	switch {
 	case strings.HasPrefix(s, "||"):
-		s, r.Suffix = s[2:], true
-		s = strings.TrimPrefix(s, "*.") // "||*.x^": subdomains of x; treated as x and below
+		s, r.Suffix, network = s[2:], true, true
 	case strings.HasPrefix(s, "|"):
 		s = s[1:] // anchored at the start: this exact host
 		if !strings.HasSuffix(strings.TrimSuffix(s, "|"), "^") {
-			p.st.Skipped++ // "|http://..." and other URL anchors
+			p.skip("a start anchor without ^ is a URL rule", line)
 			return
 		}
+		network = true
 	case strings.HasSuffix(s, "^") || strings.HasSuffix(s, "^|"):
-		r.Suffix = true // "name^": the host and its subdomains
+		r.Suffix, network = true, true // "name^": the host and its subdomains
+	}
+	if rest, ok := strings.CutPrefix(s, "*."); ok && (r.Suffix || !network) {
+		// "||*.x^" and "*.x": the names below x, not x itself.
+		s, r.Suffix, r.BelowOnly, network = rest, true, true, true
 	}
 	s = strings.TrimSuffix(s, "|")
 	s = strings.TrimSuffix(s, "^")
@@ -433,11 +483,11 @@ func (p *parser) adblock(line []byte) {
 	if strings.ContainsAny(s, "/:^|*?=&%") || s[0] == '.' || s[len(s)-1] == '.' {
 		// URL paths, ports, mid-label wildcards, "any TLD" rules
 		// ("||name.") and other patterns that are not a DNS name.
-		p.st.Skipped++
+		p.skip("not a DNS name pattern", line)
 		return
 	}
 	if looksLikeIP(s) {
-		p.st.Skipped++ // IP rules apply to answers, not names
+		p.skip("IP rules apply to answers, not names", line)
 		return
 	}
 	name, err := NormalizeName(s)
@@ -445,9 +495,23 @@ func (p *parser) adblock(line []byte) {
 		p.reject(err.Error(), line)
 		return
 	}
+	// A bare name with no anchor, separator or modifier is a host rule for
+	// that name (AdGuard's "domains-only" syntax); anything else is a
+	// network rule, the kind $badfilter can name.
+	r.Adblock = network || r.Allow || r.Important || r.BadFilter
 	r.Name = name
 	p.st.Entries++
 	p.emit(r)
+}
+
+// isHostsLine reports an /etc/hosts line: an IP address, then space.
+func isHostsLine(line []byte) bool {
+	i := bytes.IndexAny(line, " \t")
+	if i <= 0 {
+		return false
+	}
+	_, err := netip.ParseAddr(string(line[:i]))
+	return err == nil
 }
 
 func isCosmetic(line []byte) bool {
@@ -551,7 +615,7 @@ func DetectFormat(head []byte) Format {
 		lines++
 		s := string(line)
 		switch {
-		case strings.HasPrefix(s, "||") || strings.HasPrefix(s, "@@") || strings.HasSuffix(s, "^") || strings.Contains(s, "$important"):
+		case strings.HasPrefix(s, "|") || strings.HasPrefix(s, "@@") || strings.Contains(s, "^") || strings.Contains(s, "$important") || strings.Contains(s, "$badfilter"):
 			votes[FormatAdblock]++
 		case strings.HasPrefix(s, "*."):
 			votes[FormatWildcard]++
@@ -572,6 +636,12 @@ func DetectFormat(head []byte) Format {
 		if votes[f] > n {
 			best, n = f, votes[f]
 		}
+	}
+	if (best == FormatHosts || best == FormatDomains) && votes[FormatAdblock] > 0 {
+		// The adblock parser reads hosts and domain lines as the hosts
+		// and domains parsers do, as AdGuard does; the other way round,
+		// every adblock rule would be rejected.
+		return FormatAdblock
 	}
 	return best
 }

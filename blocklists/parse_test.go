@@ -33,6 +33,9 @@ func render(t *testing.T, name string, format Format) []byte {
 	for _, e := range st.Errors {
 		fmt.Fprintf(&out, "# %v\n", e)
 	}
+	for _, e := range st.Skips {
+		fmt.Fprintf(&out, "# skipped %v\n", e)
+	}
 	return out.Bytes()
 }
 
@@ -95,10 +98,12 @@ func TestParseRules(t *testing.T) {
 		{FormatAdblock, "||a.example^$important", "||a.example^$important"},
 		{FormatAdblock, "@@||a.example^$important", "@@||a.example^$important"},
 		{FormatAdblock, "||a.example^$badfilter", "||a.example^$badfilter"},
-		{FormatAdblock, "|a.example^", "a.example"},
+		{FormatAdblock, "|a.example^", "|a.example^"},
 		{FormatAdblock, "a.example", "a.example"},
 		{FormatAdblock, "a.example^", "||a.example^"},
-		{FormatAdblock, "||*.a.example^", "||a.example^"},
+		{FormatAdblock, "||*.a.example^", "||*.a.example^"},
+		{FormatAdblock, "*.a.example", "||*.a.example^"},
+		{FormatAdblock, "0.0.0.0 a.example # c", "a.example"},
 		{FormatAdblock, "||a.example^$third-party", ""},
 		{FormatAdblock, "||a.*.example^", ""},
 		{FormatAdblock, "||a.example/path", ""},
@@ -214,10 +219,28 @@ func fuzzParse(f *testing.F, format Format, seeds ...string) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		n := 0
+		detected := format
+		if format == FormatAuto {
+			detected = DetectFormat(data[:min(len(data), 32<<10)])
+		}
 		st, err := Parse(bytes.NewReader(data), ParseOptions{Source: "fuzz", Format: format, MaxRejected: -1}, func(r Rule) {
 			n++
 			if again, err := NormalizeName(r.Name); err != nil || again != r.Name {
 				t.Fatalf("emitted %q, which normalises to %q, %v", r.Name, again, err)
+			}
+			if r.BelowOnly && !r.Suffix {
+				t.Fatalf("emitted %+v: below-only but not a suffix rule", r)
+			}
+			if detected != FormatAdblock || looksLikeIP(r.Name) {
+				return
+			}
+			// An adblock rule's text reads back as the same rule, so
+			// `vigil explain` shows what the list says and $badfilter
+			// names what it disables. (A hosts line may name a
+			// dotted-number host, which adblock syntax reads as an IP.)
+			var back []Rule
+			if _, err := Parse(strings.NewReader(r.String()), ParseOptions{Format: FormatAdblock, MaxRejected: -1}, func(b Rule) { back = append(back, b) }); err != nil || len(back) != 1 || back[0] != r {
+				t.Fatalf("emitted %+v as %q, which reads back as %+v, %v", r, r.String(), back, err)
 			}
 		})
 		if err == nil && n != st.Entries {
@@ -235,7 +258,10 @@ func FuzzParseDomains(f *testing.F) {
 }
 
 func FuzzParseAdblock(f *testing.F) {
-	fuzzParse(f, FormatAdblock, "||a.com^$important,badfilter\n@@||b.com^|\n", "||*.c.com^\n", "|d.com^\n")
+	fuzzParse(f, FormatAdblock, "||a.com^$important,badfilter\n@@||b.com^|\n", "||*.c.com^\n", "|d.com^\n",
+		"0.0.0.0 a.com b.com # c\n:: c.com\n127.0.0.1 localhost\n", "*.e.com\n@@*.f.com^\ng.com\n",
+		"||h.com^$client=1.2.3.4,badfilter\n||i.com^$dnstype=AAAA\n@@||j.com^$denyallow=k.j.com\n",
+		"||l.com^$dnsrewrite=NOERROR;A;1.2.3.4\n/^m\\./\n@@/n/\n||o.com^$important,ctag=tv\n")
 }
 
 func FuzzParseWildcard(f *testing.F) {

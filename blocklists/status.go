@@ -38,6 +38,13 @@ type SourceStatus struct {
 	Error        string    `json:"error,omitempty"`       // why the latest attempt failed
 	HasCopy      bool      `json:"has_copy"`              // a good copy is stored
 	FailedSince  time.Time `json:"failed_since,omitzero"` // first failure of the current run of failures
+	// Retrying says the latest attempt failed and the source is tried
+	// again at NextAttempt, with backoff, rather than at the next
+	// periodic refresh. The store does not keep it: it is the running
+	// Manager's schedule.
+	Retrying       bool      `json:"retrying,omitempty"`
+	NextAttempt    time.Time `json:"next_attempt,omitzero"`
+	FailedAttempts int       `json:"failed_attempts,omitempty"` // attempts in a row that failed
 }
 
 // newSourceStatus is the status of source id of l from the store's record

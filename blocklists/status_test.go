@@ -45,7 +45,7 @@ func TestSourceStatusJSON(t *testing.T) {
 		})
 	}
 	// Every field of the store's record reaches the status.
-	if n, m := reflect.TypeFor[SourceStatus]().NumField(), reflect.TypeFor[store.ListMeta]().NumField(); n != m+3 {
-		t.Errorf("SourceStatus has %d fields, store.ListMeta %d: want ID, Vendor, Kind and each of the record's", n, m)
+	if n, m := reflect.TypeFor[SourceStatus]().NumField(), reflect.TypeFor[store.ListMeta]().NumField(); n != m+6 {
+		t.Errorf("SourceStatus has %d fields, store.ListMeta %d: want ID, Vendor, Kind, each of the record's and the three retry fields", n, m)
 	}
 }

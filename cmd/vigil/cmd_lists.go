@@ -81,8 +81,15 @@ func printSources(w io.Writer, rep api.ListsStatus) {
 	tw.Flush()
 	for _, s := range rep.Sources {
 		if s.Error != "" {
-			fmt.Fprintf(w, "%s: %s: %s\n", s.List, s.Source, s.Error)
+			retry := ""
+			if s.Retrying {
+				retry = fmt.Sprintf(" (retrying, next attempt at %s)", s.NextAttempt.Local().Format(time.DateTime))
+			}
+			fmt.Fprintf(w, "%s: %s: %s%s\n", s.List, s.Source, s.Error, retry)
 		}
+	}
+	if rep.Warning != "" {
+		fmt.Fprintf(w, "WARNING: %s\n", rep.Warning)
 	}
 	if rep.Generation > 0 {
 		fmt.Fprintf(w, "%d rules in use (generation %d, compiled %s)\n", rep.Rules, rep.Generation, rep.Built.Local().Format(time.DateTime))

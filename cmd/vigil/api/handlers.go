@@ -6,16 +6,21 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/resolver"
 )
 
 // health answers load balancers and "vigil health"; it needs no
 // credentials (see auth).
 func (a *api) health(w http.ResponseWriter, r *http.Request) error {
-	return ok(w, map[string]any{
+	out := map[string]any{
 		"status": "ok",
 		"uptime": time.Since(a.d.Started).Round(time.Second).String(),
-	})
+	}
+	if warn := blocklists.Warning(a.d.Lists.Current(), a.d.Lists.Status()); warn != "" {
+		out["lists_warning"] = warn // DNS answers, but may block nothing
+	}
+	return ok(w, out)
 }
 
 // stats reports the server's, the cache's and the log's counters and the

@@ -16,12 +16,15 @@ type ListsStatus struct {
 	Generation uint64                    `json:"generation"`
 	Built      time.Time                 `json:"built"`
 	Sources    []blocklists.SourceStatus `json:"sources"`
+	// Warning is blocklists.Warning: nothing blocked, or sources missing.
+	Warning string `json:"warning,omitempty"`
 }
 
 // ListsReport reports the compiled set in use and every source's status.
 func ListsReport(l Lists) ListsStatus {
-	set := l.Current()
-	return ListsStatus{Rules: set.Matcher.Len(), Generation: set.Generation, Built: set.Built, Sources: l.Status()}
+	set, sources := l.Current(), l.Status()
+	return ListsStatus{Rules: set.Matcher.Len(), Generation: set.Generation, Built: set.Built, Sources: sources,
+		Warning: blocklists.Warning(set, sources)}
 }
 
 // UpdateEvent is one line of the POST /api/v1/lists/update stream: a

@@ -66,7 +66,7 @@ async function overview() {
   ]);
   const q = s24.points.reduce((a, p) => a + p.queries, 0), b = s24.points.reduce((a, p) => a + p.blocked, 0);
   const ql = stats.querylog || {};
-  const paused = pause.all ? `paused until ${when(pause.all)}` : "on";
+  const paused = pause.all ? `paused until ${when(pause.all)}` : lists.warning && !lists.rules ? "on, no rules" : "on";
   main.innerHTML = `
     <h2>Overview</h2>
     <div class="cards">
@@ -94,9 +94,10 @@ async function overview() {
 function listTable(lists) {
   return `<div class="scroll"><table><thead><tr><th scope="col">List</th><th scope="col">Vendor</th><th scope="col">Status</th>
     <th scope="col">Entries</th><th scope="col" class="hide-narrow">Updated</th></tr></thead><tbody>${rows(lists.sources || [], (s) => [
-    esc(s.list), esc(s.vendor), esc(s.status) + (s.error ? `<br><small>${esc(s.error)}</small>` : ""), fmt(s.entries),
+    esc(s.list), esc(s.vendor), esc(s.status) + (s.error ? `<br><small>${esc(s.error)}</small>` : "") +
+      (s.retrying ? `<br><small>retrying, next attempt ${esc(when(s.next_attempt))}</small>` : ""), fmt(s.entries),
     `<span class="hide-narrow">${esc(when(s.fetched_at))}</span>`])}</tbody></table></div>
-    <p>${fmt(lists.rules)} rules in use.</p>`;
+    <p>${fmt(lists.rules)} rules in use.</p>${lists.warning ? `<p class="blocked" role="alert">Warning: ${esc(lists.warning)}</p>` : ""}`;
 }
 
 async function devices() {
