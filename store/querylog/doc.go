@@ -13,9 +13,11 @@
 //
 // Loss bound. A graceful shutdown (Run's context ends) drains the queue
 // and the lanes and loses nothing. A process crash, even SIGKILL, loses
-// at most queue_size + batch_size entries, plus up to 128 (or queue_size,
-// if smaller) per UDP reader: what is queued, the batch being built and
-// what the readers' lanes hold. A written batch is in the page cache, so
+// at most queue_size entries, plus up to twice 128 (or queue_size, if
+// smaller) per UDP reader. queue_size counts every entry handed to the
+// writer until it is written (queued, in the batch being built, in the
+// batch being written); a reader's lane holds up to 128 more, and a flush
+// moves what a lane holds into the batch while the lane fills again. A written batch is in the page cache, so
 // it survives the process. A power loss additionally loses up to
 // sync_interval of entries written since the last sync to disk.
 // Config.LossBound spells the figure out for the lanes in use, and

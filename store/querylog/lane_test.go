@@ -2,6 +2,7 @@ package querylog
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -154,12 +155,39 @@ func TestLaneFullQueueDrops(t *testing.T) {
 	if st := q.Stats(); st.Queued != 2*laneSize || st.Dropped != laneSize {
 		t.Fatalf("stats %+v; want %d queued and %d dropped", st, 2*laneSize, laneSize)
 	}
-	if !strings.Contains(q.Stats().LossBound, fmt.Sprint(cfg.QueueSize+cfg.BatchSize+laneSize)) {
+	if !strings.Contains(q.Stats().LossBound, fmt.Sprint(cfg.QueueSize+2*laneSize)) {
 		t.Errorf("loss bound %q does not count the lane", q.Stats().LossBound)
 	}
 	stop := runLog(q)
 	stop()
 	if st := q.Stats(); st.Written != 2*laneSize+5 {
 		t.Errorf("written %d, want the %d queued and the 5 in the lane", st.Written, 2*laneSize+5)
+	}
+}
+
+// TestQueueCountsTheBatchUntilWritten pins the crash loss bound: entries
+// the writer has taken into its batch still count against queue_size until
+// they are written, so what a crash can lose never exceeds queue_size plus
+// the lanes.
+func TestQueueCountsTheBatchUntilWritten(t *testing.T) {
+	cfg := testLogConfig()
+	cfg.QueueSize = 100
+	q := testLog(t, t.TempDir(), cfg)
+	e := entry("", "10.0.0.1", time.Now(), "x.example.", "V")
+	for range cfg.QueueSize {
+		if !q.Record(e) {
+			t.Fatal("refused below queue_size")
+		}
+	}
+	q.gather(math.MaxInt) // the writer takes the queue into its batch
+	if q.Record(e) {
+		t.Error("accepted beyond queue_size while the batch was not yet written")
+	}
+	q.write()
+	if !q.Record(e) {
+		t.Error("refused once the batch was written")
+	}
+	if st := q.Stats(); st.Written != uint64(cfg.QueueSize) || st.Dropped != 1 {
+		t.Errorf("written %d, dropped %d; want %d and 1", st.Written, st.Dropped, cfg.QueueSize)
 	}
 }

@@ -87,8 +87,8 @@ func (c *Config) Validate() error {
 // lanes (one per UDP reader: two per UDP socket, lane.go) are in use.
 func (c *Config) LossBound(lanes int) string {
 	perLane := min(laneSize, c.QueueSize)
-	return fmt.Sprintf("a crash loses at most %d entries (queue_size + batch_size + %d for each of %d UDP readers); a power loss also up to %s of entries (sync_interval)",
-		c.QueueSize+c.BatchSize+lanes*perLane, perLane, lanes, c.SyncInterval)
+	return fmt.Sprintf("a crash loses at most %d entries (queue_size + 2 × %d for each of %d UDP readers); a power loss also up to %s of entries (sync_interval)",
+		c.QueueSize+2*lanes*perLane, perLane, lanes, c.SyncInterval)
 }
 
 // lossBound is LossBound for the lanes in use.
@@ -331,11 +331,16 @@ type pending struct {
 	arena []byte
 	n     int
 	recs  []record
+	// reserved is how many of the n came through the queue: they stay
+	// counted against queue_size until written, so that queue_size bounds
+	// everything handed to the writer and not yet written, the batch
+	// being written included (the crash loss bound).
+	reserved int
 }
 
 // take adds entries from the queue to the pending batch.
 func (q *Log) take(b queued) {
-	q.queued.Add(-int64(b.n))
+	q.pending.reserved += b.n
 	q.pending.arena = append(q.pending.arena, b.buf...)
 	q.pending.n += b.n
 	if b.lane {
@@ -403,7 +408,11 @@ func (q *Log) write() {
 		return
 	}
 	n := p.n
-	defer func() { p.arena, p.n = p.arena[:0], 0 }()
+	defer func() {
+		p.arena, p.n = p.arena[:0], 0
+		q.queued.Add(-int64(p.reserved)) // written, dropped or failed: no longer in memory
+		p.reserved = 0
+	}()
 	if q.lowDisk() {
 		q.lowDiskDropped.Add(uint64(n))
 		return
