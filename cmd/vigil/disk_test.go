@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
+	"github.com/vigil-dns/vigil/store"
 )
 
 // The full-disk tests run Vigil as a child process with its store on a
@@ -484,6 +486,18 @@ func TestServeWithUnopenableStore(t *testing.T) {
 	}
 	if err := inst.lists.AllowNow("allowed.example"); err != nil {
 		t.Errorf("allow-now after the store opened: %v", err)
+	}
+	resp, err := http.Get("http://" + inst.apiAddr + "/api/v1/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var health struct {
+		Status string       `json:"status"`
+		Store  store.Status `json:"store"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil || health.Status != "ok" || health.Store.Mode != store.ReadWrite {
+		t.Errorf("health %+v, %v; want ok with the store read-write", health, err)
 	}
 }
 

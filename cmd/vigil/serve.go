@@ -205,7 +205,7 @@ func (r *running) apiDeps() api.Deps {
 	d := api.Deps{
 		Config: r.cfg.HTTP, Metrics: r.cfg.Metrics,
 		Server: r.srv, Upstreams: r.chain.Forwarder, Lists: r.lists, Log: r.logs,
-		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(),
+		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(), Store: r.store,
 	}
 	if r.chain.Cache != nil {
 		d.Cache = r.chain.Cache

@@ -50,6 +50,14 @@ type Deps struct {
 	Reload func(ctx context.Context) error
 	// Started is when the server started, for the health check's uptime.
 	Started time.Time
+	// Store reports the store's mode (read-only or unavailable on a full
+	// or damaged disk) for the health check; nil leaves it out.
+	Store StoreStatus
+}
+
+// StoreStatus is what the API reads of the store (*store.Store).
+type StoreStatus interface {
+	Status() store.Status
 }
 
 // Server is what the API reads of the DNS server (*resolver.Server).

@@ -12,10 +12,14 @@ import (
 // health answers load balancers and "vigil health"; it needs no
 // credentials (see auth).
 func (a *api) health(w http.ResponseWriter, r *http.Request) error {
-	return ok(w, map[string]any{
-		"status": "ok",
+	out := map[string]any{
+		"status": "ok", // DNS answers; a degraded store shows under "store"
 		"uptime": time.Since(a.d.Started).Round(time.Second).String(),
-	})
+	}
+	if a.d.Store != nil {
+		out["store"] = a.d.Store.Status()
+	}
+	return ok(w, out)
 }
 
 // stats reports the server's, the cache's and the log's counters and the
