@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -312,5 +313,33 @@ func TestOpenForServeUnavailable(t *testing.T) {
 	}
 	if err := s.PutAllowed("a.example"); err != nil {
 		t.Errorf("write after the reopen: %v", err)
+	}
+}
+
+// TestFlushDoesNotFailConcurrentWrites: the flush after a list copy (a
+// DropPrefix underneath, which blocks Badger's writes while it runs) must
+// not make a concurrent write fail.
+func TestFlushDoesNotFailConcurrentWrites(t *testing.T) {
+	s := testStore(t, t.TempDir())
+	defer s.Close()
+	errs := make(chan error, 400)
+	done := make(chan struct{})
+	for w := range 4 {
+		go func() {
+			for i := range 50 {
+				errs <- s.PutList(fmt.Sprintf("l%d", w), ListMeta{}, []byte("||a.example^\n"))
+				errs <- s.AddSeries(time.Now(), uint64(i), 0, time.Hour)
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

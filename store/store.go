@@ -460,9 +460,12 @@ var flushMarker = []byte("!vigil-flush")
 // flush writes the memtable to a table now, when it holds anything and
 // the disk has room for it (flushReserve). A read-only open, which skips
 // the memtable's journal, then still sees what was written.
+//
+// It holds mu for writing: DropPrefix blocks Badger's writes while it
+// runs, and a write racing it would fail ("Writes are blocked").
 func (s *Store) flush() {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.mode != ReadWrite || !s.dirty.Load() {
 		return
 	}
