@@ -313,18 +313,16 @@ func TestStoreGarbageCollection(t *testing.T) {
 		sizes = append(sizes, dirSize(t, dir))
 	}
 	// 120 copies of ~150 KiB compressed would be ~18 MiB kept forever
-	// without reclaiming. Badger lets level-0 tables pile up (eight, see
-	// store.Open) before it compacts them, so the size is a sawtooth: it
-	// must come back down, and its peak must stay bounded.
-	peak, reclaimed := int64(0), false
-	for i, n := range sizes {
+	// without reclaiming. Depending on when Badger compacts (each saved
+	// copy is flushed into a level-0 table of its own, and level 0 is
+	// compacted when eight pile up), the size is flat or a sawtooth; either
+	// way its peak, and where it ends, must stay far below that.
+	peak := int64(0)
+	for _, n := range sizes {
 		peak = max(peak, n)
-		if i > 0 && n < sizes[i-1]/2 {
-			reclaimed = true
-		}
 	}
-	if !reclaimed || peak > 16<<20 {
-		t.Errorf("store sizes over 120 refreshes peaked at %d bytes, reclaimed=%v: replaced copies are not being reclaimed", peak, reclaimed)
+	if last := sizes[len(sizes)-1]; peak > 16<<20 || last > 4<<20 {
+		t.Errorf("store sizes over 120 refreshes peaked at %d bytes and ended at %d: replaced copies are not being reclaimed", peak, last)
 	}
 	t.Logf("store size per round: %v", sizes[len(sizes)-10:])
 }

@@ -13,33 +13,33 @@ const allowPrefix = "a/"
 
 // PutAllowed records name as allowed.
 func (s *Store) PutAllowed(name string) error {
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(allowPrefix+name), nil) }); err != nil {
-		return fmt.Errorf("storing allowed name %s: %w", name, err)
-	}
-	return nil
+	return s.write("storing allowed name "+name, func(db *badger.DB) error {
+		return db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(allowPrefix+name), nil) })
+	})
 }
 
 // DeleteAllowed forgets name.
 func (s *Store) DeleteAllowed(name string) error {
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(allowPrefix + name)) }); err != nil {
-		return fmt.Errorf("deleting allowed name %s: %w", name, err)
-	}
-	return nil
+	return s.write("deleting allowed name "+name, func(db *badger.DB) error {
+		return db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(allowPrefix + name)) })
+	})
 }
 
 // ListAllowed returns every allowed name, sorted.
 func (s *Store) ListAllowed() ([]string, error) {
 	var out []string
-	err := s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.PrefetchValues = false
-		opts.Prefix = []byte(allowPrefix)
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			out = append(out, string(it.Item().Key()[len(allowPrefix):]))
-		}
-		return nil
+	err := s.view(func(db *badger.DB) error {
+		return db.View(func(txn *badger.Txn) error {
+			opts := badger.DefaultIteratorOptions
+			opts.PrefetchValues = false
+			opts.Prefix = []byte(allowPrefix)
+			it := txn.NewIterator(opts)
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				out = append(out, string(it.Item().Key()[len(allowPrefix):]))
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing allowed names: %w", err)

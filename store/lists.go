@@ -88,22 +88,42 @@ func (s *Store) PutList(id string, meta ListMeta, body []byte) error {
 		return err
 	}
 	sm := storedMeta{ListMeta: meta, BodyGen: old.BodyGen + 1}
-	if sm.BodyChunks, err = s.writeChunks(listBodyPrefix(id, sm.BodyGen), buf.Bytes()); err != nil {
-		return fmt.Errorf("storing list %s: %w", id, err)
+	mb, err := json.Marshal(sm)
+	if err != nil {
+		return fmt.Errorf("encoding list %s metadata: %w", id, err)
 	}
-	if err := s.putStoredMeta(id, sm); err != nil {
+	// One guarded write: the disk is checked once, and a copy is stored
+	// whole or not at all.
+	err = s.write("storing list "+id, func(db *badger.DB) error {
+		if sm.BodyChunks, err = writeChunks(db, listBodyPrefix(id, sm.BodyGen), buf.Bytes()); err != nil {
+			return err
+		}
+		// The metadata names the chunk count, known only now.
+		if mb, err = json.Marshal(sm); err != nil {
+			return err
+		}
+		if err := db.Update(func(txn *badger.Txn) error { return txn.Set(listMetaKey(id), mb) }); err != nil {
+			return err
+		}
+		if err := deleteChunks(db, listBodyPrefix(id, old.BodyGen), old.BodyChunks); err != nil {
+			s.log.Warn("deleting a replaced list copy", zap.String("id", id), zap.Error(err))
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	if err := s.deleteChunks(listBodyPrefix(id, old.BodyGen), old.BodyChunks); err != nil {
-		s.log.Warn("deleting a replaced list copy", zap.String("id", id), zap.Error(err))
-	}
+	// Into a table at once: a store that must later be opened read-only
+	// (a restart on a full disk) reads tables only, and the lists are what
+	// DNS needs from it.
+	s.flush()
 	return nil
 }
 
 // writeChunks stores data under prefix in listChunk-sized pieces and
 // returns their number (at least one, so empty data is still "present").
-func (s *Store) writeChunks(prefix, data []byte) (int, error) {
-	wb := s.db.NewWriteBatch()
+func writeChunks(db *badger.DB, prefix, data []byte) (int, error) {
+	wb := db.NewWriteBatch()
 	defer wb.Cancel()
 	n := 0
 	for off := 0; off < len(data) || n == 0; off += listChunk {
@@ -123,28 +143,30 @@ func chunkKey(prefix []byte, i int) []byte {
 // readChunks reassembles n chunks stored under prefix.
 func (s *Store) readChunks(prefix []byte, n int) ([]byte, error) {
 	var data []byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		for i := range n {
-			item, err := txn.Get(chunkKey(prefix, i))
-			if err != nil {
-				return fmt.Errorf("copy is damaged: chunk %d of %d: %w", i, n, err)
+	err := s.view(func(db *badger.DB) error {
+		return db.View(func(txn *badger.Txn) error {
+			for i := range n {
+				item, err := txn.Get(chunkKey(prefix, i))
+				if err != nil {
+					return fmt.Errorf("copy is damaged: chunk %d of %d: %w", i, n, err)
+				}
+				if err := item.Value(func(v []byte) error { data = append(data, v...); return nil }); err != nil {
+					return err
+				}
 			}
-			if err := item.Value(func(v []byte) error { data = append(data, v...); return nil }); err != nil {
-				return err
-			}
-		}
-		return nil
+			return nil
+		})
 	})
 	return data, err
 }
 
 // deleteChunks removes n chunks under prefix. Deletes are tombstones that
 // compaction reclaims; unlike DropPrefix they do not stall writes.
-func (s *Store) deleteChunks(prefix []byte, n int) error {
+func deleteChunks(db *badger.DB, prefix []byte, n int) error {
 	if n == 0 {
 		return nil
 	}
-	wb := s.db.NewWriteBatch()
+	wb := db.NewWriteBatch()
 	defer wb.Cancel()
 	for i := range n {
 		if err := wb.Delete(chunkKey(prefix, i)); err != nil {
@@ -159,20 +181,21 @@ func (s *Store) putStoredMeta(id string, sm storedMeta) error {
 	if err != nil {
 		return fmt.Errorf("encoding list %s metadata: %w", id, err)
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(listMetaKey(id), mb) }); err != nil {
-		return fmt.Errorf("storing list %s metadata: %w", id, err)
-	}
-	return nil
+	return s.write("storing list "+id+" metadata", func(db *badger.DB) error {
+		return db.Update(func(txn *badger.Txn) error { return txn.Set(listMetaKey(id), mb) })
+	})
 }
 
 func (s *Store) getStoredMeta(id string) (storedMeta, error) {
 	var sm storedMeta
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(listMetaKey(id))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &sm) })
+	err := s.view(func(db *badger.DB) error {
+		return db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(listMetaKey(id))
+			if err != nil {
+				return err
+			}
+			return item.Value(func(v []byte) error { return json.Unmarshal(v, &sm) })
+		})
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return sm, ErrNotFound
@@ -227,19 +250,21 @@ func (s *Store) GetListBody(id string) ([]byte, error) {
 // ListIDs returns the ids of every source with stored metadata.
 func (s *Store) ListIDs() ([]string, error) {
 	var ids []string
-	err := s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.PrefetchValues = false
-		opts.Prefix = []byte(listPrefix)
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := string(it.Item().Key())
-			if id, ok := bytes.CutSuffix([]byte(k[len(listPrefix):]), []byte("/meta")); ok {
-				ids = append(ids, string(id))
+	err := s.view(func(db *badger.DB) error {
+		return db.View(func(txn *badger.Txn) error {
+			opts := badger.DefaultIteratorOptions
+			opts.PrefetchValues = false
+			opts.Prefix = []byte(listPrefix)
+			it := txn.NewIterator(opts)
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				k := string(it.Item().Key())
+				if id, ok := bytes.CutSuffix([]byte(k[len(listPrefix):]), []byte("/meta")); ok {
+					ids = append(ids, string(id))
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing stored lists: %w", err)
@@ -250,8 +275,5 @@ func (s *Store) ListIDs() ([]string, error) {
 // DeleteList removes a source's copy and metadata (a source removed from
 // the configuration).
 func (s *Store) DeleteList(id string) error {
-	if err := s.db.DropPrefix([]byte(listPrefix + id + "/")); err != nil {
-		return fmt.Errorf("deleting list %s: %w", id, err)
-	}
-	return nil
+	return s.write("deleting list "+id, func(db *badger.DB) error { return db.DropPrefix([]byte(listPrefix + id + "/")) })
 }

@@ -30,29 +30,27 @@ func (s *Store) AddSeries(at time.Time, queries, blocked uint64, retention time.
 		return nil
 	}
 	key := seriesKey(at.UTC().Truncate(time.Hour))
-	err := s.db.Update(func(txn *badger.Txn) error {
-		var q, b uint64
-		item, err := txn.Get(key)
-		switch {
-		case err == nil:
-			if err := item.Value(func(v []byte) error {
-				if len(v) == 16 {
-					q, b = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
+	return s.write("recording hourly totals", func(db *badger.DB) error {
+		return db.Update(func(txn *badger.Txn) error {
+			var q, b uint64
+			item, err := txn.Get(key)
+			switch {
+			case err == nil:
+				if err := item.Value(func(v []byte) error {
+					if len(v) == 16 {
+						q, b = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
+					}
+					return nil
+				}); err != nil {
+					return err
 				}
-				return nil
-			}); err != nil {
+			case !errors.Is(err, badger.ErrKeyNotFound):
 				return err
 			}
-		case !errors.Is(err, badger.ErrKeyNotFound):
-			return err
-		}
-		v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, q+queries), b+blocked)
-		return txn.SetEntry(badger.NewEntry(key, v).WithTTL(retention))
+			v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, q+queries), b+blocked)
+			return txn.SetEntry(badger.NewEntry(key, v).WithTTL(retention))
+		})
 	})
-	if err != nil {
-		return fmt.Errorf("recording hourly totals: %w", err)
-	}
-	return nil
 }
 
 // Series returns one point per hour from since to until, zeros included.
@@ -62,28 +60,30 @@ func (s *Store) Series(since, until time.Time) ([]SeriesPoint, error) {
 		return nil, errors.New("window longer than 400 days")
 	}
 	byHour := map[int64]SeriesPoint{}
-	err := s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte("h/")
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Seek(seriesKey(since)); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if len(k) != 10 {
-				continue
-			}
-			h := int64(binary.BigEndian.Uint64(k[2:]))
-			if h > until.Unix() {
-				break
-			}
-			_ = it.Item().Value(func(v []byte) error {
-				if len(v) == 16 {
-					byHour[h] = SeriesPoint{Hour: time.Unix(h, 0).UTC(), Queries: binary.BigEndian.Uint64(v), Blocked: binary.BigEndian.Uint64(v[8:])}
+	err := s.view(func(db *badger.DB) error {
+		return db.View(func(txn *badger.Txn) error {
+			opts := badger.DefaultIteratorOptions
+			opts.Prefix = []byte("h/")
+			it := txn.NewIterator(opts)
+			defer it.Close()
+			for it.Seek(seriesKey(since)); it.Valid(); it.Next() {
+				k := it.Item().Key()
+				if len(k) != 10 {
+					continue
 				}
-				return nil
-			})
-		}
-		return nil
+				h := int64(binary.BigEndian.Uint64(k[2:]))
+				if h > until.Unix() {
+					break
+				}
+				_ = it.Item().Value(func(v []byte) error {
+					if len(v) == 16 {
+						byHour[h] = SeriesPoint{Hour: time.Unix(h, 0).UTC(), Queries: binary.BigEndian.Uint64(v), Blocked: binary.BigEndian.Uint64(v[8:])}
+					}
+					return nil
+				})
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading hourly totals: %w", err)

@@ -31,12 +31,14 @@ func snapshotPrefix(name string, gen uint64) []byte {
 
 func (s *Store) snapshotMeta(name string) (snapshotMeta, error) {
 	var m snapshotMeta
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(snapshotMetaKey(name))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &m) })
+	err := s.view(func(db *badger.DB) error {
+		return db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(snapshotMetaKey(name))
+			if err != nil {
+				return err
+			}
+			return item.Value(func(v []byte) error { return json.Unmarshal(v, &m) })
+		})
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return m, ErrNotFound
@@ -51,17 +53,19 @@ func (s *Store) PutSnapshot(name string, data []byte) error {
 		return fmt.Errorf("saving snapshot %s: %w", name, err)
 	}
 	m := snapshotMeta{Gen: old.Gen + 1, Saved: time.Now().UTC()}
-	if m.Chunks, err = s.writeChunks(snapshotPrefix(name, m.Gen), data); err != nil {
-		return fmt.Errorf("saving snapshot %s: %w", name, err)
-	}
-	mb, _ := json.Marshal(m)
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(snapshotMetaKey(name), mb) }); err != nil {
-		return fmt.Errorf("saving snapshot %s: %w", name, err)
-	}
-	if err := s.deleteChunks(snapshotPrefix(name, old.Gen), old.Chunks); err != nil {
-		s.log.Warn("deleting a replaced snapshot", zap.String("name", name), zap.Error(err))
-	}
-	return nil
+	return s.write("saving snapshot "+name, func(db *badger.DB) error {
+		if m.Chunks, err = writeChunks(db, snapshotPrefix(name, m.Gen), data); err != nil {
+			return err
+		}
+		mb, _ := json.Marshal(m)
+		if err := db.Update(func(txn *badger.Txn) error { return txn.Set(snapshotMetaKey(name), mb) }); err != nil {
+			return err
+		}
+		if err := deleteChunks(db, snapshotPrefix(name, old.Gen), old.Chunks); err != nil {
+			s.log.Warn("deleting a replaced snapshot", zap.String("name", name), zap.Error(err))
+		}
+		return nil
+	})
 }
 
 // GetSnapshot returns the snapshot called name and when it was saved, or

@@ -38,6 +38,12 @@ func saveCache(c *resolver.Cache, st *store.Store, log *zap.Logger) {
 	start := time.Now()
 	snap := c.Snapshot()
 	if err := st.PutSnapshot(cacheSnapshot, snap); err != nil {
+		if store.NotSaved(err) {
+			// A full disk or a read-only store, reported once by the store;
+			// the previous snapshot, if any, stays.
+			log.Debug("cache not saved", zap.Error(err))
+			return
+		}
 		log.Warn("saving the cache", zap.Error(err))
 		return
 	}

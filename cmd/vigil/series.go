@@ -54,7 +54,11 @@ func (sr *seriesRecorder) flush() {
 	defer sr.mu.Unlock()
 	q, b := sr.totals()
 	if err := sr.store.AddSeries(time.Now(), q-sr.lastQ, b-sr.lastB, sr.retention); err != nil {
-		sr.log.Warn("recording hourly totals", zap.Error(err))
+		// Not recorded: the counts carry over to the next flush. A full
+		// disk or read-only store is reported once by the store.
+		if !store.NotSaved(err) {
+			sr.log.Warn("recording hourly totals", zap.Error(err))
+		}
 		return
 	}
 	sr.lastQ, sr.lastB = q, b

@@ -60,12 +60,18 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*runnin
 	if cfg.Server.GCPercent > 0 && os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.Server.GCPercent)
 	}
-	st, err := store.Open(cfg.Store, log.Named("store"))
+	// A store that cannot be opened for writing (a full disk) or at all
+	// does not stop DNS: it opens read-only or not at all, and
+	// startBackground keeps trying to open it for writing.
+	st, err := store.OpenForServe(cfg.Store, log.Named("store"))
 	if err != nil {
 		return fmt.Errorf("opening the store: %w", err)
 	}
 	defer func() { // last: everything else writes to it
-		if err := st.Close(); err != nil {
+		switch err := st.Close(); {
+		case store.NotSaved(err):
+			log.Warn("the disk is full: the store was not flushed at exit", zap.Error(err))
+		case err != nil:
 			log.Error("closing the store", zap.Error(err))
 		}
 	}()
@@ -129,7 +135,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	r.startBackground()
 	log.Info("vigil is answering", zap.Stringers("dns", r.srv.UDPAddrs()), zap.String("api", r.apiAddr),
 		zap.Int("rules", r.lists.Current().Matcher.Len()), zap.Stringers("upstreams", cfg.Upstream.Servers),
-		zap.String("strategy", string(cfg.Upstream.Strategy)))
+		zap.String("strategy", string(cfg.Upstream.Strategy)), zap.String("store", string(st.Status().Mode)))
 	return r, nil
 }
 
@@ -202,7 +208,7 @@ func (r *running) apiDeps() api.Deps {
 	d := api.Deps{
 		Config: r.cfg.HTTP, Metrics: r.cfg.Metrics,
 		Server: r.srv, Upstreams: r.chain.Forwarder, Lists: r.lists, Log: r.logs,
-		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(),
+		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(), Store: r.store,
 		Retention: max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),
 	}
 	if r.chain.Cache != nil {
@@ -223,6 +229,9 @@ func (r *running) startBackground() {
 	r.bg.Go(func() { r.reloadOnHUP(bg) })
 	r.bg.Go(func() { r.store.RunGC(bg) })
 	r.bg.Go(func() { r.store.RunDiskWatch(bg) })
+	// A degraded store (read-only, or not open) is taken for writing once
+	// it can be; the lists are then compiled again from it.
+	r.bg.Go(func() { r.store.RunReopen(bg, func() { r.storeWritable(bg) }) })
 	r.bg.Go(func() { r.series.run(bg) })
 	r.bg.Go(func() { r.lists.Run(bg) })
 	if r.persistCache() {
@@ -230,6 +239,15 @@ func (r *running) startBackground() {
 		// for the first query; cached answers arrive within moments.
 		r.bg.Go(func() { restoreCache(r.chain.Cache, r.store, r.log) })
 		r.bg.Go(func() { saveCacheEvery(bg, r.cfg.Cache.PersistInterval, r.chain.Cache, r.store, r.log) })
+	}
+}
+
+// storeWritable runs when a degraded store has been opened for writing:
+// the lists are compiled again from what it holds (they may have been
+// compiled from nothing, or from the copies as of the last flush).
+func (r *running) storeWritable(ctx context.Context) {
+	if err := r.lists.Load(ctx); err != nil {
+		r.log.Error("loading lists from the reopened store; the running lists stay", zap.Error(err))
 	}
 }
 

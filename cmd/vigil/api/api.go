@@ -55,6 +55,14 @@ type Deps struct {
 	// window a request asks for is clamped to it, so a request's work is
 	// bounded by what is kept. Zero means maxWindow.
 	Retention time.Duration
+	// Store reports the store's mode (read-only or unavailable on a full
+	// or damaged disk) for the health check; nil leaves it out.
+	Store StoreStatus
+}
+
+// StoreStatus is what the API reads of the store (*store.Store).
+type StoreStatus interface {
+	Status() store.Status
 }
 
 // Server is what the API reads of the DNS server (*resolver.Server).

@@ -14,11 +14,14 @@ import (
 // credentials (see auth).
 func (a *api) health(w http.ResponseWriter, r *http.Request) error {
 	out := map[string]any{
-		"status": "ok",
+		"status": "ok", // DNS answers; a degraded store shows under "store", missing rules under "lists_warning"
 		"uptime": time.Since(a.d.Started).Round(time.Second).String(),
 	}
 	if warn := blocklists.Warning(a.d.Lists.Current(), a.d.Lists.Status()); warn != "" {
 		out["lists_warning"] = warn // DNS answers, but may block nothing
+	}
+	if a.d.Store != nil {
+		out["store"] = a.d.Store.Status()
 	}
 	return ok(w, out)
 }
