@@ -507,8 +507,13 @@ func (m *Manager) update(ctx context.Context, l *ListConfig, src string) SourceS
 				meta.Status, meta.Error = StatusFailedCached, err.Error()
 			}
 			next := m.schedule(id, true)
-			m.log.Error("storing list source; retrying", zap.String("list", l.Name), zap.String("source", src), zap.Error(err),
-				zap.Time("next_attempt", next))
+			level := zap.ErrorLevel
+			if store.NotSaved(err) {
+				level = zap.DebugLevel // a full disk or read-only store: the store reports it once per episode
+			}
+			if ce := m.log.Check(level, "storing list source; retrying"); ce != nil {
+				ce.Write(zap.String("list", l.Name), zap.String("source", src), zap.Error(err), zap.Time("next_attempt", next))
+			}
 			return m.withRetry(newSourceStatus(id, l, meta))
 		}
 		m.log.Info("list source updated", zap.String("list", l.Name), zap.String("source", src),
@@ -519,7 +524,7 @@ func (m *Manager) update(ctx context.Context, l *ListConfig, src string) SourceS
 }
 
 func (m *Manager) putMeta(id string, meta store.ListMeta) {
-	if err := m.store.PutListMeta(id, meta); err != nil {
+	if err := m.store.PutListMeta(id, meta); err != nil && !store.NotSaved(err) {
 		m.log.Error("storing list status", zap.String("source", meta.Source), zap.Error(err))
 	}
 }
