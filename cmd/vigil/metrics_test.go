@@ -69,6 +69,8 @@ entries = ["||xiaomi.example^"]
 		`vigil_upstream_duration_seconds_count{upstream="udp://` + up.Addr + `"} 2`,
 		`vigil_blocking_paused 0`,
 		`vigil_udp_shed_total 0`,
+		`vigil_store_mode{mode="read-write"} 1`,
+		`vigil_store_low_disk 0`,
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)

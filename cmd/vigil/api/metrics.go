@@ -22,6 +22,7 @@ type metricsCollector struct {
 	listEntries, listUpdated, listFailing, listRules, listGeneration         *prometheus.Desc
 	logQueued, logWritten, logDropped, logErrors, paused, tcpConns, scrubbed *prometheus.Desc
 	shed                                                                     *prometheus.Desc
+	storeMode, storeLowDisk, storeSkipped                                    *prometheus.Desc
 }
 
 // newMetricsCollector describes every metric once; Collect reads deps at
@@ -55,6 +56,9 @@ func newMetricsCollector(deps Deps) *metricsCollector {
 		tcpConns:       d("tcp_connections", "Open TCP connections."),
 		scrubbed:       d("upstream_scrubbed_records_total", "Out-of-bailiwick records dropped from upstream answers."),
 		shed:           d("udp_shed_total", "UDP queries dropped unanswered: server.max_inflight queries were already waiting for upstreams."),
+		storeMode:      d("store_mode", "1 for the store's current mode: read-write, or read-only or unavailable on a full or damaged disk (DNS answers either way).", "mode"),
+		storeLowDisk:   d("store_low_disk", "1 while the store's disk has less free space than store.min_free_bytes."),
+		storeSkipped:   d("store_skipped_writes_total", "Store writes skipped for want of disk space or a writable store."),
 	}
 }
 
@@ -93,6 +97,16 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	srv := c.d.Server.Stats()
 	m.gauge(c.tcpConns, float64(srv.TCPConns))
 	m.counter(c.shed, float64(srv.Shed))
+	if c.d.Store != nil {
+		st := c.d.Store.Status()
+		m.gauge(c.storeMode, 1, string(st.Mode))
+		low := 0.0
+		if st.LowDisk {
+			low = 1
+		}
+		m.gauge(c.storeLowDisk, low)
+		m.counter(c.storeSkipped, float64(st.SkippedWrites))
+	}
 }
 
 // metricSink sends constant metrics to a scrape.

@@ -59,16 +59,24 @@ function byDay(points) {
 }
 const rows = (items, cells) => items.map((it) => `<tr>${cells(it).map((c) => `<td>${c}</td>`).join("")}</tr>`).join("");
 
+// storeBanner warns when the store cannot be written (a full or damaged
+// disk): DNS and blocking go on, but nothing new is kept.
+function storeBanner(st) {
+  if (!st || (st.mode === "read-write" && !st.low_disk)) return "";
+  const what = st.mode === "read-write" ? "the disk is almost full" : `the store is ${esc(st.mode)}`;
+  return `<p class="blocked" role="alert" id="store-banner">Warning: ${what}; DNS and blocking go on, but list updates, the saved cache and hourly totals are not being kept${st.error ? ` (${esc(st.error)})` : ""}.</p>`;
+}
+
 async function overview() {
-  const [s24, s7, top, lists, stats, pause] = await Promise.all([
+  const [s24, s7, top, lists, stats, pause, health] = await Promise.all([
     api("/api/v1/series?since=24h"), api("/api/v1/series?since=7d"), api("/api/v1/top?since=24h&limit=10"),
-    api("/api/v1/lists"), api("/api/v1/stats"), api("/api/v1/pause"),
+    api("/api/v1/lists"), api("/api/v1/stats"), api("/api/v1/pause"), api("/api/v1/health"),
   ]);
   const q = s24.points.reduce((a, p) => a + p.queries, 0), b = s24.points.reduce((a, p) => a + p.blocked, 0);
   const ql = stats.querylog || {};
   const paused = pause.all ? `paused until ${when(pause.all)}` : lists.warning && !lists.rules ? "on, no rules" : "on";
   main.innerHTML = `
-    <h2>Overview</h2>
+    <h2>Overview</h2>${storeBanner(health.store)}
     <div class="cards">
       <div class="card"><div class="n" id="total-queries">${fmt(q)}</div><div class="l">queries, 24 h</div></div>
       <div class="card"><div class="n" id="total-blocked">${fmt(b)}</div><div class="l">blocked, 24 h</div></div>
