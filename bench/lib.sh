@@ -12,6 +12,7 @@ pids=()
 bench_cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	cg_cleanup
 	rm -rf "$work"
 }
 trap bench_cleanup EXIT
@@ -28,6 +29,55 @@ bench_setup() {
 		(cd "$root" && go build -o "$work/$(basename "$pkg")" "./$pkg")
 	done
 }
+
+# CPU quota mode. With QUOTA=P (percent of one core, e.g. QUOTA=20), each
+# server runs in a cgroup of its own held to P % of a core, so the load
+# generator is never the limit and QPS compares CPU cost: QPS per
+# CPU-second = QPS / (P / 100). cgroup v2 (cpu.max) or v1
+# (cpu.cfs_quota_us / cpu.cfs_period_us), whichever the machine has; needs
+# root. Without QUOTA, servers run unlimited (latency and the ceiling).
+QUOTA=${QUOTA:-}
+CG=""
+cg_setup() {
+	[ -n "$QUOTA" ] || return 0
+	local period=100000 quota=$((QUOTA * 1000))
+	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+		CG=/sys/fs/cgroup/vigil-bench-$$
+		echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+		mkdir -p "$CG"
+		echo "$quota $period" >"$CG/cpu.max"
+	elif [ -d /sys/fs/cgroup/cpu ]; then
+		CG=/sys/fs/cgroup/cpu/vigil-bench-$$
+		mkdir -p "$CG"
+		echo "$period" >"$CG/cpu.cfs_period_us"
+		echo "$quota" >"$CG/cpu.cfs_quota_us"
+	else
+		echo "QUOTA needs cgroup v1 or v2 with the cpu controller" >&2
+		exit 1
+	fi
+	printf '#!/bin/sh\necho $$ >"%s/cgroup.procs" && exec "$@"\n' "$CG" >"$work/incg"
+	chmod 755 "$work/incg"
+	echo "CPU quota: $QUOTA % of a core per server ($CG)" >&2
+}
+cg_cleanup() {
+	[ -n "$CG" ] && [ -d "$CG" ] || return 0
+	# Whatever is left goes back to the root group, then the group goes.
+	local root
+	root=$(dirname "$CG")
+	while read -r p; do echo "$p" >"$root/cgroup.procs" 2>/dev/null || true; done <"$CG/cgroup.procs"
+	rmdir "$CG" 2>/dev/null || true
+}
+# cg_cmd CMD... -> the command line that runs CMD inside the quota group
+# (from its first instruction: start-up counts too), or CMD itself.
+cg_cmd() {
+	if [ -n "$CG" ]; then
+		echo "$work/incg $*"
+	else
+		echo "$*"
+	fi
+}
+# per_cpu QPS -> QPS per CPU-second under the quota ("" without one)
+per_cpu() { [ -n "$QUOTA" ] && awk -v q="$1" -v p="$QUOTA" 'BEGIN {printf "%d", q * 100 / p}' || true; }
 
 # The load generator's settings; scripts may override them before use.
 CLIENTS=${CLIENTS:-8}

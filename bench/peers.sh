@@ -17,9 +17,17 @@
 # BLOCKY=/path/to/blocky (hosts-format denylist). Only 127.0.0.1; every
 # run is bounded (DURATION seconds, ROUNDS rounds, medians).
 #
+# Also the forwarded mix (never-seen names, so every query goes to the stub).
+#
+# QUOTA=P holds each server to P % of one core (a cgroup of its own, see
+# lib.sh) and adds QPS per CPU-second: at dnsperf's ceiling fast servers
+# all tie, so only under a quota does the table say which is cheaper per
+# query.
+#
 #   bench/peers.sh                               # 1M names, 10 s x 3
 #   NAMES=100000 DURATION=5 ROUNDS=1 bench/peers.sh
 #   PEERS="vigil unbound" bench/peers.sh
+#   QUOTA=20 bench/peers.sh                      # per CPU-second, 20 % of a core each
 set -euo pipefail
 
 NAMES=${NAMES:-1000000}
@@ -56,9 +64,10 @@ fi
 
 echo "building..." >&2
 bench_setup cmd/vigil bench/stubdns bench/genlist bench/startup
+cg_setup
 chmod 755 "$work" # servers that drop privileges must read their files
 echo "generating $NAMES names..." >&2
-"$work/genlist" -n "$NAMES" -miss 10 -out "$work"
+"$work/genlist" -n "$NAMES" -miss 2000000 -out "$work"
 # Plain names from the adblock list, for the peers' own formats.
 sed -n 's/^||\(.*\)^$/\1/p' "$work/list.txt" >"$work/names.txt"
 first_blocked=$(head -1 "$work/names.txt")
@@ -192,7 +201,7 @@ start() {
 	rm -f "$work/srv.pid" "$work/startup.ms"
 	# shellcheck disable=SC2086
 	"$work/startup" -addr "127.0.0.1:$PORT" -name "$first_blocked" -timeout 120s -pidfile "$work/srv.pid" -- \
-		taskset -c "$VCPU" $1 >"$work/startup.ms" 2>"$work/server.log" &
+		taskset -c "$VCPU" $(cg_cmd "$1") >"$work/startup.ms" 2>"$work/server.log" &
 	SPID=$!
 	pids+=("$SPID")
 	while [ -z "$ms" ]; do
@@ -208,7 +217,7 @@ start() {
 # start_plain CMD -> SRV, for a server without a list: wait for any answer
 start_plain() {
 	# shellcheck disable=SC2086
-	taskset -c "$VCPU" $1 >/dev/null 2>"$work/server.log" &
+	taskset -c "$VCPU" $(cg_cmd "$1") >/dev/null 2>"$work/server.log" &
 	SRV=$!
 	SPID=$SRV
 	pids+=("$SRV")
@@ -246,7 +255,9 @@ for s in $PEERS; do
 	warm "$PORT" "$work/cached.txt"
 	read -r cq cl < <(mix "$PORT" "$work/cached.txt")
 	read -r bq bl < <(mix "$PORT" "$work/blocked-exact.txt")
-	lat=$(p99 "$PORT" "$work/cached.txt" 10000)
+	read -r fq fl < <(mix "$PORT" "$work/miss.txt")
+	lat="n/a"
+	[ -n "$QUOTA" ] || lat=$(p99 "$PORT" "$work/cached.txt" 10000)
 	after=$(rss_kb "$SRV")
 	stop
 	echo "$s: without a list..." >&2
@@ -256,14 +267,28 @@ for s in $PEERS; do
 		nolist=$(($(rss_kb "$SRV") / 1024))
 	fi
 	stop
-	rows+=("| $s | $cq | $bq | $lat | $((cl + bl)) | $(awk -v m="$STARTUP_MS" 'BEGIN {printf "%.2f", m / 1000}') | $((ready / 1024)) → $((after / 1024)) | $nolist |")
+	if [ -n "$QUOTA" ]; then
+		rows+=("| $s | $(per_cpu "$cq") | $(per_cpu "$bq") | $(per_cpu "$fq") | $cq / $bq / $fq | $(awk -v m="$STARTUP_MS" 'BEGIN {printf "%.2f", m / 1000}') | $((ready / 1024)) → $((after / 1024)) |")
+	else
+		rows+=("| $s | $cq | $bq | $fq | $lat | $((cl + bl + fl)) | $(awk -v m="$STARTUP_MS" 'BEGIN {printf "%.2f", m / 1000}') | $((ready / 1024)) → $((after / 1024)) | $nolist |")
+	fi
 done
 
-cat <<EOF
+if [ -n "$QUOTA" ]; then
+	cat <<EOF
+
+$NAMES blocked names; each server pinned to core $VCPU and held to $QUOTA % of it (cgroup CPU quota), dnsperf ($CLIENTS clients, $OUTSTANDING outstanding, ${DURATION}s, median of $ROUNDS) and the stub upstream on core $LCPU; QPS per CPU-second = QPS / ($QUOTA / 100)
+
+| server | cached QPS per CPU-s | blocked QPS per CPU-s | forwarded QPS per CPU-s | QPS at the quota (cached / blocked / forwarded) | start-up with list, s | RSS with list, MiB (ready → after load) |
+|---|---|---|---|---|---|---|
+EOF
+else
+	cat <<EOF
 
 $NAMES blocked names; each server pinned to core $VCPU, dnsperf ($CLIENTS clients, $OUTSTANDING outstanding, ${DURATION}s, median of $ROUNDS) and the stub upstream on core $LCPU
 
-| server | cached QPS | blocked QPS | cached p99 ms at 10k QPS | lost | start-up with list, s | RSS with list, MiB (ready → after load) | RSS without list, MiB |
-|---|---|---|---|---|---|---|---|
+| server | cached QPS | blocked QPS | forwarded QPS | cached p99 ms at 10k QPS | lost | start-up with list, s | RSS with list, MiB (ready → after load) | RSS without list, MiB |
+|---|---|---|---|---|---|---|---|---|
 EOF
+fi
 printf '%s\n' "${rows[@]}"
