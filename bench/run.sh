@@ -11,6 +11,7 @@
 #
 #   bench/run.sh                       # 1M names, 10 s x 3 rounds per mix
 #   NAMES=100000 DURATION=5 ROUNDS=1 bench/run.sh   # quick look
+#   QUOTA=20 bench/run.sh              # Vigil held to 20 % of a core: QPS per CPU-second too (lib.sh)
 set -euo pipefail
 
 NAMES=${NAMES:-1000000}
@@ -32,6 +33,7 @@ fi
 
 echo "building..." >&2
 bench_setup cmd/vigil bench/stubdns bench/genlist bench/startup
+cg_setup
 echo "generating $NAMES names..." >&2
 "$work/genlist" -n "$NAMES" -out "$work"
 first_blocked=$(sed -n '3s/^||\(.*\)^$/\1/p' "$work/list.txt")
@@ -70,7 +72,7 @@ start_vigil() {
 	local ms=""
 	rm -f "$work/vigil.pid" "$work/startup.ms"
 	GOMAXPROCS=$(echo "$2" | tr ',' '\n' | wc -l) "$work/startup" -addr "127.0.0.1:$VPORT" -name "$first_blocked" \
-		-pidfile "$work/vigil.pid" -- taskset -c "$2" "$work/vigil" serve -config "$1" >"$work/startup.ms" &
+		-pidfile "$work/vigil.pid" -- taskset -c "$2" $(cg_cmd "$work/vigil") serve -config "$1" >"$work/startup.ms" &
 	SPID=$!
 	pids+=("$SPID")
 	while [ -z "$ms" ]; do
@@ -138,7 +140,7 @@ stop_vigil
 echo "run 4: vigil without a list..." >&2
 write_config "$work/without.toml" "$work/state-without" no
 # Without a list nothing is blocked: wait for any answer instead.
-GOMAXPROCS=1 taskset -c "$VCPU" "$work/vigil" serve -config "$work/without.toml" &
+GOMAXPROCS=1 taskset -c "$VCPU" $(cg_cmd "$work/vigil") serve -config "$work/without.toml" &
 VPID=$!
 SPID=$VPID
 pids+=("$VPID")
@@ -160,6 +162,9 @@ dnsperf: $CLIENTS clients, $OUTSTANDING outstanding, ${DURATION}s per run, media
 | cached (10k names, warm cache) | $cached_qps | $cached_lost |
 | blocked (list names and subdomains) | $blocked_qps | $blocked_lost |
 | forwarded (unique names, cache misses) | $miss_qps | $miss_lost |
+${QUOTA:+
+under a CPU quota of $QUOTA % of a core, QPS per CPU-second: cached $(per_cpu "$cached_qps"), blocked $(per_cpu "$blocked_qps"), forwarded $(per_cpu "$miss_qps") (the scaling and no-list runs are under the quota too)
+}
 
 per-client log's cost, blocked mix, $ROUNDS alternating rounds each: log on $blocked_on_ab QPS, off $blocked_nolog_qps QPS ($(awk -v a="$blocked_on_ab" -v b="$blocked_nolog_qps" 'BEGIN {printf "%.1f", (1 - a / b) * 100}') % less with the log)
 
