@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
@@ -84,11 +85,19 @@ func (f *Forwarder) Reconfigure(ups []Upstream, strategy Strategy, attempt time.
 	for _, u := range ups {
 		if prev, ok := old[u.String()]; ok {
 			st.upstreams = append(st.upstreams, prev)
+			delete(old, u.String())
 			continue
 		}
 		st.upstreams = append(st.upstreams, &upstreamState{up: u})
 	}
 	f.state.Store(st)
+	// Upstreams the reload removed let go of their idle sockets; queries
+	// still using them finish first.
+	for _, u := range old {
+		if c, ok := u.up.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -52,6 +53,37 @@ var udpBufPool = sync.Pool{New: func() any { b := make([]byte, udpReplySize); re
 type PlainUpstream struct {
 	spec   UpstreamSpec
 	dialer net.Dialer
+
+	// mu guards the pool of idle connected UDP sockets (udp.go's
+	// comment on udpPoolSize says why and how they are reused).
+	mu     sync.Mutex
+	idle   []*pooledUDP
+	closed bool
+}
+
+// A connected UDP socket costs a quarter of a forwarded query's CPU to
+// open (socket, connect, the netpoller's registration, close: measured
+// with go test -bench AnswerCacheMiss -cpuprofile), so sockets are kept
+// and reused, as dnsmasq and Unbound keep a pool of ports. RFC 5452
+// wants each query's source port unpredictable: every socket's port is a
+// random one the kernel picked, a query takes a random idle socket, and a
+// socket is closed after udpSocketUses exchanges or udpSocketAge, or at
+// once when its exchange failed (its late answer must not meet the next
+// query), so the ports in use keep changing. Together with the random ID
+// and the question check (replyMatches) that keeps off-path spoofing as
+// expensive as with a fresh socket per query for any attacker who cannot
+// see the traffic.
+const (
+	udpPoolSize   = 512
+	udpSocketUses = 64
+	udpSocketAge  = 30 * time.Second
+)
+
+// pooledUDP is a connected UDP socket to the upstream, with its history.
+type pooledUDP struct {
+	c    net.Conn
+	uses int
+	born time.Time
 }
 
 // NewPlainUpstream returns an upstream for a udp:// or tcp:// spec.
@@ -66,10 +98,11 @@ func (u *PlainUpstream) String() string { return u.spec.String() }
 
 // Exchange implements Upstream.
 //
-// Each UDP exchange uses a new connected socket: the kernel picks a random
-// source port and only delivers datagrams from the upstream's address, and
-// together with the random ID and the question check that makes off-path
-// spoofing expensive (RFC 5452 section 9).
+// UDP exchanges use connected sockets, each on a random source port the
+// kernel picked, taken at random from a small pool that keeps changing
+// (see udpPoolSize); a connected socket only delivers datagrams from the
+// upstream's address, and together with the random ID and the question
+// check that makes off-path spoofing expensive (RFC 5452 section 9).
 func (u *PlainUpstream) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	wire, err := m.Pack()
 	if err != nil {
@@ -85,14 +118,18 @@ func (u *PlainUpstream) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, err
 	return u.exchangeTCP(ctx, m, wire)
 }
 
-func (u *PlainUpstream) exchangeUDP(ctx context.Context, m *dns.Msg, wire []byte) (*dns.Msg, error) {
-	conn, err := u.dialer.DialContext(ctx, "udp", u.spec.Addr.String())
+func (u *PlainUpstream) exchangeUDP(ctx context.Context, m *dns.Msg, wire []byte) (r *dns.Msg, err error) {
+	pc, err := u.takeUDP(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("dialing %s: %w", u.spec, err)
+		return nil, err
 	}
-	defer conn.Close()
+	conn := pc.c
 	stop := deadlineFromContext(ctx, conn)
-	defer stop()
+	defer func() {
+		// Reusable only when it answered and no deadline can still fire.
+		reusable := err == nil && stop() && conn.SetDeadline(time.Time{}) == nil
+		u.returnUDP(pc, reusable)
+	}()
 	if _, err := conn.Write(wire); err != nil {
 		return nil, fmt.Errorf("sending to %s: %w", u.spec, err)
 	}
@@ -109,12 +146,64 @@ func (u *PlainUpstream) exchangeUDP(ctx context.Context, m *dns.Msg, wire []byte
 		}
 		r := new(dns.Msg)
 		if r.Unpack(buf[:n]) != nil || !replyMatches(m, r) {
-			// Garbage or an answer to something else: possibly a spoofing
+			// Garbage, an answer to something else, or a late answer to
+			// an earlier query on this socket: possibly a spoofing
 			// attempt. Keep waiting for the real one until the deadline.
 			continue
 		}
 		return r, nil
 	}
+}
+
+// takeUDP returns a random idle socket to the upstream, or a new one.
+func (u *PlainUpstream) takeUDP(ctx context.Context) (*pooledUDP, error) {
+	now := time.Now()
+	u.mu.Lock()
+	for len(u.idle) > 0 {
+		i := rand.IntN(len(u.idle))
+		pc := u.idle[i]
+		u.idle[i] = u.idle[len(u.idle)-1]
+		u.idle = u.idle[:len(u.idle)-1]
+		if now.Sub(pc.born) < udpSocketAge {
+			u.mu.Unlock()
+			return pc, nil
+		}
+		pc.c.Close()
+	}
+	u.mu.Unlock()
+	conn, err := u.dialer.DialContext(ctx, "udp", u.spec.Addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("dialing %s: %w", u.spec, err)
+	}
+	return &pooledUDP{c: conn, born: now}, nil
+}
+
+// returnUDP puts a socket back for reuse, or closes it.
+func (u *PlainUpstream) returnUDP(pc *pooledUDP, reusable bool) {
+	pc.uses++
+	if reusable && pc.uses < udpSocketUses && time.Since(pc.born) < udpSocketAge {
+		u.mu.Lock()
+		if !u.closed && len(u.idle) < udpPoolSize {
+			u.idle = append(u.idle, pc)
+			u.mu.Unlock()
+			return
+		}
+		u.mu.Unlock()
+	}
+	pc.c.Close()
+}
+
+// Close closes the idle sockets; sockets in use are closed when their
+// exchange ends. The Forwarder calls it for an upstream a reload removed.
+func (u *PlainUpstream) Close() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.closed = true
+	for _, pc := range u.idle {
+		pc.c.Close()
+	}
+	u.idle = nil
+	return nil
 }
 
 func (u *PlainUpstream) exchangeTCP(ctx context.Context, m *dns.Msg, wire []byte) (*dns.Msg, error) {
