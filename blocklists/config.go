@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/vigil-dns/vigil/blocklists/curated"
 )
 
 // ListConfig is one [[lists]] table: a named, vendor-tagged list made of
@@ -18,7 +20,8 @@ type ListConfig struct {
 	// Kind is "deny" (block; the zero value) or "allow" (exceptions
 	// beating deny rules).
 	Kind ListKind `toml:"kind"`
-	// Sources are http(s) URLs or file paths.
+	// Sources are http(s) URLs, file paths or "builtin:NAME" (a list
+	// shipped inside the binary, see package curated).
 	Sources []string `toml:"sources"`
 	// Entries are rules written inline, in the list's format.
 	Entries []string `toml:"entries"`
@@ -88,6 +91,20 @@ func IsURL(source string) bool {
 	return strings.HasPrefix(source, "http://") || strings.HasPrefix(source, "https://")
 }
 
+// BuiltinScheme prefixes a source that names a list shipped inside the
+// binary: "builtin:functional" reads curated.Read("functional"). Such a
+// source needs no network and no file, and is never stored: its rules are
+// read from the binary at every build of the set.
+const BuiltinScheme = "builtin:"
+
+// IsBuiltin reports whether a source is a list shipped inside the binary.
+func IsBuiltin(source string) bool { return strings.HasPrefix(source, BuiltinScheme) }
+
+// readBuiltin returns the text of a "builtin:NAME" source.
+func readBuiltin(source string) ([]byte, error) {
+	return curated.Read(strings.TrimPrefix(source, BuiltinScheme))
+}
+
 // ValidateLists checks the [[lists]] tables, without changing them; errors
 // name the list by index and name, the key and what was expected.
 func ValidateLists(lists []ListConfig) error {
@@ -141,6 +158,12 @@ func ValidateLists(lists []ListConfig) error {
 func validateSource(s string) error {
 	if strings.TrimSpace(s) == "" {
 		return errors.New("want a URL or a file path, got \"\"")
+	}
+	if IsBuiltin(s) {
+		if _, err := readBuiltin(s); err != nil {
+			return fmt.Errorf("want %s followed by one of %s, got %q", BuiltinScheme, strings.Join(curated.Files(), ", "), s)
+		}
+		return nil
 	}
 	if IsURL(s) {
 		u, err := url.Parse(s)

@@ -177,7 +177,7 @@ func (m *Manager) Load(ctx context.Context) error {
 	defer m.refreshMu.Unlock()
 	for _, l := range m.conf.Load().lists {
 		for _, src := range l.Sources {
-			if !IsURL(src) {
+			if !IsURL(src) && !IsBuiltin(src) {
 				m.update(ctx, &l, src)
 			}
 		}
@@ -243,7 +243,7 @@ func (m *Manager) refresh(ctx context.Context, progress Progress, pick func(id s
 	conf := m.conf.Load()
 	for i := range conf.lists {
 		for _, src := range conf.lists[i].Sources {
-			if pick(SourceID(conf.lists[i].Name, src)) {
+			if !IsBuiltin(src) && pick(SourceID(conf.lists[i].Name, src)) {
 				jobs = append(jobs, job{&conf.lists[i], src})
 			}
 		}
@@ -389,6 +389,10 @@ func (m *Manager) Status() []SourceStatus {
 	for _, l := range m.conf.Load().lists {
 		for _, src := range l.Sources {
 			id := SourceID(l.Name, src)
+			if IsBuiltin(src) {
+				out = append(out, builtinStatus(id, &l, src))
+				continue
+			}
 			meta, err := m.store.GetListMeta(id)
 			if err != nil {
 				meta = store.ListMeta{List: l.Name, Source: src, Status: StatusPending}
@@ -627,7 +631,13 @@ func (m *Manager) rebuild() error {
 		}
 		add := func(r Rule) { b.Add(idx, r) }
 		for _, src := range l.Sources {
-			body, err := m.store.GetListBody(SourceID(l.Name, src))
+			var body []byte
+			var err error
+			if IsBuiltin(src) {
+				body, err = readBuiltin(src) // in the binary: never stored, always there
+			} else {
+				body, err = m.store.GetListBody(SourceID(l.Name, src))
+			}
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}

@@ -1,6 +1,9 @@
 package blocklists
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/vigil-dns/vigil/store"
@@ -13,6 +16,7 @@ const (
 	StatusUnchanged    = "unchanged"                // the source has not changed
 	StatusFailedCached = "failed-using-cached-copy" // the update failed; the last good copy is in use
 	StatusFailedNoCopy = "failed-no-copy"           // the update failed and there is no copy to use
+	StatusBuiltin      = "built-in"                 // shipped inside the binary; nothing to fetch
 )
 
 // SourceStatus is what the API and CLI show for one source. Its JSON is
@@ -24,7 +28,7 @@ type SourceStatus struct {
 	Vendor       string    `json:"vendor"`
 	Kind         ListKind  `json:"kind"`   // "deny" or "allow"
 	List         string    `json:"list"`   // the configured list's name
-	Source       string    `json:"source"` // URL or file path
+	Source       string    `json:"source"` // URL, file path or builtin:NAME
 	ETag         string    `json:"etag,omitempty"`
 	LastModified string    `json:"last_modified,omitempty"`
 	FetchedAt    time.Time `json:"fetched_at"`            // when the stored copy was fetched
@@ -57,4 +61,21 @@ func newSourceStatus(id string, l *ListConfig, m store.ListMeta) SourceStatus {
 		Entries: m.Entries, Rejected: m.Rejected, Status: m.Status, Error: m.Error,
 		HasCopy: m.HasCopy, FailedSince: m.FailedSince,
 	}
+}
+
+// builtinStatus is the status of a "builtin:NAME" source: always a good
+// copy, the one inside the binary. An unknown name (which validation
+// refuses) shows as failed without a copy.
+func builtinStatus(id string, l *ListConfig, src string) SourceStatus {
+	st := SourceStatus{ID: id, Vendor: l.Vendor, Kind: l.Kind, List: l.Name, Source: src}
+	body, err := readBuiltin(src)
+	if err != nil {
+		st.Status, st.Error = StatusFailedNoCopy, err.Error()
+		return st
+	}
+	ps, _ := Parse(bytes.NewReader(body), ParseOptions{Source: src, Format: l.Format, MaxRejected: -1, Allow: l.Allow()}, func(Rule) {})
+	sum := sha256.Sum256(body)
+	st.Size, st.SHA256, st.Format = len(body), hex.EncodeToString(sum[:]), string(ps.Format)
+	st.Entries, st.Rejected, st.Status, st.HasCopy = ps.Entries, ps.Rejected, StatusBuiltin, true
+	return st
 }

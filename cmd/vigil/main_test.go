@@ -52,11 +52,19 @@ func TestShippedConfigIsValid(t *testing.T) {
 		t.Fatalf("embedded default: %v", err)
 	}
 	vendors := map[string]bool{}
+	functional := false
 	for _, l := range lists {
+		if l.Name == "functional" {
+			functional = l.Allow() && len(l.Sources) == 1 && l.Sources[0] == "builtin:functional"
+			continue
+		}
 		if len(l.Sources) == 0 || l.Allow() {
 			t.Errorf("list %s: want a deny list with sources", l.Name)
 		}
 		vendors[l.Vendor] = true
+	}
+	if !functional {
+		t.Error(`shipped config.toml does not enable the allowlist "functional" (sources = ["builtin:functional"])`)
 	}
 	for _, v := range []string{"Xiaomi", "Huawei", "OPPO/Realme", "Vivo", "Samsung", "Apple", "Amazon", "TikTok", "Microsoft", "LG", "Roku"} {
 		if !vendors[v] {
