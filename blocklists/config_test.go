@@ -170,3 +170,60 @@ entries = ["account.xiaomi.com"]
 		t.Errorf("encoding and decoding changed the lists:\nbefore %+v\nafter  %+v", got, again)
 	}
 }
+
+// enabled defaults to true; breaks takes labels from a fixed set only,
+// each once, and a typo is a decoding error naming the key.
+func TestEnabledAndBreaks(t *testing.T) {
+	type sections struct {
+		Lists []ListConfig `toml:"lists"`
+	}
+	decode := func(src string) ([]ListConfig, error) {
+		var s sections
+		_, err := toml.Decode(src, &s)
+		return s.Lists, err
+	}
+	lists, err := decode(`
+[[lists]]
+name = "default"
+entries = ["a.example"]
+
+[[lists]]
+name = "off"
+enabled = false
+breaks = ["push", "find-device", "updates", "app-login"]
+entries = ["b.example"]
+
+[[lists]]
+name = "on"
+enabled = true
+entries = ["c.example"]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateLists(lists); err != nil {
+		t.Fatal(err)
+	}
+	if !lists[0].IsEnabled() || lists[1].IsEnabled() || !lists[2].IsEnabled() {
+		t.Errorf("enabled: %v %v %v; want true false true", lists[0].IsEnabled(), lists[1].IsEnabled(), lists[2].IsEnabled())
+	}
+	if want := []Breakage{"push", "find-device", "updates", "app-login"}; !reflect.DeepEqual(lists[1].Breaks, want) {
+		t.Errorf("breaks %v, want %v", lists[1].Breaks, want)
+	}
+	if _, err := decode("[[lists]]\nname = \"x\"\nbreaks = [\"pushes\"]\nentries = [\"a.example\"]\n"); err == nil ||
+		!strings.Contains(err.Error(), `want one of push, find-device, updates, app-login, sync, app-store, streaming, voice-assistant, time-sync, got "pushes"`) {
+		t.Errorf("a bad label: error %v", err)
+	}
+	if _, err := decode("[[lists]]\nname = \"x\"\nenabled = \"no\"\nentries = [\"a.example\"]\n"); err == nil {
+		t.Error("enabled = \"no\" was accepted: it is a boolean")
+	}
+	err = ValidateLists([]ListConfig{
+		{Name: "twice", Breaks: []Breakage{"push", "push"}, Entries: []string{"a.example"}},
+		{Name: "built", Breaks: []Breakage{"Push"}, Entries: []string{"a.example"}},
+	})
+	for _, want := range []string{`lists[0] (twice).breaks[1]: "push" is listed twice`, `lists[1] (built).breaks[0]: want one of`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %q", err, want)
+		}
+	}
+}
