@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -226,4 +228,69 @@ entries = ["c.example"]
 			t.Errorf("error %v does not mention %q", err, want)
 		}
 	}
+}
+
+// TestShippedConfigDocumentsListKeys: config.toml's [[lists]] comment
+// documents exactly the keys a list has, and each "(default V)" it states
+// is what the code does with the key unset.
+func TestShippedConfigDocumentsListKeys(t *testing.T) {
+	text := string(vigil.DefaultConfig)
+	start := strings.Index(text, "# Lists. One [[lists]] table per list:\n")
+	if start < 0 {
+		t.Fatal("config.toml has no [[lists]] documentation block")
+	}
+	block := text[start:]
+	block = block[:strings.Index(block, "\n#\n")]
+	keyRE := regexp.MustCompile(`(?m)^#   ([a-z_]+) +(?:\(default (.+?)\))?`)
+	documented := map[string]string{}
+	for _, m := range keyRE.FindAllStringSubmatch(block, -1) {
+		documented[m[1]] = m[2]
+	}
+	typ := reflect.TypeOf(ListConfig{})
+	var keys []string
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("toml"), ",")
+		keys = append(keys, name)
+		if _, ok := documented[name]; !ok {
+			t.Errorf("config.toml does not document the list key %q", name)
+		}
+	}
+	for k := range documented {
+		if !slices.Contains(keys, k) {
+			t.Errorf("config.toml documents a list key %q that does not exist", k)
+		}
+	}
+	type sections struct {
+		Lists []ListConfig `toml:"lists"`
+	}
+	decode := func(extra string) ListConfig {
+		var s sections
+		src := "[[lists]]\nname = \"x\"\nentries = [\"a.example\"]\n" + extra
+		if _, err := toml.Decode(src, &s); err != nil {
+			t.Fatalf("%v\n%s", err, src)
+		}
+		return s.Lists[0]
+	}
+	unset := decode("")
+	for key, def := range documented {
+		if def == "" {
+			continue
+		}
+		set := decode(key + " = " + def + "\n")
+		if set.Kind != unset.Kind || orAuto(set.Format) != orAuto(unset.Format) ||
+			set.IsEnabled() != unset.IsEnabled() || len(set.Breaks) != len(unset.Breaks) {
+			t.Errorf("config.toml says %s defaults to %s, but unset it decodes as %+v and set as %+v", key, def, unset, set)
+		}
+	}
+	if len(documented) == 0 || documented["enabled"] != "true" {
+		t.Errorf("documented keys %v; want enabled with (default true)", documented)
+	}
+}
+
+// orAuto is f with unset spelled as FormatAuto, which it means.
+func orAuto(f Format) Format {
+	if f == "" {
+		return FormatAuto
+	}
+	return f
 }
