@@ -24,9 +24,9 @@ type SourceStatus struct {
 	ID           string     `json:"id"`
 	Vendor       string     `json:"vendor"`
 	Kind         ListKind   `json:"kind"`             // "deny" or "allow"
-	List         string     `json:"list"`             // the configured list's name
 	Enabled      bool       `json:"enabled"`          // false: the list is configured but off
 	Breaks       []Breakage `json:"breaks,omitempty"` // what turning the list on breaks
+	List         string     `json:"list"`             // the configured list's name
 	Source       string     `json:"source"`           // URL or file path
 	ETag         string     `json:"etag,omitempty"`
 	LastModified string     `json:"last_modified,omitempty"`
