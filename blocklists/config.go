@@ -28,10 +28,65 @@ type ListConfig struct {
 	// Format is the syntax of the sources and entries; "auto" (or unset)
 	// detects it per source.
 	Format Format `toml:"format"`
+	// Enabled is whether the list is in use; nil (unset) means true. A
+	// disabled list stays configured and shown, but its sources are never
+	// fetched nor read and its rules are not compiled.
+	Enabled *bool `toml:"enabled,omitempty"`
+	// Breaks labels what turning the list on breaks on the devices it
+	// applies to (a vendor's cloud: push, find-device, updates ...), for
+	// `vigil lists` and the API. It changes nothing in matching.
+	Breaks []Breakage `toml:"breaks,omitempty"`
 }
 
 // Allow reports whether the list is an allowlist.
 func (l *ListConfig) Allow() bool { return l.Kind == KindAllow }
+
+// IsEnabled reports whether the list is in use: true unless enabled =
+// false is set.
+func (l *ListConfig) IsEnabled() bool { return l.Enabled == nil || *l.Enabled }
+
+// Breakage is one thing a list breaks when it is on, from a fixed set
+// (Breakages), so that the CLI, the API and the dashboard can label lists
+// alike and a typo is an error, not a new label.
+type Breakage string
+
+// Breakages are the valid Breakage labels, in the order they are
+// documented.
+var Breakages = []Breakage{
+	"push",            // push notifications (the vendor's push channel)
+	"find-device",     // locating, ringing or wiping a lost device
+	"updates",         // OS, firmware or app updates
+	"app-login",       // signing in to the vendor's account or companion app
+	"sync",            // cloud backup, photo and settings sync
+	"app-store",       // the vendor's app or content store
+	"streaming",       // the vendor's own video and music services
+	"voice-assistant", // the vendor's voice assistant
+	"time-sync",       // the device's clock (apps that need the right time)
+}
+
+// ParseBreakage parses a breaks label as written in the configuration.
+func ParseBreakage(s string) (Breakage, error) {
+	for _, b := range Breakages {
+		if string(b) == s {
+			return b, nil
+		}
+	}
+	want := make([]string, len(Breakages))
+	for i, b := range Breakages {
+		want[i] = string(b)
+	}
+	return "", fmt.Errorf("want one of %s, got %q", strings.Join(want, ", "), s)
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseBreakage.
+func (b *Breakage) UnmarshalText(text []byte) error {
+	v, err := ParseBreakage(string(text))
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
 
 // ListKind is whether a list blocks or lists exceptions. Its zero value is
 // KindDeny, the documented default; it decodes itself from "deny", "allow"
@@ -133,6 +188,15 @@ func ValidateLists(lists []ListConfig) error {
 		}
 		if !l.Format.valid() {
 			errs = append(errs, fmt.Errorf("%s.format: %w", at, errBadFormat(string(l.Format))))
+		}
+		seen := map[Breakage]bool{}
+		for j, b := range l.Breaks {
+			if _, err := ParseBreakage(string(b)); err != nil {
+				errs = append(errs, fmt.Errorf("%s.breaks[%d]: %w", at, j, err))
+			} else if seen[b] {
+				errs = append(errs, fmt.Errorf("%s.breaks[%d]: %q is listed twice", at, j, b))
+			}
+			seen[b] = true
 		}
 		if len(l.Sources) == 0 && len(l.Entries) == 0 {
 			errs = append(errs, fmt.Errorf("%s: want sources or entries (or both)", at))

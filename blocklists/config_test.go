@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,4 +171,126 @@ entries = ["account.xiaomi.com"]
 	if !reflect.DeepEqual(again, got) {
 		t.Errorf("encoding and decoding changed the lists:\nbefore %+v\nafter  %+v", got, again)
 	}
+}
+
+// enabled defaults to true; breaks takes labels from a fixed set only,
+// each once, and a typo is a decoding error naming the key.
+func TestEnabledAndBreaks(t *testing.T) {
+	type sections struct {
+		Lists []ListConfig `toml:"lists"`
+	}
+	decode := func(src string) ([]ListConfig, error) {
+		var s sections
+		_, err := toml.Decode(src, &s)
+		return s.Lists, err
+	}
+	lists, err := decode(`
+[[lists]]
+name = "default"
+entries = ["a.example"]
+
+[[lists]]
+name = "off"
+enabled = false
+breaks = ["push", "find-device", "updates", "app-login"]
+entries = ["b.example"]
+
+[[lists]]
+name = "on"
+enabled = true
+entries = ["c.example"]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateLists(lists); err != nil {
+		t.Fatal(err)
+	}
+	if !lists[0].IsEnabled() || lists[1].IsEnabled() || !lists[2].IsEnabled() {
+		t.Errorf("enabled: %v %v %v; want true false true", lists[0].IsEnabled(), lists[1].IsEnabled(), lists[2].IsEnabled())
+	}
+	if want := []Breakage{"push", "find-device", "updates", "app-login"}; !reflect.DeepEqual(lists[1].Breaks, want) {
+		t.Errorf("breaks %v, want %v", lists[1].Breaks, want)
+	}
+	if _, err := decode("[[lists]]\nname = \"x\"\nbreaks = [\"pushes\"]\nentries = [\"a.example\"]\n"); err == nil ||
+		!strings.Contains(err.Error(), `want one of push, find-device, updates, app-login, sync, app-store, streaming, voice-assistant, time-sync, got "pushes"`) {
+		t.Errorf("a bad label: error %v", err)
+	}
+	if _, err := decode("[[lists]]\nname = \"x\"\nenabled = \"no\"\nentries = [\"a.example\"]\n"); err == nil {
+		t.Error("enabled = \"no\" was accepted: it is a boolean")
+	}
+	err = ValidateLists([]ListConfig{
+		{Name: "twice", Breaks: []Breakage{"push", "push"}, Entries: []string{"a.example"}},
+		{Name: "built", Breaks: []Breakage{"Push"}, Entries: []string{"a.example"}},
+	})
+	for _, want := range []string{`lists[0] (twice).breaks[1]: "push" is listed twice`, `lists[1] (built).breaks[0]: want one of`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %q", err, want)
+		}
+	}
+}
+
+// TestShippedConfigDocumentsListKeys: config.toml's [[lists]] comment
+// documents exactly the keys a list has, and each "(default V)" it states
+// is what the code does with the key unset.
+func TestShippedConfigDocumentsListKeys(t *testing.T) {
+	text := string(vigil.DefaultConfig)
+	start := strings.Index(text, "# Lists. One [[lists]] table per list:\n")
+	if start < 0 {
+		t.Fatal("config.toml has no [[lists]] documentation block")
+	}
+	block := text[start:]
+	block = block[:strings.Index(block, "\n#\n")]
+	keyRE := regexp.MustCompile(`(?m)^#   ([a-z_]+) +(?:\(default (.+?)\))?`)
+	documented := map[string]string{}
+	for _, m := range keyRE.FindAllStringSubmatch(block, -1) {
+		documented[m[1]] = m[2]
+	}
+	typ := reflect.TypeOf(ListConfig{})
+	var keys []string
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("toml"), ",")
+		keys = append(keys, name)
+		if _, ok := documented[name]; !ok {
+			t.Errorf("config.toml does not document the list key %q", name)
+		}
+	}
+	for k := range documented {
+		if !slices.Contains(keys, k) {
+			t.Errorf("config.toml documents a list key %q that does not exist", k)
+		}
+	}
+	type sections struct {
+		Lists []ListConfig `toml:"lists"`
+	}
+	decode := func(extra string) ListConfig {
+		var s sections
+		src := "[[lists]]\nname = \"x\"\nentries = [\"a.example\"]\n" + extra
+		if _, err := toml.Decode(src, &s); err != nil {
+			t.Fatalf("%v\n%s", err, src)
+		}
+		return s.Lists[0]
+	}
+	unset := decode("")
+	for key, def := range documented {
+		if def == "" {
+			continue
+		}
+		set := decode(key + " = " + def + "\n")
+		if set.Kind != unset.Kind || orAuto(set.Format) != orAuto(unset.Format) ||
+			set.IsEnabled() != unset.IsEnabled() || len(set.Breaks) != len(unset.Breaks) {
+			t.Errorf("config.toml says %s defaults to %s, but unset it decodes as %+v and set as %+v", key, def, unset, set)
+		}
+	}
+	if len(documented) == 0 || documented["enabled"] != "true" {
+		t.Errorf("documented keys %v; want enabled with (default true)", documented)
+	}
+}
+
+// orAuto is f with unset spelled as FormatAuto, which it means.
+func orAuto(f Format) Format {
+	if f == "" {
+		return FormatAuto
+	}
+	return f
 }

@@ -152,7 +152,7 @@ func (m *Manager) Reconfigure(ctx context.Context, cfg UpdateConfig, lists []Lis
 		return err
 	}
 	for _, st := range m.Status() {
-		if IsURL(st.Source) && !st.HasCopy {
+		if st.Enabled && IsURL(st.Source) && !st.HasCopy {
 			go m.Refresh(context.WithoutCancel(ctx), nil)
 			break
 		}
@@ -171,11 +171,15 @@ func SourceID(list, source string) string {
 
 // Load builds the set from the stored copies, reading file sources from
 // disk (they are local, so always worth a look) but never the network, so
-// a restart without network blocks from the first query.
+// a restart without network blocks from the first query. Disabled lists
+// are neither read nor compiled.
 func (m *Manager) Load(ctx context.Context) error {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
 	for _, l := range m.conf.Load().lists {
+		if !l.IsEnabled() {
+			continue
+		}
 		for _, src := range l.Sources {
 			if !IsURL(src) && !IsBuiltin(src) {
 				m.update(ctx, &l, src)
@@ -242,6 +246,9 @@ func (m *Manager) refresh(ctx context.Context, progress Progress, pick func(id s
 	var jobs []job
 	conf := m.conf.Load()
 	for i := range conf.lists {
+		if !conf.lists[i].IsEnabled() {
+			continue // a disabled list is never fetched
+		}
 		for _, src := range conf.lists[i].Sources {
 			if !IsBuiltin(src) && pick(SourceID(conf.lists[i].Name, src)) {
 				jobs = append(jobs, job{&conf.lists[i], src})
@@ -293,7 +300,7 @@ func (m *Manager) Run(ctx context.Context) {
 	interval := m.conf.Load().cfg.RefreshInterval
 	wait := interval + m.jitter()
 	for _, st := range m.Status() {
-		if !IsURL(st.Source) {
+		if !st.Enabled || !IsURL(st.Source) {
 			continue
 		}
 		if !st.HasCopy {
@@ -334,6 +341,9 @@ func (m *Manager) nextRetry() (time.Time, bool) {
 	defer m.retryMu.Unlock()
 	var next time.Time
 	for _, l := range m.conf.Load().lists {
+		if !l.IsEnabled() {
+			continue
+		}
 		for _, src := range l.Sources {
 			if r, ok := m.retry[SourceID(l.Name, src)]; ok && (next.IsZero() || r.next.Before(next)) {
 				next = r.next
@@ -397,7 +407,11 @@ func (m *Manager) Status() []SourceStatus {
 			if err != nil {
 				meta = store.ListMeta{List: l.Name, Source: src, Status: StatusPending}
 			}
-			out = append(out, m.withRetry(newSourceStatus(id, &l, meta)))
+			st := newSourceStatus(id, &l, meta)
+			if l.IsEnabled() {
+				st = m.withRetry(st)
+			}
+			out = append(out, st)
 		}
 	}
 	return out
@@ -421,11 +435,15 @@ func (m *Manager) Warning() string { return Warning(m.Current(), m.Status()) }
 // lists", the health endpoint, the dashboard), or "" when all is well: no
 // rules in use although sources are configured (nothing is blocked), or
 // sources with no copy (their rules are missing), with when the next
-// retry is due.
+// retry is due. Sources of disabled lists do not count.
 func Warning(set *Set, sources []SourceStatus) string {
-	noCopy := 0
+	noCopy, enabled := 0, 0
 	var next time.Time
 	for _, s := range sources {
+		if !s.Enabled {
+			continue
+		}
+		enabled++
 		if !s.HasCopy {
 			noCopy++
 		}
@@ -435,10 +453,10 @@ func Warning(set *Set, sources []SourceStatus) string {
 	}
 	var msg string
 	switch {
-	case len(sources) > 0 && (set == nil || set.Matcher.Len() == 0):
+	case enabled > 0 && (set == nil || set.Matcher.Len() == 0):
 		msg = "no rules in use: nothing is blocked"
 	case noCopy > 0:
-		msg = fmt.Sprintf("%d of %d list sources have no copy: their rules are not in use", noCopy, len(sources))
+		msg = fmt.Sprintf("%d of %d list sources have no copy: their rules are not in use", noCopy, enabled)
 	default:
 		return ""
 	}
@@ -625,6 +643,9 @@ func (m *Manager) rebuild() error {
 	b := NewBuilder()
 	for i := range m.conf.Load().lists {
 		l := &m.conf.Load().lists[i]
+		if !l.IsEnabled() {
+			continue // configured but off: its rules are not compiled
+		}
 		idx, err := b.AddList(ListInfo{Name: l.Name, Vendor: l.Vendor, Allow: l.Allow()})
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -486,8 +487,9 @@ func TestWarning(t *testing.T) {
 	b.Add(0, Rule{Name: "a.example"})
 	one, _ := b.Build()
 	at := time.Date(2026, 12, 1, 6, 0, 10, 0, time.UTC)
-	good := SourceStatus{HasCopy: true, Status: StatusUpdated}
-	retrying := SourceStatus{Status: StatusFailedNoCopy, Retrying: true, NextAttempt: at}
+	good := SourceStatus{Enabled: true, HasCopy: true, Status: StatusUpdated}
+	retrying := SourceStatus{Enabled: true, Status: StatusFailedNoCopy, Retrying: true, NextAttempt: at}
+	disabled := SourceStatus{Status: StatusDisabled}
 	for _, tc := range []struct {
 		set     *Matcher
 		sources []SourceStatus
@@ -495,12 +497,105 @@ func TestWarning(t *testing.T) {
 	}{
 		{empty, nil, ""},
 		{one, []SourceStatus{good}, ""},
-		{empty, []SourceStatus{{Status: StatusPending}}, "no rules in use: nothing is blocked"},
+		{empty, []SourceStatus{{Enabled: true, Status: StatusPending}}, "no rules in use: nothing is blocked"},
+		{empty, []SourceStatus{disabled}, ""},     // an off list blocking nothing is as configured
+		{one, []SourceStatus{good, disabled}, ""}, // nor is it a source missing its copy
+		{one, []SourceStatus{good, retrying, disabled}, "1 of 2 list sources have no copy: their rules are not in use; retrying, next attempt at 2026-12-01T06:00:10Z"},
 		{empty, []SourceStatus{retrying}, "no rules in use: nothing is blocked; retrying, next attempt at 2026-12-01T06:00:10Z"},
 		{one, []SourceStatus{good, retrying}, "1 of 2 list sources have no copy: their rules are not in use; retrying, next attempt at 2026-12-01T06:00:10Z"},
 	} {
 		if got := Warning(&Set{Matcher: tc.set}, tc.sources); got != tc.want {
 			t.Errorf("Warning(%d rules, %v) = %q, want %q", tc.set.Len(), tc.sources, got, tc.want)
 		}
+	}
+}
+
+// TestDisabledList: a list with enabled = false stays configured and
+// reported, but its URL is never requested, its file never read and its
+// rules never compiled, whatever the store holds; turning it on (a
+// reload) fetches and compiles it, and turning it off again drops its
+// rules at once.
+func TestDisabledList(t *testing.T) {
+	ls := newListServer(t, "||cloud.example^\n")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "cloud.txt")
+	if err := os.WriteFile(file, []byte("||filecloud.example^\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	lists := func(enabled *bool) []ListConfig {
+		return validLists(t, []ListConfig{
+			{Name: "telemetry", Entries: []string{"||telemetry.example^"}},
+			{Name: "cloud", Vendor: "Example", Sources: []string{ls.URL, file}, Enabled: enabled,
+				Breaks: []Breakage{"push", "updates"}},
+		})
+	}
+	st := openStore(t, filepath.Join(dir, "state"))
+	defer st.Close()
+	ctx := context.Background()
+	m := NewManager(testUpdateConfig(), lists(&off), st, zaptest.NewLogger(t))
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.Refresh(ctx, nil)
+	if n := ls.requests.Load(); n != 0 {
+		t.Errorf("a disabled list's URL was requested %d times", n)
+	}
+	if !blocked(m, "telemetry.example.") {
+		t.Error("the enabled list's rule is not in use")
+	}
+	for _, name := range []string{"cloud.example.", "filecloud.example."} {
+		if blocked(m, name) {
+			t.Errorf("%s is blocked by a disabled list", name)
+		}
+	}
+	if got := m.Current().Matcher.Len(); got != 1 {
+		t.Errorf("%d rules compiled, want 1 (the disabled list's are not)", got)
+	}
+	for _, src := range []string{ls.URL, file} {
+		s := statusOf(t, m, src)
+		if s.Status != StatusDisabled || s.Enabled || s.HasCopy || s.Retrying || !slices.Equal(s.Breaks, []Breakage{"push", "updates"}) {
+			t.Errorf("%s: %+v; want disabled, no copy, not retrying, breaks push and updates", src, s)
+		}
+		if _, err := st.GetListMeta(s.ID); err == nil {
+			t.Errorf("%s: the store holds a record of a source that was never fetched", src)
+		}
+	}
+	if w := m.Warning(); w != "" {
+		t.Errorf("warning %q about a list that is off on purpose", w)
+	}
+
+	// On: fetched, compiled, blocking.
+	on := true
+	if err := m.Reconfigure(ctx, testUpdateConfig(), lists(&on)); err != nil {
+		t.Fatal(err)
+	}
+	m.Refresh(ctx, nil)
+	if n := ls.requests.Load(); n == 0 {
+		t.Error("the enabled list's URL was never requested")
+	}
+	for _, name := range []string{"cloud.example.", "sub.cloud.example.", "filecloud.example.", "telemetry.example."} {
+		if !blocked(m, name) {
+			t.Errorf("%s is not blocked once the list is on", name)
+		}
+	}
+	if s := statusOf(t, m, ls.URL); !s.Enabled || !s.HasCopy || s.Status == StatusDisabled {
+		t.Errorf("enabled source: %+v", s)
+	}
+
+	// Off again: the stored copy is kept for next time but not used.
+	before := ls.requests.Load()
+	if err := m.Reconfigure(ctx, testUpdateConfig(), lists(&off)); err != nil {
+		t.Fatal(err)
+	}
+	m.Refresh(ctx, nil)
+	if blocked(m, "cloud.example.") || blocked(m, "filecloud.example.") {
+		t.Error("a list turned off still blocks")
+	}
+	if n := ls.requests.Load(); n != before {
+		t.Errorf("a list turned off was requested %d more times", n-before)
+	}
+	if s := statusOf(t, m, ls.URL); s.Status != StatusDisabled || !s.HasCopy {
+		t.Errorf("turned off: %+v; want disabled with its copy kept", s)
 	}
 }

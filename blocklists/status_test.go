@@ -10,8 +10,8 @@ import (
 )
 
 // The API's JSON for a source is what it was when SourceStatus embedded
-// store.ListMeta: the same keys, in the same order, with the same
-// omissions. If store.ListMeta gains a field, this fails until someone
+// store.ListMeta, plus the list's enabled and breaks after its kind: the
+// same keys, in the same order, with the same omissions. If store.ListMeta gains a field, this fails until someone
 // decides whether the API shows it.
 func TestSourceStatusJSON(t *testing.T) {
 	at := time.Date(2026, 11, 27, 2, 3, 4, 0, time.UTC)
@@ -31,11 +31,13 @@ func TestSourceStatusJSON(t *testing.T) {
 				t.Fatal(err)
 			}
 			want, err := json.Marshal(struct {
-				ID     string `json:"id"`
-				Vendor string `json:"vendor"`
-				Kind   string `json:"kind"`
+				ID      string     `json:"id"`
+				Vendor  string     `json:"vendor"`
+				Kind    string     `json:"kind"`
+				Enabled bool       `json:"enabled"`
+				Breaks  []Breakage `json:"breaks,omitempty"`
 				store.ListMeta
-			}{"id1", "Xiaomi", "allow", meta})
+			}{"id1", "Xiaomi", "allow", true, nil, meta})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,7 +47,7 @@ func TestSourceStatusJSON(t *testing.T) {
 		})
 	}
 	// Every field of the store's record reaches the status.
-	if n, m := reflect.TypeFor[SourceStatus]().NumField(), reflect.TypeFor[store.ListMeta]().NumField(); n != m+6 {
-		t.Errorf("SourceStatus has %d fields, store.ListMeta %d: want ID, Vendor, Kind, each of the record's and the three retry fields", n, m)
+	if n, m := reflect.TypeFor[SourceStatus]().NumField(), reflect.TypeFor[store.ListMeta]().NumField(); n != m+8 {
+		t.Errorf("SourceStatus has %d fields, store.ListMeta %d: want ID, Vendor, Kind, Enabled, Breaks, each of the record's and the three retry fields", n, m)
 	}
 }

@@ -43,11 +43,11 @@ var ErrUnknown = errors.New("unknown built-in list")
 
 // Categories are the categories a metadata comment may name. The first ten
 // describe a function that breaks when its names are blocked (the
-// allowlist's); telemetry, ads and cloud describe what deny files list.
+// allowlist's); the rest describe what deny files list.
 var Categories = []string{
 	"push", "find-device", "connectivity", "location", "update", "login",
 	"time", "captive-portal", "sync", "other",
-	"telemetry", "ads", "cloud",
+	"telemetry", "analytics", "ads", "tracking", "crash-report", "cloud",
 }
 
 // FunctionalCategory reports whether c is a category of a function that

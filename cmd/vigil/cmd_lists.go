@@ -79,6 +79,13 @@ func printSources(w io.Writer, rep api.ListsStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.List, s.Vendor, s.Kind, s.Status, s.Entries, s.Rejected, updated, s.Source)
 	}
 	tw.Flush()
+	shown := map[string]bool{}
+	for _, s := range rep.Sources {
+		if !s.Enabled && !shown[s.List] {
+			shown[s.List] = true
+			fmt.Fprintf(w, "%s: off (enabled = false)%s\n", s.List, breaksNote(s.Breaks))
+		}
+	}
 	for _, s := range rep.Sources {
 		if s.Error != "" {
 			retry := ""
@@ -165,4 +172,17 @@ func cmdListsParse(_ context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(stderr, "%s: format %s, %d lines: %d entries, %d comments, %d ignored, %d skipped, %d rejected\n",
 		file, st.Format, st.Lines, st.Entries, st.Comments, st.Ignored, st.Skipped, st.Rejected)
 	return err
+}
+
+// breaksNote says what turning a list on breaks, or "" when it is not
+// labelled.
+func breaksNote(breaks []blocklists.Breakage) string {
+	if len(breaks) == 0 {
+		return ""
+	}
+	words := make([]string, len(breaks))
+	for i, b := range breaks {
+		words[i] = string(b)
+	}
+	return "; turning it on breaks " + strings.Join(words, ", ")
 }

@@ -264,3 +264,48 @@ func TestPauseAndHealthCommands(t *testing.T) {
 		t.Errorf("bad duration: %v", err)
 	}
 }
+
+// TestListsShowsDisabledList: a list with enabled = false is in "vigil
+// lists" and the lists API as off, with what turning it on breaks, and
+// its source is never requested.
+func TestListsShowsDisabledList(t *testing.T) {
+	up := rt.NewUpstream(t, upstreamWithCNAME)
+	ls := newFlakyListServer(t, map[string]string{"/cloud.txt": "||cloud.example^\n", "/on.txt": "||on.example^\n"})
+	cfgPath := writeTestConfig(t, up.Addr, fmt.Sprintf(`
+[[lists]]
+name = "on"
+sources = ["%[1]s/on.txt"]
+[[lists]]
+name = "example-cloud"
+vendor = "Example"
+sources = ["%[1]s/cloud.txt"]
+enabled = false
+breaks = ["push", "find-device"]
+`, ls.URL))
+	inst := startServe(t, cfgPath)
+	waitFor(t, "the first download", func() bool { return inst.lists.Current().Matcher.Len() >= 1 })
+	if got := answerOf(t, inst.srv.UDPAddrs()[0].String(), "cloud.example"); got != "192.0.2.1" {
+		t.Errorf("cloud.example: answer %q; a disabled list must not block", got)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"lists", "-config", cfgPath}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if want := "example-cloud: off (enabled = false); turning it on breaks push, find-device"; !strings.Contains(out.String(), want) {
+		t.Errorf("vigil lists output lacks %q:\n%s", want, out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"lists", "-config", cfgPath, "-json"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	var rep api.ListsStatus
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	for _, s := range rep.Sources {
+		off := s.List == "example-cloud"
+		if s.Enabled == off || (off && (s.Status != blocklists.StatusDisabled || len(s.Breaks) != 2)) {
+			t.Errorf("source %+v", s)
+		}
+	}
+}
