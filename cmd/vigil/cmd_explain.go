@@ -40,4 +40,12 @@ func printExplanation(w io.Writer, ex api.Explanation) {
 	default:
 		fmt.Fprintf(w, "%s is allowed by list %q (vendor %q), rule %s, which overrides any block\n", ex.Name, ex.List, ex.Vendor, ex.Rule)
 	}
+	if f := ex.Functional; f != nil {
+		if ex.Blocked {
+			fmt.Fprintf(w, "note: a known functional endpoint (%s, %s): %s. It is blocked anyway: rule %s beats the functional allowlist (it is $important, or that list is off).\n", f.Category, f.Vendor, f.Breaks, ex.Rule)
+		} else {
+			fmt.Fprintf(w, "a known functional endpoint (%s, %s), kept working: %s\n", f.Category, f.Vendor, f.Breaks)
+		}
+		fmt.Fprintf(w, "source: %s\n", f.Source)
+	}
 }

@@ -240,3 +240,47 @@ func TestDashboardAndMetricsServed(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainNamesFunctionalEndpoints: a name of the curated functional
+// allowlist is explained as one, with what blocking it breaks and the
+// source, whether the lists in use allow it or block it anyway
+// ($important).
+func TestExplainNamesFunctionalEndpoints(t *testing.T) {
+	build := func(rules ...blocklists.Rule) *blocklists.Matcher {
+		t.Helper()
+		b := blocklists.NewBuilder()
+		deny, _ := b.AddList(blocklists.ListInfo{Name: "xiaomi", Vendor: "Xiaomi"})
+		allow, _ := b.AddList(blocklists.ListInfo{Name: "functional", Vendor: "Functional", Allow: true})
+		for _, r := range rules {
+			idx := deny
+			if r.Allow {
+				idx = allow
+			}
+			b.Add(idx, r)
+		}
+		m, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	const name = "find.api.micloud.xiaomi.net"
+	for _, tc := range []struct {
+		rules   []blocklists.Rule
+		blocked bool
+	}{
+		{[]blocklists.Rule{{Name: "api.micloud.xiaomi.net", Suffix: true}, {Name: name, Suffix: true, Allow: true}}, false},
+		{[]blocklists.Rule{{Name: "api.micloud.xiaomi.net", Suffix: true, Important: true}, {Name: name, Suffix: true, Allow: true}}, true},
+	} {
+		ex, err := Explain(build(tc.rules...), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ex.Blocked != tc.blocked || ex.Functional == nil || ex.Functional.Category != "find-device" || !strings.HasPrefix(ex.Functional.Source, "http") {
+			t.Errorf("blocked=%v: %+v (functional %+v); want blocked=%v and the find-device entry with its source", ex.Blocked, ex, ex.Functional, tc.blocked)
+		}
+	}
+	if ex, _ := Explain(build(), "example.com"); ex.Functional != nil {
+		t.Errorf("example.com explained as a functional endpoint: %+v", ex.Functional)
+	}
+}

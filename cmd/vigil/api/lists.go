@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/blocklists/curated"
 )
 
 // ListsStatus is the lists report of the API and the CLI.
@@ -45,6 +46,35 @@ type Explanation struct {
 	Vendor  string `json:"vendor,omitempty"`
 	Kind    string `json:"kind,omitempty"` // "deny" or "allow"
 	Rule    string `json:"rule,omitempty"`
+	// Functional is set when the name is a known functional endpoint in
+	// the curated allowlist (functional.txt): what blocking it breaks and
+	// the report that says so, whether or not it is blocked now.
+	Functional *FunctionalEndpoint `json:"functional,omitempty"`
+}
+
+// FunctionalEndpoint is a curated functional allowlist entry covering a
+// name.
+type FunctionalEndpoint struct {
+	Category string `json:"category"` // push, find-device, connectivity, ...
+	Vendor   string `json:"vendor"`
+	Breaks   string `json:"breaks"` // what breaks when it is blocked
+	Source   string `json:"source"` // the vendor document or report
+	Rule     string `json:"rule"`   // the allow rule, as written
+}
+
+// functionalEndpoint returns the curated functional entry covering name
+// (normalised, no trailing dot), if any.
+func functionalEndpoint(name string) *FunctionalEndpoint {
+	entries, err := curated.Metadata("functional")
+	if err != nil {
+		return nil // a build without the file: nothing to say
+	}
+	for _, e := range entries {
+		if e.Allow && e.Covers(name) {
+			return &FunctionalEndpoint{Category: e.Category, Vendor: e.Vendor, Breaks: e.Breaks, Source: e.Source, Rule: e.Rule}
+		}
+	}
+	return nil
 }
 
 // Explain says whether m blocks name and by which rule. The CLI calls it
@@ -54,7 +84,7 @@ func Explain(m *blocklists.Matcher, name string) (Explanation, error) {
 	if err != nil {
 		return Explanation{}, fmt.Errorf("explaining %q: %w", name, err)
 	}
-	ex := Explanation{Name: n}
+	ex := Explanation{Name: n, Functional: functionalEndpoint(strings.TrimSuffix(n, "."))}
 	v, ok := m.Match(n)
 	if !ok {
 		return ex, nil
