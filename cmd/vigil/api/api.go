@@ -152,6 +152,7 @@ func New(d Deps) http.Handler {
 		"GET /api/v1/lists":                 a.lists,
 		"POST /api/v1/lists/update":         a.updateLists,
 		"GET /api/v1/explain":               a.explain,
+		"GET /api/v1/functional":            a.functional,
 		"GET /api/v1/allow":                 a.allowed,
 		"POST /api/v1/allow":                a.allow,
 		"DELETE /api/v1/allow":              a.disallow,

@@ -284,3 +284,27 @@ func TestExplainNamesFunctionalEndpoints(t *testing.T) {
 		t.Errorf("example.com explained as a functional endpoint: %+v", ex.Functional)
 	}
 }
+
+// TestFunctionalRulesServed: the dashboard gets the curated functional
+// allowlist to mark lookups with, each rule with its category and source.
+func TestFunctionalRulesServed(t *testing.T) {
+	a := &api{now: time.Now, window: maxWindow}
+	rec := httptest.NewRecorder()
+	if err := a.functional(rec, httptest.NewRequest("GET", "/api/v1/functional", nil)); err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ Rules []FunctionalRule }
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range out.Rules {
+		if r.Category == "" || !strings.HasPrefix(r.Source, "http") {
+			t.Errorf("rule %+v without category or source", r)
+		}
+		found = found || r.Name == "find.api.micloud.xiaomi.net" && r.Category == "find-device"
+	}
+	if len(out.Rules) < 50 || !found {
+		t.Errorf("%d rules, find.api.micloud.xiaomi.net found %v", len(out.Rules), found)
+	}
+}

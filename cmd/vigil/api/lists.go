@@ -62,6 +62,31 @@ type FunctionalEndpoint struct {
 	Rule     string `json:"rule"`   // the allow rule, as written
 }
 
+// FunctionalRule is one rule of the curated functional allowlist, as the
+// dashboard marks lookups with it.
+type FunctionalRule struct {
+	Name   string `json:"name"`   // the rule's name
+	Suffix bool   `json:"suffix"` // it covers the names below Name too
+	FunctionalEndpoint
+}
+
+// functional serves the curated functional allowlist, so the dashboard can
+// mark blocked lookups of names that keep a device's function working.
+func (a *api) functional(w http.ResponseWriter, r *http.Request) error {
+	entries, err := curated.Metadata("functional")
+	if err != nil {
+		return fmt.Errorf("reading the functional allowlist: %w", err)
+	}
+	out := []FunctionalRule{}
+	for _, e := range entries {
+		if e.Allow {
+			out = append(out, FunctionalRule{Name: e.Name, Suffix: e.Suffix, FunctionalEndpoint: FunctionalEndpoint{
+				Category: e.Category, Vendor: e.Vendor, Breaks: e.Breaks, Source: e.Source, Rule: e.Rule}})
+		}
+	}
+	return ok(w, map[string]any{"rules": out})
+}
+
 // functionalEndpoint returns the curated functional entry covering name
 // (normalised, no trailing dot), if any.
 func functionalEndpoint(name string) *FunctionalEndpoint {

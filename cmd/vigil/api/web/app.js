@@ -122,10 +122,21 @@ async function device(client, params) {
   const vendor = params.get("vendor") || "", since = params.get("since") || "7d";
   const q = new URLSearchParams({ client, since, limit: "200" });
   if (vendor) q.set("vendor", vendor);
-  const [days, page, summary] = await Promise.all([
+  const [days, page, summary, functional] = await Promise.all([
     api(`/api/v1/clients/${encodeURIComponent(client)}/days?since=${encodeURIComponent(since)}`),
     api(`/api/v1/blocked?${q}`), api(`/api/v1/clients/${encodeURIComponent(client)}?since=30d`),
+    api("/api/v1/functional").catch(() => ({ rules: [] })),
   ]);
+  // A blocked name the curated functional allowlist lists: blocking it
+  // breaks something the device's owner uses (push, find-device, ...).
+  const func = (qname) => {
+    const n = qname.replace(/\.$/, "");
+    return (functional.rules || []).find((r) => n === r.name || (r.suffix && n.endsWith("." + r.name)));
+  };
+  const mark = (e) => {
+    const f = func(e.qname);
+    return f ? ` <span class="functional" title="${esc(f.breaks)} (${esc(f.source)})">functional: ${esc(f.category)}</span>` : "";
+  };
   const vendors = Object.keys(summary.vendors || {}).sort();
   main.innerHTML = `<h2>Device <span id="device-name">${esc(client)}</span></h2>
     <p>${fmt(summary.total)} blocked lookups in 30 days${summary.addrs ? " from " + esc(summary.addrs.join(", ")) : ""}.</p>
@@ -140,7 +151,7 @@ async function device(client, params) {
         <button type="submit">Filter</button></form>
       <div class="scroll"><table id="lookups"><thead><tr><th scope="col">When</th><th scope="col">Name</th><th scope="col">Vendor</th>
         <th scope="col" class="hide-narrow">List</th><th scope="col" class="hide-narrow">Rule</th><th scope="col">Action</th></tr></thead>
-      <tbody>${rows(page.entries || [], (e) => [esc(when(e.time)), esc(e.qname.replace(/\.$/, "")), esc(e.vendor),
+      <tbody>${rows(page.entries || [], (e) => [esc(when(e.time)), esc(e.qname.replace(/\.$/, "")) + mark(e), esc(e.vendor),
         `<span class="hide-narrow">${esc(e.list)}</span>`, `<span class="hide-narrow">${esc(e.rule)}${e.reason === "cname" ? " (CNAME)" : ""}</span>`,
         `<button class="secondary allow" data-name="${esc(e.qname)}">Allow</button>`])}</tbody></table></div></section>`;
   $("#filter").onsubmit = (ev) => {
