@@ -650,29 +650,8 @@ func (m *Manager) rebuild() error {
 		if err != nil {
 			return err
 		}
-		add := func(r Rule) { b.Add(idx, r) }
-		for _, src := range l.Sources {
-			var body []byte
-			var err error
-			if IsBuiltin(src) {
-				body, err = readBuiltin(src) // in the binary: never stored, always there
-			} else {
-				body, err = m.store.GetListBody(SourceID(l.Name, src))
-			}
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if _, err := Parse(bytes.NewReader(body), ParseOptions{Source: src, Format: l.Format, MaxRejected: -1, Allow: l.Allow()}, add); err != nil {
-				return err
-			}
-		}
-		if len(l.Entries) > 0 {
-			if _, err := parseEntries(l, add); err != nil {
-				return err
-			}
+		if err := m.eachRule(l, func(r Rule) { b.Add(idx, r) }); err != nil {
+			return err
 		}
 	}
 	if allowed, err := m.store.ListAllowed(); err == nil && len(allowed) > 0 {
@@ -707,6 +686,36 @@ func (m *Manager) rebuild() error {
 		return nil
 	}
 	m.log.Info("lists compiled", fields...)
+	return nil
+}
+
+// eachRule calls add for every rule of l: its sources' copies (built-in
+// ones from the binary, the others from the store; a source without a copy
+// adds nothing) and its inline entries.
+func (m *Manager) eachRule(l *ListConfig, add func(Rule)) error {
+	for _, src := range l.Sources {
+		var body []byte
+		var err error
+		if IsBuiltin(src) {
+			body, err = readBuiltin(src) // in the binary: never stored, always there
+		} else {
+			body, err = m.store.GetListBody(SourceID(l.Name, src))
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := Parse(bytes.NewReader(body), ParseOptions{Source: src, Format: l.Format, MaxRejected: -1, Allow: l.Allow()}, add); err != nil {
+			return err
+		}
+	}
+	if len(l.Entries) > 0 {
+		if _, err := parseEntries(l, add); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -23,6 +23,8 @@ Commands:
   update        fetch every source now (conditional GETs) and recompile
   parse FILE    print the rules a list file yields, normalised, one per line;
                 counts and rejected lines go to stderr
+  audit         per enabled deny list: the names the allowlists rescue from it
+                and the popular names it blocks (-top FILE)
 
 Run "vigil lists COMMAND -h" for a command's flags.
 `
@@ -43,6 +45,8 @@ func cmdLists(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdListsUpdate(ctx, args, stdout, stderr)
 	case "parse":
 		return cmdListsParse(ctx, args, stdout, stderr)
+	case "audit":
+		return cmdListsAudit(ctx, args, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, listsUsage)
 		return usageError{fmt.Errorf("unknown lists command %q", sub)}

@@ -309,3 +309,59 @@ breaks = ["push", "find-device"]
 		}
 	}
 }
+
+// TestListsAuditCommand runs "vigil lists audit" against a running server
+// (through its API) and with the server stopped (the store opened
+// directly): both say which names the allowlist rescues from the deny
+// list and which popular names it blocks.
+func TestListsAuditCommand(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, `
+[[lists]]
+name = "vendor"
+vendor = "Vendor"
+entries = ["||micloud.example^", "||ads.example^$important"]
+[[lists]]
+name = "keep"
+kind = "allow"
+entries = ["@@||find.micloud.example^", "@@||x.ads.example^"]
+`)
+	top := filepath.Join(t.TempDir(), "top-1m.csv")
+	// Past the first four, filler: the body is well over the API's usual
+	// 4 KiB limit, which the audit's own limit allows.
+	var topText strings.Builder
+	topText.WriteString("1,www.example\n2,micloud.example\n3,find.micloud.example\n4,x.ads.example\n")
+	for i := 5; i <= 5000; i++ {
+		fmt.Fprintf(&topText, "%d,filler-%d.example.org\n", i, i)
+	}
+	if err := os.WriteFile(top, []byte(topText.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(how string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), []string{"lists", "audit", "-config", cfgPath, "-top", top}, &out, &errOut); err != nil {
+			t.Fatalf("%s: %v (%s)", how, err, errOut.String())
+		}
+		got := out.String()
+		for _, want := range []string{
+			"vendor (Vendor, 2 rules)",
+			"rescued by the allowlists: 1\n    find.micloud.example (||micloud.example^)",
+			"blocks 3 of the top 5000 names (1 of them allowed anyway)",
+			"#2 micloud.example (||micloud.example^)",
+			"#3 find.micloud.example (||micloud.example^) allowed by keep",
+			"#4 x.ads.example (||ads.example^$important)\n",
+		} {
+			if !strings.Contains(got, want) {
+				t.Errorf("%s: output lacks %q:\n%s", how, want, got)
+			}
+		}
+	}
+	inst, stop := runServe(t, cfgPath)
+	_ = inst
+	check("through the API")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	check("offline")
+}

@@ -95,6 +95,9 @@ type Lists interface {
 	Allowed() ([]string, error)
 	AllowNow(name string) error
 	RemoveAllowed(name string) error
+	// Audit compiles each enabled deny list alone and reports what the
+	// allowlists rescue from it and which popular names it blocks.
+	Audit(popular []string) ([]blocklists.ListAudit, error)
 }
 
 // LogReader answers questions about the per-client log (*store.Store).
@@ -122,6 +125,9 @@ type Pauser interface {
 // api holds the handlers; each endpoint is one method.
 type api struct {
 	d Deps
+	// auditing holds a token while an audit runs: it compiles every list,
+	// so one at a time.
+	auditing chan struct{}
 	// window is how far back a request may look; never zero.
 	window time.Duration
 	now    func() time.Time
@@ -132,7 +138,7 @@ const maxWindow = 400 * 24 * time.Hour
 
 // New returns the API's handler, behind the access rules.
 func New(d Deps) http.Handler {
-	a := &api{d: d, window: d.Retention, now: time.Now}
+	a := &api{d: d, window: d.Retention, now: time.Now, auditing: make(chan struct{}, 1)}
 	if a.window <= 0 {
 		a.window = maxWindow
 	}
@@ -151,6 +157,7 @@ func New(d Deps) http.Handler {
 		"GET /api/v1/series":                a.series,
 		"GET /api/v1/lists":                 a.lists,
 		"POST /api/v1/lists/update":         a.updateLists,
+		"POST " + auditPath:                 a.auditLists,
 		"GET /api/v1/explain":               a.explain,
 		"GET /api/v1/functional":            a.functional,
 		"GET /api/v1/allow":                 a.allowed,

@@ -40,6 +40,9 @@ type fakeLists struct {
 }
 
 func (l *fakeLists) Current() *blocklists.Set { return l.set }
+func (l *fakeLists) Audit(popular []string) ([]blocklists.ListAudit, error) {
+	return []blocklists.ListAudit{{List: "v", Popular: []blocklists.AuditedName{{Name: popular[0], Rank: 1}}}}, nil
+}
 func (l *fakeLists) Status() []blocklists.SourceStatus {
 	return []blocklists.SourceStatus{{ID: "v", Vendor: "V", Kind: blocklists.KindDeny}}
 }

@@ -56,9 +56,18 @@ type auth struct {
 // carries it was not forged by a page.
 const ClientHeader = "X-Vigil-Client"
 
-// maxBodyBytes bounds every request body. The only body the API reads is
-// a login: a token of a few dozen bytes.
+// maxBodyBytes bounds every request body but an audit's: a login is a
+// token of a few dozen bytes.
 const maxBodyBytes = 4 << 10
+
+// maxAuditBytes bounds the body of POST /api/v1/lists/audit: the popular
+// names to judge the lists against (the CLI sends at most 100,000, some
+// 2.5 MB). Only a request that passed the checks for changes (the CLI's
+// header or credentials) may send it.
+const maxAuditBytes = 4 << 20
+
+// auditPath is the one endpoint that reads a large body.
+const auditPath = "/api/v1/lists/audit"
 
 // newAuth returns the access rules for cfg. Reads are open only when the
 // API listens on loopback, where only this machine can reach it.
@@ -112,7 +121,11 @@ func (a *auth) wrap(h http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, errCrossOrigin)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		limit := int64(maxBodyBytes)
+		if r.URL.Path == auditPath {
+			limit = maxAuditBytes
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		authed := a.authenticated(r)
 		if !a.open(r) && !authed {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)

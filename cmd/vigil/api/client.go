@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigil-dns/vigil/blocklists"
@@ -138,6 +139,32 @@ func (c *Client) UpdateLists(ctx context.Context, progress blocklists.Progress) 
 	return rep, nil
 }
 
+// AuditReport is the answer of POST /api/v1/lists/audit.
+type AuditReport struct {
+	Popular int                    `json:"popular"` // popular names judged
+	Lists   []blocklists.ListAudit `json:"lists"`
+}
+
+// Audit has the server judge its enabled deny lists against popular
+// (names, most popular first).
+func (c *Client) Audit(ctx context.Context, popular []string) (AuditReport, error) {
+	var rep AuditReport
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+auditPath, strings.NewReader(strings.Join(popular, "\n")))
+	if err != nil {
+		return rep, fmt.Errorf("building the audit request: %w", err)
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := c.roundTrip(req, auditPath)
+	if err != nil {
+		return rep, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return rep, fmt.Errorf("decoding the answer of %s: %w", auditPath, err)
+	}
+	return rep, nil
+}
+
 // Explain says whether name is blocked and by which list and rule.
 func (c *Client) Explain(ctx context.Context, name string) (Explanation, error) {
 	var ex Explanation
@@ -203,6 +230,12 @@ func (c *Client) send(ctx context.Context, method, path string) (*http.Response,
 	if err != nil {
 		return nil, fmt.Errorf("building the request for %s: %w", path, err)
 	}
+	return c.roundTrip(req, path)
+}
+
+// roundTrip sends req with the CLI's header and the token and returns a
+// 200 answer; any other status becomes an *Error with the server's message.
+func (c *Client) roundTrip(req *http.Request, path string) (*http.Response, error) {
 	req.Header.Set(ClientHeader, "vigil")
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

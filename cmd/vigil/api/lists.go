@@ -1,8 +1,11 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -60,6 +63,56 @@ type FunctionalEndpoint struct {
 	Breaks   string `json:"breaks"` // what breaks when it is blocked
 	Source   string `json:"source"` // the vendor document or report
 	Rule     string `json:"rule"`   // the allow rule, as written
+}
+
+// maxAuditNames bounds the popular names an audit judges.
+const maxAuditNames = 100_000
+
+// auditLists runs blocklists' audit against the popular names in the
+// body (one per line, most popular first; "rank,name" lines as in the
+// Umbrella and Tranco files are read too).
+func (a *api) auditLists(w http.ResponseWriter, r *http.Request) error {
+	select {
+	case a.auditing <- struct{}{}:
+		defer func() { <-a.auditing }()
+	default:
+		return &httpError{status: http.StatusTooManyRequests, err: errors.New("an audit is already running")}
+	}
+	names, err := ParsePopular(r.Body, maxAuditNames)
+	if err != nil {
+		return badRequest(err)
+	}
+	rep, err := a.d.Lists.Audit(names)
+	if err != nil {
+		return fmt.Errorf("auditing the lists: %w", err)
+	}
+	return ok(w, map[string]any{"popular": len(names), "lists": rep})
+}
+
+// ParsePopular reads popular names, most popular first: one per line,
+// or "rank,name" as in the Umbrella and Tranco files; blank lines and
+// comments (#) are skipped, names normalised. At most max are read.
+func ParsePopular(r io.Reader, max int) ([]string, error) {
+	var names []string
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan() && len(names) < max; line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		if _, after, ok := strings.Cut(text, ","); ok {
+			text = after
+		}
+		n, err := blocklists.NormalizeName(text)
+		if err != nil {
+			return nil, fmt.Errorf("popular names, line %d: %w", line, err)
+		}
+		names = append(names, strings.TrimSuffix(n, "."))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading popular names: %w", err)
+	}
+	return names, nil
 }
 
 // FunctionalRule is one rule of the curated functional allowlist, as the

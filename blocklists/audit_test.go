@@ -1,0 +1,49 @@
+package blocklists
+
+import (
+	"context"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+)
+
+// TestAudit: per enabled deny list, the allow rules' names it blocks (and
+// the allowlist rescues, unless the deny rule is $important), and the
+// popular names it blocks, ranked.
+func TestAudit(t *testing.T) {
+	lists := validLists(t, []ListConfig{
+		{Name: "vendor", Vendor: "V", Entries: []string{"||micloud.example^", "||ads.example^$important"}},
+		{Name: "off", Vendor: "O", Entries: []string{"||www.example^"}, Enabled: new(bool)},
+		{Name: "keep", Kind: KindAllow, Entries: []string{"@@||find.micloud.example^", "@@||x.ads.example^"}},
+	})
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	m := NewManager(testUpdateConfig(), lists, st, zaptest.NewLogger(t))
+	if err := m.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Audit([]string{"www.example", "micloud.example", "find.micloud.example", "x.ads.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].List != "vendor" {
+		t.Fatalf("audited %+v; want the one enabled deny list", got)
+	}
+	a := got[0]
+	if len(a.Rescued) != 1 || a.Rescued[0].Name != "find.micloud.example" || a.Rescued[0].AllowedBy != "keep" {
+		t.Errorf("rescued %+v; want find.micloud.example by keep (x.ads.example is $important)", a.Rescued)
+	}
+	want := []AuditedName{
+		{Name: "micloud.example", Rank: 2, Rule: "||micloud.example^"},
+		{Name: "find.micloud.example", Rank: 3, Rule: "||micloud.example^", Allowed: true, AllowedBy: "keep"},
+		{Name: "x.ads.example", Rank: 4, Rule: "||ads.example^$important"},
+	}
+	if len(a.Popular) != len(want) {
+		t.Fatalf("popular %+v; want %+v", a.Popular, want)
+	}
+	for i := range want {
+		if a.Popular[i] != want[i] {
+			t.Errorf("popular[%d] = %+v; want %+v", i, a.Popular[i], want[i])
+		}
+	}
+}
