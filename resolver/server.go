@@ -335,18 +335,15 @@ func (s *Server) Stats() ServerStats {
 	}
 }
 
-// serveUDP is one worker of a UDP socket: it reads a query, answers it and
-// writes the answer, until shutdown.
-func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
+// serveUDPEach is one reader of a UDP socket, one packet per system call:
+// it reads a query, answers it and writes the answer, until shutdown.
+// Where batched system calls exist (udp_batch_linux.go) serveUDP uses
+// those instead; both hand every packet to handleUDP.
+func (s *Server) serveUDPEach(c *net.UDPConn, stripe int) {
 	defer s.wg.Done()
 	in := make([]byte, udpReadSize)
-	out := make([]byte, 0, 512) // grows to the largest fast answer this reader sends
-	var lane *querylog.Lane
-	if lr, ok := s.recorder.(LaneRecorder); ok {
-		lane = lr.NewLane()
-	}
-	rb := newReaderBufs(stripe, lane)
-	var pre prepared // what prepare learned of the last query
+	out := make([]byte, 0, 512) // grows to the largest packed answer this reader sends
+	r := s.newUDPReader(stripe)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(in)
 		if err != nil {
@@ -357,45 +354,65 @@ func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 			// full buffer) concern one packet, not the socket.
 			continue
 		}
-		client := from.Addr().Unmap()
-		if s.overLimit(client, ProtoUDP) {
-			if s.policy.Load().limitRefuse && n >= headerLen {
-				_, _ = c.WriteToUDPAddrPort(headerReply(out[:0], in[:n], dns.RcodeRefused), from)
-			}
-			continue
-		}
-		if reply, ok := s.prepare(in[:n], client, ProtoUDP, out, rb, &pre); ok {
+		if reply := s.handleUDP(c, in[:n], from, out, r); reply != nil {
 			_, _ = c.WriteToUDPAddrPort(reply, from)
 			if cap(reply) > cap(out) && cap(reply) <= maxKeptReply {
 				out = reply[:0]
 			}
-			continue
 		}
-		// Not answered packed, the answer may wait for an upstream: it gets
-		// its own goroutine, at most max_inflight of them across all
-		// sockets. When that many are busy the query is dropped (the
-		// client retries), as dnsmasq does past dns-forward-max: a reader
-		// waiting for a slot would stop answering cache hits and blocked
-		// names too, for as long as a dead upstream makes every slot wait.
-		select {
-		case s.udpInflight <- struct{}{}:
-		default:
-			// No slot to wait in. A name with an answer in the cache,
-			// even an expired one (RFC 8767), is still answered, here and
-			// now: the chain runs without waiting for anything.
-			if s.cache == nil { // nothing in the chain could answer without waiting
-				s.stats.shed.Add(1)
-				continue
-			}
-			pre.noWait = true
-			if reply := s.answer(in[:n], client, ProtoUDP, out, &pre); reply != nil {
-				_, _ = c.WriteToUDPAddrPort(reply, from)
-			}
-			continue
-		}
-		s.wg.Add(1)
-		go s.answerUDP(c, append([]byte(nil), in[:n]...), from, client, pre)
 	}
+}
+
+// udpReader is what one UDP reader keeps from packet to packet.
+type udpReader struct {
+	rb  *readerBufs
+	pre prepared // what prepare learned of the last query
+}
+
+func (s *Server) newUDPReader(stripe int) *udpReader {
+	var lane *querylog.Lane
+	if lr, ok := s.recorder.(LaneRecorder); ok {
+		lane = lr.NewLane()
+	}
+	return &udpReader{rb: newReaderBufs(stripe, lane)}
+}
+
+// handleUDP answers one UDP query packet: the answer to write now, built
+// in out when it fits, or nil when there is none now (dropped, or handed
+// to a goroutine that writes it itself).
+func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, from netip.AddrPort, out []byte, r *udpReader) []byte {
+	client := from.Addr().Unmap()
+	if s.overLimit(client, ProtoUDP) {
+		if s.policy.Load().limitRefuse && len(pkt) >= headerLen {
+			return headerReply(out[:0], pkt, dns.RcodeRefused)
+		}
+		return nil
+	}
+	if reply, ok := s.prepare(pkt, client, ProtoUDP, out, r.rb, &r.pre); ok {
+		return reply
+	}
+	// Not answered packed, the answer may wait for an upstream: it gets
+	// its own goroutine, at most max_inflight of them across all sockets.
+	// When that many are busy the query is dropped (the client retries),
+	// as dnsmasq does past dns-forward-max: a reader waiting for a slot
+	// would stop answering cache hits and blocked names too, for as long
+	// as a dead upstream makes every slot wait.
+	select {
+	case s.udpInflight <- struct{}{}:
+	default:
+		// No slot to wait in. A name with an answer in the cache, even an
+		// expired one (RFC 8767), is still answered, here and now: the
+		// chain runs without waiting for anything.
+		if s.cache == nil { // nothing in the chain could answer without waiting
+			s.stats.shed.Add(1)
+			return nil
+		}
+		r.pre.noWait = true
+		return s.answer(pkt, client, ProtoUDP, out, &r.pre)
+	}
+	s.wg.Add(1)
+	go s.answerUDP(c, append([]byte(nil), pkt...), from, client, r.pre)
+	return nil
 }
 
 // answerUDP answers, through the chain, one query prepare could not
