@@ -115,6 +115,7 @@ config() {
 			  interface: 127.0.0.1
 			  port: $PORT
 			  num-threads: 1
+			  so-rcvbuf: 4m
 			  do-daemonize: no
 			  username: ""
 			  chroot: ""

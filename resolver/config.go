@@ -71,6 +71,13 @@ type ServerConfig struct {
 	// MaxUDPSize caps the UDP answer size Vigil offers a client, whatever
 	// the client's EDNS buffer says (1232: DNS flag day 2020).
 	MaxUDPSize int `toml:"max_udp_size"`
+	// UDPReadBuffer is each UDP socket's receive buffer in bytes (the
+	// kernel caps it at net.core.rmem_max); 0 keeps the system default.
+	// A deep buffer lets a burst wait instead of being dropped, and lets
+	// each batched read take many queries at once (measured: +15 % cached
+	// and +40 % blocked answers per CPU-second at 4 MiB, bench/peers.sh
+	// with a CPU quota).
+	UDPReadBuffer int `toml:"udp_read_buffer"`
 }
 
 // DefaultServerConfig returns the [server] defaults.
@@ -96,6 +103,7 @@ func DefaultServerConfig() ServerConfig {
 		QueryTimeout:         5 * time.Second,
 		ShutdownTimeout:      10 * time.Second,
 		MaxUDPSize:           1232,
+		UDPReadBuffer:        4 << 20,
 		GCPercent:            50,
 	}
 }
@@ -129,6 +137,7 @@ func (c *ServerConfig) Validate() error {
 		checkRange("server.max_tcp_conns_per_client", c.MaxTCPConnsPerClient, 1, 1<<20),
 		checkRange("server.max_tcp_pipeline", c.MaxTCPPipeline, 1, 1<<16),
 		checkRange("server.max_udp_size", c.MaxUDPSize, 512, 65535),
+		checkRange("server.udp_read_buffer", c.UDPReadBuffer, 0, 1<<30),
 		checkPositive("server.tcp_idle_timeout", c.TCPIdleTimeout),
 		checkPositive("server.tcp_read_timeout", c.TCPReadTimeout),
 		checkPositive("server.query_timeout", c.QueryTimeout),

@@ -235,7 +235,12 @@ func (s *Server) Start() error {
 			if err != nil {
 				return fail(fmt.Errorf("listening on udp %s: %w", bound, err))
 			}
-			udp = append(udp, pc.(*net.UDPConn))
+			uc := pc.(*net.UDPConn)
+			if s.cfg.UDPReadBuffer > 0 {
+				// Best effort: the kernel caps it at net.core.rmem_max.
+				_ = uc.SetReadBuffer(s.cfg.UDPReadBuffer)
+			}
+			udp = append(udp, uc)
 		}
 	}
 	if len(tcp) == 0 {
