@@ -192,7 +192,7 @@ func (c *Cache) PackedHit(out, req []byte, wq *wireQuery, name string, proto Pro
 	if !showAD(req[3]&0x20 != 0, wq.do) {
 		ad = 0
 	}
-	out[3] = 0x80 | out[3]&0x4F | ad | req[3]&0x10 // RA, Z/rcode as cached, AD as cached if shown, CD as asked
+	out[3] = 0x80 | out[3]&0x0F | ad | req[3]&0x10 // RA, Z clear (RFC 1035 4.1.1), rcode as cached, AD as cached if shown, CD as asked
 	copy(out[headerLen:wq.nameEnd], req[headerLen:wq.nameEnd])
 	age := e.age(now)
 	for _, off := range e.ttls {

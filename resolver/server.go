@@ -757,6 +757,7 @@ func (s *Server) answerMsg(m *dns.Msg, client netip.Addr, proto Proto, out []byt
 	r.RecursionDesired = m.RecursionDesired
 	r.RecursionAvailable = true
 	r.CheckingDisabled = m.CheckingDisabled
+	r.Zero = false // RFC 1035 section 4.1.1: zero in every response, whatever an upstream sent
 	r.AuthenticatedData = r.AuthenticatedData && showAD(m.AuthenticatedData, q.DO)
 	r.Question = m.Question // the client's own spelling (RFC 1035 is case-preserving; 0x20 clients check it)
 	if reqOPT != nil && resp.ExtendedError != nil {

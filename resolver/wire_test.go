@@ -23,6 +23,7 @@ func variedUpstream(w dns.ResponseWriter, r *dns.Msg) {
 	m.SetReply(r)
 	m.Authoritative = strings.HasPrefix(r.Question[0].Name, "aa")
 	m.AuthenticatedData = strings.HasPrefix(r.Question[0].Name, "ad")
+	m.Zero = strings.HasPrefix(r.Question[0].Name, "zbit") // a non-conforming upstream
 	q := r.Question[0]
 	name := q.Name
 	hdr := func(n string, t uint16, ttl uint32) dns.RR_Header {
@@ -405,5 +406,24 @@ func TestCacheSnapshotRestore(t *testing.T) {
 	}
 	if _, err := s2.cache.Restore([]byte("garbage")); err == nil {
 		t.Error("garbage snapshot accepted")
+	}
+}
+
+// TestZeroBitCleared: an upstream that sets the header's Z bit does not
+// pass it on, from the chain or from packed bytes (RFC 1035 section
+// 4.1.1: zero in all responses).
+func TestZeroBitCleared(t *testing.T) {
+	s, _ := fastTestServer(t)
+	client := netip.MustParseAddr("127.0.0.1")
+	pkt := request{name: "zbit.example.", qtype: dns.TypeA, rd: true}.pack(t, 1)
+	if full := unpack(t, s.answer(pkt, client, ProtoUDP, nil, nil)); full.Zero {
+		t.Error("the chain's answer has Z set")
+	}
+	out, ok := s.prepare(pkt, client, ProtoUDP, nil, newReaderBufs(0, nil), new(prepared))
+	if !ok {
+		t.Fatal("no packed answer for a cached name")
+	}
+	if unpack(t, out).Zero {
+		t.Error("the packed answer has Z set")
 	}
 }
