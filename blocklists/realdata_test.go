@@ -2,6 +2,7 @@ package blocklists
 
 import (
 	"compress/gzip"
+	"github.com/vigil-dns/vigil/blocklists/blockliststest"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,20 +11,9 @@ import (
 	"testing"
 )
 
-// sharedData returns the directory of the real public lists that sits next
-// to the repository (../shared/data), skipping the test when it is absent,
-// as it is in a user's clone.
-func sharedData(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("VIGIL_SHARED_DATA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "data")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "SOURCES.md")); err != nil {
-		t.Skipf("real lists not found in %s (set VIGIL_SHARED_DATA); this test needs the shared data set", dir)
-	}
-	return dir
-}
+// sharedData is the shared data set of real lists; the test skips
+// without it.
+func sharedData(t testing.TB) string { return blockliststest.SharedData(t) }
 
 func openList(t testing.TB, path string) io.Reader {
 	t.Helper()

@@ -2,6 +2,7 @@ package blocklists
 
 import (
 	"bufio"
+	"github.com/vigil-dns/vigil/blocklists/blockliststest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,20 +10,13 @@ import (
 	"testing"
 )
 
-// localCopy maps a source of the shipped config onto a file on disk: the
-// shared data set's copy of an upstream list (by its file name), or a
-// curated file for builtin:NAME. ok is false for a source with no copy.
+// localCopy maps a source of the shipped config onto a file on disk: a
+// curated file for builtin:NAME, else the shared data set's copy.
 func localCopy(data, src string) (path string, ok bool) {
 	if name, ok := strings.CutPrefix(src, "builtin:"); ok {
 		return filepath.Join(curatedDir, name+".txt"), true
 	}
-	switch base := src[strings.LastIndex(src, "/")+1:]; {
-	case strings.Contains(src, "/hagezi/dns-blocklists/") && strings.Contains(src, "/adblock/"):
-		return filepath.Join(data, "vendor", "hagezi-native", "adblock", base), true
-	case strings.Contains(src, "/crazy-max/WindowsSpyBlocker/") && strings.Contains(src, "/data/hosts/"):
-		return filepath.Join(data, "vendor", "windowsspyblocker", "hosts-"+base), true
-	}
-	return "", false
+	return blockliststest.LocalCopy(data, src)
 }
 
 // buildShipped compiles the shipped config's enabled lists from local

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,57 +12,16 @@ import (
 
 	"github.com/vigil-dns/vigil"
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/blocklists/blockliststest"
 	"github.com/vigil-dns/vigil/blocklists/curated"
 )
-
-// sharedData is the directory of real public lists next to the repository
-// (../shared/data from its root); tests that need it are skipped when it is
-// absent, as it is in a user's clone.
-func sharedData(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("VIGIL_SHARED_DATA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "data")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "SOURCES.md")); err != nil {
-		t.Skipf("the shared data set (real list copies) is not in %s; set VIGIL_SHARED_DATA to run this test", dir)
-	}
-	return dir
-}
-
-// localCopy maps a shipped list URL to its copy under vendor/: the file
-// whose path ends with the URL's last two path elements ("adblock/
-// native.xiaomi.txt"), since HaGeZi ships one file name in six formats.
-func localCopy(t testing.TB, vendorDir, src string) string {
-	t.Helper()
-	u, err := url.Parse(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
-	last := parts[max(0, len(parts)-2):]
-	want := filepath.Join(last...)
-	// WindowsSpyBlocker's data/hosts/spy.txt is kept as hosts-spy.txt.
-	flat := strings.Join(last, "-")
-	var found []string
-	filepath.WalkDir(vendorDir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && (strings.HasSuffix(p, string(filepath.Separator)+want) || filepath.Base(p) == flat) {
-			found = append(found, p)
-		}
-		return nil
-	})
-	if len(found) != 1 {
-		t.Fatalf("%s: want one local copy ending in %s under %s, found %v", src, want, vendorDir, found)
-	}
-	return found[0]
-}
 
 // shippedMatcher builds the shipped config.toml's lists with the real
 // Builder and Matcher, each URL source read from its local copy and each
 // builtin: source from the binary. skip names lists left out.
 func shippedMatcher(t testing.TB, skip ...string) *blocklists.Matcher {
 	t.Helper()
-	vendorDir := filepath.Join(sharedData(t), "vendor")
+	data := blockliststest.SharedData(t)
 	cfg, err := parseConfig(vigil.DefaultConfig, "config.toml")
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +44,11 @@ func shippedMatcher(t testing.TB, skip ...string) *blocklists.Matcher {
 			case blocklists.IsBuiltin(src):
 				body, err = curated.Read(strings.TrimPrefix(src, blocklists.BuiltinScheme))
 			case blocklists.IsURL(src):
-				body, err = os.ReadFile(localCopy(t, vendorDir, src))
+				path, ok := blockliststest.LocalCopy(data, src)
+				if !ok {
+					t.Fatalf("%s: no copy of it in the shared data set", src)
+				}
+				body, err = os.ReadFile(path)
 			default:
 				t.Fatalf("list %s: source %s is neither a URL nor builtin:", l.Name, src)
 			}
@@ -184,7 +145,7 @@ func TestShippedConfigKeepsFunctionsAndBlocksTelemetry(t *testing.T) {
 //	go test -run TestMeasureFunctionalAllowlist -v ./cmd/vigil/
 func TestMeasureFunctionalAllowlist(t *testing.T) {
 	with, without := shippedMatcher(t), shippedMatcher(t, "functional")
-	f, err := os.Open(filepath.Join(sharedData(t), "queries", "umbrella-top-100k.txt"))
+	f, err := os.Open(filepath.Join(blockliststest.SharedData(t), "queries", "umbrella-top-100k.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
