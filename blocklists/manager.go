@@ -101,6 +101,11 @@ type Manager struct {
 	// Run tries them again with backoff, not after RefreshInterval.
 	retryMu sync.Mutex
 	retry   map[string]retryState
+	// pending holds, by SourceID, sources a reload added without a copy:
+	// Run fetches each once, at once. Run does it (not a goroutine of
+	// Reconfigure's) so that shutdown waits for the fetch and no write
+	// reaches a closed store.
+	pending map[string]bool
 	// retryBase is the first wait before trying a failed source again;
 	// it doubles with each failure in a row, up to retryMax.
 	retryBase, retryMax time.Duration
@@ -127,7 +132,7 @@ const (
 func NewManager(cfg UpdateConfig, lists []ListConfig, st ListStore, log *zap.Logger) *Manager {
 	m := &Manager{
 		store: st, log: log, now: time.Now, client: &http.Client{},
-		retry: map[string]retryState{}, retryBase: defaultRetryBase, retryMax: defaultRetryMax,
+		retry: map[string]retryState{}, pending: map[string]bool{}, retryBase: defaultRetryBase, retryMax: defaultRetryMax,
 		wake: make(chan struct{}, 1),
 	}
 	m.conf.Store(&managerConf{cfg: cfg, lists: lists})
@@ -142,8 +147,8 @@ type managerConf struct {
 }
 
 // Reconfigure replaces the lists and update settings, rebuilds the set
-// from what the store holds (and local files), and fetches sources that
-// have no copy yet in the background. The old set serves until the swap.
+// from what the store holds (and local files), and has Run fetch at once
+// the sources that have no copy yet. The old set serves until the swap.
 func (m *Manager) Reconfigure(ctx context.Context, cfg UpdateConfig, lists []ListConfig) error {
 	m.refreshMu.Lock()
 	m.conf.Store(&managerConf{cfg: cfg, lists: lists})
@@ -151,12 +156,19 @@ func (m *Manager) Reconfigure(ctx context.Context, cfg UpdateConfig, lists []Lis
 	if err := m.Load(ctx); err != nil {
 		return err
 	}
-	for _, st := range m.Status() {
-		if st.Enabled && IsURL(st.Source) && !st.HasCopy {
-			go m.Refresh(context.WithoutCancel(ctx), nil)
-			break
+	// Under refreshMu, so that a refresh running now either has the copy
+	// in place or has not yet picked the source (and will clear it).
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	status := m.Status() // it takes retryMu
+	m.retryMu.Lock()
+	for _, st := range status {
+		if _, failing := m.retry[st.ID]; st.Enabled && IsURL(st.Source) && !st.HasCopy && !failing {
+			m.pending[st.ID] = true
 		}
 	}
+	m.retryMu.Unlock()
+	m.poke()
 	return nil
 }
 
@@ -229,6 +241,10 @@ func (m *Manager) retryDue(ctx context.Context) {
 	m.refresh(ctx, nil, func(id string) bool {
 		m.retryMu.Lock()
 		defer m.retryMu.Unlock()
+		if m.pending[id] {
+			delete(m.pending, id)
+			return true
+		}
 		r, ok := m.retry[id]
 		return ok && !r.next.After(now)
 	})
@@ -250,8 +266,11 @@ func (m *Manager) refresh(ctx context.Context, progress Progress, pick func(id s
 			continue // a disabled list is never fetched
 		}
 		for _, src := range conf.lists[i].Sources {
-			if !IsBuiltin(src) && pick(SourceID(conf.lists[i].Name, src)) {
+			if id := SourceID(conf.lists[i].Name, src); !IsBuiltin(src) && pick(id) {
 				jobs = append(jobs, job{&conf.lists[i], src})
+				m.retryMu.Lock()
+				delete(m.pending, id) // fetched now: not again for the reload
+				m.retryMu.Unlock()
 			}
 		}
 	}
@@ -345,6 +364,9 @@ func (m *Manager) nextRetry() (time.Time, bool) {
 			continue
 		}
 		for _, src := range l.Sources {
+			if m.pending[SourceID(l.Name, src)] {
+				return m.now(), true
+			}
 			if r, ok := m.retry[SourceID(l.Name, src)]; ok && (next.IsZero() || r.next.Before(next)) {
 				next = r.next
 			}
@@ -366,11 +388,16 @@ func (m *Manager) schedule(id string, failed bool) time.Time {
 	r.failures++
 	r.next = m.now().Add(m.backoff(r.failures))
 	m.retry[id] = r
+	m.poke()
+	return r.next
+}
+
+// poke tells Run that the retry schedule changed. It never blocks.
+func (m *Manager) poke() {
 	select {
 	case m.wake <- struct{}{}:
 	default:
 	}
-	return r.next
 }
 
 // backoff is the wait before the next attempt after n failures in a row:

@@ -599,3 +599,48 @@ func TestDisabledList(t *testing.T) {
 		t.Errorf("turned off: %+v; want disabled with its copy kept", s)
 	}
 }
+
+// A reload that adds a URL source fetches it at once, through Run: once
+// Run has returned, no fetch is left running (none can write to a store
+// closed after it).
+func TestReconfigureFetchesNewSourceThroughRun(t *testing.T) {
+	ls := newListServer(t, "||added.example^\n")
+	st := openStore(t, filepath.Join(t.TempDir(), "state"))
+	defer st.Close()
+	base := validLists(t, []ListConfig{{Name: "telemetry", Entries: []string{"||telemetry.example^"}}})
+	m := NewManager(testUpdateConfig(), base, st, zaptest.NewLogger(t))
+	ctx := context.Background()
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { m.Run(runCtx); close(done) }()
+
+	added := validLists(t, append(slices.Clone(base), ListConfig{Name: "added", Sources: []string{ls.URL}}))
+	if err := m.Reconfigure(ctx, testUpdateConfig(), added); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for !blocked(m, "added.example.") {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the added source is not in use 10 s after the reload: %+v", statusOf(t, m, ls.URL))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	n := ls.requests.Load()
+	if n != 1 {
+		t.Errorf("%d requests for the added source, want 1", n)
+	}
+	// Another reload without Run running asks for nothing more: the
+	// source has its copy.
+	if err := m.Reconfigure(ctx, testUpdateConfig(), added); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := ls.requests.Load(); got != n {
+		t.Errorf("%d requests after a reload with the copy in place, want %d", got, n)
+	}
+}
