@@ -28,7 +28,7 @@ type ListStore interface {
 	PutList(id string, meta store.ListMeta, body []byte) error
 	PutListMeta(id string, meta store.ListMeta) error
 	GetListMeta(id string) (store.ListMeta, error)
-	GetListBody(id string) ([]byte, error)
+	ReadListBody(id string, fn func(io.Reader) error) error
 	ListIDs() ([]string, error)
 	DeleteList(id string) error
 	PutAllowed(name string) error
@@ -507,7 +507,9 @@ func (m *Manager) update(ctx context.Context, l *ListConfig, src string) SourceS
 	now := m.now()
 	meta.CheckedAt = now
 
-	body, etag, lastMod, err := m.fetch(ctx, src, meta)
+	text, etag, lastMod, err := m.fetch(ctx, src, meta)
+	defer text.free()
+	body := text.bytes()
 	var st ParseStats
 	if err == nil {
 		sum := sha256.Sum256(body)
@@ -579,21 +581,39 @@ func (m *Manager) putMeta(id string, meta store.ListMeta) {
 }
 
 // fetch reads a source: a file, or a URL with a conditional GET.
-func (m *Manager) fetch(ctx context.Context, src string, meta store.ListMeta) (body []byte, etag, lastMod string, err error) {
+func (m *Manager) fetch(ctx context.Context, src string, meta store.ListMeta) (text listText, etag, lastMod string, err error) {
 	if !IsURL(src) {
 		f, err := os.Open(src)
 		if err != nil {
-			return nil, "", "", fmt.Errorf("reading list file: %w", err)
+			return listText{}, "", "", fmt.Errorf("reading list file: %w", err)
 		}
 		defer f.Close()
-		body, err = readCapped(f, m.conf.Load().cfg.MaxListBytes)
-		return body, "", "", err
+		// A file is read at every start and reload. When it is the stored
+		// copy, hashing it as it streams saves holding its whole text.
+		if meta.HasCopy && meta.SHA256 != "" {
+			h := sha256.New()
+			if _, err := io.Copy(h, f); err != nil {
+				return listText{}, "", "", fmt.Errorf("reading list file: %w", err)
+			}
+			if hex.EncodeToString(h.Sum(nil)) == meta.SHA256 {
+				return listText{}, "", "", errNotModified
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return listText{}, "", "", fmt.Errorf("reading list file: %w", err)
+			}
+		}
+		size := int64(-1)
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
+		text, err = readCapped(f, size, m.conf.Load().cfg.MaxListBytes)
+		return text, "", "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.conf.Load().cfg.DownloadTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("building request: %w", err)
+		return listText{}, "", "", fmt.Errorf("building request: %w", err)
 	}
 	req.Header.Set("User-Agent", "vigil")
 	if meta.HasCopy {
@@ -606,33 +626,70 @@ func (m *Manager) fetch(ctx context.Context, src string, meta store.ListMeta) (b
 	}
 	resp, err := m.client.Do(req)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("downloading: %w", err)
+		return listText{}, "", "", fmt.Errorf("downloading: %w", err)
 	}
 	defer resp.Body.Close()
 	etag, lastMod = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
 	switch {
 	case resp.StatusCode == http.StatusNotModified && meta.HasCopy:
-		return nil, etag, lastMod, errNotModified
+		return listText{}, etag, lastMod, errNotModified
 	case resp.StatusCode != http.StatusOK:
-		return nil, "", "", fmt.Errorf("downloading: HTTP %s", resp.Status)
+		return listText{}, "", "", fmt.Errorf("downloading: HTTP %s", resp.Status)
 	}
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(ct), "text/html") {
-		return nil, "", "", errors.New("the server sent an HTML page, not a list (a captive portal or an error page?)")
+		return listText{}, "", "", errors.New("the server sent an HTML page, not a list (a captive portal or an error page?)")
 	}
-	body, err = readCapped(resp.Body, m.conf.Load().cfg.MaxListBytes)
-	return body, etag, lastMod, err
+	text, err = readCapped(resp.Body, resp.ContentLength, m.conf.Load().cfg.MaxListBytes)
+	return text, etag, lastMod, err
 }
 
-func readCapped(r io.Reader, limit int64) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading: %w", err)
+// readCapped reads r whole, refusing more than limit bytes, into memory
+// outside the heap (offheap.go): a five-million-name list is some 90 MB of
+// text, and on the heap it would also set the garbage collector's goal to
+// twice that while it is checked and stored. size is the length r
+// announced (-1 if unknown): the buffer is allocated once at that size;
+// without one it doubles, each old buffer freed at once. The caller frees
+// the result.
+func readCapped(r io.Reader, size, limit int64) (listText, error) {
+	if size > limit {
+		return listText{}, fmt.Errorf("larger than blocklists.max_list_bytes (%d bytes)", limit)
 	}
-	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("larger than blocklists.max_list_bytes (%d bytes)", limit)
+	want := size + 1 // one more byte: the read that finds the end
+	if size < 0 {
+		want = 1 << 20
 	}
-	return body, nil
+	text, n := newRegion(int(min(want, limit+1))), 0
+	for {
+		k, err := r.Read(text.b[n:])
+		n += k
+		switch {
+		case err == io.EOF:
+			return listText{text, n}, nil
+		case err != nil:
+			text.free()
+			return listText{}, fmt.Errorf("reading: %w", err)
+		case int64(n) > limit:
+			text.free()
+			return listText{}, fmt.Errorf("larger than blocklists.max_list_bytes (%d bytes)", limit)
+		case n == len(text.b):
+			bigger := newRegion(int(min(int64(2*len(text.b)), limit+1)))
+			copy(bigger.b, text.b[:n])
+			text.free()
+			text = bigger
+		}
+	}
 }
+
+// listText is a fetched list's text: the first n bytes of mem.
+type listText struct {
+	mem region
+	n   int
+}
+
+func (t listText) bytes() []byte { return t.mem.b[:t.n:t.n] }
+
+// free releases the text; it must not be used after.
+func (t listText) free() { t.mem.free() }
 
 // check parses a fetched body and applies the sanity gates that protect
 // the last good copy.
@@ -667,7 +724,13 @@ func looksLikeHTML(body []byte) bool {
 // once the queries using it finish.
 func (m *Manager) rebuild() error {
 	start := m.now()
+	// What the updates before this left behind (a downloaded list's text,
+	// its parse) goes back to the OS first: the new table is mapped
+	// outside the heap and could not reuse those pages, so without this
+	// both would be resident at the peak.
+	debug.FreeOSMemory()
 	b := NewBuilder()
+	b.Grow(m.storedEntries())
 	for i := range m.conf.Load().lists {
 		l := &m.conf.Load().lists[i]
 		if !l.IsEnabled() {
@@ -716,25 +779,49 @@ func (m *Manager) rebuild() error {
 	return nil
 }
 
+// storedEntries is how many rules the enabled lists' stored copies and
+// inline entries hold, as counted when they were stored: the builder's
+// size hint.
+func (m *Manager) storedEntries() int {
+	n := 0
+	for _, l := range m.conf.Load().lists {
+		if !l.IsEnabled() {
+			continue
+		}
+		n += len(l.Entries)
+		for _, src := range l.Sources {
+			if meta, err := m.store.GetListMeta(SourceID(l.Name, src)); err == nil && meta.HasCopy {
+				n += meta.Entries
+			}
+		}
+	}
+	return n
+}
+
 // eachRule calls add for every rule of l: its sources' copies (built-in
 // ones from the binary, the others from the store; a source without a copy
 // adds nothing) and its inline entries.
 func (m *Manager) eachRule(l *ListConfig, add func(Rule)) error {
 	for _, src := range l.Sources {
-		var body []byte
+		parse := func(r io.Reader) error {
+			_, err := Parse(r, ParseOptions{Source: src, Format: l.Format, MaxRejected: -1, Allow: l.Allow()}, add)
+			return err
+		}
 		var err error
 		if IsBuiltin(src) {
-			body, err = readBuiltin(src) // in the binary: never stored, always there
+			var body []byte
+			if body, err = readBuiltin(src); err == nil { // in the binary: never stored, always there
+				err = parse(bytes.NewReader(body))
+			}
 		} else {
-			body, err = m.store.GetListBody(SourceID(l.Name, src))
+			// Streamed from the store: the list's text is never whole in
+			// memory beside the table being built.
+			err = m.store.ReadListBody(SourceID(l.Name, src), parse)
 		}
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return err
-		}
-		if _, err := Parse(bytes.NewReader(body), ParseOptions{Source: src, Format: l.Format, MaxRejected: -1, Allow: l.Allow()}, add); err != nil {
 			return err
 		}
 	}

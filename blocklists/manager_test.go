@@ -1,6 +1,7 @@
 package blocklists
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -642,5 +643,42 @@ func TestReconfigureFetchesNewSourceThroughRun(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if got := ls.requests.Load(); got != n {
 		t.Errorf("%d requests after a reload with the copy in place, want %d", got, n)
+	}
+}
+
+// readCapped reads the whole text whatever size was announced (right,
+// unknown, too small, too large), and refuses more than the limit.
+func TestReadCapped(t *testing.T) {
+	text := bytes.Repeat([]byte("||tracker.example^\n"), 200_000) // 3.8 MB: past the first 1 MiB guess
+	n := int64(len(text))
+	for _, tc := range []struct {
+		name         string
+		size, limit  int64
+		wantTooLarge bool
+	}{
+		{"size known", n, 1 << 30, false},
+		{"size unknown", -1, 1 << 30, false},
+		{"size too small", 10, 1 << 30, false},
+		{"size too large", n + 4096, 1 << 30, false},
+		{"limit exactly", -1, n, false},
+		{"over the limit, size known", n, n - 1, true},
+		{"over the limit, size unknown", -1, n - 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := readCapped(bytes.NewReader(text), tc.size, tc.limit)
+			defer got.free()
+			if tc.wantTooLarge {
+				if err == nil || !strings.Contains(err.Error(), "max_list_bytes") {
+					t.Fatalf("err %v, want larger than max_list_bytes", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.bytes(), text) {
+				t.Fatalf("read %d bytes, want the %d written", len(got.bytes()), len(text))
+			}
+		})
 	}
 }

@@ -41,6 +41,12 @@ func (r region) free() {
 	}
 }
 
+// release frees r and empties it, so that freeing it again is harmless.
+func (r *region) release() {
+	r.free()
+	*r = region{}
+}
+
 // slotsIn views a region as a slot table.
 func slotsIn(r region, n int) []slot {
 	if n == 0 {

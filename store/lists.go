@@ -75,32 +75,31 @@ type storedMeta struct {
 // transaction, so a crash at any point leaves either the old or the new
 // copy complete. The old generation is deleted afterwards.
 func (s *Store) PutList(id string, meta ListMeta, body []byte) error {
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if _, err := zw.Write(body); err != nil {
-		return fmt.Errorf("compressing list %s: %w", id, err)
-	}
-	if err := zw.Close(); err != nil {
-		return fmt.Errorf("compressing list %s: %w", id, err)
-	}
 	old, err := s.getStoredMeta(id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	sm := storedMeta{ListMeta: meta, BodyGen: old.BodyGen + 1}
-	mb, err := json.Marshal(sm)
-	if err != nil {
-		return fmt.Errorf("encoding list %s metadata: %w", id, err)
-	}
+	var mb []byte
 	// One guarded write: the disk is checked once, and a copy is stored
-	// whole or not at all.
+	// whole or not at all. The body is compressed straight into chunks:
+	// no compressed copy of a big list is held beside its text.
 	err = s.write("storing list "+id, func(db *badger.DB) error {
-		if sm.BodyChunks, err = writeChunks(db, listBodyPrefix(id, sm.BodyGen), buf.Bytes()); err != nil {
+		cw := newChunkWriter(db, listBodyPrefix(id, sm.BodyGen))
+		defer cw.wb.Cancel()
+		zw, _ := gzip.NewWriterLevel(cw, gzip.BestSpeed)
+		if _, err := zw.Write(body); err != nil {
+			return fmt.Errorf("compressing list %s: %w", id, err)
+		}
+		if err := zw.Close(); err != nil {
+			return fmt.Errorf("compressing list %s: %w", id, err)
+		}
+		if sm.BodyChunks, err = cw.close(); err != nil {
 			return err
 		}
 		// The metadata names the chunk count, known only now.
 		if mb, err = json.Marshal(sm); err != nil {
-			return err
+			return fmt.Errorf("encoding list %s metadata: %w", id, err)
 		}
 		if err := db.Update(func(txn *badger.Txn) error { return txn.Set(listMetaKey(id), mb) }); err != nil {
 			return err
@@ -123,17 +122,61 @@ func (s *Store) PutList(id string, meta ListMeta, body []byte) error {
 // writeChunks stores data under prefix in listChunk-sized pieces and
 // returns their number (at least one, so empty data is still "present").
 func writeChunks(db *badger.DB, prefix, data []byte) (int, error) {
-	wb := db.NewWriteBatch()
-	defer wb.Cancel()
-	n := 0
-	for off := 0; off < len(data) || n == 0; off += listChunk {
-		chunk := data[off:min(off+listChunk, len(data))]
-		if err := wb.Set(chunkKey(prefix, n), chunk); err != nil {
+	cw := newChunkWriter(db, prefix)
+	defer cw.wb.Cancel()
+	if _, err := cw.Write(data); err != nil {
+		return 0, err
+	}
+	return cw.close()
+}
+
+// chunkWriter stores what is written to it under prefix, in
+// listChunk-sized pieces, through one write batch.
+type chunkWriter struct {
+	wb     *badger.WriteBatch
+	prefix []byte
+	n      int    // pieces written
+	buf    []byte // the piece being filled
+}
+
+func newChunkWriter(db *badger.DB, prefix []byte) *chunkWriter {
+	return &chunkWriter{wb: db.NewWriteBatch(), prefix: prefix}
+}
+
+func (c *chunkWriter) Write(p []byte) (int, error) {
+	written := len(p)
+	for len(p) > 0 {
+		if c.buf == nil {
+			c.buf = make([]byte, 0, listChunk) // the batch keeps each piece until it commits
+		}
+		k := copy(c.buf[len(c.buf):cap(c.buf)], p)
+		c.buf, p = c.buf[:len(c.buf)+k], p[k:]
+		if len(c.buf) == listChunk {
+			if err := c.put(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return written, nil
+}
+
+func (c *chunkWriter) put() error {
+	if err := c.wb.Set(chunkKey(c.prefix, c.n), c.buf); err != nil {
+		return err
+	}
+	c.n, c.buf = c.n+1, nil
+	return nil
+}
+
+// close stores the last piece (an empty one when nothing was written)
+// and commits; it returns the number of pieces.
+func (c *chunkWriter) close() (int, error) {
+	if len(c.buf) > 0 || c.n == 0 {
+		if err := c.put(); err != nil {
 			return 0, err
 		}
-		n++
 	}
-	return n, wb.Flush()
+	return c.n, c.wb.Flush()
 }
 
 func chunkKey(prefix []byte, i int) []byte {
@@ -225,26 +268,67 @@ func (s *Store) GetListMeta(id string) (ListMeta, error) {
 
 // GetListBody returns the stored copy of a source, or ErrNotFound.
 func (s *Store) GetListBody(id string) ([]byte, error) {
+	var body []byte
+	err := s.ReadListBody(id, func(r io.Reader) (err error) {
+		body, err = io.ReadAll(r)
+		return err
+	})
+	return body, err
+}
+
+// ReadListBody calls fn with a reader of the stored copy of a source, or
+// returns ErrNotFound. The copy is decompressed as fn reads it, one
+// stored chunk at a time: compiling a list of millions of names never
+// holds the whole text in memory. The reader is valid only during fn.
+func (s *Store) ReadListBody(id string, fn func(io.Reader) error) error {
 	sm, err := s.getStoredMeta(id)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if sm.BodyChunks == 0 {
-		return nil, ErrNotFound
+		return ErrNotFound
 	}
-	z, err := s.readChunks(listBodyPrefix(id, sm.BodyGen), sm.BodyChunks)
+	err = s.view(func(db *badger.DB) error {
+		return db.View(func(txn *badger.Txn) error {
+			zr, err := gzip.NewReader(&chunkReader{txn: txn, prefix: listBodyPrefix(id, sm.BodyGen), n: sm.BodyChunks})
+			if err != nil {
+				return err
+			}
+			return fn(zr)
+		})
+	})
 	if err != nil {
-		return nil, fmt.Errorf("reading list %s: %w", id, err)
+		return fmt.Errorf("reading list %s: %w", id, err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(z))
-	if err != nil {
-		return nil, fmt.Errorf("reading list %s: %w", id, err)
+	return nil
+}
+
+// chunkReader reads n chunks under prefix in order, one at a time.
+type chunkReader struct {
+	txn    *badger.Txn
+	prefix []byte
+	n, i   int
+	buf    []byte // the current chunk
+	off    int    // read position in buf
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	for c.off == len(c.buf) {
+		if c.i == c.n {
+			return 0, io.EOF
+		}
+		item, err := c.txn.Get(chunkKey(c.prefix, c.i))
+		if err != nil {
+			return 0, fmt.Errorf("copy is damaged: chunk %d of %d: %w", c.i, c.n, err)
+		}
+		if c.buf, err = item.ValueCopy(c.buf[:0]); err != nil {
+			return 0, err
+		}
+		c.i, c.off = c.i+1, 0
 	}
-	body, err := io.ReadAll(zr)
-	if err != nil {
-		return nil, fmt.Errorf("reading list %s: %w", id, err)
-	}
-	return body, nil
+	n := copy(p, c.buf[c.off:])
+	c.off += n
+	return n, nil
 }
 
 // ListIDs returns the ids of every source with stored metadata.
