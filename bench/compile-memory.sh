@@ -39,7 +39,7 @@ for n in $SIZES; do
 	d="$work/n$n"
 	mkdir -p "$d"
 	"$work/genlist" -n "$n" -cached 10 -blocked 10 -miss 10 -out "$d" >/dev/null
-	first=$(sed -n 's/^||\(.*\)^$/\1/p' "$d/list.txt" | head -1)
+	first=$(sed -n '/^||/{s/^||\(.*\)^$/\1/p;q}' "$d/list.txt")
 	cat >"$d/vigil.toml" <<-TOML
 		[server]
 		listen = ["127.0.0.1:$VPORT"]
