@@ -96,11 +96,27 @@ perf() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# mix PORT FILE -> "median_qps total_lost" over ROUNDS runs
+# split_rounds FILE: FILE.1 .. FILE.$ROUNDS, each a different part of FILE,
+# which mix then uses one per round. For the forwarded mix: dnsperf starts
+# a file from its top each run, so without this every round after the
+# first would ask names the server had just cached.
+split_rounds() {
+	split -n "l/$ROUNDS" -d -a 3 "$1" "$1.tmp."
+	local i=1 f
+	for f in "$1".tmp.*; do
+		mv "$f" "$1.$i"
+		i=$((i + 1))
+	done
+}
+
+# mix PORT FILE -> "median_qps total_lost" over ROUNDS runs (round i reads
+# FILE.i when split_rounds made it)
 mix() {
-	local qs="" lost=0 r
-	for _ in $(seq 1 "$ROUNDS"); do
-		r=$(perf "$1" "$2")
+	local qs="" lost=0 r i f
+	for i in $(seq 1 "$ROUNDS"); do
+		f=$2
+		[ -e "$2.$i" ] && f="$2.$i"
+		r=$(perf "$1" "$f")
 		qs="$qs ${r% *}"
 		lost=$((lost + ${r#* }))
 	done

@@ -67,7 +67,8 @@ bench_setup cmd/vigil bench/stubdns bench/genlist bench/startup
 cg_setup
 chmod 755 "$work" # servers that drop privileges must read their files
 echo "generating $NAMES names..." >&2
-"$work/genlist" -n "$NAMES" -miss 2000000 -out "$work"
+"$work/genlist" -n "$NAMES" -miss 3000000 -out "$work"
+split_rounds "$work/miss.txt" # a fresh part per round: every query a cache miss
 # Plain names from the adblock list, for the peers' own formats.
 sed -n 's/^||\(.*\)^$/\1/p' "$work/list.txt" >"$work/names.txt"
 first_blocked=$(head -1 "$work/names.txt")

@@ -35,7 +35,8 @@ echo "building..." >&2
 bench_setup cmd/vigil bench/stubdns bench/genlist bench/startup
 cg_setup
 echo "generating $NAMES names..." >&2
-"$work/genlist" -n "$NAMES" -out "$work"
+"$work/genlist" -n "$NAMES" -miss 3000000 -out "$work"
+split_rounds "$work/miss.txt" # a fresh part per round: every query a cache miss
 first_blocked=$(sed -n '3s/^||\(.*\)^$/\1/p' "$work/list.txt")
 
 # write_config FILE STATE_DIR WITH_LIST

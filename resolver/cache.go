@@ -278,11 +278,11 @@ func (c *Cache) refreshInBackground(ctx context.Context, q *Query, sh *cacheShar
 const maxRefreshes = 256
 
 // upstreamHealth is what the cache asks of the stage after it (the
-// Forwarder) to know the upstreams are failing.
+// Router, or a Forwarder) to know the upstreams are failing.
 type upstreamHealth interface {
-	// AllFailing reports whether every upstream is backed off after
-	// repeated failures.
-	AllFailing() bool
+	// AllFailingFor reports whether every upstream that would be asked
+	// for name is backed off after repeated failures.
+	AllFailingFor(name string) bool
 }
 
 // resolveStale answers a question whose entry has expired but may still be
@@ -315,7 +315,7 @@ func (c *Cache) resolveStale(ctx context.Context, q *Query, sh *cacheShard, h ui
 	switch {
 	case !refreshing:
 		why = "refreshes saturated"
-	case c.health != nil && c.health.AllFailing():
+	case c.health != nil && c.health.AllFailingFor(q.Name):
 		why = "upstreams failing"
 	default:
 		t := time.NewTimer(c.cfg.StaleAnswerTimeout)

@@ -11,6 +11,10 @@ type ChainConfig struct {
 	Upstream UpstreamConfig // validated
 	Cache    CacheConfig    // validated
 	Blocking BlockingConfig // validated
+	// Forward are the [[forward]] zones (validated); Network the rebinding
+	// guard's settings (validated).
+	Forward []ForwardConfig
+	Network NetworkConfig
 	// Lists feeds the blocking stage; nil leaves it out.
 	Lists ListSource
 	// Pause, when set, lets blocking be paused (for everyone or a client).
@@ -23,9 +27,10 @@ type ChainConfig struct {
 // report statistics.
 type Chain struct {
 	Handler   Handler
-	Cache     *Cache   // nil when the cache is disabled
-	Blocker   *Blocker // nil without lists
-	Forwarder *Forwarder
+	Cache     *Cache     // nil when the cache is disabled
+	Blocker   *Blocker   // nil without lists
+	Forwarder *Forwarder // the [upstream] servers'
+	Router    *Router    // the last stage: [[forward]] zones, else Forwarder
 
 	local *Local // never nil; the Server asks it before packed answers
 }
@@ -34,15 +39,19 @@ type Chain struct {
 // with the reason for each slot:
 //
 //  0. Local answers (ANY per RFC 8482, resolver-bypass canaries, the
-//     health name; zone transfers, CHAOS and other classes than IN
-//     refused): first, so nothing Vigil answers itself is forwarded,
-//     cached or blocked.
+//     health name, locally-served zones and special-use names unless a
+//     forward zone claims them; zone transfers, CHAOS and other classes
+//     than IN refused): first, so nothing Vigil answers itself is
+//     forwarded, cached or blocked.
 //  1. Blocking (filled by the blocklists stage): before the cache, so a blocked name
 //     never reaches the cache or an upstream, and so its CNAME check sees
 //     every answer, cached or not, and a list change applies at once.
 //  2. Cache: before the forwarder so hits never leave the process; it also
 //     coalesces identical misses into one upstream query.
-//  3. Forwarder: terminal; asks the upstreams.
+//  3. Router: terminal; asks the forwarder of the longest [[forward]]
+//     zone holding the name, else the [upstream] Forwarder, whose answers
+//     pass the rebinding guard (after the cache, so the guarded answer is
+//     what is cached; internal zones are not guarded).
 //
 // Client identification and the access list run before the chain, in the
 // Server, because every stage and the log need their result. The Server's
@@ -61,9 +70,13 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 	if cfg.Now != nil {
 		fwd.now = cfg.Now
 	}
-	ch := &Chain{Handler: fwd, Forwarder: fwd}
+	router := &Router{def: fwd}
+	if err := router.configure(cfg); err != nil {
+		return nil, err
+	}
+	ch := &Chain{Handler: router, Forwarder: fwd, Router: router}
 	if cfg.Cache.Enabled {
-		ch.Cache = NewCache(cfg.Cache, fwd)
+		ch.Cache = NewCache(cfg.Cache, router)
 		if cfg.Now != nil {
 			ch.Cache.now = cfg.Now
 		}
@@ -73,7 +86,7 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 		ch.Blocker = NewBlocker(cfg.Lists, cfg.Blocking, cfg.Pause, ch.Handler)
 		ch.Handler = ch.Blocker
 	}
-	ch.local = NewLocal(localConfig(cfg.Blocking), ch.Handler)
+	ch.local = NewLocal(ch.localConfig(cfg.Blocking), ch.Handler)
 	ch.Handler = ch.local
 	return ch, nil
 }
@@ -90,16 +103,21 @@ func (ch *Chain) Reconfigure(cfg ChainConfig) error {
 	if err := ch.Forwarder.Reconfigure(ups, cfg.Upstream.Strategy, cfg.Upstream.Timeout); err != nil {
 		return err
 	}
+	if err := ch.Router.configure(cfg); err != nil {
+		return err
+	}
 	if ch.Blocker != nil {
 		ch.Blocker.Reconfigure(cfg.Blocking)
 	}
-	ch.local.Reconfigure(localConfig(cfg.Blocking))
+	ch.local.Reconfigure(ch.localConfig(cfg.Blocking))
 	return nil
 }
 
-// localConfig is what the local-answers stage takes from [blocking].
-func localConfig(b BlockingConfig) LocalConfig {
-	return LocalConfig{BlockBypass: b.BlockBypass, HealthName: b.HealthName, ChaosIdentity: b.ChaosIdentity}
+// localConfig is what the local-answers stage takes from [blocking], and
+// the forward zones it must leave to the Router.
+func (ch *Chain) localConfig(b BlockingConfig) LocalConfig {
+	return LocalConfig{BlockBypass: b.BlockBypass, HealthName: b.HealthName, ChaosIdentity: b.ChaosIdentity,
+		Forwarded: ch.Router.forwarded}
 }
 
 // buildUpstreams makes the Upstream for every configured server.

@@ -101,6 +101,16 @@ func (f *Forwarder) Reconfigure(ups []Upstream, strategy Strategy, attempt time.
 	return nil
 }
 
+// Close lets go of the upstreams' idle connections; exchanges in flight
+// finish first. The Router calls it for the forwarders a reload replaced.
+func (f *Forwarder) Close() {
+	for _, u := range f.state.Load().upstreams {
+		if c, ok := u.up.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+}
+
 // Resolve implements Handler.
 func (f *Forwarder) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	if !q.Deadline.IsZero() {
@@ -251,6 +261,10 @@ const (
 	failuresBeforeBackoff = 3
 	maxBackoff            = time.Minute
 )
+
+// AllFailingFor is AllFailing: a Forwarder asks the same upstreams for
+// every name. It lets the cache ask a Forwarder or a Router alike.
+func (f *Forwarder) AllFailingFor(string) bool { return f.AllFailing() }
 
 // AllFailing reports whether every upstream is backed off after repeated
 // failures: the cache then answers expired entries at once rather than

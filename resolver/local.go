@@ -26,6 +26,10 @@ type LocalConfig struct {
 	// (version.bind, hostname.bind, id.server, version.server); unset,
 	// they are REFUSED like every CHAOS question.
 	ChaosIdentity string
+	// Forwarded reports whether a [[forward]] zone holds a name: such
+	// names go to their forwarder even inside the zones Vigil otherwise
+	// serves itself (localZones). Nil means none does.
+	Forwarded func(name string) bool
 }
 
 // Local answers what Vigil should answer itself rather than forward. It
@@ -82,14 +86,19 @@ const anyTTL = 3600
 type localAnswer uint8
 
 const (
-	localNone      localAnswer = iota // not Vigil's to answer: the next stage's
-	localANY                          // RFC 8482 minimal answer
-	localHealth                       // the health name
-	localBypassNX                     // a resolver-bypass canary: NXDOMAIN
-	localDiscovery                    // RFC 9462 resolver.arpa: NODATA
-	localRefused                      // zone transfers and CHAOS: REFUSED
-	localNotImp                       // classes other than IN and CHAOS: NOTIMP
-	localChaos                        // a CHAOS identity question, with ChaosIdentity
+	localNone        localAnswer = iota // not Vigil's to answer: the next stage's
+	localANY                            // RFC 8482 minimal answer
+	localHealth                         // the health name
+	localBypassNX                       // a resolver-bypass canary: NXDOMAIN
+	localDiscovery                      // RFC 9462 resolver.arpa: NODATA
+	localRefused                        // zone transfers and CHAOS: REFUSED
+	localNotImp                         // classes other than IN and CHAOS: NOTIMP
+	localChaos                          // a CHAOS identity question, with ChaosIdentity
+	localZoneNX                         // below the apex of a locally-served zone: NXDOMAIN
+	localZoneApex                       // the apex of a locally-served zone: SOA, or NODATA
+	localLoopback                       // localhost and below: the machine's own addresses
+	localLoopbackPTR                    // the reverse name of a loopback address: localhost.
+	localPlainNX                        // an A/AAAA question for a single-label name: NXDOMAIN
 )
 
 // decide is the stage's one decision: every path that answers a query
@@ -124,7 +133,28 @@ func (l *Local) decide(name string, qtype, qclass uint16) localAnswer {
 			return localDiscovery
 		}
 	}
-	return localNone
+	return l.decideZone(cfg, name, qtype)
+}
+
+// decideZone answers names that must not reach public upstreams (see
+// localZones) unless a [[forward]] zone claims them.
+func (l *Local) decideZone(cfg *LocalConfig, name string, qtype uint16) localAnswer {
+	kind, zone, ok := localZones.find(name)
+	plain := !ok && (qtype == dns.TypeA || qtype == dns.TypeAAAA) && isPlainName(name)
+	if !ok && !plain || cfg.Forwarded != nil && cfg.Forwarded(name) {
+		return localNone
+	}
+	switch {
+	case plain:
+		return localPlainNX
+	case kind == zoneLoopback:
+		return localLoopback
+	case qtype == dns.TypePTR && isLoopbackPTR(name):
+		return localLoopbackPTR
+	case name == zone:
+		return localZoneApex
+	}
+	return localZoneNX
 }
 
 // Handles reports whether the stage answers the question itself, so that
@@ -137,7 +167,7 @@ func (l *Local) Handles(name string, qtype, qclass uint16) bool {
 // Resolve implements Handler.
 func (l *Local) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	var m *dns.Msg
-	switch l.decide(q.Name, q.Type, q.Class) {
+	switch d := l.decide(q.Name, q.Type, q.Class); d {
 	case localNone:
 		return l.next.Resolve(ctx, q)
 	case localRefused:
@@ -171,6 +201,38 @@ func (l *Local) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	case localDiscovery:
 		m = l.reply(q)
 		m.Ns = []dns.RR{l.soa("resolver.arpa.")}
+	case localPlainNX:
+		m = l.reply(q)
+		m.Rcode, m.Authoritative = dns.RcodeNameError, false
+	case localZoneNX, localZoneApex:
+		_, zone, _ := localZones.find(q.Name)
+		m = l.reply(q)
+		switch {
+		case d == localZoneNX:
+			m.Rcode = dns.RcodeNameError
+			m.Ns = []dns.RR{localZoneSOA(zone)}
+		case q.Type == dns.TypeSOA:
+			soa := localZoneSOA(zone)
+			soa.Hdr.Name = q.Msg.Question[0].Name
+			m.Answer = []dns.RR{soa}
+		case q.Type == dns.TypeNS:
+			m.Answer = []dns.RR{&dns.NS{Hdr: l.hdr(q, dns.TypeNS, 300), Ns: "localhost."}}
+		default:
+			m.Ns = []dns.RR{localZoneSOA(zone)}
+		}
+	case localLoopback:
+		m = l.reply(q)
+		switch q.Type {
+		case dns.TypeA:
+			m.Answer = []dns.RR{&dns.A{Hdr: l.hdr(q, dns.TypeA, 300), A: net.IPv4(127, 0, 0, 1)}}
+		case dns.TypeAAAA:
+			m.Answer = []dns.RR{&dns.AAAA{Hdr: l.hdr(q, dns.TypeAAAA, 300), AAAA: net.IPv6loopback}}
+		default:
+			m.Ns = []dns.RR{localZoneSOA("localhost.")}
+		}
+	case localLoopbackPTR:
+		m = l.reply(q)
+		m.Answer = []dns.RR{&dns.PTR{Hdr: l.hdr(q, dns.TypePTR, 300), Ptr: "localhost."}}
 	}
 	return &Response{Msg: m, Source: SourceLocal}, nil
 }

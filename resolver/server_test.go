@@ -28,6 +28,8 @@ type testConfig struct {
 	Limiter  *resolver.Limiter
 	Pause    *resolver.Pauser
 	Now      func() time.Time
+	Forward  []resolver.ForwardConfig
+	Network  resolver.NetworkConfig
 }
 
 type vigil struct {
@@ -44,6 +46,7 @@ func startVigil(t testing.TB, upstreams []string, mod func(*testConfig)) *vigil 
 		Upstream: resolver.DefaultUpstreamConfig(),
 		Cache:    resolver.DefaultCacheConfig(),
 		Blocking: resolver.DefaultBlockingConfig(),
+		Network:  resolver.DefaultNetworkConfig(),
 	}
 	cfg.Server.Listen = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}
 	cfg.Server.MaxInflight = 64
@@ -53,13 +56,17 @@ func startVigil(t testing.TB, upstreams []string, mod func(*testConfig)) *vigil 
 	if mod != nil {
 		mod(&cfg)
 	}
-	for _, v := range []interface{ Validate() error }{&cfg.Server, &cfg.Upstream, &cfg.Cache, &cfg.Blocking} {
+	for _, v := range []interface{ Validate() error }{&cfg.Server, &cfg.Upstream, &cfg.Cache, &cfg.Blocking, cfg.Network} {
 		if err := v.Validate(); err != nil {
 			t.Fatalf("config: %v", err)
 		}
 	}
+	if err := resolver.ValidateForwards(cfg.Forward); err != nil {
+		t.Fatalf("config: %v", err)
+	}
 	chain, err := resolver.NewChain(resolver.ChainConfig{
 		Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Lists: cfg.Lists, Pause: cfg.Pause, Now: cfg.Now,
+		Forward: cfg.Forward, Network: cfg.Network,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,8 @@ import (
 type Config struct {
 	Server    resolver.ServerConfig    `toml:"server"`
 	Upstream  resolver.UpstreamConfig  `toml:"upstream"`
+	Forward   []resolver.ForwardConfig `toml:"forward"`
+	Network   resolver.NetworkConfig   `toml:"local"`
 	Cache     resolver.CacheConfig     `toml:"cache"`
 	RateLimit resolver.RateLimitConfig `toml:"ratelimit"`
 	Blocking  resolver.BlockingConfig  `toml:"blocking"`
@@ -76,6 +78,7 @@ func defaultConfig() Config {
 	return Config{
 		Server:    resolver.DefaultServerConfig(),
 		Upstream:  resolver.DefaultUpstreamConfig(),
+		Network:   resolver.DefaultNetworkConfig(),
 		Cache:     resolver.DefaultCacheConfig(),
 		RateLimit: resolver.DefaultRateLimitConfig(),
 		Blocking:  resolver.DefaultBlockingConfig(),
@@ -217,6 +220,8 @@ func (c *Config) Validate() error {
 	return errors.Join(
 		c.Server.Validate(),
 		c.Upstream.Validate(),
+		resolver.ValidateForwards(c.Forward),
+		c.Network.Validate(),
 		c.Cache.Validate(),
 		c.RateLimit.Validate(),
 		c.Blocking.Validate(),

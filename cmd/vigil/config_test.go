@@ -120,6 +120,9 @@ func TestValidateErrorsKeepIndex(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
 		{"bootstrap", "[upstream]\nbootstrap = [\"9.9.9.9:53\", \"tls://1.1.1.1\"]\n", `upstream.bootstrap[1]: want a plain DNS server ip:port, got "tls://1.1.1.1:853"`},
 		{"log level", "[log]\nlevel = \"fatal\"\n", `log.level: want "debug", "info", "warn" or "error", got "fatal"`},
+		{"forward zone", "[[forward]]\nzones = [\"lan\", \"a..b\"]\nservers = [\"192.168.1.1:53\"]\n", `forward[0].zones[1]: want a zone name such as "lan", got "a..b"`},
+		{"forward servers", "[[forward]]\nzones = [\"lan\"]\n", `forward[0].servers: want at least one server`},
+		{"rebind allow", "[local]\nrebind_allow = [\".\"]\n", `local.rebind_allow[0]: want a zone such as "lan", got "."`},
 		{"list name", "[[lists]]\nname = \"a\"\nentries = [\"a.example\"]\n[[lists]]\nname = \"a\"\nkind = \"allow\"\nentries = [\"b.example\"]\n", `lists[1] (a).name: "a" is used by another list`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

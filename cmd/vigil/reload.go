@@ -48,7 +48,7 @@ func (rl *reloader) reload(ctx context.Context) error {
 			return fmt.Errorf("%s with flags: %w", cfg.Source, err)
 		}
 	}
-	if err := rl.chain.Reconfigure(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking}); err != nil {
+	if err := rl.chain.Reconfigure(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Forward: cfg.Forward, Network: cfg.Network}); err != nil {
 		return fmt.Errorf("applying upstreams: %w", err)
 	}
 	rl.srv.Reconfigure(cfg.Server.Allow, resolver.NewClients(cfg.Clients, cfg.Identify), newLimiter(cfg), cfg.RateLimit.Action == "refused")

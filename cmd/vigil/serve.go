@@ -110,6 +110,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	}
 	chain, err := resolver.NewChain(resolver.ChainConfig{
 		Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Lists: r.lists, Pause: r.pause,
+		Forward: cfg.Forward, Network: cfg.Network,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the query path: %w", err)
@@ -207,7 +208,7 @@ func (r *running) startAPI() error {
 func (r *running) apiDeps() api.Deps {
 	d := api.Deps{
 		Config: r.cfg.HTTP, Metrics: r.cfg.Metrics,
-		Server: r.srv, Upstreams: r.chain.Forwarder, Lists: r.lists, Log: r.logs,
+		Server: r.srv, Upstreams: r.chain.Router, Lists: r.lists, Log: r.logs,
 		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(), Store: r.store,
 		Retention: max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),
 	}

@@ -71,10 +71,11 @@ type Server interface {
 	Metrics() resolver.QueryMetrics
 }
 
-// Upstreams is what the API reads of the forwarder (*resolver.Forwarder).
+// Upstreams is what the API reads of the forwarders (*resolver.Router).
 type Upstreams interface {
 	Metrics() []resolver.UpstreamMetrics
 	Scrubbed() uint64
+	RebindDropped() uint64
 }
 
 // CacheStats is what the API reads of the answer cache (*resolver.Cache).

@@ -33,6 +33,7 @@ type fakeUpstreams struct{}
 
 func (fakeUpstreams) Metrics() []resolver.UpstreamMetrics { return nil }
 func (fakeUpstreams) Scrubbed() uint64                    { return 0 }
+func (fakeUpstreams) RebindDropped() uint64               { return 0 }
 
 type fakeLists struct {
 	set      *blocklists.Set

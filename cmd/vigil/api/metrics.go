@@ -17,12 +17,12 @@ import (
 type metricsCollector struct {
 	d Deps
 
-	queries, types, blocked, upLatency, upErrors                             *prometheus.Desc
-	cacheEntries, cacheBytes, cacheHits, cacheMisses, cacheStale             *prometheus.Desc
-	listEntries, listUpdated, listFailing, listRules, listGeneration         *prometheus.Desc
-	logQueued, logWritten, logDropped, logErrors, paused, tcpConns, scrubbed *prometheus.Desc
-	shed                                                                     *prometheus.Desc
-	storeMode, storeLowDisk, storeSkipped                                    *prometheus.Desc
+	queries, types, blocked, upLatency, upErrors                                     *prometheus.Desc
+	cacheEntries, cacheBytes, cacheHits, cacheMisses, cacheStale                     *prometheus.Desc
+	listEntries, listUpdated, listFailing, listRules, listGeneration                 *prometheus.Desc
+	logQueued, logWritten, logDropped, logErrors, paused, tcpConns, scrubbed, rebind *prometheus.Desc
+	shed                                                                             *prometheus.Desc
+	storeMode, storeLowDisk, storeSkipped                                            *prometheus.Desc
 }
 
 // newMetricsCollector describes every metric once; Collect reads deps at
@@ -55,6 +55,7 @@ func newMetricsCollector(deps Deps) *metricsCollector {
 		paused:         d("blocking_paused", "1 while blocking is paused for everyone."),
 		tcpConns:       d("tcp_connections", "Open TCP connections."),
 		scrubbed:       d("upstream_scrubbed_records_total", "Out-of-bailiwick records dropped from upstream answers."),
+		rebind:         d("rebind_dropped_records_total", "Private, loopback and link-local addresses dropped from public answers (DNS-rebinding protection)."),
 		shed:           d("udp_shed_total", "UDP queries dropped unanswered: server.max_inflight queries were already waiting for upstreams."),
 		storeMode:      d("store_mode", "1 for the store's current mode: read-write, or read-only or unavailable on a full or damaged disk (DNS answers either way).", "mode"),
 		storeLowDisk:   d("store_low_disk", "1 while the store's disk has less free space than store.min_free_bytes."),
@@ -158,6 +159,7 @@ func (c *metricsCollector) collectUpstreams(m metricSink) {
 		m.counter(c.upErrors, float64(u.Errors), u.Upstream)
 	}
 	m.counter(c.scrubbed, float64(c.d.Upstreams.Scrubbed()))
+	m.counter(c.rebind, float64(c.d.Upstreams.RebindDropped()))
 }
 
 // collectLists reports the compiled set and every source's state.
