@@ -113,6 +113,10 @@ func (ch *Chain) Reconfigure(cfg ChainConfig) error {
 	return nil
 }
 
+// SetLocalRecords replaces the records Vigil answers itself ([local]
+// records and hosts files).
+func (ch *Chain) SetLocalRecords(t *RecordTable) { ch.local.SetRecords(t) }
+
 // localConfig is what the local-answers stage takes from [blocking], and
 // the forward zones it must leave to the Router.
 func (ch *Chain) localConfig(b BlockingConfig) LocalConfig {

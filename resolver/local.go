@@ -57,9 +57,13 @@ type LocalConfig struct {
 //     2136) and ANY has no data of its own, so no upstream would answer
 //     them usefully either.
 type Local struct {
-	cfg  atomic.Pointer[LocalConfig] // replaced by a reload
-	next Handler
+	cfg     atomic.Pointer[LocalConfig] // replaced by a reload
+	records atomic.Pointer[RecordTable] // replaced when its sources change
+	next    Handler
 }
+
+// SetRecords replaces the local records.
+func (l *Local) SetRecords(t *RecordTable) { l.records.Store(t) }
 
 var _ Handler = (*Local)(nil)
 
@@ -99,6 +103,7 @@ const (
 	localLoopback                       // localhost and below: the machine's own addresses
 	localLoopbackPTR                    // the reverse name of a loopback address: localhost.
 	localPlainNX                        // an A/AAAA question for a single-label name: NXDOMAIN
+	localRecord                         // a name of the local records
 )
 
 // decide is the stage's one decision: every path that answers a query
@@ -122,6 +127,8 @@ func (l *Local) decide(name string, qtype, qclass uint16) localAnswer {
 		return localANY
 	case cfg.HealthName != "" && name == cfg.HealthName:
 		return localHealth
+	case l.records.Load().has(name):
+		return localRecord
 	case cfg.BlockBypass:
 		switch name {
 		case "use-application-dns.net.", "mask.icloud.com.", "mask-h2.icloud.com.":
@@ -201,6 +208,14 @@ func (l *Local) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	case localDiscovery:
 		m = l.reply(q)
 		m.Ns = []dns.RR{l.soa("resolver.arpa.")}
+	case localRecord:
+		m = l.reply(q)
+		m.Answer = l.records.Load().answer(q.Name, q.Type)
+		for _, rr := range m.Answer {
+			if rr.Header().Name == q.Name {
+				rr.Header().Name = q.Msg.Question[0].Name // the client's spelling
+			}
+		}
 	case localPlainNX:
 		m = l.reply(q)
 		m.Rcode, m.Authoritative = dns.RcodeNameError, false

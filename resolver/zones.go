@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"sync/atomic"
 
@@ -36,11 +37,20 @@ type NetworkConfig struct {
 	// addresses (services that hand out names for LAN devices, such as
 	// plex.direct).
 	RebindAllow []string `toml:"rebind_allow"`
+	// Records are answered by Vigil itself, authoritatively: zone-file
+	// lines of type A, AAAA, CNAME, PTR, TXT, SRV or MX.
+	Records []string `toml:"records"`
+	// HostsFiles are /etc/hosts-style files whose names Vigil answers,
+	// read again when they change.
+	HostsFiles []string `toml:"hosts_files"`
+	// SynthesizePTR answers the reverse names of the A and AAAA records
+	// of Records and HostsFiles with their names.
+	SynthesizePTR bool `toml:"synthesize_ptr"`
 }
 
 // DefaultNetworkConfig returns the [local] defaults.
 func DefaultNetworkConfig() NetworkConfig {
-	return NetworkConfig{RebindProtection: true, RebindAllow: []string{}}
+	return NetworkConfig{RebindProtection: true, RebindAllow: []string{}, Records: []string{}, HostsFiles: []string{}, SynthesizePTR: true}
 }
 
 // Validate checks the section; it changes nothing.
@@ -49,6 +59,18 @@ func (c NetworkConfig) Validate() error {
 	for i, z := range c.RebindAllow {
 		if _, err := canonicalZone(z); err != nil {
 			errs = append(errs, fmt.Errorf("local.rebind_allow[%d]: %w", i, err))
+		}
+	}
+	for i, r := range c.Records {
+		if _, err := ParseLocalRecord(r); err != nil {
+			errs = append(errs, fmt.Errorf("local.records[%d]: %w", i, err))
+		}
+	}
+	for i, f := range c.HostsFiles {
+		if fi, err := os.Stat(f); err != nil {
+			errs = append(errs, fmt.Errorf("local.hosts_files[%d]: want a readable hosts file: %w", i, err))
+		} else if !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("local.hosts_files[%d]: want a file, got %q", i, f))
 		}
 	}
 	return errors.Join(errs...)

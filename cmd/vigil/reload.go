@@ -19,10 +19,11 @@ type reloader struct {
 	// overrides re-applies the command line's flags; nil without any.
 	overrides func(*Config) error
 
-	chain *resolver.Chain
-	srv   *resolver.Server
-	lists *blocklists.Manager
-	log   *zap.Logger
+	chain   *resolver.Chain
+	srv     *resolver.Server
+	lists   *blocklists.Manager
+	records *localRecords
+	log     *zap.Logger
 
 	mu sync.Mutex // one reload at a time
 }
@@ -47,6 +48,9 @@ func (rl *reloader) reload(ctx context.Context) error {
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("%s with flags: %w", cfg.Source, err)
 		}
+	}
+	if err := rl.records.apply(cfg.Network); err != nil {
+		return err
 	}
 	if err := rl.chain.Reconfigure(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Forward: cfg.Forward, Network: cfg.Network}); err != nil {
 		return fmt.Errorf("applying upstreams: %w", err)

@@ -41,6 +41,7 @@ type running struct {
 	stopLog context.CancelFunc
 	series  *seriesRecorder
 	reload  *reloader
+	records *localRecords
 	// api serves the HTTP API on apiAddr; nil (and "") when http.listen
 	// is off.
 	api     *http.Server
@@ -116,6 +117,10 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 		return nil, fmt.Errorf("building the query path: %w", err)
 	}
 	r.chain = chain
+	r.records = &localRecords{chain: chain, log: log.Named("local")}
+	if err := r.records.apply(cfg.Network); err != nil {
+		return nil, err
+	}
 	r.startQueryLog()
 	r.srv = resolver.NewServer(cfg.Server, resolver.ServerDeps{
 		Limiter: newLimiter(cfg), LimitRefuse: cfg.RateLimit.Action == "refused",
@@ -127,7 +132,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 		return nil, fmt.Errorf("starting the DNS server: %w", err)
 	}
 	r.series = &seriesRecorder{server: r.srv, store: st, retention: cfg.QueryLog.Retention, log: log}
-	r.reload = &reloader{path: cfg.path, overrides: cfg.overrides, chain: chain, srv: r.srv, lists: r.lists, log: log}
+	r.reload = &reloader{path: cfg.path, overrides: cfg.overrides, chain: chain, srv: r.srv, lists: r.lists, records: r.records, log: log}
 	if err := r.startAPI(); err != nil {
 		r.shutdownDNS()
 		r.stopQueryLog()
@@ -235,6 +240,7 @@ func (r *running) startBackground() {
 	r.bg.Go(func() { r.store.RunReopen(bg, func() { r.storeWritable(bg) }) })
 	r.bg.Go(func() { r.series.run(bg) })
 	r.bg.Go(func() { r.lists.Run(bg) })
+	r.bg.Go(func() { r.records.run(bg) })
 	if r.persistCache() {
 		// After the sockets open: the lists, not the cache, must be ready
 		// for the first query; cached answers arrive within moments.
