@@ -30,6 +30,20 @@ type IdentifyConfig struct {
 	// whose EDNS Client Subnet and MAC options are believed: a query from
 	// one of them is attributed to the device they name.
 	TrustedForwarders []netip.Prefix `toml:"trusted_forwarders"`
+	// LeaseFiles are DHCP lease files (dnsmasq, ISC dhcpd, Kea CSV,
+	// odhcpd; detected) whose device names name the clients no
+	// [[clients]] entry names, read again when they change.
+	LeaseFiles []string `toml:"lease_files"`
+	// NeighborTable is the kernel's neighbour table ("/proc/net/arp"):
+	// the MAC of each client on the same link, for [[clients]] entries by
+	// MAC and for the hardware vendor. "" turns it off.
+	NeighborTable string `toml:"neighbor_table"`
+}
+
+// Neighborhood names the devices Vigil learned about on its own
+// (neighbors.Watcher): the name and MAC of addr, "" when unknown.
+type Neighborhood interface {
+	Lookup(addr netip.Addr) (name, mac string)
 }
 
 // ValidateClients checks the [[clients]] tables; it does not change them.
@@ -200,6 +214,14 @@ type Clients struct {
 	prefixes []namedPrefix // longest first
 	byMAC    map[[6]byte]string
 	trusted  []netip.Prefix
+	learned  Neighborhood // nil when nothing is learned
+}
+
+// Learning returns c naming the clients its tables do not through n, for
+// a Clients built by NewClients and not yet in use.
+func (c *Clients) Learning(n Neighborhood) *Clients {
+	c.learned = n
+	return c
 }
 
 type namedPrefix struct {
@@ -250,9 +272,31 @@ func (c *Clients) Identify(addr netip.Addr, m *dns.Msg) Client {
 		}
 	}
 	if cl.Name == "" {
-		cl.Name = c.nameOf(cl.Addr)
+		c.complete(&cl)
 	}
 	return cl
+}
+
+// complete names cl by its address from the [[clients]] tables, or else
+// from what the network told: a [[clients]] entry for the MAC the
+// neighbour table or a lease gives, then the name the device gave its
+// DHCP server. The Server's packed answers use it too.
+func (c *Clients) complete(cl *Client) {
+	if cl.Name = c.nameOf(cl.Addr); cl.Name != "" || c.learned == nil {
+		return
+	}
+	name, mac := c.learned.Lookup(cl.Addr)
+	if cl.MAC == "" {
+		cl.MAC = mac
+	}
+	if len(c.byMAC) > 0 {
+		if hw, ok := colonMAC(mac); ok {
+			cl.Name = c.byMAC[hw]
+		}
+	}
+	if cl.Name == "" {
+		cl.Name = name
+	}
 }
 
 func (c *Clients) isTrusted(addr netip.Addr) bool {
@@ -310,4 +354,35 @@ func (c *Clients) nameOf(addr netip.Addr) string {
 		}
 	}
 	return ""
+}
+
+// colonMAC reads "aa:bb:cc:dd:ee:ff" (lowercase, as the neighbors
+// package writes MACs) without allocating: it runs per query.
+func colonMAC(s string) ([6]byte, bool) {
+	var hw [6]byte
+	if len(s) != 17 {
+		return hw, false
+	}
+	for i := range 6 {
+		if i > 0 && s[3*i-1] != ':' {
+			return hw, false
+		}
+		hi, ok1 := hexVal(s[3*i])
+		lo, ok2 := hexVal(s[3*i+1])
+		if !ok1 || !ok2 {
+			return hw, false
+		}
+		hw[i] = hi<<4 | lo
+	}
+	return hw, true
+}
+
+func hexVal(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }

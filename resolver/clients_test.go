@@ -80,3 +80,24 @@ func TestValidateClients(t *testing.T) {
 		}
 	}
 }
+
+func TestColonMAC(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"aa:bb:cc:dd:ee:08", true}, {"00:11:22:33:44:55", true},
+		{"AA:BB:CC:DD:EE:08", false}, {"aa-bb-cc-dd-ee-08", false}, {"aa:bb:cc:dd:ee", false}, {"", false}, {"aa:bb:cc:dd:ee:0g", false},
+	} {
+		hw, ok := colonMAC(tc.in)
+		if ok != tc.ok {
+			t.Errorf("colonMAC(%q) ok %v, want %v", tc.in, ok, tc.ok)
+		}
+		if ok && net.HardwareAddr(hw[:]).String() != tc.in {
+			t.Errorf("colonMAC(%q) = %v", tc.in, hw)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { colonMAC("aa:bb:cc:dd:ee:08") }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}

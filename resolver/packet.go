@@ -139,7 +139,7 @@ func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, client ne
 	now := time.Now()
 	cl := Client{Addr: client}
 	if pol.clients != nil {
-		cl.Name = pol.clients.nameOf(client)
+		pol.clients.complete(&cl)
 	}
 	if b.paused(cl, now) {
 		return nil, false

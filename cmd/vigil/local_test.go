@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -80,5 +81,61 @@ level = "warn"
 	}
 	if got := a("www.corp.example."); got != "192.0.2.1" || router.Queries() != 1 {
 		t.Errorf("corp.example after the reload removed it: %s, router asked %d", got, router.Queries())
+	}
+}
+
+// Devices named by nobody but the network: a lease file names one client,
+// the neighbour table gives another's MAC, which a [[clients]] table by
+// MAC names (no trusted forwarder needed); the per-client log shows them
+// by those names, and a changed lease file renames a client.
+func TestServeLearnsDeviceNames(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	dir := t.TempDir()
+	leases := filepath.Join(dir, "dnsmasq.leases")
+	arp := filepath.Join(dir, "arp")
+	expiry := time.Now().Add(time.Hour).Unix()
+	writeFile(t, leases, fmt.Sprintf("%d a4:45:19:01:02:03 127.0.0.7 Redmi-Note-12 *\n", expiry))
+	writeFile(t, arp, "IP address       HW type     Flags       HW address            Mask     Device\n"+
+		"127.0.0.8        0x1         0x2         aa:bb:cc:dd:ee:08     *        lo\n")
+	cfgPath := writeTestConfig(t, up.Addr, logTestLists+fmt.Sprintf(`
+[identify]
+lease_files = [%q]
+neighbor_table = %q
+[[clients]]
+name = "vacuum"
+macs = ["aa:bb:cc:dd:ee:08"]
+`, leases, arp))
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	queryFrom(t, "127.0.0.7", addr, "a.xiaomi.example")
+	queryFrom(t, "127.0.0.8", addr, "b.xiaomi.example")
+	queryFrom(t, "127.0.0.9", addr, "c.xiaomi.example")
+	waitFor(t, "the log writer", func() bool { return inst.qlog.Stats().Written == 3 })
+	names := func() map[string]bool {
+		clients, err := apiClient(t, inst).Clients(t.Context(), "1h")
+		noErr(t, err)
+		got := map[string]bool{}
+		for _, c := range clients.Clients {
+			got[c.Client] = true
+		}
+		return got
+	}
+	if got := names(); !got["redmi-note-12"] || !got["vacuum"] || !got["127.0.0.9"] || len(got) != 3 {
+		t.Errorf("clients %v, want redmi-note-12 (lease), vacuum (neighbour MAC) and 127.0.0.9", got)
+	}
+
+	writeFile(t, leases, fmt.Sprintf("%d a4:45:19:01:02:03 127.0.0.7 kids-phone *\n", expiry))
+	inst.neighbors.Refresh()
+	queryFrom(t, "127.0.0.7", addr, "d.xiaomi.example")
+	waitFor(t, "the log writer", func() bool { return inst.qlog.Stats().Written == 4 })
+	if got := names(); !got["kids-phone"] {
+		t.Errorf("clients %v after the lease changed, want kids-phone", got)
+	}
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

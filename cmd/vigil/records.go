@@ -9,7 +9,17 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/resolver/neighbors"
 )
+
+// neighborsInterval is how often lease files (when changed) and the
+// neighbour table are read.
+const neighborsInterval = 10 * time.Second
+
+// neighborsConfig is what the neighbors Watcher takes from [identify].
+func neighborsConfig(c resolver.IdentifyConfig) neighbors.Config {
+	return neighbors.Config{LeaseFiles: c.LeaseFiles, NeighborTable: c.NeighborTable}
+}
 
 // hostsCheckInterval is how often hosts files are checked for changes
 // (their time and size: a stat each).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/resolver/neighbors"
 )
 
 // reloader applies the configuration file, re-read, to the running parts.
@@ -19,11 +20,12 @@ type reloader struct {
 	// overrides re-applies the command line's flags; nil without any.
 	overrides func(*Config) error
 
-	chain   *resolver.Chain
-	srv     *resolver.Server
-	lists   *blocklists.Manager
-	records *localRecords
-	log     *zap.Logger
+	chain     *resolver.Chain
+	srv       *resolver.Server
+	lists     *blocklists.Manager
+	records   *localRecords
+	neighbors *neighbors.Watcher
+	log       *zap.Logger
 
 	mu sync.Mutex // one reload at a time
 }
@@ -55,7 +57,8 @@ func (rl *reloader) reload(ctx context.Context) error {
 	if err := rl.chain.Reconfigure(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Forward: cfg.Forward, Network: cfg.Network}); err != nil {
 		return fmt.Errorf("applying upstreams: %w", err)
 	}
-	rl.srv.Reconfigure(cfg.Server.Allow, resolver.NewClients(cfg.Clients, cfg.Identify), newLimiter(cfg), cfg.RateLimit.Action == "refused")
+	rl.neighbors.Reconfigure(neighborsConfig(cfg.Identify))
+	rl.srv.Reconfigure(cfg.Server.Allow, resolver.NewClients(cfg.Clients, cfg.Identify).Learning(rl.neighbors), newLimiter(cfg), cfg.RateLimit.Action == "refused")
 	if err := rl.lists.Reconfigure(ctx, cfg.Updates, cfg.Lists); err != nil {
 		return fmt.Errorf("applying lists: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/resolver/neighbors"
 	"github.com/vigil-dns/vigil/store"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
@@ -42,6 +43,8 @@ type running struct {
 	series  *seriesRecorder
 	reload  *reloader
 	records *localRecords
+	// neighbors learns device names and MACs from the network.
+	neighbors *neighbors.Watcher
 	// api serves the HTTP API on apiAddr; nil (and "") when http.listen
 	// is off.
 	api     *http.Server
@@ -117,6 +120,8 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 		return nil, fmt.Errorf("building the query path: %w", err)
 	}
 	r.chain = chain
+	r.neighbors = neighbors.NewWatcher(neighborsConfig(cfg.Identify), log.Named("neighbors"))
+	r.neighbors.Refresh()
 	r.records = &localRecords{chain: chain, log: log.Named("local")}
 	if err := r.records.apply(cfg.Network); err != nil {
 		return nil, err
@@ -124,7 +129,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	r.startQueryLog()
 	r.srv = resolver.NewServer(cfg.Server, resolver.ServerDeps{
 		Limiter: newLimiter(cfg), LimitRefuse: cfg.RateLimit.Action == "refused",
-		Chain: chain, Log: log.Named("resolver"), Clients: resolver.NewClients(cfg.Clients, cfg.Identify),
+		Chain: chain, Log: log.Named("resolver"), Clients: resolver.NewClients(cfg.Clients, cfg.Identify).Learning(r.neighbors),
 		Recorder: r.recorder(), RecordAllowed: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed,
 	})
 	if err := r.srv.Start(); err != nil {
@@ -132,7 +137,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 		return nil, fmt.Errorf("starting the DNS server: %w", err)
 	}
 	r.series = &seriesRecorder{server: r.srv, store: st, retention: cfg.QueryLog.Retention, log: log}
-	r.reload = &reloader{path: cfg.path, overrides: cfg.overrides, chain: chain, srv: r.srv, lists: r.lists, records: r.records, log: log}
+	r.reload = &reloader{path: cfg.path, overrides: cfg.overrides, chain: chain, srv: r.srv, lists: r.lists, records: r.records, neighbors: r.neighbors, log: log}
 	if err := r.startAPI(); err != nil {
 		r.shutdownDNS()
 		r.stopQueryLog()
@@ -241,6 +246,7 @@ func (r *running) startBackground() {
 	r.bg.Go(func() { r.series.run(bg) })
 	r.bg.Go(func() { r.lists.Run(bg) })
 	r.bg.Go(func() { r.records.run(bg) })
+	r.bg.Go(func() { r.neighbors.Run(bg, neighborsInterval) })
 	if r.persistCache() {
 		// After the sockets open: the lists, not the cache, must be ready
 		// for the first query; cached answers arrive within moments.

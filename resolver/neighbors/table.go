@@ -135,6 +135,15 @@ func NewWatcher(cfg Config, log *zap.Logger) *Watcher {
 	return &Watcher{cfg: cfg, log: log, now: time.Now, leases: map[string][]Lease{}, stamps: map[string]fileStamp{}, missing: map[string]bool{}}
 }
 
+// Reconfigure replaces the sources (a reload) and reads them.
+func (w *Watcher) Reconfigure(cfg Config) {
+	w.mu.Lock()
+	w.cfg = cfg
+	w.leases, w.stamps, w.missing = map[string][]Lease{}, map[string]fileStamp{}, map[string]bool{}
+	w.mu.Unlock()
+	w.Refresh()
+}
+
 // Current returns the latest snapshot (nil before the first Refresh).
 func (w *Watcher) Current() *Table { return w.cur.Load() }
 
