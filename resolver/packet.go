@@ -149,7 +149,7 @@ func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, client ne
 	s.metrics.countBlocked(rb.stripe, BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
 	if s.recorder != nil {
 		e := querylog.Entry{
-			Time: now, ClientName: cl.Name, ClientAddr: client,
+			Time: now, ClientName: cl.Name, ClientAddr: client, MAC: cl.MAC,
 			QType: typeString(wq.qtype), Proto: proto.logName(), Blocked: true,
 			List: v.List.Name, Vendor: v.List.Vendor, Reason: querylog.ReasonName,
 		}

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/vigil-dns/vigil/cmd/vigil/api"
+	"github.com/vigil-dns/vigil/resolver/neighbors"
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
 )
 
@@ -130,6 +135,40 @@ macs = ["aa:bb:cc:dd:ee:08"]
 	waitFor(t, "the log writer", func() bool { return inst.qlog.Stats().Written == 4 })
 	if got := names(); !got["kids-phone"] {
 		t.Errorf("clients %v after the lease changed, want kids-phone", got)
+	}
+
+	// The inventory: every device, its name's source, MAC and maker.
+	rep, err := apiClient(t, inst).Devices(t.Context(), "1h", "", "name")
+	noErr(t, err)
+	byName := map[string]api.Device{}
+	for _, d := range rep.Devices {
+		byName[d.Name] = d
+	}
+	xiaomi := neighbors.HardwareVendor{Name: "Xiaomi Communications Co Ltd"}
+	if d := byName["kids-phone"]; d.NameSource != "lease" || d.MAC != "a4:45:19:01:02:03" || d.HardwareVendor != xiaomi ||
+		d.Blocked != 2 || d.Vendors["Xiaomi"] != 2 || !slices.Equal(d.Addresses, []string{"127.0.0.7"}) {
+		t.Errorf("kids-phone: %+v; want both lookups, the one logged under its old name too (same MAC)", d)
+	}
+	if d, ok := byName["redmi-note-12"]; ok {
+		t.Errorf("the phone's old name is a device of its own: %+v", d)
+	}
+	if d := byName["vacuum"]; d.NameSource != "config" || d.MAC != "aa:bb:cc:dd:ee:08" || !d.HardwareVendor.Randomized {
+		t.Errorf("vacuum: %+v; want named by config, its locally administered MAC marked randomised", d)
+	}
+	if d := byName[""]; !slices.Equal(d.Addresses, []string{"127.0.0.9"}) || d.MAC != "" {
+		t.Errorf("the unnamed device: %+v", d)
+	}
+	rep, err = apiClient(t, inst).Devices(t.Context(), "1h", "xiaomi", "")
+	noErr(t, err)
+	if len(rep.Devices) != 1 || rep.Devices[0].Name != "kids-phone" {
+		t.Errorf("devices made by Xiaomi: %+v, want kids-phone only", rep.Devices)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"devices", "-config", cfgPath, "-maker", "Xiaomi"}, &out, &errOut); err != nil {
+		t.Fatalf("vigil devices: %v: %s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "kids-phone") || !strings.Contains(out.String(), "Xiaomi Communications Co Ltd") || strings.Contains(out.String(), "vacuum") {
+		t.Errorf("vigil devices -maker Xiaomi:\n%s", out.String())
 	}
 }
 

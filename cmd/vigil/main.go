@@ -52,6 +52,7 @@ Commands:
   explain   say whether a name is blocked, and by which list and rule
   log       blocked lookups, newest first (-client, -vendor, -since, -json)
   clients   every client with its blocked lookups per vendor
+  devices   every device: name, addresses, MAC, hardware maker, vendors called
   top       most blocked names, clients and vendors
   pause     pause blocking for a while (everyone, or -client C)
   resume    end a pause
@@ -76,6 +77,7 @@ func commands() map[string]command {
 		"explain": cmdExplain,
 		"log":     cmdLog,
 		"clients": cmdClients,
+		"devices": cmdDevices,
 		"top":     cmdTop,
 		"pause":   cmdPause,
 		"resume":  cmdResume,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -28,6 +29,26 @@ type reloader struct {
 	log       *zap.Logger
 
 	mu sync.Mutex // one reload at a time
+	// clientNames are the [[clients]] names of the configuration in
+	// use, for the device inventory's "named by config".
+	clientNames atomic.Pointer[[]string]
+}
+
+// setClients records the [[clients]] names of the configuration in use.
+func (rl *reloader) setClients(clients []resolver.ClientConfig) {
+	names := make([]string, len(clients))
+	for i, c := range clients {
+		names[i] = c.Name
+	}
+	rl.clientNames.Store(&names)
+}
+
+// configuredNames returns the [[clients]] names in use.
+func (rl *reloader) configuredNames() []string {
+	if p := rl.clientNames.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // reload re-reads the configuration file, validates it, and applies the
@@ -58,6 +79,7 @@ func (rl *reloader) reload(ctx context.Context) error {
 		return fmt.Errorf("applying upstreams: %w", err)
 	}
 	rl.neighbors.Reconfigure(neighborsConfig(cfg.Identify))
+	rl.setClients(cfg.Clients)
 	rl.srv.Reconfigure(cfg.Server.Allow, resolver.NewClients(cfg.Clients, cfg.Identify).Learning(rl.neighbors), newLimiter(cfg), cfg.RateLimit.Action == "refused")
 	if err := rl.lists.Reconfigure(ctx, cfg.Updates, cfg.Lists); err != nil {
 		return fmt.Errorf("applying lists: %w", err)

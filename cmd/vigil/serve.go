@@ -138,6 +138,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	}
 	r.series = &seriesRecorder{server: r.srv, store: st, retention: cfg.QueryLog.Retention, log: log}
 	r.reload = &reloader{path: cfg.path, overrides: cfg.overrides, chain: chain, srv: r.srv, lists: r.lists, records: r.records, neighbors: r.neighbors, log: log}
+	r.reload.setClients(cfg.Clients)
 	if err := r.startAPI(); err != nil {
 		r.shutdownDNS()
 		r.stopQueryLog()
@@ -220,6 +221,7 @@ func (r *running) apiDeps() api.Deps {
 		Config: r.cfg.HTTP, Metrics: r.cfg.Metrics,
 		Server: r.srv, Upstreams: r.chain.Router, Lists: r.lists, Log: r.logs,
 		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(), Store: r.store,
+		Neighbors: r.neighbors, ClientNames: r.reload.configuredNames,
 		Retention: max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),
 	}
 	if r.chain.Cache != nil {

@@ -177,6 +177,7 @@ type ClientSummary struct {
 	Client  string         `json:"client"`
 	Name    string         `json:"name,omitempty"`
 	Addrs   []string       `json:"addrs"`
+	MAC     string         `json:"mac,omitempty"` // the latest MAC seen with its lookups
 	Total   int            `json:"total"`
 	Vendors map[string]int `json:"vendors"`
 	Lists   map[string]int `json:"lists"`
@@ -205,8 +206,11 @@ func (cs *ClientSummary) add(e *Entry) {
 	if cs.Total == 0 || e.Time.Before(cs.First) {
 		cs.First = e.Time
 	}
-	if e.Time.After(cs.Last) {
+	if !e.Time.Before(cs.Last) {
 		cs.Last = e.Time
+		if e.MAC != "" {
+			cs.MAC = e.MAC
+		}
 	}
 	cs.Total++
 	cs.Vendors[e.Vendor]++

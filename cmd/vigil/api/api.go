@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/resolver/neighbors"
 	"github.com/vigil-dns/vigil/store"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
@@ -41,6 +42,11 @@ type Deps struct {
 	Log LogReader
 	// QueryLog reports the log writer's counters; nil when the log is off.
 	QueryLog QueryLogStats
+	// Neighbors is what the network told about devices (leases, the
+	// neighbour table); nil when nothing is learned.
+	Neighbors NeighborTable
+	// ClientNames returns the [[clients]] names in use; nil means none.
+	ClientNames func() []string
 	// Series reads the hourly totals for the dashboard's charts; never nil.
 	Series SeriesReader
 	// Pause pauses and resumes blocking; never nil.
@@ -110,6 +116,12 @@ type LogReader interface {
 	Top(since, until time.Time, n int) (querylog.TopReport, error)
 }
 
+// NeighborTable is what the API reads of the learned devices
+// (*neighbors.Watcher).
+type NeighborTable interface {
+	Current() *neighbors.Table
+}
+
 // SeriesReader reads the hourly totals. The implementation should bring
 // them up to date first, so a chart shows the current hour as it stands.
 type SeriesReader interface {
@@ -152,6 +164,7 @@ func New(d Deps) http.Handler {
 		"GET /api/v1/stats":                 a.stats,
 		"GET /api/v1/blocked":               a.blocked,
 		"GET /api/v1/clients":               a.clients,
+		"GET /api/v1/devices":               a.devices,
 		"GET /api/v1/clients/{client}":      a.client,
 		"GET /api/v1/clients/{client}/days": a.clientDays,
 		"GET /api/v1/top":                   a.top,

@@ -95,6 +95,16 @@ func (c *Client) Clients(ctx context.Context, since string) (ClientsReport, erro
 	return rep, err
 }
 
+// Devices lists the devices seen since (24h, 7d or an RFC 3339 time; ""
+// for the server's default), filtered by hardware maker and sorted as
+// GET /api/v1/devices does.
+func (c *Client) Devices(ctx context.Context, since, hardwareVendor, sortBy string) (DevicesReport, error) {
+	q := url.Values{"since": {since}, "hardware_vendor": {hardwareVendor}, "sort": {sortBy}}
+	var rep DevicesReport
+	err := c.do(ctx, http.MethodGet, "/api/v1/devices?"+q.Encode(), &rep)
+	return rep, err
+}
+
 // Top ranks the most blocked vendors, clients and names since, limit rows
 // each.
 func (c *Client) Top(ctx context.Context, since string, limit int) (querylog.TopReport, error) {
