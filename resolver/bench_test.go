@@ -200,8 +200,38 @@ func BenchmarkAnswerBlocked(b *testing.B) {
 // Run with -cpu 1,2 (or more): with no shared lock on the path, qps grows
 // with the cores.
 func BenchmarkFastPathParallel(b *testing.B) {
-	client := netip.MustParseAddr("127.0.0.1")
+	benchFastPath(b, blockingServer(b, nil))
+}
+
+// BenchmarkFastPathLocalLoaded is BenchmarkFastPathParallel with 10,000
+// local records (and their PTRs) and 5,000 learned devices (the client is
+// one no [[clients]] entry names, so every query asks them): what a big
+// household or office network's identity and local names cost per query.
+func BenchmarkFastPathLocalLoaded(b *testing.B) {
 	s := blockingServer(b, nil)
+	var recs []string
+	for i := range 10000 {
+		recs = append(recs, "host"+strconv.Itoa(i)+".lan. 300 IN A 10.0."+strconv.Itoa(i/256)+"."+strconv.Itoa(i%256))
+	}
+	t, err := NewRecordSources(NetworkConfig{Records: recs, SynthesizePTR: true}).Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.local.SetRecords(t)
+	leases := make(benchNeighborhood, 5000)
+	for i := range 5000 {
+		leases[netip.AddrFrom4([4]byte{192, 168, byte(i / 256), byte(i % 256)})] = "device-" + strconv.Itoa(i)
+	}
+	s.Reconfigure(DefaultServerConfig().Allow, NewClients(nil, IdentifyConfig{}).Learning(leases), nil, false)
+	benchFastPath(b, s)
+}
+
+type benchNeighborhood map[netip.Addr]string
+
+func (n benchNeighborhood) Lookup(a netip.Addr) (string, string) { return n[a], "" }
+
+func benchFastPath(b *testing.B, s *Server) {
+	client := netip.MustParseAddr("127.0.0.1")
 	var hits, blocked [][]byte
 	for i := range 1024 {
 		p := packQuery(b, "h"+strconv.Itoa(i)+".example.com")

@@ -146,7 +146,16 @@ func (l *Local) decide(name string, qtype, qclass uint16) localAnswer {
 // decideZone answers names that must not reach public upstreams (see
 // localZones) unless a [[forward]] zone claims them.
 func (l *Local) decideZone(cfg *LocalConfig, name string, qtype uint16) localAnswer {
-	kind, zone, ok := localZones.find(name)
+	var (
+		kind localZone
+		zone string
+		ok   bool
+	)
+	// Every query passes here, the packed ones too: the top label
+	// decides cheaply whether a zone lookup is needed at all.
+	if mayBeLocalZone(name) {
+		kind, zone, ok = localZones.find(name)
+	}
 	plain := !ok && (qtype == dns.TypeA || qtype == dns.TypeAAAA) && isPlainName(name)
 	if !ok && !plain || cfg.Forwarded != nil && cfg.Forwarded(name) {
 		return localNone

@@ -49,6 +49,10 @@ func ParseLocalRecord(line string) (dns.RR, error) {
 // hosts files, with PTRs for their addresses. It is immutable once built.
 type RecordTable struct {
 	byName map[string][]dns.RR // lowercase owner name → its records
+	// tops are the top labels of the names ("lan", "arpa"): every query
+	// asks has, and most (example.com) are turned away by a look at a
+	// handful of short strings instead of a hash into a big map.
+	tops []string
 }
 
 // Len returns the number of names with records.
@@ -64,8 +68,21 @@ func (t *RecordTable) has(name string) bool {
 	if t == nil || len(t.byName) == 0 {
 		return false
 	}
+	if !slices.Contains(t.tops, topLabel(name)) {
+		return false
+	}
 	_, ok := t.byName[name]
 	return ok
+}
+
+// topLabel returns the last label of a fully qualified name ("lan" of
+// "printer.lan.").
+func topLabel(name string) string {
+	top := strings.TrimSuffix(name, ".")
+	if i := strings.LastIndexByte(top, '.'); i >= 0 {
+		top = top[i+1:]
+	}
+	return top
 }
 
 // answer returns the records of name for qtype: those of the type, or
@@ -164,6 +181,11 @@ func (s *RecordSources) Load() (*RecordTable, error) {
 			if rev, err := dns.ReverseAddr(ip.String()); err == nil {
 				add(&dns.PTR{Hdr: dns.RR_Header{Name: rev, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: rr.Header().Ttl}, Ptr: rr.Header().Name})
 			}
+		}
+	}
+	for name := range t.byName {
+		if top := topLabel(name); !slices.Contains(t.tops, top) {
+			t.tops = append(t.tops, top)
 		}
 	}
 	s.stamps = stamps

@@ -60,6 +60,17 @@ var localZones = func() zoneSet[localZone] {
 	return zs
 }()
 
+// mayBeLocalZone reports whether name's top label is that of one of the
+// localZones: a switch on one label, where localZones.find hashes every
+// suffix of the name.
+func mayBeLocalZone(name string) bool {
+	switch topLabel(name) {
+	case "arpa", "localhost", "invalid", "test", "local", "onion", "alt", "internal":
+		return true
+	}
+	return false
+}
+
 // isLoopbackPTR reports whether name is the reverse name of a loopback
 // address (127.x.y.z, ::1), which Vigil answers with "localhost.".
 func isLoopbackPTR(name string) bool {

@@ -228,3 +228,18 @@ func TestForwardZonesReload(t *testing.T) {
 		t.Fatalf("after removing it: rcode %s, router %d, public %d; want local NXDOMAIN again", dns.RcodeToString[r.Rcode], router.Queries(), public.Queries())
 	}
 }
+
+// mayBeLocalZone must let through every zone of localZones, or the cheap
+// test would hide one.
+func TestMayBeLocalZoneCoversLocalZones(t *testing.T) {
+	for _, z := range resolver.LocalZoneNames() {
+		if !resolver.MayBeLocalZone("x." + z) {
+			t.Errorf("%s is a local zone but mayBeLocalZone says no", z)
+		}
+	}
+	for _, n := range []string{"example.com.", "arpa.example.", "localhost.example.", "com."} {
+		if resolver.MayBeLocalZone(n) {
+			t.Errorf("%s: mayBeLocalZone says yes", n)
+		}
+	}
+}
