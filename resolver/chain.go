@@ -1,9 +1,14 @@
 package resolver
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // ChainConfig is what NewChain needs to assemble the query path.
@@ -111,6 +116,32 @@ func (ch *Chain) Reconfigure(cfg ChainConfig) error {
 	}
 	ch.local.Reconfigure(ch.localConfig(cfg.Blocking))
 	return nil
+}
+
+// LookupPTR returns the name the network's DNS gives addr (its PTR
+// record, without the final dot), asked through the chain (so cached),
+// and only when a [[forward]] zone holds the reverse name: the router's
+// DNS knows its devices, and public DNS must not learn their addresses.
+// "" when there is no such zone or no record.
+func (ch *Chain) LookupPTR(ctx context.Context, addr netip.Addr) (string, error) {
+	rev, err := dns.ReverseAddr(addr.String())
+	if err != nil || !ch.Router.forwarded(rev) {
+		return "", nil
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(rev, dns.TypePTR)
+	now := time.Now()
+	q := &Query{Msg: m, Name: rev, Type: dns.TypePTR, Class: dns.ClassINET, Proto: ProtoUDP, Start: now, Deadline: now.Add(2 * time.Second)}
+	resp, err := ch.Handler.Resolve(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	for _, rr := range resp.Msg.Answer {
+		if p, ok := rr.(*dns.PTR); ok {
+			return strings.ToLower(strings.TrimSuffix(p.Ptr, ".")), nil
+		}
+	}
+	return "", nil
 }
 
 // SetLocalRecords replaces the records Vigil answers itself ([local]

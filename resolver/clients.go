@@ -38,6 +38,10 @@ type IdentifyConfig struct {
 	// the MAC of each client on the same link, for [[clients]] entries by
 	// MAC and for the hardware vendor. "" turns it off.
 	NeighborTable string `toml:"neighbor_table"`
+	// PTRNames names the clients nothing else names by the PTR record of
+	// their address, asked of the [[forward]] zone that holds the reverse
+	// name (the router's DNS); never of public DNS.
+	PTRNames bool `toml:"ptr_names"`
 }
 
 // Neighborhood names the devices Vigil learned about on its own

@@ -39,7 +39,7 @@ func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			for i, c := range cfg.Clients {
 				names[i] = c.Name
 			}
-			ds := api.FilterDevices(api.BuildDevices(cs, w.Current().Devices(), names), *maker, *sortBy)
+			ds := api.FilterDevices(api.BuildDevices(cs, w.Devices(), names), *maker, *sortBy)
 			return api.DevicesReport{Since: since.time, Devices: ds}, nil
 		})
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -176,5 +177,51 @@ func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A client nothing else names is named by the PTR record of its address,
+// asked of the forward zone holding the reverse name, never of the public
+// upstream.
+func TestServePTRNames(t *testing.T) {
+	public := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	router := rt.NewUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if q := r.Question[0]; q.Qtype == dns.TypePTR && q.Name == "10.0.0.127.in-addr.arpa." {
+			m.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 60}, Ptr: "Printer.LAN."}}
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})
+	cfgPath := writeTestConfig(t, public.Addr, logTestLists+fmt.Sprintf(`
+[identify]
+neighbor_table = ""
+[[forward]]
+zones = ["0.0.127.in-addr.arpa"]
+servers = [%q]
+`, router.Addr))
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	queryFrom(t, "127.0.0.10", addr, "a.xiaomi.example") // asks for the name, in the background
+	waitFor(t, "the PTR name", func() bool { name, _ := inst.neighbors.Lookup(netip.MustParseAddr("127.0.0.10")); return name != "" })
+	queryFrom(t, "127.0.0.10", addr, "b.xiaomi.example")
+	waitFor(t, "the log writer", func() bool { return inst.qlog.Stats().Written == 2 })
+	rep, err := apiClient(t, inst).Devices(t.Context(), "1h", "", "")
+	noErr(t, err)
+	found := false
+	for _, d := range rep.Devices {
+		if d.Name == "printer.lan" {
+			found = d.NameSource == "ptr" && d.Blocked == 1
+		}
+	}
+	if !found {
+		t.Errorf("devices %+v, want printer.lan named by ptr with its one lookup since", rep.Devices)
+	}
+	for _, q := range []int64{public.Queries()} {
+		if q != 0 {
+			t.Errorf("the public upstream was asked %d times; the PTR must go to the router only", q)
+		}
 	}
 }

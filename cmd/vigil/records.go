@@ -18,7 +18,7 @@ const neighborsInterval = 10 * time.Second
 
 // neighborsConfig is what the neighbors Watcher takes from [identify].
 func neighborsConfig(c resolver.IdentifyConfig) neighbors.Config {
-	return neighbors.Config{LeaseFiles: c.LeaseFiles, NeighborTable: c.NeighborTable}
+	return neighbors.Config{LeaseFiles: c.LeaseFiles, NeighborTable: c.NeighborTable, PTRNames: c.PTRNames}
 }
 
 // hostsCheckInterval is how often hosts files are checked for changes

@@ -121,6 +121,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	}
 	r.chain = chain
 	r.neighbors = neighbors.NewWatcher(neighborsConfig(cfg.Identify), log.Named("neighbors"))
+	r.neighbors.SetPTR(chain.LookupPTR)
 	r.neighbors.Refresh()
 	r.records = &localRecords{chain: chain, log: log.Named("local")}
 	if err := r.records.apply(cfg.Network); err != nil {

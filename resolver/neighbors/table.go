@@ -22,6 +22,9 @@ type Config struct {
 	// ("/proc/net/arp"): the MAC of each device on the same link. ""
 	// turns it off.
 	NeighborTable string
+	// PTRNames names the clients nothing else names by the PTR record of
+	// their address (with SetPTR's lookup).
+	PTRNames bool
 }
 
 // Device is what was learned about one address.
@@ -30,7 +33,8 @@ type Device struct {
 	// Name is the name the device gave its DHCP server, lowercased; ""
 	// when none was learned.
 	Name string
-	// NameSource says where Name came from ("lease").
+	// NameSource says where Name came from ("lease", or "ptr": the PTR
+	// record of its address).
 	NameSource string
 	// MAC is its hardware address, from its lease or the neighbour table.
 	MAC string
@@ -119,6 +123,12 @@ type Watcher struct {
 	now func() time.Time
 	cur atomic.Pointer[Table]
 
+	// PTR names (ptr.go): off while ptrLookup is nil.
+	ptrLookup PTRFunc
+	ptrOn     atomic.Bool // Config.PTRNames
+	ptrWant   chan netip.Addr
+	ptrNames  atomic.Pointer[map[netip.Addr]ptrName]
+
 	mu      sync.Mutex           // one refresh at a time
 	leases  map[string][]Lease   // by file, as last read
 	stamps  map[string]fileStamp // by file, when last read
@@ -132,13 +142,16 @@ type fileStamp struct {
 
 // NewWatcher returns a Watcher; Refresh or Run fill it.
 func NewWatcher(cfg Config, log *zap.Logger) *Watcher {
-	return &Watcher{cfg: cfg, log: log, now: time.Now, leases: map[string][]Lease{}, stamps: map[string]fileStamp{}, missing: map[string]bool{}}
+	w := &Watcher{cfg: cfg, log: log, now: time.Now, leases: map[string][]Lease{}, stamps: map[string]fileStamp{}, missing: map[string]bool{}}
+	w.ptrOn.Store(cfg.PTRNames)
+	return w
 }
 
 // Reconfigure replaces the sources (a reload) and reads them.
 func (w *Watcher) Reconfigure(cfg Config) {
 	w.mu.Lock()
 	w.cfg = cfg
+	w.ptrOn.Store(cfg.PTRNames)
 	w.leases, w.stamps, w.missing = map[string][]Lease{}, map[string]fileStamp{}, map[string]bool{}
 	w.mu.Unlock()
 	w.Refresh()
@@ -151,7 +164,36 @@ func (w *Watcher) Current() *Table { return w.cur.Load() }
 // resolver's Clients ask it for clients no [[clients]] entry names.
 func (w *Watcher) Lookup(addr netip.Addr) (name, mac string) {
 	d, _ := w.cur.Load().Lookup(addr)
+	if d.Name == "" {
+		d.Name = w.ptrNameOf(addr)
+	}
 	return d.Name, d.MAC
+}
+
+// Devices returns every device known: from the latest snapshot, and the
+// addresses named only by their PTR record.
+func (w *Watcher) Devices() []Device {
+	ds := w.cur.Load().Devices()
+	if w.ptrLookup == nil || !w.ptrOn.Load() {
+		return ds
+	}
+	seen := map[netip.Addr]int{}
+	for i, d := range ds {
+		seen[d.Addr] = i
+	}
+	for addr, n := range *w.ptrNames.Load() {
+		if n.name == "" {
+			continue
+		}
+		if i, ok := seen[addr]; ok {
+			if ds[i].Name == "" {
+				ds[i].Name, ds[i].NameSource = n.name, "ptr"
+			}
+			continue
+		}
+		ds = append(ds, Device{Addr: addr, Name: n.name, NameSource: "ptr"})
+	}
+	return ds
 }
 
 // Refresh reads the lease files that changed and the neighbour table, and
@@ -207,8 +249,12 @@ func (w *Watcher) reportMissing(path string, err error) {
 		Write(zap.String("file", path), zap.Error(err))
 }
 
-// Run refreshes every interval until ctx ends.
+// Run refreshes every interval, and looks PTR names up when they are on,
+// until ctx ends.
 func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
+	done := make(chan struct{})
+	go func() { defer close(done); w.runPTR(ctx) }()
+	defer func() { <-done }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -217,6 +263,7 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			w.Refresh()
+			w.expirePTR()
 		}
 	}
 }

@@ -119,7 +119,7 @@ type LogReader interface {
 // NeighborTable is what the API reads of the learned devices
 // (*neighbors.Watcher).
 type NeighborTable interface {
-	Current() *neighbors.Table
+	Devices() []neighbors.Device
 }
 
 // SeriesReader reads the hourly totals. The implementation should bring

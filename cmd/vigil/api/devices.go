@@ -17,7 +17,7 @@ import (
 // the network told Vigil about it, and whom it called.
 type Device struct {
 	// Name is the device's name: from [[clients]] ("config"), its DHCP
-	// lease ("lease"), the log ("log": a name it had when its lookups were
+	// lease ("lease"), the PTR record of its address ("ptr"), the log ("log": a name it had when its lookups were
 	// recorded), or "" when only its address is known.
 	Name       string `json:"name"`
 	NameSource string `json:"name_source"`
@@ -148,8 +148,10 @@ func mergeDevice(d, o *Device) {
 func rankSource(s string) int {
 	switch s {
 	case "config":
-		return 3
+		return 4
 	case "lease":
+		return 3
+	case "ptr":
 		return 2
 	case "log":
 		return 1
@@ -214,7 +216,7 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) error {
 		}
 		var learned []neighbors.Device
 		if a.d.Neighbors != nil {
-			learned = a.d.Neighbors.Current().Devices()
+			learned = a.d.Neighbors.Devices()
 		}
 		var configured []string
 		if a.d.ClientNames != nil {
