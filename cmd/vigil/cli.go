@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/cmd/vigil/api"
+	"github.com/vigil-dns/vigil/resolver/neighbors"
 	"github.com/vigil-dns/vigil/store"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
@@ -55,6 +57,24 @@ func openOffline(cfg *Config, apiErr error) (*offline, error) {
 }
 
 // Close closes the log and the store.
+// resolveClient matches what the user typed to a client as the API
+// does: a name in any case, an address, or a MAC, from the
+// configuration, the network's lease files and neighbour table, and the
+// log.
+func (o *offline) resolveClient(cfg *Config, raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	rl := &reloader{}
+	rl.setClients(cfg.Clients)
+	w := neighbors.NewWatcher(neighborsConfig(cfg.Identify), zap.NewNop())
+	w.Refresh()
+	return api.ResolveClient(raw, rl.configuredClients(), w.Devices(), func() []string {
+		ids, _ := o.qlog.Identities(time.Time{})
+		return ids
+	})
+}
+
 func (o *offline) Close() error { return errors.Join(o.qlog.Close(), o.store.Close()) }
 
 // fetch gets a report from the running server's API, or, when no server

@@ -16,7 +16,7 @@ import (
 // cmdLog is "vigil log": blocked (or allowed) lookups, newest first.
 func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("log", "", "Show blocked lookups, newest first.", stderr)
-	client := fs.String("client", "", "only this `CLIENT` (its name, or its address if unnamed)")
+	client := fs.String("client", "", "only this `CLIENT`: its name (any case), any of its addresses, or its MAC")
 	vendor := fs.String("vendor", "", "only this `VENDOR`")
 	list := fs.String("list", "", "only this `LIST`")
 	name := fs.String("name", "", "only this `NAME` and its subdomains")
@@ -43,7 +43,13 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	filter := querylog.Filter{Client: *client, Vendor: *vendor, List: *list, Name: *name, Since: since.time, Limit: *limit, Allowed: *allowed}
 	page, err := fetch(ctx, cfg,
 		func(c *api.Client) (querylog.Page, error) { return c.Blocked(ctx, q) },
-		func(o *offline) (querylog.Page, error) { return o.qlog.Entries(filter) })
+		func(o *offline) (querylog.Page, error) {
+			var err error
+			if filter.Client, err = o.resolveClient(cfg, *client); err != nil {
+				return querylog.Page{}, err
+			}
+			return o.qlog.Entries(filter)
+		})
 	if err != nil {
 		return err
 	}

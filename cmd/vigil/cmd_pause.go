@@ -12,7 +12,7 @@ import (
 // the running server: a pause lives in its memory, not in the store.
 func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("pause", "DURATION", "Pause blocking for DURATION (such as 5m), for everyone or one client; it resumes by itself.", stderr)
-	client := fs.String("client", "", "pause only for this `CLIENT` (its name, or its address)")
+	client := fs.String("client", "", "pause only for this `CLIENT`: its name (any case), an address, or its MAC")
 	dur, cfg, err := fs.loadWithOperand(args, "DURATION")
 	if err != nil {
 		return err
@@ -41,7 +41,7 @@ func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // cmdResume is "vigil resume": end a pause early.
 func cmdResume(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("resume", "", "End a pause of blocking (all pauses, or one client's).", stderr)
-	client := fs.String("client", "", "end only this `CLIENT`'s pause")
+	client := fs.String("client", "", "end only this `CLIENT`'s pause (name, address or MAC)")
 	cfg, err := fs.load(args)
 	if err != nil {
 		return err

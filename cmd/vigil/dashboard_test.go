@@ -144,6 +144,8 @@ entries = ["||lgtv.example^"]
 	// The devices page and one device's lookups with vendors.
 	do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"#/devices"), chromedp.WaitVisible(chromedp.CSS("#devices")))
 	devices := text("#devices")
+	shot("devices-desktop", 1280, 900)
+	shot("devices-phone", 390, 844)
 	do(chromedp.Navigate(base+"#/device/tv"), chromedp.WaitVisible(chromedp.CSS("#lookups")))
 	lookups := text("#lookups")
 	shot("device-desktop", 1280, 900)

@@ -225,3 +225,51 @@ servers = [%q]
 		}
 	}
 }
+
+// Every way of naming a client finds it, through the API and offline, and
+// a client nobody knows is an error that says so, with the closest name.
+func TestClientMatchingForgives(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, logTestLists+`
+[identify]
+neighbor_table = ""
+[[clients]]
+name = "alice-phone"
+addresses = ["127.0.0.2"]
+`)
+	inst, stop := runServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	queryFrom(t, "127.0.0.2", addr, "a.xiaomi.example")
+	queryFrom(t, "127.0.0.3", addr, "b.xiaomi.example")
+	waitFor(t, "the log writer", func() bool { return inst.qlog.Stats().Written == 2 })
+	logFor := func(client string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := run(t.Context(), []string{"log", "-config", cfgPath, "-client", client}, &out, &errOut)
+		return out.String(), err
+	}
+	check := func(how string) {
+		t.Helper()
+		for _, c := range []string{"alice-phone", "Alice-Phone", "127.0.0.2"} {
+			out, err := logFor(c)
+			if err != nil || !strings.Contains(out, "a.xiaomi.example") || strings.Contains(out, "b.xiaomi.example") {
+				t.Errorf("%s: vigil log -client %s: %v\n%s", how, c, err, out)
+			}
+		}
+		if out, err := logFor("127.0.0.3"); err != nil || !strings.Contains(out, "b.xiaomi.example") {
+			t.Errorf("%s: an unnamed client by its address: %v\n%s", how, err, out)
+		}
+		if _, err := logFor("alice-phon"); err == nil || !strings.Contains(err.Error(), `did you mean "alice-phone"`) {
+			t.Errorf("%s: an unknown client: %v, want an error naming alice-phone", how, err)
+		}
+	}
+	check("through the API")
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"pause", "-config", cfgPath, "-client", "ALICE-PHONE", "5m"}, &out, &errOut); err != nil {
+		t.Fatalf("pause -client ALICE-PHONE: %v %s", err, errOut.String())
+	}
+	if st := inst.pause.Status(); len(st.Clients) != 1 || st.Clients["alice-phone"].IsZero() {
+		t.Errorf("pauses %+v, want alice-phone's", st)
+	}
+	noErr(t, stop())
+	check("offline")
+}

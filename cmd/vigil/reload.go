@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/resolver/neighbors"
 )
@@ -29,23 +30,29 @@ type reloader struct {
 	log       *zap.Logger
 
 	mu sync.Mutex // one reload at a time
-	// clientNames are the [[clients]] names of the configuration in
-	// use, for the device inventory's "named by config".
-	clientNames atomic.Pointer[[]string]
+	// clients are the [[clients]] entries of the configuration in use,
+	// for the API's client matching and the device inventory.
+	clients atomic.Pointer[[]api.ClientInfo]
 }
 
-// setClients records the [[clients]] names of the configuration in use.
+// setClients records the [[clients]] entries of the configuration in use.
 func (rl *reloader) setClients(clients []resolver.ClientConfig) {
-	names := make([]string, len(clients))
+	infos := make([]api.ClientInfo, len(clients))
 	for i, c := range clients {
-		names[i] = c.Name
+		infos[i].Name = c.Name
+		for _, a := range c.Addresses {
+			infos[i].Prefixes = append(infos[i].Prefixes, a.Prefix())
+		}
+		for _, m := range c.MACs {
+			infos[i].MACs = append(infos[i].MACs, m.String())
+		}
 	}
-	rl.clientNames.Store(&names)
+	rl.clients.Store(&infos)
 }
 
-// configuredNames returns the [[clients]] names in use.
-func (rl *reloader) configuredNames() []string {
-	if p := rl.clientNames.Load(); p != nil {
+// configuredClients returns the [[clients]] entries in use.
+func (rl *reloader) configuredClients() []api.ClientInfo {
+	if p := rl.clients.Load(); p != nil {
 		return *p
 	}
 	return nil

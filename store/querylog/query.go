@@ -362,3 +362,29 @@ func (q *Log) ClientDays(client string, since, until time.Time) ([]VendorDay, er
 	}
 	return out, nil
 }
+
+// Identities returns every client identity (a name, or an address) with
+// entries since, blocked or allowed. It reads the blocks' client lists,
+// never their bodies.
+func (q *Log) Identities(since time.Time) ([]string, error) {
+	seen := map[string]bool{}
+	for _, blocked := range []bool{true, false} {
+		err := q.segs.walk(kind(blocked), q.logSince(blocked, since), time.Time{}, nil, func(_ segPos, fr *frame) bool {
+			fr.eachClient(func(c string) {
+				if !seen[c] {
+					seen[c] = true
+				}
+			})
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading the query log: %w", err)
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for c := range seen {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out, nil
+}

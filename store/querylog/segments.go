@@ -329,6 +329,17 @@ func parseFrame(b []byte) (frame, bool) {
 	return fr, true
 }
 
+// eachClient calls fn with every client identity the block holds.
+func (fr *frame) eachClient(fn func(string)) {
+	count, k := binary.Uvarint(fr.clients)
+	rest := fr.clients[k:]
+	for range count {
+		n, k := binary.Uvarint(rest)
+		fn(string(rest[k : k+int(n)]))
+		rest = rest[k+int(n):]
+	}
+}
+
 // hasClient reports whether the block holds entries of the client.
 func (fr *frame) hasClient(client string) bool {
 	count, k := binary.Uvarint(fr.clients)

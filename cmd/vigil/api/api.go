@@ -45,8 +45,8 @@ type Deps struct {
 	// Neighbors is what the network told about devices (leases, the
 	// neighbour table); nil when nothing is learned.
 	Neighbors NeighborTable
-	// ClientNames returns the [[clients]] names in use; nil means none.
-	ClientNames func() []string
+	// Clients returns the [[clients]] entries in use; nil means none.
+	Clients func() []ClientInfo
 	// Series reads the hourly totals for the dashboard's charts; never nil.
 	Series SeriesReader
 	// Pause pauses and resumes blocking; never nil.
@@ -114,6 +114,7 @@ type LogReader interface {
 	Client(client string, since, until time.Time) (querylog.ClientSummary, error)
 	ClientDays(client string, since, until time.Time) ([]querylog.VendorDay, error)
 	Top(since, until time.Time, n int) (querylog.TopReport, error)
+	Identities(since time.Time) ([]string, error)
 }
 
 // NeighborTable is what the API reads of the learned devices

@@ -75,6 +75,11 @@ func (f fakeLog) Top(since, until time.Time, n int) (querylog.TopReport, error) 
 	return querylog.TopReport{Total: n}, nil
 }
 
+// Identities: the fake log knows the clients its tests ask about.
+func (f fakeLog) Identities(since time.Time) ([]string, error) {
+	return []string{"alice-phone", "tv", "127.0.0.1", "127.0.0.2"}, nil
+}
+
 type fakeSeries struct{}
 
 func (fakeSeries) Series(since, until time.Time) ([]store.SeriesPoint, error) { return nil, nil }

@@ -219,8 +219,10 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) error {
 			learned = a.d.Neighbors.Devices()
 		}
 		var configured []string
-		if a.d.ClientNames != nil {
-			configured = a.d.ClientNames()
+		if a.d.Clients != nil {
+			for _, c := range a.d.Clients() {
+				configured = append(configured, c.Name)
+			}
 		}
 		return DevicesReport{Since: since, Until: until, Devices: FilterDevices(BuildDevices(cs, learned, configured), q.Get("hardware_vendor"), sortBy)}, nil
 	})

@@ -79,14 +79,21 @@ func (a *api) pause(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || d <= 0 || d > maxPause {
 		return badRequest(errors.New("want ?duration= a positive duration up to 168h, such as 5m"))
 	}
-	client := r.URL.Query().Get("client")
+	client, err := a.resolveClient(r.URL.Query().Get("client"))
+	if err != nil {
+		return err
+	}
 	until := a.d.Pause.Pause(client, d)
 	return ok(w, PauseReply{Client: client, Until: until, Status: a.d.Pause.Status()})
 }
 
 // resume ends ?client's pause, or every pause when no client is named.
 func (a *api) resume(w http.ResponseWriter, r *http.Request) error {
-	a.d.Pause.Resume(r.URL.Query().Get("client"))
+	client, err := a.resolveClient(r.URL.Query().Get("client"))
+	if err != nil {
+		return err
+	}
+	a.d.Pause.Resume(client)
 	return ok(w, a.d.Pause.Status())
 }
 

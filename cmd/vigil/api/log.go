@@ -22,6 +22,10 @@ type ClientsReport struct {
 // blocked pages through the log, newest first, filtered by the query.
 func (a *api) blocked(w http.ResponseWriter, r *http.Request) error {
 	f, err := a.logFilterFromQuery(r.URL.Query())
+	var he *httpError
+	if errors.As(err, &he) {
+		return err // an unknown client: 404
+	}
 	if err != nil {
 		return badRequest(err)
 	}
@@ -43,18 +47,27 @@ func (a *api) clients(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// client summarises one client's blocked lookups in the window.
+// client summarises one client's blocked lookups in the window; the
+// client may be named by any of its names' spellings, addresses or MAC.
 func (a *api) client(w http.ResponseWriter, r *http.Request) error {
+	client, err := a.resolveClient(r.PathValue("client"))
+	if err != nil {
+		return err
+	}
 	return a.answerWindow(w, r, func(since, until time.Time) (any, error) {
-		return a.d.Log.Client(r.PathValue("client"), since, until)
+		return a.d.Log.Client(client, since, until)
 	})
 }
 
 // clientDays counts one client's blocked lookups per vendor and day.
 func (a *api) clientDays(w http.ResponseWriter, r *http.Request) error {
+	client, err := a.resolveClient(r.PathValue("client"))
+	if err != nil {
+		return err
+	}
 	return a.answerWindow(w, r, func(since, until time.Time) (any, error) {
-		days, err := a.d.Log.ClientDays(r.PathValue("client"), since, until)
-		return map[string]any{"client": r.PathValue("client"), "days": days}, err
+		days, err := a.d.Log.ClientDays(client, since, until)
+		return map[string]any{"client": client, "days": days}, err
 	})
 }
 
@@ -163,8 +176,12 @@ func (a *api) logFilterFromQuery(q url.Values) (querylog.Filter, error) {
 	if q.Get("since") == "" {
 		since, _ = a.clamp(time.Time{}, until, a.now()) // the whole log unless asked
 	}
+	client, err := a.resolveClient(q.Get("client"))
+	if err != nil {
+		return querylog.Filter{}, err
+	}
 	f := querylog.Filter{
-		Client: q.Get("client"), Vendor: q.Get("vendor"), List: q.Get("list"), Name: q.Get("name"),
+		Client: client, Vendor: q.Get("vendor"), List: q.Get("list"), Name: q.Get("name"),
 		Since: since, Until: until, Cursor: q.Get("cursor"), Allowed: q.Get("allowed") == "true",
 	}
 	if l := q.Get("limit"); l != "" {

@@ -109,14 +109,30 @@ function listTable(lists) {
     <p>${fmt(lists.rules)} rules in use.</p>${lists.warning ? `<p class="blocked" role="alert">Warning: ${esc(lists.warning)}</p>` : ""}`;
 }
 
-async function devices() {
-  const c = await api("/api/v1/clients?since=7d");
-  main.innerHTML = `<h2>Devices</h2><p>Blocked lookups over the last 7 days, per device and vendor.</p>
-    <div class="scroll"><table id="devices"><thead><tr><th scope="col">Device</th><th scope="col">Blocked</th><th scope="col">Vendors</th>
-    <th scope="col" class="hide-narrow">First seen</th><th scope="col" class="hide-narrow">Last seen</th></tr></thead>
-    <tbody>${rows(c.clients || [], (d) => [`<a href="#/device/${encodeURIComponent(d.client)}">${esc(d.client)}</a>`, fmt(d.total),
-      Object.entries(d.vendors).sort((a, b) => b[1] - a[1]).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", "),
-      `<span class="hide-narrow">${esc(when(d.first))}</span>`, `<span class="hide-narrow">${esc(when(d.last))}</span>`])}</tbody></table></div>`;
+async function devices(params) {
+  const maker = params.get("maker") || "", sort = params.get("sort") || "blocked";
+  const q = new URLSearchParams({ since: "7d", sort });
+  if (maker) q.set("hardware_vendor", maker);
+  const c = await api(`/api/v1/devices?${q}`);
+  const makerOf = (d) => d.hardware_vendor.randomized ? "<small>randomised MAC</small>" : esc(d.hardware_vendor.name || (d.mac ? "unregistered" : "—"));
+  const key = (d) => d.name || d.addresses[0] || "";
+  const named = { config: "configuration", lease: "DHCP lease", ptr: "router's DNS", log: "log" };
+  main.innerHTML = `<h2>Devices</h2><p>Every device seen over the last 7 days: its name and where it came from, its maker, and the vendors it called.</p>
+    <form id="d-filter" class="inline"><label>Maker <input id="d-maker" value="${esc(maker)}" placeholder="e.g. Xiaomi"></label>
+    <label>Sort <select id="d-sort">${["blocked", "name", "last_seen", "hardware_vendor"].map((s) =>
+      `<option value="${s}"${s === sort ? " selected" : ""}>${esc(s.replace("_", " "))}</option>`).join("")}</select></label>
+    <button type="submit">Show</button></form>
+    <div class="scroll"><table id="devices"><thead><tr><th scope="col">Device</th><th scope="col">Maker</th><th scope="col">Blocked</th><th scope="col">Vendors</th>
+    <th scope="col" class="hide-narrow">Addresses</th><th scope="col" class="hide-narrow">Named by</th><th scope="col" class="hide-narrow">Last seen</th></tr></thead>
+    <tbody>${rows(c.devices || [], (d) => [`<a href="#/device/${encodeURIComponent(key(d))}">${esc(key(d))}</a>`, makerOf(d), fmt(d.blocked),
+      Object.entries(d.vendors || {}).sort((a, b) => b[1] - a[1]).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", ") || "—",
+      `<span class="hide-narrow">${esc(d.addresses.join(", "))}${d.mac ? `<br><small>${esc(d.mac)}</small>` : ""}</span>`,
+      `<span class="hide-narrow">${esc(named[d.name_source] || "address only")}</span>`,
+      `<span class="hide-narrow">${esc(d.last_seen ? when(d.last_seen) : "—")}</span>`])}</tbody></table></div>`;
+  $("#d-filter").onsubmit = (ev) => {
+    ev.preventDefault();
+    location.hash = `#/devices?maker=${encodeURIComponent($("#d-maker").value)}&sort=${encodeURIComponent($("#d-sort").value)}`;
+  };
 }
 
 async function device(client, params) {
@@ -208,7 +224,7 @@ async function route() {
   if (nav) nav.setAttribute("aria-current", "page");
   try {
     if (path.startsWith("/device/")) await device(decodeURIComponent(path.slice(8)), params);
-    else if (path === "/devices") await devices();
+    else if (path === "/devices") await devices(params);
     else if (path === "/lists") await lists();
     else if (path === "/tools") await tools();
     else await overview();
