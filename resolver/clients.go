@@ -34,9 +34,10 @@ type IdentifyConfig struct {
 	// odhcpd; detected) whose device names name the clients no
 	// [[clients]] entry names, read again when they change.
 	LeaseFiles []string `toml:"lease_files"`
-	// NeighborTable is the kernel's neighbour table ("/proc/net/arp"):
-	// the MAC of each client on the same link, for [[clients]] entries by
-	// MAC and for the hardware vendor. "" turns it off.
+	// NeighborTable is where the kernel's neighbour table is read, for
+	// the MAC of each client on the same link ([[clients]] entries by MAC,
+	// the hardware vendor): "netlink" (IPv4 and IPv6), a file in
+	// /proc/net/arp's format, or "" for none.
 	NeighborTable string `toml:"neighbor_table"`
 	// PTRNames names the clients nothing else names by the PTR record of
 	// their address, asked of the [[forward]] zone that holds the reverse

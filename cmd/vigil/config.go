@@ -83,7 +83,7 @@ func defaultConfig() Config {
 		RateLimit: resolver.DefaultRateLimitConfig(),
 		Blocking:  resolver.DefaultBlockingConfig(),
 		Updates:   blocklists.DefaultUpdateConfig(),
-		Identify:  resolver.IdentifyConfig{TrustedForwarders: []netip.Prefix{}, LeaseFiles: []string{}, NeighborTable: "/proc/net/arp", PTRNames: true},
+		Identify:  resolver.IdentifyConfig{TrustedForwarders: []netip.Prefix{}, LeaseFiles: []string{}, NeighborTable: "netlink", PTRNames: true},
 		QueryLog:  querylog.DefaultConfig(),
 		Store:     store.DefaultConfig(),
 		HTTP:      api.Config{Listen: netip.MustParseAddrPort("127.0.0.1:8053"), SessionTTL: 12 * time.Hour, AllowedHosts: []string{}},

@@ -18,14 +18,19 @@ type Config struct {
 	// LeaseFiles are DHCP lease files (dnsmasq, ISC dhcpd, Kea CSV,
 	// odhcpd; the format is detected), read again when they change.
 	LeaseFiles []string
-	// NeighborTable is the kernel's IPv4 neighbour table
-	// ("/proc/net/arp"): the MAC of each device on the same link. ""
-	// turns it off.
+	// NeighborTable is where the kernel's neighbour table is read: the
+	// MAC of each device on the same link. NeighborNetlink asks the kernel
+	// (IPv4 and IPv6); a path reads a file in /proc/net/arp's format
+	// (IPv4 only); "" turns it off.
 	NeighborTable string
 	// PTRNames names the clients nothing else names by the PTR record of
 	// their address (with SetPTR's lookup).
 	PTRNames bool
 }
+
+// NeighborNetlink as Config.NeighborTable reads the kernel's neighbour
+// tables over netlink, IPv6 too.
+const NeighborNetlink = "netlink"
 
 // Device is what was learned about one address.
 type Device struct {
@@ -226,7 +231,14 @@ func (w *Watcher) Refresh() {
 		all = append(all, w.leases[path]...)
 	}
 	var neigh map[netip.Addr]string
-	if w.cfg.NeighborTable != "" {
+	switch w.cfg.NeighborTable {
+	case "":
+	case NeighborNetlink:
+		var err error
+		if neigh, err = readNetlinkNeighbors(); err != nil {
+			w.reportMissing(NeighborNetlink, err)
+		}
+	default:
 		if data, err := os.ReadFile(w.cfg.NeighborTable); err == nil {
 			neigh = ParseNeighbors(data)
 		} else {
