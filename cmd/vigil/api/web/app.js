@@ -139,11 +139,17 @@ async function device(client, params) {
   const vendor = params.get("vendor") || "", since = params.get("since") || "7d";
   const q = new URLSearchParams({ client, since, limit: "200" });
   if (vendor) q.set("vendor", vendor);
-  const [days, page, summary, functional] = await Promise.all([
+  const [days, page, summary, functional, inventory] = await Promise.all([
     api(`/api/v1/clients/${encodeURIComponent(client)}/days?since=${encodeURIComponent(since)}`),
     api(`/api/v1/blocked?${q}`), api(`/api/v1/clients/${encodeURIComponent(client)}?since=30d`),
     api("/api/v1/functional").catch(() => ({ rules: [] })),
+    api("/api/v1/devices?since=30d").catch(() => ({ devices: [] })),
   ]);
+  // What the network says of this device: "192.168.1.23 · a4:45:19:… · Xiaomi Communications Co Ltd".
+  const dev = (inventory.devices || []).find((d) => d.name === summary.client || (!d.name && d.addresses.includes(summary.client)));
+  const identity = dev ? [dev.addresses.join(", "), dev.mac, dev.hardware_vendor.randomized ? "randomised MAC" : dev.hardware_vendor.name,
+    dev.name_source ? `named by ${({ config: "the configuration", lease: "its DHCP lease", ptr: "the router's DNS", log: "the log" })[dev.name_source]}` : ""]
+    .filter(Boolean).join(" · ") : "";
   // A blocked name the curated functional allowlist lists: blocking it
   // breaks something the device's owner uses (push, find-device, ...).
   const func = (qname) => {
@@ -155,7 +161,8 @@ async function device(client, params) {
     return f ? ` <span class="functional" title="${esc(f.breaks)} (${esc(f.source)})">functional: ${esc(f.category)}</span>` : "";
   };
   const vendors = Object.keys(summary.vendors || {}).sort();
-  main.innerHTML = `<h2>Device <span id="device-name">${esc(client)}</span></h2>
+  main.innerHTML = `<h2>Device <span id="device-name">${esc(summary.client || client)}</span></h2>
+    ${identity ? `<p id="device-identity">${esc(identity)}</p>` : ""}
     <p>${fmt(summary.total)} blocked lookups in 30 days${summary.addrs ? " from " + esc(summary.addrs.join(", ")) : ""}.</p>
     <button id="pause-device" class="secondary">Pause blocking for this device, 15 min</button>
     <section><h3>Per vendor, per day</h3><div class="scroll"><table><thead><tr><th scope="col">Day</th><th scope="col">Vendors</th></tr></thead>
