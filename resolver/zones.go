@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -46,6 +48,74 @@ type NetworkConfig struct {
 	// SynthesizePTR answers the reverse names of the A and AAAA records
 	// of Records and HostsFiles with their names.
 	SynthesizePTR bool `toml:"synthesize_ptr"`
+	// Router, when set, is the home or office router's DNS: the zones a
+	// router names its devices in (RouterZones) and the reverse zones of
+	// private addresses go to it, as if a [[forward]] section said so
+	// (an explicit one for the same zone wins). With it, devices are
+	// named by the router's DNS (ptr_names) with nothing else configured.
+	Router RouterSpec `toml:"router"`
+}
+
+// RouterSpec is local.router: a server as upstream.servers takes it, or
+// "" for none.
+type RouterSpec struct{ UpstreamSpec }
+
+// IsSet reports whether a router is configured.
+func (r RouterSpec) IsSet() bool { return r.UpstreamSpec != (UpstreamSpec{}) }
+
+// MarshalText implements encoding.TextMarshaler ("" for none).
+func (r RouterSpec) MarshalText() ([]byte, error) {
+	if !r.IsSet() {
+		return []byte{}, nil
+	}
+	return r.UpstreamSpec.MarshalText()
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler: "" is none.
+func (r *RouterSpec) UnmarshalText(text []byte) error {
+	if strings.TrimSpace(string(text)) == "" {
+		*r = RouterSpec{}
+		return nil
+	}
+	return r.UpstreamSpec.UnmarshalText(text)
+}
+
+// RouterZones are the zones local.router answers: the names routers give
+// their network (none is delegated in public DNS) and the reverse zones
+// of private IPv4 and ULA IPv6 addresses.
+func RouterZones() []string {
+	zs := []string{"lan", "home", "home.arpa", "internal", "localdomain",
+		"10.in-addr.arpa", "168.192.in-addr.arpa", "d.f.ip6.arpa"}
+	for i := 16; i <= 31; i++ {
+		zs = append(zs, strconv.Itoa(i)+".172.in-addr.arpa")
+	}
+	return zs
+}
+
+// withRouter returns the forward sections with local.router's added
+// after them (so an explicit section's zone wins).
+func withRouter(fs []ForwardConfig, n NetworkConfig) []ForwardConfig {
+	if !n.Router.IsSet() {
+		return fs
+	}
+	claimed := map[string]bool{}
+	for _, f := range fs {
+		for _, z := range f.Zones {
+			if c, err := canonicalZone(z); err == nil {
+				claimed[c] = true
+			}
+		}
+	}
+	var zones []string
+	for _, z := range RouterZones() {
+		if c, _ := canonicalZone(z); !claimed[c] {
+			zones = append(zones, z)
+		}
+	}
+	if len(zones) == 0 {
+		return fs
+	}
+	return append(slices.Clone(fs), ForwardConfig{Zones: zones, Servers: []UpstreamSpec{n.Router.UpstreamSpec}})
 }
 
 // DefaultNetworkConfig returns the [local] defaults.
@@ -59,6 +129,13 @@ func (c NetworkConfig) Validate() error {
 	for i, z := range c.RebindAllow {
 		if _, err := canonicalZone(z); err != nil {
 			errs = append(errs, fmt.Errorf("local.rebind_allow[%d]: %w", i, err))
+		}
+	}
+	if c.Router.IsSet() {
+		if err := c.Router.check(); err != nil {
+			errs = append(errs, fmt.Errorf("local.router: %w", err))
+		} else if !c.Router.Addr.IsValid() {
+			errs = append(errs, fmt.Errorf("local.router: want the router's IP address, such as \"192.168.1.1\", got %q", c.Router))
 		}
 	}
 	for i, r := range c.Records {
@@ -197,7 +274,7 @@ func (r *Router) configure(cfg ChainConfig) error {
 			rt.rebindAllow[c] = struct{}{}
 		}
 	}
-	for i, fc := range cfg.Forward {
+	for i, fc := range withRouter(cfg.Forward, cfg.Network) {
 		up := cfg.Upstream
 		up.Servers = fc.Servers
 		ups, err := buildUpstreams(up)

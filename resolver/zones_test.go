@@ -243,3 +243,43 @@ func TestMayBeLocalZoneCoversLocalZones(t *testing.T) {
 		}
 	}
 }
+
+// local.router alone sends the router's zones and the private reverse
+// zones to the router; an explicit [[forward]] for one of them wins.
+func TestRouterShortcut(t *testing.T) {
+	public := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	router := rt.NewUpstream(t, routerStub)
+	other := rt.NewUpstream(t, rt.A("198.51.100.9", 300))
+	v := startVigil(t, []string{public.Addr}, func(c *testConfig) {
+		c.Cache.Enabled = false
+		if err := c.Network.Router.UnmarshalText([]byte(router.Addr)); err != nil {
+			t.Fatal(err)
+		}
+		c.Forward = []resolver.ForwardConfig{{Zones: []string{"home.arpa"}, Servers: resolver.MustParseUpstreams(other.Addr)}}
+	})
+	for _, tc := range []struct {
+		name  string
+		qtype uint16
+		at    *rt.Upstream
+	}{
+		{"printer.lan.", dns.TypeA, router},
+		{"9.1.168.192.in-addr.arpa.", dns.TypePTR, router},
+		{"1.0.0.10.in-addr.arpa.", dns.TypePTR, router},
+		{"5.0.20.172.in-addr.arpa.", dns.TypePTR, router},
+		{"nas.home.arpa.", dns.TypeA, other}, // the explicit section wins
+		{"example.com.", dns.TypeA, public},
+	} {
+		before := map[*rt.Upstream]int64{public: public.Queries(), router: router.Queries(), other: other.Queries()}
+		rt.Exchange(t, "udp", v.addr, rt.Question(tc.name, tc.qtype))
+		for u, n := range before {
+			if asked := u.Queries() - n; (u == tc.at) != (asked == 1) {
+				t.Errorf("%s: upstream %s asked %d times", tc.name, u.Addr, asked)
+			}
+		}
+	}
+	cfg := resolver.DefaultNetworkConfig()
+	_ = cfg.Router.UnmarshalText([]byte("tls://router.lan"))
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "local.router: want the router's IP address") {
+		t.Errorf("a router by name: %v", err)
+	}
+}
