@@ -39,7 +39,15 @@ func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			for i, c := range cfg.Clients {
 				names[i] = c.Name
 			}
-			ds := api.FilterDevices(api.BuildDevices(cs, w.Devices(), names), *maker, *sortBy)
+			ds := api.BuildDevices(cs, w.Devices(), names)
+			if cfg.QueryLog.LogAllowed {
+				allowed, err := o.qlog.AllowedCounts(since.time, time.Time{})
+				if err != nil {
+					return api.DevicesReport{}, err
+				}
+				api.CountQueries(ds, allowed)
+			}
+			ds = api.FilterDevices(ds, *maker, *sortBy)
 			return api.DevicesReport{Since: since.time, Devices: ds}, nil
 		})
 	if err != nil {

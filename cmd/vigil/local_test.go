@@ -273,3 +273,45 @@ addresses = ["127.0.0.2"]
 	noErr(t, stop())
 	check("offline")
 }
+
+// With log_allowed on, the inventory counts every lookup of a device;
+// with it off, queries is null rather than a wrong number.
+func TestDevicesCountQueries(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	for _, logAllowed := range []bool{true, false} {
+		cfgPath := writeTestConfig(t, up.Addr, strings.Replace(logTestLists, "[querylog]\n", fmt.Sprintf("[querylog]\nlog_allowed = %v\n", logAllowed), 1)+`
+[identify]
+neighbor_table = ""
+[[clients]]
+name = "tv"
+addresses = ["127.0.0.3"]
+`)
+		inst, stop := runServe(t, cfgPath)
+		addr := inst.srv.UDPAddrs()[0].String()
+		queryFrom(t, "127.0.0.3", addr, "c.lgtv.example")
+		queryFrom(t, "127.0.0.3", addr, "allowed-1.example")
+		queryFrom(t, "127.0.0.3", addr, "allowed-2.example")
+		want := 1
+		if logAllowed {
+			want = 3
+		}
+		waitFor(t, "the log writer", func() bool { return inst.qlog.Stats().Written == uint64(want) })
+		rep, err := apiClient(t, inst).Devices(t.Context(), "1h", "", "")
+		noErr(t, err)
+		var tv *api.Device
+		for i := range rep.Devices {
+			if rep.Devices[i].Name == "tv" {
+				tv = &rep.Devices[i]
+			}
+		}
+		switch {
+		case tv == nil:
+			t.Errorf("log_allowed=%v: no tv in %+v", logAllowed, rep.Devices)
+		case logAllowed && (tv.Queries == nil || *tv.Queries != 3 || tv.Blocked != 1):
+			t.Errorf("log_allowed on: tv %+v, want 3 queries, 1 blocked", tv)
+		case !logAllowed && tv.Queries != nil:
+			t.Errorf("log_allowed off: queries %d, want null", *tv.Queries)
+		}
+		noErr(t, stop())
+	}
+}

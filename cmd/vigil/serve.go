@@ -223,7 +223,8 @@ func (r *running) apiDeps() api.Deps {
 		Server: r.srv, Upstreams: r.chain.Router, Lists: r.lists, Log: r.logs,
 		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(), Store: r.store,
 		Neighbors: r.neighbors, Clients: r.reload.configuredClients,
-		Retention: max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),
+		AllowedLogged: r.cfg.QueryLog.Enabled && r.cfg.QueryLog.LogAllowed,
+		Retention:     max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),
 	}
 	if r.chain.Cache != nil {
 		d.Cache = r.chain.Cache

@@ -388,3 +388,25 @@ func (q *Log) Identities(since time.Time) ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// AllowedCounts counts the allowed lookups in [since, until) per client
+// identity (logged only with log_allowed on).
+func (q *Log) AllowedCounts(since, until time.Time) (map[string]int, error) {
+	if until.IsZero() {
+		until = time.Now().Add(time.Minute)
+	}
+	since = q.logSince(false, since)
+	counts := map[string]int{}
+	err := q.walkBlocks(false, "", since, until, nil, func(_ []byte, entries []Entry) bool {
+		for i := range entries {
+			if e := &entries[i]; e.Time.Before(until) && !e.Time.Before(since) {
+				counts[e.Client]++
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the query log: %w", err)
+	}
+	return counts, nil
+}

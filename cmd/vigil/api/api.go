@@ -45,6 +45,9 @@ type Deps struct {
 	// Neighbors is what the network told about devices (leases, the
 	// neighbour table); nil when nothing is learned.
 	Neighbors NeighborTable
+	// AllowedLogged says the log records allowed lookups too
+	// (querylog.log_allowed), so devices' total queries can be counted.
+	AllowedLogged bool
 	// Clients returns the [[clients]] entries in use; nil means none.
 	Clients func() []ClientInfo
 	// Series reads the hourly totals for the dashboard's charts; never nil.
@@ -115,6 +118,7 @@ type LogReader interface {
 	ClientDays(client string, since, until time.Time) ([]querylog.VendorDay, error)
 	Top(since, until time.Time, n int) (querylog.TopReport, error)
 	Identities(since time.Time) ([]string, error)
+	AllowedCounts(since, until time.Time) (map[string]int, error)
 }
 
 // NeighborTable is what the API reads of the learned devices

@@ -75,6 +75,10 @@ func (f fakeLog) Top(since, until time.Time, n int) (querylog.TopReport, error) 
 	return querylog.TopReport{Total: n}, nil
 }
 
+func (f fakeLog) AllowedCounts(since, until time.Time) (map[string]int, error) {
+	return map[string]int{"tv": 5}, nil
+}
+
 // Identities: the fake log knows the clients its tests ask about.
 func (f fakeLog) Identities(since time.Time) ([]string, error) {
 	return []string{"alice-phone", "tv", "127.0.0.1", "127.0.0.2"}, nil

@@ -27,8 +27,11 @@ type Device struct {
 	HardwareVendor neighbors.HardwareVendor `json:"hardware_vendor"`
 	FirstSeen      time.Time                `json:"first_seen,omitzero"`
 	LastSeen       time.Time                `json:"last_seen,omitzero"`
-	Blocked        int                      `json:"blocked"`
-	Vendors        map[string]int           `json:"vendors"`
+	// Queries is every lookup of the device in the window, blocked or
+	// not; known only when querylog.log_allowed is on (null otherwise).
+	Queries *int           `json:"queries"`
+	Blocked int            `json:"blocked"`
+	Vendors map[string]int `json:"vendors"`
 }
 
 // DevicesReport is the answer of GET /api/v1/devices.
@@ -123,6 +126,24 @@ func BuildDevices(clients []querylog.ClientSummary, learned []neighbors.Device, 
 	}
 	sortDevices(out, "blocked")
 	return out
+}
+
+// CountQueries sets each device's Queries: its blocked lookups and the
+// allowed ones the log holds under any identity it has (its name, or an
+// address it used).
+func CountQueries(ds []Device, allowed map[string]int) {
+	for i := range ds {
+		d := &ds[i]
+		n := d.Blocked
+		seen := map[string]bool{}
+		for _, id := range append([]string{d.Name}, d.Addresses...) {
+			if id != "" && !seen[id] {
+				seen[id] = true
+				n += allowed[id]
+			}
+		}
+		d.Queries = &n
+	}
 }
 
 // mergeDevice folds o into d. The name a configuration or a lease gives
@@ -224,6 +245,14 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) error {
 				configured = append(configured, c.Name)
 			}
 		}
-		return DevicesReport{Since: since, Until: until, Devices: FilterDevices(BuildDevices(cs, learned, configured), q.Get("hardware_vendor"), sortBy)}, nil
+		ds := BuildDevices(cs, learned, configured)
+		if a.d.AllowedLogged {
+			allowed, err := a.d.Log.AllowedCounts(since, until)
+			if err != nil {
+				return nil, err
+			}
+			CountQueries(ds, allowed)
+		}
+		return DevicesReport{Since: since, Until: until, Devices: FilterDevices(ds, q.Get("hardware_vendor"), sortBy)}, nil
 	})
 }

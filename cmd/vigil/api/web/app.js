@@ -124,7 +124,8 @@ async function devices(params) {
     <button type="submit">Show</button></form>
     <div class="scroll"><table id="devices"><thead><tr><th scope="col">Device</th><th scope="col">Maker</th><th scope="col">Blocked</th><th scope="col">Vendors</th>
     <th scope="col" class="hide-narrow">Addresses</th><th scope="col" class="hide-narrow">Named by</th><th scope="col" class="hide-narrow">Last seen</th></tr></thead>
-    <tbody>${rows(c.devices || [], (d) => [`<a href="#/device/${encodeURIComponent(key(d))}">${esc(key(d))}</a>`, makerOf(d), fmt(d.blocked),
+    <tbody>${rows(c.devices || [], (d) => [`<a href="#/device/${encodeURIComponent(key(d))}">${esc(key(d))}</a>`, makerOf(d),
+      d.queries == null ? fmt(d.blocked) : `${fmt(d.blocked)} <small>of ${fmt(d.queries)}</small>`,
       Object.entries(d.vendors || {}).sort((a, b) => b[1] - a[1]).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", ") || "—",
       `<span class="hide-narrow">${esc(d.addresses.join(", "))}${d.mac ? `<br><small>${esc(d.mac)}</small>` : ""}</span>`,
       `<span class="hide-narrow">${esc(named[d.name_source] || "address only")}</span>`,
