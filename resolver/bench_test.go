@@ -2,8 +2,12 @@ package resolver
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/resolver/neighbors"
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
@@ -218,17 +223,22 @@ func BenchmarkFastPathLocalLoaded(b *testing.B) {
 		b.Fatal(err)
 	}
 	s.local.SetRecords(t)
-	leases := make(benchNeighborhood, 5000)
+	var leases strings.Builder
 	for i := range 5000 {
-		leases[netip.AddrFrom4([4]byte{192, 168, byte(i / 256), byte(i % 256)})] = "device-" + strconv.Itoa(i)
+		fmt.Fprintf(&leases, "%d 02:00:00:00:%02x:%02x 192.168.%d.%d device-%d *\n", time.Now().Add(time.Hour).Unix(), i/256, i%256, i/256, i%256, i)
 	}
-	s.Reconfigure(DefaultServerConfig().Allow, NewClients(nil, IdentifyConfig{}).Learning(leases), nil, false)
+	path := filepath.Join(b.TempDir(), "leases")
+	if err := os.WriteFile(path, []byte(leases.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	w := neighbors.NewWatcher(neighbors.Config{LeaseFiles: []string{path}}, zap.NewNop())
+	w.Refresh()
+	if name, _ := w.Lookup(netip.MustParseAddr("192.168.19.135")); name != "device-4999" {
+		b.Fatalf("the lease table did not load: %q", name)
+	}
+	s.Reconfigure(DefaultServerConfig().Allow, NewClients(nil, IdentifyConfig{}).Learning(w), nil, false)
 	benchFastPath(b, s)
 }
-
-type benchNeighborhood map[netip.Addr]string
-
-func (n benchNeighborhood) Lookup(a netip.Addr) (string, string) { return n[a], "" }
 
 func benchFastPath(b *testing.B, s *Server) {
 	client := netip.MustParseAddr("127.0.0.1")

@@ -50,7 +50,14 @@ type Device struct {
 // Table is a snapshot of what was learned. It never changes once built.
 type Table struct {
 	byAddr map[netip.Addr]Device
+	// names is byAddr's names and MACs by the address's 16 bytes, for
+	// Lookup, which runs per query: a key without netip.Addr's zone
+	// pointer hashes in one step, and the value is two strings, not a
+	// Device.
+	names map[[16]byte]nameMAC
 }
+
+type nameMAC struct{ name, mac string }
 
 // Lookup returns what is known of addr.
 func (t *Table) Lookup(addr netip.Addr) (Device, bool) {
@@ -112,11 +119,13 @@ func build(leases []Lease, neigh map[netip.Addr]string, now time.Time) *Table {
 		}
 		t.byAddr[addr] = d
 	}
+	t.names = make(map[[16]byte]nameMAC, len(t.byAddr))
 	for addr, d := range t.byAddr {
 		if d.MAC != "" {
 			d.Vendor = VendorOf(d.MAC)
 			t.byAddr[addr] = d
 		}
+		t.names[addr.As16()] = nameMAC{d.Name, d.MAC}
 	}
 	return t
 }
@@ -168,11 +177,14 @@ func (w *Watcher) Current() *Table { return w.cur.Load() }
 // Lookup returns the learned name and MAC of addr ("" when unknown): the
 // resolver's Clients ask it for clients no [[clients]] entry names.
 func (w *Watcher) Lookup(addr netip.Addr) (name, mac string) {
-	d, _ := w.cur.Load().Lookup(addr)
-	if d.Name == "" {
-		d.Name = w.ptrNameOf(addr)
+	var nm nameMAC
+	if t := w.cur.Load(); t != nil {
+		nm = t.names[addr.As16()]
 	}
-	return d.Name, d.MAC
+	if nm.name == "" {
+		nm.name = w.ptrNameOf(addr)
+	}
+	return nm.name, nm.mac
 }
 
 // Devices returns every device known: from the latest snapshot, and the
