@@ -7,7 +7,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/vigil ./cmd/vigil
+# A release passes its version: docker build --build-arg VERSION=v1.2.0 .
+ARG VERSION=""
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.releaseVersion=${VERSION}" -o /out/vigil ./cmd/vigil
 # File capability so the unprivileged user can bind :53 under any runtime
 # (Docker itself also allows it by default since 20.10, via
 # net.ipv4.ip_unprivileged_port_start=0).

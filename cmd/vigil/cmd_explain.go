@@ -36,9 +36,9 @@ func printExplanation(w io.Writer, ex api.Explanation) {
 	case !ex.Matched:
 		fmt.Fprintf(w, "%s is not blocked: no list has a rule for it\n", ex.Name)
 	case ex.Blocked:
-		fmt.Fprintf(w, "%s is BLOCKED by list %q (vendor %q), rule %s\n", ex.Name, ex.List, ex.Vendor, ex.Rule)
+		fmt.Fprintf(w, "%s is BLOCKED by list %q%s, rule %s\n", ex.Name, ex.List, vendorText(ex.Vendor), ex.Rule)
 	default:
-		fmt.Fprintf(w, "%s is allowed by list %q (vendor %q), rule %s, which overrides any block\n", ex.Name, ex.List, ex.Vendor, ex.Rule)
+		fmt.Fprintf(w, "%s is allowed by list %q%s, rule %s, which overrides any block\n", ex.Name, ex.List, vendorText(ex.Vendor), ex.Rule)
 	}
 	if f := ex.Functional; f != nil {
 		if ex.Blocked {
@@ -48,4 +48,13 @@ func printExplanation(w io.Writer, ex api.Explanation) {
 		}
 		fmt.Fprintf(w, "source: %s\n", f.Source)
 	}
+}
+
+// vendorText is ` (vendor "Xiaomi")`, or nothing for a list without a
+// vendor (an allowlist, the names allowed from the dashboard).
+func vendorText(v string) string {
+	if v == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (vendor %q)", v)
 }

@@ -23,6 +23,7 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	since := fs.since()
 	limit := fs.Int("limit", 50, "at most `N` entries")
 	allowed := fs.Bool("allowed", false, "show allowed lookups instead (when querylog.log_allowed is on)")
+	cursor := fs.String("cursor", "", "continue after the last page: the `CURSOR` it printed")
 	asJSON := fs.Bool("json", false, "print JSON")
 	cfg, err := fs.load(args)
 	if err != nil {
@@ -40,7 +41,10 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *allowed {
 		q.Set("allowed", "true")
 	}
-	filter := querylog.Filter{Client: *client, Vendor: *vendor, List: *list, Name: *name, Since: since.time, Limit: *limit, Allowed: *allowed}
+	if *cursor != "" {
+		q.Set("cursor", *cursor)
+	}
+	filter := querylog.Filter{Client: *client, Vendor: *vendor, List: *list, Name: *name, Since: since.time, Limit: *limit, Allowed: *allowed, Cursor: *cursor}
 	page, err := fetch(ctx, cfg,
 		func(c *api.Client) (querylog.Page, error) { return c.Blocked(ctx, q) },
 		func(o *offline) (querylog.Page, error) {
@@ -53,11 +57,23 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	return show(stdout, *asJSON, page, printLogPage)
+	if *asJSON {
+		return show(stdout, true, page, func(io.Writer, querylog.Page) {})
+	}
+	what := "blocked"
+	if *allowed {
+		what = "allowed"
+	}
+	printLogPage(stdout, page, what)
+	if *allowed && len(page.Entries) == 0 && !cfg.QueryLog.LogAllowed {
+		fmt.Fprintf(stdout, "allowed lookups are not logged: querylog.log_allowed is off in %s\n", cfg.Source)
+	}
+	return nil
 }
 
-// printLogPage prints a page of the log as a table.
-func printLogPage(w io.Writer, page querylog.Page) {
+// printLogPage prints a page of the log as a table; what is "blocked" or
+// "allowed".
+func printLogPage(w io.Writer, page querylog.Page, what string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tCLIENT\tNAME\tTYPE\tVENDOR\tLIST\tRULE")
 	for _, e := range page.Entries {
@@ -70,8 +86,8 @@ func printLogPage(w io.Writer, page querylog.Page) {
 	}
 	tw.Flush()
 	if len(page.Entries) == 0 {
-		fmt.Fprintln(w, "no blocked lookups match")
+		fmt.Fprintf(w, "no %s lookups match\n", what)
 	} else if page.Next != "" {
-		fmt.Fprintf(w, "(more: raise -limit, or use the API with cursor=%s)\n", page.Next)
+		fmt.Fprintf(w, "(more: the same command with -cursor %s)\n", page.Next)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -384,5 +385,40 @@ func TestCLIExplainsWhenNeitherAPINorStore(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "no running vigil answers") || !strings.Contains(err.Error(), "held by a running server") {
 			t.Errorf("vigil %v: %v", args, err)
 		}
+	}
+}
+
+// vigil log pages with -cursor, and says when allowed lookups are not
+// logged instead of "no lookups match"; explain names no empty vendor.
+func TestLogCursorAndAllowedOff(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, logTestLists)
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	queryFrom(t, "127.0.0.1", addr, "first.xiaomi.example")
+	queryFrom(t, "127.0.0.1", addr, "second.xiaomi.example")
+	waitFor(t, "the log writer", func() bool { return inst.qlog.Stats().Written == 2 })
+	cli := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := run(t.Context(), append([]string{args[0], "-config", cfgPath}, args[1:]...), &out, &errOut); err != nil {
+			t.Fatalf("vigil %v: %v %s", args, err, errOut.String())
+		}
+		return out.String()
+	}
+	page1 := cli("log", "-limit", "1")
+	m := regexp.MustCompile(`-cursor (\S+)\)`).FindStringSubmatch(page1)
+	if !strings.Contains(page1, "second.xiaomi.example") || m == nil {
+		t.Fatalf("first page:\n%s", page1)
+	}
+	if page2 := cli("log", "-limit", "1", "-cursor", m[1]); !strings.Contains(page2, "first.xiaomi.example") || strings.Contains(page2, "second.") {
+		t.Errorf("second page:\n%s", page2)
+	}
+	if out := cli("log", "-allowed"); !strings.Contains(out, "no allowed lookups match") || !strings.Contains(out, "querylog.log_allowed is off") {
+		t.Errorf("log -allowed with the option off:\n%s", out)
+	}
+	noErr(t, inst.lists.AllowNow("ok.xiaomi.example"))
+	if out := cli("explain", "ok.xiaomi.example"); strings.Contains(out, `vendor ""`) || !strings.Contains(out, "is allowed by list") {
+		t.Errorf("explain of an allowed-now name:\n%s", out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +261,31 @@ func TestWarmRestart(t *testing.T) {
 	r := rt.Exchange(t, "udp", inst2.srv.UDPAddrs()[0].String(), rt.Question("warm.example", dns.TypeA))
 	if len(r.Answer) != 1 || r.Answer[0].Header().Ttl > 3600 || r.Answer[0].Header().Ttl < 3500 {
 		t.Errorf("after a restart with no upstream: %v; want the cached answer", r.Answer)
+	}
+}
+
+func TestVersionText(t *testing.T) {
+	bi := func(settings ...string) *debug.BuildInfo {
+		b := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}
+		for i := 0; i+1 < len(settings); i += 2 {
+			b.Settings = append(b.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		release string
+		bi      *debug.BuildInfo
+		want    string
+	}{
+		{"", bi("vcs.revision", "e1011e579484e6104f250302b9c38caaa7aa59a5", "vcs.time", "2026-12-01T19:03:38Z", "vcs.modified", "false"),
+			"development build (commit e1011e579484, 2026-12-01T19:03:38Z) go1.26.8"},
+		{"v1.2.0", bi("vcs.revision", "e1011e579484e6104f250302b9c38caaa7aa59a5", "vcs.modified", "true"),
+			"v1.2.0 (commit e1011e579484, + local changes) go1.26.8"},
+		{"v1.2.0", bi(), "v1.2.0 go1.26.8"},
+		{"", bi(), "development build (no commit recorded: built outside a git checkout or with -buildvcs=false) go1.26.8"},
+	} {
+		if got := versionText(tc.release, tc.bi); got != tc.want {
+			t.Errorf("versionText(%q) = %q, want %q", tc.release, got, tc.want)
+		}
 	}
 }
