@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
+
+	"github.com/vigil-dns/vigil/resolver"
 )
 
 // cmdPause is "vigil pause DURATION": blocking off for a while. It needs
@@ -54,10 +57,18 @@ func cmdResume(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("printing the pauses: %w", err)
-	}
-	fmt.Fprintf(stdout, "blocking resumed; pauses still in force: %s\n", b)
+	fmt.Fprintln(stdout, "blocking resumed")
+	printPauses(stdout, st)
 	return nil
+}
+
+// printPauses says which pauses are still in force, if any.
+func printPauses(w io.Writer, st resolver.PauseStatus) {
+	if !st.All.IsZero() {
+		fmt.Fprintf(w, "still paused for everyone until %s\n", st.All.Local().Format("2006-01-02 15:04:05"))
+	}
+	clients := slices.Sorted(maps.Keys(st.Clients))
+	for _, c := range clients {
+		fmt.Fprintf(w, "still paused for %s until %s\n", c, st.Clients[c].Local().Format("2006-01-02 15:04:05"))
+	}
 }

@@ -254,8 +254,12 @@ func TestPauseAndHealthCommands(t *testing.T) {
 	if got := answerOf(t, addr, "x.tracker.example"); got != "192.0.2.1" {
 		t.Errorf("paused: %s", got)
 	}
+	out.Reset()
 	if err := run(context.Background(), []string{"resume", "-config", cfgPath}, &out, &errOut); err != nil {
 		t.Fatal(err)
+	}
+	if got := out.String(); got != "blocking resumed\n" {
+		t.Errorf("resume printed %q, want a sentence, not JSON", got)
 	}
 	if got := answerOf(t, addr, "x.tracker.example"); got != "0.0.0.0" {
 		t.Errorf("resumed: %s", got)

@@ -417,6 +417,14 @@ func TestLogCursorAndAllowedOff(t *testing.T) {
 	if out := cli("log", "-allowed"); !strings.Contains(out, "no allowed lookups match") || !strings.Contains(out, "querylog.log_allowed is off") {
 		t.Errorf("log -allowed with the option off:\n%s", out)
 	}
+	if out := cli("explain", "https://First.Xiaomi.example:8443/path?q=1"); !strings.Contains(out, "first.xiaomi.example. is BLOCKED") && !strings.Contains(out, "first.xiaomi.example is BLOCKED") {
+		t.Errorf("explain of a URL:\n%s", out)
+	}
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"explain", "-config", cfgPath, "bad..name"}, &out, &errOut)
+	if err == nil || strings.Contains(err.Error(), "/api/v1/") {
+		t.Errorf("a bad name: %v, want an error without the API's path", err)
+	}
 	noErr(t, inst.lists.AllowNow("ok.xiaomi.example"))
 	if out := cli("explain", "ok.xiaomi.example"); strings.Contains(out, `vendor ""`) || !strings.Contains(out, "is allowed by list") {
 		t.Errorf("explain of an allowed-now name:\n%s", out)

@@ -41,6 +41,8 @@ func exitCode(err error) int {
 	return 1
 }
 
+func isHelpFlag(s string) bool { return s == "-h" || s == "-help" || s == "--help" }
+
 // usage is "vigil help" and what a wrong command prints.
 const usage = `Usage: vigil [command] [flags]
 
@@ -88,11 +90,13 @@ func commands() map[string]command {
 // run is main without the process: it parses args, runs one command and
 // returns its error. Tests call it directly.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	name := "serve"
+	name, named := "serve", false
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
+		name, args, named = args[0], args[1:], true
 	}
-	if name == "help" {
+	if name == "help" || !named && len(args) == 1 && isHelpFlag(args[0]) {
+		// "vigil -h" asks about vigil, not about serve ("vigil serve -h"
+		// does that).
 		fmt.Fprint(stdout, usage)
 		return nil
 	}

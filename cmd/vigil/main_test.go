@@ -135,6 +135,17 @@ func TestUsageErrors(t *testing.T) {
 	if err := run(context.Background(), []string{"check", "-h"}, &out, &out); exitCode(err) != 2 || !strings.Contains(out.String(), "-config") {
 		t.Errorf("check -h: err %v, output %q", err, out.String())
 	}
+	// "vigil -h" is about vigil: the commands, not serve's flags.
+	for _, h := range []string{"-h", "--help", "-help"} {
+		out.Reset()
+		if err := run(context.Background(), []string{h}, &out, &out); err != nil || !strings.Contains(out.String(), "Commands:") || !strings.Contains(out.String(), "devices") {
+			t.Errorf("vigil %s: err %v, output %q", h, err, out.String())
+		}
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"serve", "-h"}, &out, &out); exitCode(err) != 2 || !strings.Contains(out.String(), "Usage: vigil serve") {
+		t.Errorf("serve -h: err %v, output %q", err, out.String())
+	}
 }
 
 // writeTestConfig writes a configuration serving on 127.0.0.1:0 with the

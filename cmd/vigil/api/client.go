@@ -215,10 +215,19 @@ type Error struct {
 	StatusCode int
 	// Message is the answer's "error", or the status text without one.
 	Message string
+	// explained says Message is the server's own words, which say what
+	// went wrong without the request's path.
+	explained bool
 }
 
-// Error implements error as "PATH: MESSAGE".
-func (e *Error) Error() string { return e.Path + ": " + e.Message }
+// Error implements error: the server's message, or "PATH: STATUS" when it
+// sent none.
+func (e *Error) Error() string {
+	if e.explained {
+		return e.Message
+	}
+	return e.Path + ": " + e.Message
+}
 
 // do sends a request and decodes a JSON answer into out.
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
@@ -262,7 +271,7 @@ func (c *Client) roundTrip(req *http.Request, path string) (*http.Response, erro
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	e := &Error{Path: path, StatusCode: resp.StatusCode, Message: resp.Status}
 	if json.Unmarshal(b, &body) == nil && body.Error != "" {
-		e.Message = body.Error
+		e.Message, e.explained = body.Error, true
 	}
 	return nil, e
 }

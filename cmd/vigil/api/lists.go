@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -155,10 +157,26 @@ func functionalEndpoint(name string) *FunctionalEndpoint {
 	return nil
 }
 
+// HostOf returns the host name in what a user pasted: a URL
+// ("https://tracking.miui.com/x?y" → "tracking.miui.com"), "host:port", or
+// a name as it is.
+func HostOf(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.Index(s, "://"); i > 0 {
+		if u, err := url.Parse(s); err == nil && u.Hostname() != "" {
+			return u.Hostname()
+		}
+	}
+	if h, _, err := net.SplitHostPort(s); err == nil && h != "" {
+		return h
+	}
+	return s
+}
+
 // Explain says whether m blocks name and by which rule. The CLI calls it
 // directly when no server runs, so both give the same answer.
 func Explain(m *blocklists.Matcher, name string) (Explanation, error) {
-	n, err := blocklists.NormalizeName(name)
+	n, err := blocklists.NormalizeName(HostOf(name))
 	if err != nil {
 		return Explanation{}, fmt.Errorf("explaining %q: %w", name, err)
 	}
