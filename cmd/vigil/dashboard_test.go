@@ -132,6 +132,9 @@ entries = ["||lgtv.example^"]
 	// Overview: totals, vendors and clients.
 	do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base), chromedp.WaitVisible(chromedp.CSS("#logged-blocked")))
 	logged, vendors, clients := text("#logged-blocked"), text("#top-vendors"), text("#top-clients")
+	if names := text("#top-names"); !strings.Contains(names, "lgtv.example") || strings.Contains(names, "example.") {
+		t.Errorf("top names %q: want them without the final dot", names)
+	}
 	if blocked, queries := text("#total-blocked"), text("#total-queries"); blocked != "10" || queries != "10" {
 		t.Errorf("overview: %s queries and %s blocked in 24 h, want 10 and 10", queries, blocked)
 	}

@@ -4,7 +4,10 @@ const $ = (s) => document.querySelector(s);
 const main = $("#main");
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 const fmt = (n) => Number(n || 0).toLocaleString();
-const when = (t) => (t ? new Date(t).toLocaleString() : "never");
+// Go's zero time ("0001-01-01T00:00:00Z") means it never happened.
+const when = (t) => (t && new Date(t).getUTCFullYear() > 1 ? new Date(t).toLocaleString() : "never");
+// A name as people write it: without the DNS root's final dot.
+const host = (n) => String(n || "").replace(/\.$/, "");
 const say = (msg) => { $("#status").textContent = msg; };
 
 let pendingLogin = null;
@@ -92,8 +95,8 @@ async function overview() {
       <tbody>${rows(top.vendors, (r) => [esc(r.key || "(untagged)"), fmt(r.count)])}</tbody></table></div></section>
     <section><h3>Top clients</h3><div class="scroll"><table id="top-clients"><thead><tr><th scope="col">Client</th><th scope="col">Blocked</th></tr></thead>
       <tbody>${rows(top.clients, (r) => [`<a href="#/device/${encodeURIComponent(r.key)}">${esc(r.key)}</a>`, fmt(r.count)])}</tbody></table></div></section>
-    <section><h3>Top blocked names</h3><div class="scroll"><table><thead><tr><th scope="col">Name</th><th scope="col">Vendor</th><th scope="col">Blocked</th></tr></thead>
-      <tbody>${rows(top.names, (r) => [esc(r.key), esc(r.vendor), fmt(r.count)])}</tbody></table></div></section>
+    <section><h3>Top blocked names</h3><div class="scroll"><table id="top-names"><thead><tr><th scope="col">Name</th><th scope="col">Vendor</th><th scope="col">Blocked</th></tr></thead>
+      <tbody>${rows(top.names, (r) => [esc(host(r.key)), esc(r.vendor), fmt(r.count)])}</tbody></table></div></section>
     <section><h3>List sources</h3>${listTable(lists)}</section>`;
   $("#pause-all").onclick = async () => { await post("/api/v1/pause?duration=5m"); say("Blocking paused for 5 minutes."); route(); };
   $("#resume-all").onclick = async () => { await post("/api/v1/resume"); say("Blocking resumed."); route(); };
@@ -176,7 +179,7 @@ async function device(client, params) {
         <button type="submit">Filter</button></form>
       <div class="scroll"><table id="lookups"><thead><tr><th scope="col">When</th><th scope="col">Name</th><th scope="col">Vendor</th>
         <th scope="col" class="hide-narrow">List</th><th scope="col" class="hide-narrow">Rule</th><th scope="col">Action</th></tr></thead>
-      <tbody>${rows(page.entries || [], (e) => [esc(when(e.time)), esc(e.qname.replace(/\.$/, "")) + mark(e), esc(e.vendor),
+      <tbody>${rows(page.entries || [], (e) => [esc(when(e.time)), esc(host(e.qname)) + mark(e), esc(e.vendor),
         `<span class="hide-narrow">${esc(e.list)}</span>`, `<span class="hide-narrow">${esc(e.rule)}${e.reason === "cname" ? " (CNAME)" : ""}</span>`,
         `<button class="secondary allow" data-name="${esc(e.qname)}">Allow</button>`])}</tbody></table></div></section>`;
   $("#filter").onsubmit = (ev) => {
