@@ -68,9 +68,12 @@ func main() {
 	}
 	closeAll(lf, lw)
 
+	// Cached and missed names are under "example" (RFC 2606): reserved,
+	// yet forwarded like any public name, where "test" (RFC 6761) is
+	// answered locally by resolvers that honour it, Vigil among them.
 	cf, cw := create(*dir, "cached.txt")
 	for i := range *cached {
-		fmt.Fprintf(cw, "host%d.allowed-%d.test A\n", i, i%97)
+		fmt.Fprintf(cw, "host%d.allowed-%d.example A\n", i, i%97)
 	}
 	closeAll(cf, cw)
 
@@ -86,7 +89,7 @@ func main() {
 
 	mf, mw := create(*dir, "miss.txt")
 	for i := range *miss {
-		fmt.Fprintf(mw, "m%d.miss-%d.test A\n", i, i%101)
+		fmt.Fprintf(mw, "m%d.miss-%d.example A\n", i, i%101)
 	}
 	closeAll(mf, mw)
 }
