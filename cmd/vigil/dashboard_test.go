@@ -37,7 +37,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	chromium := findChromium(t)
 	const token = "dashboard-test-token"
 	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	// The network names one client: a DHCP lease for 127.0.0.2.
+	leases := filepath.Join(t.TempDir(), "dnsmasq.leases")
+	if err := os.WriteFile(leases, fmt.Appendf(nil, "%d a4:45:19:01:02:03 127.0.0.2 Redmi-Note-12 *\n", time.Now().Add(time.Hour).Unix()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfgPath := writeTestConfig(t, up.Addr, `
+[identify]
+lease_files = ["`+leases+`"]
+neighbor_table = ""
 [querylog]
 flush_interval = "20ms"
 log_lines = false
@@ -153,7 +161,7 @@ entries = ["||lgtv.example^"]
 	lookups := text("#lookups")
 	shot("device-desktop", 1280, 900)
 	shot("device-phone", 390, 844)
-	for _, d := range []string{"127.0.0.1", "127.0.0.2", "tv"} {
+	for _, d := range []string{"127.0.0.1", "redmi-note-12", "Xiaomi Communications Co Ltd", "DHCP lease", "tv", "configuration"} {
 		if !strings.Contains(devices, d) {
 			t.Errorf("devices page lacks %s: %q", d, devices)
 		}
