@@ -198,6 +198,22 @@ entries = ["||lgtv.example^"]
 		t.Errorf("after resuming: %s, want blocked", got)
 	}
 
+	// One device paused from its page: its page and the overview say so,
+	// and its page resumes it.
+	do(chromedp.Navigate(base+"#/device/tv"), chromedp.WaitVisible(chromedp.CSS("#pause-device")),
+		chromedp.Click(chromedp.CSS("#pause-device")),
+		poll(`!!document.getElementById("device-paused") && !!document.getElementById("resume-device")`))
+	if got := ask("127.0.0.3", "c.lgtv.example"); got != "192.0.2.1" {
+		t.Errorf("tv paused from its page: %s, want the real answer", got)
+	}
+	do(chromedp.Navigate(base), poll(`(document.getElementById("blocking-state")||{textContent:""}).textContent === "on, paused for 1 device"`))
+	do(chromedp.Navigate(base+"#/device/tv"), chromedp.WaitVisible(chromedp.CSS("#resume-device")),
+		chromedp.Click(chromedp.CSS("#resume-device")),
+		poll(`!document.getElementById("device-paused") && !!document.getElementById("pause-device")`))
+	if got := ask("127.0.0.3", "c.lgtv.example"); got != "0.0.0.0" {
+		t.Errorf("tv resumed from its page: %s, want blocked", got)
+	}
+
 	// Allow a name now.
 	do(chromedp.Navigate(base+"#/tools"), chromedp.WaitVisible(chromedp.CSS("#a-name")),
 		chromedp.SendKeys(chromedp.CSS("#a-name"), "a.xiaomi.example"),

@@ -77,7 +77,9 @@ async function overview() {
   ]);
   const q = s24.points.reduce((a, p) => a + p.queries, 0), b = s24.points.reduce((a, p) => a + p.blocked, 0);
   const ql = stats.querylog || {};
-  const paused = pause.all ? `paused until ${when(pause.all)}` : lists.warning && !lists.rules ? "on, no rules" : "on";
+  const pausedDevices = Object.keys(pause.clients || {}).length;
+  const paused = pause.all ? `paused until ${when(pause.all)}` : lists.warning && !lists.rules ? "on, no rules" :
+    pausedDevices ? `on, paused for ${pausedDevices} device${pausedDevices > 1 ? "s" : ""}` : "on";
   main.innerHTML = `
     <h2>Overview</h2>${storeBanner(health.store)}
     <div class="cards">
@@ -149,6 +151,9 @@ async function device(client, params) {
     api("/api/v1/functional").catch(() => ({ rules: [] })),
     api("/api/v1/devices?since=30d").catch(() => ({ devices: [] })),
   ]);
+  const pause = await api("/api/v1/pause").catch(() => ({}));
+  const who = summary.client || client;
+  const pausedUntil = pause.all || (pause.clients || {})[who];
   // What the network says of this device: "192.168.1.23 · a4:45:19:… · Xiaomi Communications Co Ltd".
   const dev = (inventory.devices || []).find((d) => d.name === summary.client || (!d.name && d.addresses.includes(summary.client)));
   const identity = dev ? [dev.addresses.join(", "), dev.mac, dev.hardware_vendor.randomized ? "randomised MAC" : dev.hardware_vendor.name,
@@ -168,7 +173,9 @@ async function device(client, params) {
   main.innerHTML = `<h2>Device <span id="device-name">${esc(summary.client || client)}</span></h2>
     ${identity ? `<p id="device-identity">${esc(identity)}</p>` : ""}
     <p>${fmt(summary.total)} blocked lookups in 30 days${summary.addrs ? " from " + esc(summary.addrs.join(", ")) : ""}.</p>
-    <button id="pause-device" class="secondary">Pause blocking for this device, 15 min</button>
+    ${pausedUntil ? `<p id="device-paused" class="blocked" role="status">Blocking is paused ${pause.all ? "for everyone" : "for this device"} until ${esc(when(pausedUntil))}.</p>` : ""}
+    ${pausedUntil && !pause.all ? `<button id="resume-device" class="secondary">Resume blocking for this device</button>`
+      : `<button id="pause-device" class="secondary">Pause blocking for this device, 15 min</button>`}
     <section><h3>Per vendor, per day</h3><div class="scroll"><table><thead><tr><th scope="col">Day</th><th scope="col">Vendors</th></tr></thead>
       <tbody>${rows(days.days.filter((d) => Object.keys(d.vendors).length), (d) => [esc(d.day.slice(0, 10)),
         Object.entries(d.vendors).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", ")])}</tbody></table></div></section>
@@ -186,7 +193,8 @@ async function device(client, params) {
     ev.preventDefault();
     location.hash = `#/device/${encodeURIComponent(client)}?vendor=${encodeURIComponent($("#f-vendor").value)}&since=${$("#f-since").value}`;
   };
-  $("#pause-device").onclick = async () => { await post(`/api/v1/pause?duration=15m&client=${encodeURIComponent(client)}`); say(`Blocking paused for ${client} for 15 minutes.`); };
+  if ($("#pause-device")) $("#pause-device").onclick = async () => { await post(`/api/v1/pause?duration=15m&client=${encodeURIComponent(who)}`); say(`Blocking paused for ${who} for 15 minutes.`); route(); };
+  if ($("#resume-device")) $("#resume-device").onclick = async () => { await post(`/api/v1/resume?client=${encodeURIComponent(who)}`); say(`Blocking resumed for ${who}.`); route(); };
   for (const b of document.querySelectorAll("button.allow")) {
     b.onclick = async () => { await post(`/api/v1/allow?name=${encodeURIComponent(b.dataset.name)}`); say(`${b.dataset.name} is allowed now.`); };
   }
@@ -245,3 +253,7 @@ async function route() {
 }
 window.addEventListener("hashchange", route);
 route();
+// The overview keeps itself current while it is on screen.
+setInterval(() => {
+  if (document.visibilityState === "visible" && (location.hash.slice(1) || "/") === "/" && !document.querySelector("dialog[open]")) route();
+}, 30000);
