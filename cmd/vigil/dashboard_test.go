@@ -166,6 +166,8 @@ entries = ["||lgtv.example^"]
 			t.Errorf("devices page lacks %s: %q", d, devices)
 		}
 	}
+	// Each lookup shows its query type.
+	do(poll(`[...document.querySelectorAll("#lookups tbody tr")].length === 4 && [...document.querySelectorAll("#lookups tbody tr")].every((tr) => tr.children[2].textContent === "A")`))
 	if n := strings.Count(lookups, "c.lgtv.example"); n != 4 || !strings.Contains(lookups, "LG") {
 		t.Errorf("device tv: %d lookups shown, want 4 with vendor LG: %q", n, lookups)
 	}

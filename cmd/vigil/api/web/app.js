@@ -184,9 +184,9 @@ async function device(client, params) {
         ${vendors.map((v) => `<option ${v === vendor ? "selected" : ""}>${esc(v)}</option>`).join("")}</select></div>
         <div><label for="f-since">Since</label><select id="f-since">${["1h", "24h", "7d", "30d"].map((s) => `<option ${s === since ? "selected" : ""}>${s}</option>`).join("")}</select></div>
         <button type="submit">Filter</button></form>
-      <div class="scroll"><table id="lookups"><thead><tr><th scope="col">When</th><th scope="col">Name</th><th scope="col">Vendor</th>
+      <div class="scroll"><table id="lookups"><thead><tr><th scope="col">When</th><th scope="col">Name</th><th scope="col" class="hide-narrow">Type</th><th scope="col">Vendor</th>
         <th scope="col" class="hide-narrow">List</th><th scope="col" class="hide-narrow">Rule</th><th scope="col">Action</th></tr></thead>
-      <tbody>${rows(page.entries || [], (e) => [esc(when(e.time)), esc(host(e.qname)) + mark(e), esc(e.vendor),
+      <tbody>${rows(page.entries || [], (e) => [esc(when(e.time)), esc(host(e.qname)) + mark(e), `<span class="hide-narrow">${esc(e.qtype)}</span>`, esc(e.vendor),
         `<span class="hide-narrow">${esc(e.list)}</span>`, `<span class="hide-narrow">${esc(e.rule)}${e.reason === "cname" ? " (CNAME)" : ""}</span>`,
         `<button class="secondary allow" data-name="${esc(e.qname)}">Allow</button>`])}</tbody></table></div></section>`;
   $("#filter").onsubmit = (ev) => {
