@@ -146,6 +146,13 @@ entries = ["||lgtv.example^"]
 	if blocked, queries := text("#total-blocked"), text("#total-queries"); blocked != "10" || queries != "10" {
 		t.Errorf("overview: %s queries and %s blocked in 24 h, want 10 and 10", queries, blocked)
 	}
+	// The charts fill their windows (24 hours, 7 days: the hours without
+	// data too) and carry a count scale and time labels.
+	do(poll(`(() => {
+		const c = document.querySelectorAll("svg.chart");
+		return c.length === 2 && c[0].querySelectorAll("g").length === 24 && c[1].querySelectorAll("g").length === 7 &&
+			c[0].querySelectorAll("text.axis").length >= 3 + 4 && c[1].querySelectorAll("text.axis").length === 3 + 7;
+	})()`))
 	shot("overview-desktop", 1280, 900)
 	shot("overview-phone", 390, 844)
 	if logged != "10" || !strings.Contains(vendors, "Xiaomi") || !strings.Contains(vendors, "LG") || !strings.Contains(clients, "tv") {

@@ -39,18 +39,45 @@ function login() {
 }
 const post = (path, method = "POST") => api(path, { method });
 
-function chart(points, label) {
-  const w = 720, h = 160, n = Math.max(points.length, 1);
-  const max = Math.max(1, ...points.map((p) => p.queries));
-  const bw = w / n;
-  const bars = points.map((p, i) => {
-    const qh = (p.queries / max) * h, bh = (p.blocked / max) * h;
-    return `<rect class="q" x="${i * bw}" y="${h - qh}" width="${Math.max(bw - 1, 1)}" height="${qh}"><title>${esc(when(p.hour))}: ${fmt(p.queries)} queries, ${fmt(p.blocked)} blocked</title></rect>` +
-      `<rect class="b" x="${i * bw}" y="${h - bh}" width="${Math.max(bw - 1, 1)}" height="${bh}"></rect>`;
+// chart draws queries and blocked lookups as bars, one per slot of the
+// window (empty slots too, so a day of data is not a sliver at the edge),
+// with the count scale on the left and times along the bottom. slots:
+// {n, ms (one slot's length), key (a point's slot start as a string),
+// label (a slot's axis label, or "" for none)}.
+function chart(points, label, slots) {
+  const W = 760, H = 200, left = 48, bottom = 22, top = 8, w = W - left - 8, h = H - top - bottom;
+  const end = Math.floor(Date.now() / slots.ms) * slots.ms;
+  const starts = Array.from({ length: slots.n }, (_, i) => end - (slots.n - 1 - i) * slots.ms);
+  const byKey = new Map(points.map((p) => [slots.key(new Date(p.hour).getTime()), p]));
+  const data = starts.map((t) => byKey.get(slots.key(t)) || { hour: new Date(t).toISOString(), queries: 0, blocked: 0 });
+  const max = niceMax(Math.max(1, ...data.map((p) => p.queries)));
+  const bw = w / slots.n, y = (v) => top + h - (v / max) * h;
+  const bars = data.map((p, i) => {
+    const x = left + i * bw, bwid = Math.max(bw - 2, 1);
+    return `<g><title>${esc(when(p.hour))}: ${fmt(p.queries)} queries, ${fmt(p.blocked)} blocked</title>` +
+      `<rect class="q" x="${x}" y="${y(p.queries)}" width="${bwid}" height="${top + h - y(p.queries)}"></rect>` +
+      `<rect class="b" x="${x}" y="${y(p.blocked)}" width="${bwid}" height="${top + h - y(p.blocked)}"></rect></g>`;
   }).join("");
-  return `<svg class="chart" viewBox="0 0 ${w} ${h}" preserveAspectRatio="none" role="img" aria-label="${esc(label)}">${bars}</svg>
+  const ticks = [0, max / 2, max].map((v) => `<line class="grid" x1="${left}" x2="${left + w}" y1="${y(v)}" y2="${y(v)}"></line>` +
+    `<text class="axis" x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${fmt(v)}</text>`).join("");
+  const times = starts.map((t, i) => slots.label(new Date(t), i) &&
+    `<text class="axis" x="${left + i * bw + bw / 2}" y="${H - 6}" text-anchor="middle">${esc(slots.label(new Date(t), i))}</text>`).join("");
+  return `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(label)}">${ticks}${bars}${times}</svg>
     <p class="legend"><span class="q">queries</span><span class="b">blocked</span></p>`;
 }
+// niceMax rounds a chart's top up to 1, 2 or 5 times a power of ten.
+function niceMax(v) {
+  const p = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 5, 10].map((m) => m * p).find((c) => c >= v);
+}
+const hourSlots = {
+  n: 24, ms: 3600e3, key: (t) => String(Math.floor(t / 3600e3)),
+  label: (d, i) => (i % 6 === 5 ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : ""),
+};
+const daySlots = {
+  n: 7, ms: 86400e3, key: (t) => new Date(t).toISOString().slice(0, 10),
+  label: (d) => d.toLocaleDateString([], { weekday: "short", day: "numeric" }),
+};
 function byDay(points) {
   const days = new Map();
   for (const p of points) {
@@ -91,8 +118,8 @@ async function overview() {
       <div class="card"><div class="n" id="blocking-state">${esc(paused)}</div><div class="l">blocking</div>
         <button id="pause-all" class="secondary">Pause 5 min</button> <button id="resume-all" class="secondary">Resume</button></div>
     </div>
-    <section><h3>Last 24 hours</h3>${chart(s24.points, "Queries and blocked lookups per hour, last 24 hours")}</section>
-    <section><h3>Last 7 days</h3>${chart(byDay(s7.points), "Queries and blocked lookups per day, last 7 days")}</section>
+    <section><h3>Last 24 hours</h3>${chart(s24.points, "Queries and blocked lookups per hour, last 24 hours", hourSlots)}</section>
+    <section><h3>Last 7 days</h3>${chart(byDay(s7.points), "Queries and blocked lookups per day, last 7 days", daySlots)}</section>
     <section><h3>Top vendors contacted</h3><div class="scroll"><table id="top-vendors"><thead><tr><th scope="col">Vendor</th><th scope="col">Blocked</th></tr></thead>
       <tbody>${rows(top.vendors, (r) => [esc(r.key || "(untagged)"), fmt(r.count)])}</tbody></table></div></section>
     <section><h3>Top clients</h3><div class="scroll"><table id="top-clients"><thead><tr><th scope="col">Client</th><th scope="col">Blocked</th></tr></thead>
