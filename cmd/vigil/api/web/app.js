@@ -87,6 +87,17 @@ function byDay(points) {
   }
   return [...days.values()];
 }
+// grouped folds log entries (newest first) asking the same name, type and
+// rule into one, the newest, with how many there were.
+function grouped(entries) {
+  const seen = new Map();
+  for (const e of entries) {
+    const k = [e.qname, e.qtype, e.list, e.rule, e.reason].join("\u0000");
+    if (seen.has(k)) seen.get(k).times++;
+    else seen.set(k, { ...e, times: 1 });
+  }
+  return [...seen.values()];
+}
 const rows = (items, cells) => items.map((it) => `<tr>${cells(it).map((c) => `<td>${c}</td>`).join("")}</tr>`).join("");
 
 // storeBanner warns when the store cannot be written (a full or damaged
@@ -206,14 +217,14 @@ async function device(client, params) {
     <section><h3>Per vendor, per day</h3><div class="scroll"><table><thead><tr><th scope="col">Day</th><th scope="col">Vendors</th></tr></thead>
       <tbody>${rows(days.days.filter((d) => Object.keys(d.vendors).length), (d) => [esc(d.day.slice(0, 10)),
         Object.entries(d.vendors).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", ")])}</tbody></table></div></section>
-    <section><h3>Recent blocked lookups</h3>
+    <section><h3>Recent blocked lookups</h3><p>The same name asked again is one row, with how many times and when last.</p>
       <form class="inline" id="filter"><div><label for="f-vendor">Vendor</label><select id="f-vendor"><option value="">all</option>
         ${vendors.map((v) => `<option ${v === vendor ? "selected" : ""}>${esc(v)}</option>`).join("")}</select></div>
         <div><label for="f-since">Since</label><select id="f-since">${["1h", "24h", "7d", "30d"].map((s) => `<option ${s === since ? "selected" : ""}>${s}</option>`).join("")}</select></div>
         <button type="submit">Filter</button></form>
-      <div class="scroll"><table id="lookups"><thead><tr><th scope="col">When</th><th scope="col">Name</th><th scope="col" class="hide-narrow">Type</th><th scope="col">Vendor</th>
+      <div class="scroll"><table id="lookups"><thead><tr><th scope="col">Last</th><th scope="col">Name</th><th scope="col">Times</th><th scope="col" class="hide-narrow">Type</th><th scope="col">Vendor</th>
         <th scope="col" class="hide-narrow">List</th><th scope="col" class="hide-narrow">Rule</th><th scope="col">Action</th></tr></thead>
-      <tbody>${rows(page.entries || [], (e) => [esc(when(e.time)), esc(host(e.qname)) + mark(e), `<span class="hide-narrow">${esc(e.qtype)}</span>`, esc(e.vendor),
+      <tbody>${rows(grouped(page.entries || []), (e) => [esc(when(e.time)), esc(host(e.qname)) + mark(e), fmt(e.times), `<span class="hide-narrow">${esc(e.qtype)}</span>`, esc(e.vendor),
         `<span class="hide-narrow">${esc(e.list)}</span>`, `<span class="hide-narrow">${esc(e.rule)}${e.reason === "cname" ? " (CNAME)" : ""}</span>`,
         `<button class="secondary allow" data-name="${esc(e.qname)}">Allow</button>`])}</tbody></table></div></section>`;
   $("#filter").onsubmit = (ev) => {
