@@ -65,11 +65,9 @@ func (o *offline) resolveClient(cfg *Config, raw string) (string, error) {
 	if raw == "" {
 		return "", nil
 	}
-	rl := &reloader{}
-	rl.setClients(cfg.Clients)
 	w := neighbors.NewWatcher(neighborsConfig(cfg.Identify), zap.NewNop())
 	w.Refresh()
-	return api.ResolveClient(raw, rl.configuredClients(), w.Devices(), func() []string {
+	return api.ResolveClient(raw, clientInfos(cfg.Clients), w.Devices(), func() []string {
 		ids, _ := o.qlog.Identities(time.Time{})
 		return ids
 	})

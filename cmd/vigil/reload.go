@@ -37,6 +37,12 @@ type reloader struct {
 
 // setClients records the [[clients]] entries of the configuration in use.
 func (rl *reloader) setClients(clients []resolver.ClientConfig) {
+	infos := clientInfos(clients)
+	rl.clients.Store(&infos)
+}
+
+// clientInfos is the [[clients]] entries as the API matches clients.
+func clientInfos(clients []resolver.ClientConfig) []api.ClientInfo {
 	infos := make([]api.ClientInfo, len(clients))
 	for i, c := range clients {
 		infos[i].Name = c.Name
@@ -47,7 +53,7 @@ func (rl *reloader) setClients(clients []resolver.ClientConfig) {
 			infos[i].MACs = append(infos[i].MACs, m.String())
 		}
 	}
-	rl.clients.Store(&infos)
+	return infos
 }
 
 // configuredClients returns the [[clients]] entries in use.

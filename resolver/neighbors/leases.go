@@ -149,18 +149,7 @@ func parseISC(data []byte) []Lease {
 			}
 		}
 	}
-	// The journal appends: the last block for an address is the lease.
-	last := map[netip.Addr]int{}
-	for i, l := range out {
-		last[l.Addr] = i
-	}
-	var kept []Lease
-	for i, l := range out {
-		if last[l.Addr] == i {
-			kept = append(kept, l)
-		}
-	}
-	return kept
+	return lastPerAddr(out) // the journal appends
 }
 
 // parseKea reads Kea's memfile CSV by its header's column names.
@@ -197,13 +186,18 @@ func parseKea(data []byte) []Lease {
 		l := Lease{Addr: addr.Unmap(), MAC: normMAC(get(row, "hwaddr")), Hostname: validHostname(get(row, "hostname")), Expires: unixTime(get(row, "expire"))}
 		out = append(out, l)
 	}
-	// Kea appends too: the last row for an address is the lease.
+	return lastPerAddr(out) // Kea appends too
+}
+
+// lastPerAddr keeps, of a lease file that appends, the last lease of each
+// address: the one in force.
+func lastPerAddr(leases []Lease) []Lease {
 	last := map[netip.Addr]int{}
-	for i, l := range out {
+	for i, l := range leases {
 		last[l.Addr] = i
 	}
 	var kept []Lease
-	for i, l := range out {
+	for i, l := range leases {
 		if last[l.Addr] == i {
 			kept = append(kept, l)
 		}
