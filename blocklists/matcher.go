@@ -16,6 +16,28 @@ type ListInfo struct {
 	Vendor string
 	// Allow marks an allowlist: all its rules are exceptions.
 	Allow bool
+	// Scope, when set, limits the list to some clients: "client:NAME"
+	// (a device's own exceptions) or "group:NAME" (a group's). Unscoped
+	// lists apply to whoever their group's lists name; scoped ones only
+	// where their scope says (see resolver/groups).
+	Scope string
+}
+
+// ListSet is a set of a Matcher's lists, by index in Lists: the lists that
+// apply to one client. The zero value is empty.
+type ListSet [MaxLists / 64]uint64
+
+// Add puts list i in the set.
+func (s *ListSet) Add(i int) { s[i>>6] |= 1 << (i & 63) }
+
+// Has reports whether list i is in the set.
+func (s *ListSet) Has(i int) bool { return s[i>>6]&(1<<(i&63)) != 0 }
+
+// Union adds every list of o to s.
+func (s *ListSet) Union(o *ListSet) {
+	for i := range s {
+		s[i] |= o[i]
+	}
 }
 
 // Match is the verdict for one name.
@@ -120,9 +142,28 @@ func rank(meta uint16) int {
 // exception beats an important rule, which beats an exception, which beats
 // a plain rule; among equals the most specific wins.
 func (m *Matcher) Match(name string) (Match, bool) {
+	return m.MatchFor(name, nil)
+}
+
+// MatchIn is Match counting only the rules of the lists in set; a nil
+// set means every list.
+func (m *Matcher) MatchIn(name string, set *ListSet) (Match, bool) {
+	return m.MatchFor(name, func() *ListSet { return set })
+}
+
+// MatchFor is Match counting only the rules of the lists in the set that
+// lists returns (nil: every list). It calls lists at most once, and only
+// when some list has a rule for the name, so a caller whose set costs
+// work (finding the client's groups) pays for it on listed names only;
+// lists may be nil (every list).
+func (m *Matcher) MatchFor(name string, lists func() *ListSet) (Match, bool) {
 	if m == nil || m.count == 0 {
 		return Match{}, false
 	}
+	var (
+		set     *ListSet
+		checked bool // lists was called
+	)
 	name = strings.TrimSuffix(name, ".")
 	var (
 		best     uint16
@@ -141,10 +182,17 @@ func (m *Matcher) Match(name string) (Match, bool) {
 			// the suffix rule is for the names below only; a parent of
 			// the name matches a suffix rule.
 			if sl.fingerprint() == fp && (full && sl&metaBelowOnly == 0 || !full && sl&metaSuffix != 0) {
+				if !checked && lists != nil {
+					set, checked = lists(), true
+				}
+				if set != nil && !set.Has(int(sl&metaListMask)) {
+					goto next
+				}
 				if r := rank(sl.meta()); r > bestRank {
 					best, bestName, bestRank = sl.meta(), s, r
 				}
 			}
+		next:
 			if i++; i == len(m.slots) {
 				i = 0
 			}
@@ -259,8 +307,10 @@ func (b *Builder) Add(list int, r Rule) {
 	b.pending = append(b.pending, slot(fp<<16|uint64(meta)))
 }
 
-// Build returns the Matcher. Duplicate rules (same name and flags) are
-// kept once, attributed to the first list that had them; adblock rules
+// Build returns the Matcher. Duplicate rules (same name and flags in the
+// same list) are kept once; the same rule in two lists is kept for each,
+// since groups may apply one list and not the other (among equal rules
+// that apply, the first list's is reported). Adblock rules
 // disabled by a $badfilter rule (same name, shape and modifiers, in any
 // list) are dropped. The builder may not be used afterwards.
 func (b *Builder) Build() (*Matcher, error) {
@@ -278,7 +328,7 @@ func (b *Builder) Build() (*Matcher, error) {
 		i := m.index(fp)
 		dup := false
 		for ; m.slots[i] != 0; i = (i + 1) % len(m.slots) {
-			if sl := m.slots[i]; sl.fingerprint() == fp && sl.meta()&^metaListMask == meta&^metaListMask {
+			if sl := m.slots[i]; sl.fingerprint() == fp && sl.meta() == meta {
 				dup = true
 				break
 			}

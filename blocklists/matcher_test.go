@@ -101,10 +101,13 @@ type reference struct {
 	}
 }
 
-func (r *reference) match(name string) (string, bool) {
+func (r *reference) match(name string, set *ListSet) (string, bool) {
 	name = strings.TrimSuffix(name, ".")
 	bestRank, bestDepth, best := 0, 0, ""
 	for _, rr := range r.rules {
+		if set != nil && !set.Has(rr.list) {
+			continue
+		}
 		applies := rr.Name == name && !rr.BelowOnly || rr.Suffix && strings.HasSuffix(name, "."+rr.Name)
 		if !applies {
 			continue
@@ -185,20 +188,30 @@ func FuzzMatcherDifferential(f *testing.F) {
 			}
 			return strings.Join(parts, ".")
 		}
+		// Rules spread over three lists (the same rule may be in several),
+		// looked up with every list and with random subsets, as groups do.
+		const nlists = 3
 		b := NewBuilder()
-		_, _ = b.AddList(ListInfo{Name: "l"})
+		for i := range nlists {
+			_, _ = b.AddList(ListInfo{Name: fmt.Sprintf("l%d", i)})
+		}
 		ref := &reference{}
-		seen := map[Rule]bool{}
+		type ruleIn struct {
+			Rule
+			list int
+		}
+		seen := map[ruleIn]bool{}
 		for range rng.IntN(30) {
 			r := Rule{Name: name(), Suffix: rng.IntN(2) == 0, Allow: rng.IntN(4) == 0, Important: rng.IntN(5) == 0}
 			r.BelowOnly = r.Suffix && rng.IntN(3) == 0
-			b.Add(0, r)
-			if !seen[r] {
-				seen[r] = true
+			list := rng.IntN(nlists)
+			b.Add(list, r)
+			if !seen[ruleIn{r, list}] {
+				seen[ruleIn{r, list}] = true
 				ref.rules = append(ref.rules, struct {
 					Rule
 					list int
-				}{r, 0})
+				}{r, list})
 			}
 		}
 		m, err := b.Build()
@@ -207,13 +220,72 @@ func FuzzMatcherDifferential(f *testing.F) {
 		}
 		for range 50 {
 			q := name()
-			want, wok := ref.match(q)
+			var set ListSet
+			for i := range nlists {
+				if rng.IntN(2) == 0 {
+					set.Add(i)
+				}
+			}
+			want, wok := ref.match(q, nil)
 			v, ok := m.Match(q + ".")
 			if ok != wok || ok && v.Rule.String() != want {
 				t.Fatalf("Match(%q) = %v %v, reference %q %v", q, v.Rule, ok, want, wok)
 			}
+			want, wok = ref.match(q, &set)
+			v, ok = m.MatchIn(q+".", &set)
+			if ok != wok || ok && v.Rule.String() != want || ok && !set.Has(listIndex(m, v.List.Name)) {
+				t.Fatalf("MatchIn(%q, %b) = %v %v in %s, reference %q %v", q, set[0], v.Rule, ok, v.List.Name, want, wok)
+			}
 		}
 	})
+}
+
+func listIndex(m *Matcher, name string) int {
+	for i, l := range m.Lists() {
+		if l.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// The set of lists that apply is asked for only when some list has a
+// rule for the name (finding a client's groups costs work), once, and
+// the lookup still allocates nothing.
+func TestMatchForAsksForTheSetOnlyOnAHit(t *testing.T) {
+	m := buildFrom(t, ListInfo{Name: "tiktok"}, ListInfo{Name: "ads"}, ListInfo{Name: "allow", Allow: true})(
+		"||tiktok.example^", "1:||ads.example^", "1:||tiktok.example^", "2:ok.ads.example")
+	var onlyAds, adsAllow ListSet
+	onlyAds.Add(1)
+	adsAllow.Add(1)
+	adsAllow.Add(2)
+	cases := []struct {
+		query string
+		set   *ListSet
+		want  string // "LIST RULE" of the decisive rule, or "none"
+		asked bool
+	}{
+		{"www.example.org.", &onlyAds, "none", false},
+		{"a.tiktok.example.", nil, "tiktok ||tiktok.example^", true},
+		{"a.tiktok.example.", &onlyAds, "ads ||tiktok.example^", true}, // the same rule, in the list that applies
+		{"x.ads.example.", &ListSet{}, "none", true},
+		{"ok.ads.example.", &onlyAds, "ads ||ads.example^", true},
+		{"ok.ads.example.", &adsAllow, "allow @@|ok.ads.example^", true},
+	}
+	for _, tc := range cases {
+		asked := 0
+		v, ok := m.MatchFor(tc.query, func() *ListSet { asked++; return tc.set })
+		got := "none"
+		if ok {
+			got = v.List.Name + " " + v.Rule.String()
+		}
+		if got != tc.want || (asked == 1) != tc.asked || asked > 1 {
+			t.Errorf("MatchFor(%q) = %s, asked %d times; want %s, asked %v", tc.query, got, asked, tc.want, tc.asked)
+		}
+		if n := testing.AllocsPerRun(100, func() { m.MatchFor(tc.query, func() *ListSet { return tc.set }) }); n != 0 {
+			t.Errorf("MatchFor(%q) allocates %v times", tc.query, n)
+		}
+	}
 }
 
 // bigList loads the largest real list in the shared data into a builder.
