@@ -1,0 +1,364 @@
+package groups
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-dns/vigil/blocklists"
+)
+
+// Scopes of exception lists (blocklists.ListInfo.Scope).
+const (
+	// ScopeEveryone marks a list that applies to every client whatever its
+	// groups: the names allowed or blocked for everyone from the
+	// dashboard, the API or the CLI.
+	ScopeEveryone = "*"
+	// ScopeClient prefixes a device's own exceptions: "client:NAME", by
+	// the client's name, or its address when it has none.
+	ScopeClient = "client:"
+	// ScopeGroup prefixes a group's exceptions: "group:NAME".
+	ScopeGroup = "group:"
+)
+
+// Groups is the compiled [[groups]] configuration: who is in which group,
+// and which lists each group gets when. It is immutable and safe for
+// concurrent use; a reload builds a new one.
+type Groups struct {
+	groups   []group
+	byName   map[string]uint64
+	byAddr   map[netip.Addr]uint64
+	prefixes []maskedPrefix
+	byMAC    map[[6]byte]uint64
+	// dflt is the index of the "default" group, -1 when not configured.
+	dflt int
+	// memberships memoises Membership by mask: the values are shared, so
+	// identifying a client allocates nothing once its combination of
+	// groups has been seen.
+	memberships sync.Map // uint64 -> *Membership
+}
+
+type group struct {
+	name    string
+	lists   []string // nil: every list
+	answer  string
+	windows []*window
+}
+
+type maskedPrefix struct {
+	p    netip.Prefix
+	mask uint64
+}
+
+// Membership is the groups a client is in. Values are shared and must not
+// be changed.
+type Membership struct {
+	// Mask has bit i set for group i.
+	Mask uint64
+	// Names are the groups' names, in configuration order.
+	Names []string
+	// Joined is Names joined with ",", as the log records it.
+	Joined string
+	// Answer is the first of the groups' answer modes that is set, "" for
+	// [blocking].answer.
+	Answer string
+}
+
+// New compiles validated [[groups]] tables; nil or empty means no groups.
+func New(cfgs []Config, knownClients []string) *Groups {
+	g := &Groups{byName: map[string]uint64{}, byAddr: map[netip.Addr]uint64{}, byMAC: map[[6]byte]uint64{}, dflt: -1}
+	for i, c := range cfgs {
+		gr := group{name: c.Name, lists: c.Lists, answer: c.Answer}
+		for s := range c.Schedules {
+			// The lists were checked by Validate; New does not know them.
+			if w, _ := parseSchedule(&c.Schedules[s], c.Schedules[s].Lists); w != nil {
+				gr.windows = append(gr.windows, w)
+			}
+		}
+		g.groups = append(g.groups, gr)
+		if c.Name == DefaultGroup {
+			g.dflt = i
+		}
+		bit := uint64(1) << i
+		for _, s := range c.Clients {
+			m, err := parseMember(s, knownClients)
+			switch {
+			case err != nil:
+				// Validation reports it; a bare name still names a
+				// client, so the group is as near to meant as it can be.
+				g.byName[s] |= bit
+			case m.name != "":
+				g.byName[m.name] |= bit
+			case m.isMAC:
+				g.byMAC[m.mac] |= bit
+			case m.prefix.IsSingleIP():
+				g.byAddr[m.prefix.Addr()] |= bit
+			default:
+				g.prefixes = append(g.prefixes, maskedPrefix{m.prefix, bit})
+			}
+		}
+	}
+	return g
+}
+
+// Len returns the number of groups.
+func (g *Groups) Len() int {
+	if g == nil {
+		return 0
+	}
+	return len(g.groups)
+}
+
+// Names returns the groups' names in configuration order.
+func (g *Groups) Names() []string {
+	if g == nil {
+		return nil
+	}
+	out := make([]string, len(g.groups))
+	for i := range g.groups {
+		out[i] = g.groups[i].name
+	}
+	return out
+}
+
+// Of returns the groups of the client with the given name ("" if none),
+// address and MAC (the zero MAC when unknown): those naming it by any of
+// them, or the default group (nil when it is not configured and the client
+// is in no group). It allocates nothing once the combination is known.
+func (g *Groups) Of(name string, addr netip.Addr, mac [6]byte) *Membership {
+	if g == nil || len(g.groups) == 0 {
+		return nil
+	}
+	var mask uint64
+	if name != "" {
+		mask |= g.byName[name]
+	}
+	mask |= g.byAddr[addr]
+	for _, p := range g.prefixes {
+		if p.p.Contains(addr) {
+			mask |= p.mask
+		}
+	}
+	if len(g.byMAC) > 0 && mac != ([6]byte{}) {
+		mask |= g.byMAC[mac]
+	}
+	if mask == 0 {
+		if g.dflt < 0 {
+			return nil
+		}
+		mask = 1 << g.dflt
+	}
+	return g.membership(mask)
+}
+
+// Named returns the membership of the group called name, for a question
+// about the group itself ("explain -group"); nil when there is none.
+func (g *Groups) Named(name string) *Membership {
+	if g == nil {
+		return nil
+	}
+	for i := range g.groups {
+		if g.groups[i].name == name {
+			return g.membership(1 << i)
+		}
+	}
+	return nil
+}
+
+func (g *Groups) membership(mask uint64) *Membership {
+	if m, ok := g.memberships.Load(mask); ok {
+		return m.(*Membership)
+	}
+	m := &Membership{Mask: mask}
+	for i := range g.groups {
+		if mask&(1<<i) != 0 {
+			m.Names = append(m.Names, g.groups[i].name)
+			if m.Answer == "" {
+				m.Answer = g.groups[i].answer
+			}
+		}
+	}
+	m.Joined = strings.Join(m.Names, ",")
+	v, _ := g.memberships.LoadOrStore(mask, m)
+	return v.(*Membership)
+}
+
+// View is the lists that apply to each group and client for one Matcher
+// (its lists' indexes) during one minute (schedules change on minute
+// boundaries). Views are built when a lookup first needs them and shared.
+type View struct {
+	// Lists are the Matcher's lists the view was built for; a View is
+	// valid only with the Matcher whose Lists this is.
+	lists []blocklists.ListInfo
+	// Until is when the view stops being valid.
+	Until time.Time
+
+	groupSets  []blocklists.ListSet // by group
+	noGroup    *blocklists.ListSet  // clients in no group (no default group)
+	clientExtr map[string][]int     // "client:" lists by client key
+	// sets memoises the union for a mask, and for a mask and a client
+	// with exceptions of its own.
+	sets sync.Map // setKey -> *blocklists.ListSet
+	// unrestricted is true when every client gets every list: no groups
+	// and no scoped lists; Set returns nil (no filtering).
+	unrestricted bool
+}
+
+type setKey struct {
+	mask   uint64
+	client string
+}
+
+// ViewFor builds the view for a Matcher's lists at now.
+func (g *Groups) ViewFor(lists []blocklists.ListInfo, now time.Time) *View {
+	v := &View{lists: lists, Until: now.Truncate(time.Minute).Add(time.Minute), clientExtr: map[string][]int{}}
+	scoped := false
+	var everyone, unscoped blocklists.ListSet
+	groupExtra := map[string][]int{}
+	for i, l := range lists {
+		switch {
+		case l.Scope == "":
+			unscoped.Add(i)
+		case l.Scope == ScopeEveryone:
+			everyone.Add(i)
+		case strings.HasPrefix(l.Scope, ScopeClient):
+			scoped = true
+			k := strings.TrimPrefix(l.Scope, ScopeClient)
+			v.clientExtr[k] = append(v.clientExtr[k], i)
+		case strings.HasPrefix(l.Scope, ScopeGroup):
+			scoped = true
+			k := strings.TrimPrefix(l.Scope, ScopeGroup)
+			groupExtra[k] = append(groupExtra[k], i)
+		}
+	}
+	all := unscoped
+	all.Union(&everyone)
+	v.noGroup = &all
+	if g.Len() == 0 {
+		v.unrestricted = !scoped
+		v.Until = time.Time{} // no schedules: valid as long as the Matcher
+		return v
+	}
+	v.groupSets = make([]blocklists.ListSet, len(g.groups))
+	for gi := range g.groups {
+		gr := &g.groups[gi]
+		set := &v.groupSets[gi]
+		set.Union(&everyone)
+		for _, li := range groupExtra[gr.name] {
+			set.Add(li)
+		}
+		for i, l := range lists {
+			if l.Scope == "" && gr.applies(l.Name, now) {
+				set.Add(i)
+			}
+		}
+	}
+	return v
+}
+
+// applies reports whether the group gets list at now: named in its lists
+// (or it names none), and not switched off by a schedule; a list an "on"
+// schedule names applies only inside that schedule's window.
+func (gr *group) applies(list string, now time.Time) bool {
+	base := gr.lists == nil || slices.Contains(gr.lists, list)
+	scheduledOn, on := false, false
+	for _, w := range gr.windows {
+		if !slices.Contains(w.lists, list) {
+			continue
+		}
+		switch w.mode {
+		case ModeOff:
+			if w.active(now) {
+				return false
+			}
+		default:
+			scheduledOn = true
+			on = on || w.active(now)
+		}
+	}
+	if scheduledOn {
+		return on
+	}
+	return base
+}
+
+// Matches reports whether the view was built for a Matcher with these
+// lists and is still valid at now.
+func (v *View) Matches(lists []blocklists.ListInfo, now time.Time) bool {
+	return v != nil && len(lists) == len(v.lists) && (len(lists) == 0 || &lists[0] == &v.lists[0]) &&
+		(v.Until.IsZero() || now.Before(v.Until))
+}
+
+// Set returns the lists that apply to a client with membership m (nil:
+// in no group) and key (its name, or its address when it has none): nil
+// when every list applies to everyone.
+func (v *View) Set(m *Membership, key string) *blocklists.ListSet {
+	if v.unrestricted {
+		return nil
+	}
+	extra := v.clientExtr[key]
+	var mask uint64
+	if m != nil {
+		mask = m.Mask
+	}
+	if mask == 0 && len(extra) == 0 {
+		return v.noGroup
+	}
+	k := setKey{mask: mask}
+	if len(extra) > 0 {
+		k.client = key
+	}
+	if s, ok := v.sets.Load(k); ok {
+		return s.(*blocklists.ListSet)
+	}
+	set := new(blocklists.ListSet)
+	if mask == 0 {
+		*set = *v.noGroup
+	}
+	for i := range v.groupSets {
+		if mask&(1<<i) != 0 {
+			set.Union(&v.groupSets[i])
+		}
+	}
+	for _, li := range extra {
+		set.Add(li)
+	}
+	s, _ := v.sets.LoadOrStore(k, set)
+	return s.(*blocklists.ListSet)
+}
+
+// Why says, for explain, why list applies to the groups in m at now (or
+// why not): "group kids, schedule mon,tue 21:00–07:00 Europe/Brussels".
+func (g *Groups) Why(m *Membership, list blocklists.ListInfo, now time.Time) string {
+	switch {
+	case list.Scope == ScopeEveryone:
+		return "for everyone"
+	case strings.HasPrefix(list.Scope, ScopeClient):
+		return "this device's own exception"
+	case strings.HasPrefix(list.Scope, ScopeGroup):
+		return "group " + strings.TrimPrefix(list.Scope, ScopeGroup) + "'s exception"
+	case g.Len() == 0 || m == nil:
+		return "every list applies to clients in no group"
+	}
+	var why []string
+	for i := range g.groups {
+		gr := &g.groups[i]
+		if m.Mask&(1<<i) == 0 || !gr.applies(list.Name, now) {
+			continue
+		}
+		reason := "group " + gr.name
+		for _, w := range gr.windows {
+			if w.mode != ModeOff && slices.Contains(w.lists, list.Name) && w.active(now) {
+				reason += ", schedule " + w.describe()
+				break
+			}
+		}
+		why = append(why, reason)
+	}
+	if len(why) == 0 {
+		return "no group of this client applies list " + list.Name + " now"
+	}
+	return strings.Join(why, "; ")
+}
