@@ -34,6 +34,9 @@ type ListStore interface {
 	PutAllowed(name string) error
 	DeleteAllowed(name string) error
 	ListAllowed() ([]string, error)
+	PutException(e store.Exception) error
+	DeleteException(scope, name string) error
+	ListExceptions() ([]store.Exception, error)
 }
 
 // AllowedNowList names the built-in allowlist of names allowed from the
@@ -111,6 +114,11 @@ type Manager struct {
 	retryBase, retryMax time.Duration
 	// wake tells Run that the retry schedule changed.
 	wake chan struct{}
+
+	// nextExpiry is when the first exception made by hand ends (zero:
+	// none will), for Run, which rebuilds the lists then.
+	expiryMu   sync.Mutex
+	nextExpiry time.Time
 }
 
 // retryState is one failing source's place in the retry schedule.
@@ -334,6 +342,9 @@ func (m *Manager) Run(ctx context.Context) {
 		if due, ok := m.nextRetry(); ok {
 			wait = min(wait, due.Sub(m.now()))
 		}
+		if due, ok := m.expiryDue(); ok {
+			wait = min(wait, due.Sub(m.now()))
+		}
 		t := time.NewTimer(max(0, wait))
 		select {
 		case <-ctx.Done():
@@ -344,6 +355,7 @@ func (m *Manager) Run(ctx context.Context) {
 			continue // the retry schedule changed: wait again
 		case <-t.C:
 		}
+		m.expire()
 		if !m.now().Before(nextRefresh) {
 			m.Refresh(ctx, nil)
 			nextRefresh = m.now().Add(m.conf.Load().cfg.RefreshInterval + m.jitter())
@@ -745,13 +757,16 @@ func (m *Manager) rebuild() error {
 		}
 	}
 	if allowed, err := m.store.ListAllowed(); err == nil && len(allowed) > 0 {
-		idx, err := b.AddList(ListInfo{Name: AllowedNowList, Allow: true})
+		idx, err := b.AddList(ListInfo{Name: AllowedNowList, Allow: true, Scope: ScopeEveryone})
 		if err != nil {
 			return err
 		}
 		for _, n := range allowed {
 			b.Add(idx, Rule{Name: n})
 		}
+	}
+	if err := m.addExceptions(b); err != nil {
+		return err
 	}
 	mt, err := b.Build()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/resolver/groups"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
 
@@ -106,6 +107,7 @@ type BlockInfo struct {
 	Rule   string          // the rule, in list syntax
 	Reason querylog.Reason // querylog.ReasonName or querylog.ReasonCNAME
 	CNAME  string          // the blocked CNAME target, for ReasonCNAME
+	Group  string          // the client's groups, joined with ","; "" without groups
 }
 
 // maxCNAMEChecks bounds the work spent on one answer's CNAME records.
@@ -118,8 +120,38 @@ const maxCNAMEChecks = 16
 type Blocker struct {
 	lists  ListSource
 	policy atomic.Pointer[blockPolicy] // replaced by a reload
+	groups atomic.Pointer[groupState]  // replaced by a reload; never nil
 	next   Handler
 	pause  *Pauser // nil: never paused
+}
+
+// groupState is the [[groups]] in force and the view of them for the
+// current lists (groups.View), built when a lookup first needs it: after a
+// list update, a reload, or on the minute when schedules may change.
+type groupState struct {
+	g    *groups.Groups
+	view atomic.Pointer[groups.View]
+}
+
+// asker is the client a name is judged for. Identifying a client and its
+// groups costs map lookups, so the Server's packed path has it done only
+// when a rule hits the name (Matcher.MatchFor): most names hit none.
+type asker struct {
+	cl      Client
+	clients *Clients // completes cl when identify is first called; nil: cl is complete
+	done    bool
+	mem     *groups.Membership // the client's groups; set when a rule hit and groups apply
+}
+
+// identify returns the client, completing its identity the first time.
+func (a *asker) identify() *Client {
+	if !a.done {
+		a.done = true
+		if a.clients != nil {
+			a.clients.complete(&a.cl)
+		}
+	}
+	return &a.cl
 }
 
 type blockPolicy struct {
@@ -130,13 +162,13 @@ type blockPolicy struct {
 // addrs returns the addresses a blocked A or AAAA question is answered
 // with: the unspecified address in "null" mode, the configured ones in
 // "ip" mode; none for other types (NODATA).
-func (p *blockPolicy) addrs(qtype uint16) []netip.Addr {
+func (p *blockPolicy) addrs(qtype uint16, answer string) []netip.Addr {
 	switch {
-	case qtype == dns.TypeA && p.cfg.Answer == AnswerIP:
+	case qtype == dns.TypeA && answer == AnswerIP:
 		return p.cfg.IPv4
 	case qtype == dns.TypeA:
 		return []netip.Addr{netip.IPv4Unspecified()}
-	case qtype == dns.TypeAAAA && p.cfg.Answer == AnswerIP:
+	case qtype == dns.TypeAAAA && answer == AnswerIP:
 		return p.cfg.IPv6
 	case qtype == dns.TypeAAAA:
 		return []netip.Addr{netip.IPv6Unspecified()}
@@ -150,8 +182,21 @@ var _ Handler = (*Blocker)(nil)
 func NewBlocker(lists ListSource, cfg BlockingConfig, pause *Pauser, next Handler) *Blocker {
 	b := &Blocker{lists: lists, next: next, pause: pause}
 	b.Reconfigure(cfg)
+	b.SetGroups(nil)
 	return b
 }
+
+// SetGroups puts the compiled [[groups]] in force (nil: none); every
+// lookup after it uses them.
+func (b *Blocker) SetGroups(g *groups.Groups) {
+	if g == nil {
+		g = groups.New(nil, nil)
+	}
+	b.groups.Store(&groupState{g: g})
+}
+
+// Groups returns the [[groups]] in force.
+func (b *Blocker) Groups() *groups.Groups { return b.groups.Load().g }
 
 // Reconfigure replaces how blocked names are answered.
 func (b *Blocker) Reconfigure(cfg BlockingConfig) {
@@ -162,8 +207,9 @@ func (b *Blocker) Reconfigure(cfg BlockingConfig) {
 // once per query: by the Server before it answers from packed bytes, and
 // handed to Resolve in the Query when the chain must answer instead.
 type verdict struct {
-	match  blocklists.Match // valid when listed
-	listed bool             // a rule decided (blocking or allowing)
+	match  blocklists.Match   // valid when listed
+	listed bool               // a rule decided (blocking or allowing)
+	mem    *groups.Membership // the client's groups, when judging needed them
 }
 
 // blocks reports whether the name itself is blocked (before any pause).
@@ -180,18 +226,45 @@ func (v *verdict) rebase(name string) {
 	v.match.Rule.Name = name[len(name)-len(v.match.Rule.Name):]
 }
 
-// judge looks name (lowercased, fully qualified) up in the current lists:
-// the rule that decides, if one does (listed). It returns the matcher's
-// values as they are, so the caller builds a verdict only when it keeps one
-// (measured: returning a verdict cost the packed answers ~15 ns a query).
-func (b *Blocker) judge(name string) (m blocklists.Match, listed bool) {
-	return b.lists.Current().Matcher.Match(name)
+// judge looks name (lowercased, fully qualified) up in the lists that
+// apply to the asker: the rule that decides, if one does (listed). It
+// returns the matcher's values as they are, so the caller builds a verdict
+// only when it keeps one (measured: returning a verdict cost the packed
+// answers ~15 ns a query). The asker is identified, and a.mem set, only
+// when a rule hits the name and groups or per-device exceptions exist.
+func (b *Blocker) judge(name string, a *asker) (m blocklists.Match, listed bool) {
+	mt := b.lists.Current().Matcher
+	return mt.MatchFor(name, func() *blocklists.ListSet { return b.listsFor(mt, a) })
 }
 
-// paused reports whether blocking is paused for the client; a paused
-// client's answers are passed through untouched.
-func (b *Blocker) paused(cl Client, now time.Time) bool {
-	return b.pause != nil && b.pause.Paused(cl, now)
+// listsFor returns the lists of mt that apply to the asker (nil: all).
+func (b *Blocker) listsFor(mt *blocklists.Matcher, a *asker) *blocklists.ListSet {
+	gs := b.groups.Load()
+	lists := mt.Lists()
+	v := gs.view.Load()
+	if !v.ForLists(lists) || !v.Until.IsZero() && !time.Now().Before(v.Until) {
+		// Built by whichever lookup gets here first after a change; two
+		// may build at once, and both views are right.
+		v = gs.g.ViewFor(lists, time.Now())
+		gs.view.Store(v)
+	}
+	if v.Unrestricted() {
+		return nil
+	}
+	cl := a.identify()
+	var mac [6]byte
+	if cl.MAC != "" {
+		mac, _ = colonMAC(cl.MAC)
+	}
+	a.mem = gs.g.Of(cl.Name, cl.Addr, mac)
+	return v.Set(a.mem, cl.Name, cl.Addr)
+}
+
+// paused reports whether blocking is paused for the client (by itself,
+// one of its groups, or for everyone); a paused client's answers are
+// passed through untouched.
+func (b *Blocker) paused(cl Client, mem *groups.Membership, now time.Time) bool {
+	return b.pause != nil && b.pause.Paused(cl, mem, now)
 }
 
 // cnameCheck reports whether answers to a name with verdict v must have
@@ -204,36 +277,36 @@ func (b *Blocker) cnameCheck(listed bool) bool {
 // blockedCNAME returns the first listed, blocked name among at most
 // maxCNAMEChecks CNAME targets (lowercased), given by target(i) for i in
 // [0, n).
-func (b *Blocker) blockedCNAME(n int, target func(i int) string) (blocklists.Match, string, bool) {
+func (b *Blocker) blockedCNAME(a *asker, n int, target func(i int) string) (blocklists.Match, string, bool) {
 	if n == 0 {
 		return blocklists.Match{}, "", false
 	}
-	mt := b.lists.Current().Matcher
 	for i := range min(n, maxCNAMEChecks) {
 		t := target(i)
-		if v, ok := mt.Match(t); ok && v.Blocked {
+		if v, ok := b.judge(t, a); ok && v.Blocked {
 			return v, t, true
 		}
 	}
 	return blocklists.Match{}, "", false
 }
 
-// acceptCNAMEs is the Blocker's veto on a cached answer served packed: it
-// refuses one with a blocked CNAME target (blocked, or passed if the
-// client is paused: Resolve decides).
-func (b *Blocker) acceptCNAMEs(cnames []string) bool {
-	_, _, blocked := b.blockedCNAME(len(cnames), func(i int) string { return cnames[i] })
+// acceptCNAMEs is the Blocker's veto on a cached answer served packed to
+// the asker: it refuses one with a blocked CNAME target (blocked, or
+// passed if the client is paused: Resolve decides).
+func (b *Blocker) acceptCNAMEs(a *asker, cnames []string) bool {
+	_, _, blocked := b.blockedCNAME(a, len(cnames), func(i int) string { return cnames[i] })
 	return !blocked
 }
 
 // Resolve implements Handler.
 func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	v := q.verdict
+	a := asker{cl: q.Client, done: true, mem: v.mem}
 	if !q.judged {
-		v.match, v.listed = b.judge(q.Name)
+		v.match, v.listed = b.judge(q.Name, &a)
 	}
-	if v.blocks() && !b.paused(q.Client, q.Start) {
-		return b.blocked(q, &v.match, querylog.ReasonName, ""), nil
+	if v.blocks() && !b.paused(q.Client, a.mem, q.Start) {
+		return b.blocked(q, &v.match, a.mem, querylog.ReasonName, ""), nil
 	}
 	resp, err := b.next.Resolve(ctx, q)
 	if err != nil || !b.cnameCheck(v.listed) {
@@ -247,20 +320,31 @@ func (b *Blocker) Resolve(ctx context.Context, q *Query) (*Response, error) {
 			n++
 		}
 	}
-	if m, t, ok := b.blockedCNAME(n, func(i int) string { return targets[i] }); ok && !b.paused(q.Client, q.Start) {
-		return b.blocked(q, &m, querylog.ReasonCNAME, t), nil
+	if m, t, ok := b.blockedCNAME(&a, n, func(i int) string { return targets[i] }); ok && !b.paused(q.Client, a.mem, q.Start) {
+		return b.blocked(q, &m, a.mem, querylog.ReasonCNAME, t), nil
 	}
 	return resp, nil
 }
 
-// blocked builds the local answer for a blocked question.
-func (b *Blocker) blocked(q *Query, v *blocklists.Match, reason querylog.Reason, cname string) *Response {
+// answerMode is how a blocked name is answered to a client in mem's
+// groups: the first group's mode that is set, else [blocking].answer.
+func (p *blockPolicy) answerMode(mem *groups.Membership) string {
+	if mem != nil && mem.Answer != "" {
+		return mem.Answer
+	}
+	return p.cfg.Answer
+}
+
+// blocked builds the local answer for a blocked question asked by a
+// client in mem's groups (nil: none).
+func (b *Blocker) blocked(q *Query, v *blocklists.Match, mem *groups.Membership, reason querylog.Reason, cname string) *Response {
 	pol := b.policy.Load()
+	answer := pol.answerMode(mem)
 	m := new(dns.Msg)
 	m.SetReply(q.Msg)
 	m.Authoritative = true
 	hdr := dns.RR_Header{Name: q.Msg.Question[0].Name, Class: dns.ClassINET, Ttl: pol.ttl}
-	switch pol.cfg.Answer {
+	switch answer {
 	case AnswerRefused:
 		m.Rcode = dns.RcodeRefused
 		m.Authoritative = false
@@ -270,7 +354,7 @@ func (b *Blocker) blocked(q *Query, v *blocklists.Match, reason querylog.Reason,
 	default:
 		if q.Class == dns.ClassINET {
 			hdr.Rrtype = q.Type
-			for _, a := range pol.addrs(q.Type) {
+			for _, a := range pol.addrs(q.Type, answer) {
 				if q.Type == dns.TypeA {
 					m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IP(a.AsSlice())})
 				} else {
@@ -284,6 +368,9 @@ func (b *Blocker) blocked(q *Query, v *blocklists.Match, reason querylog.Reason,
 		}
 	}
 	info := &BlockInfo{List: v.List.Name, Vendor: v.List.Vendor, Rule: v.Rule.String(), Reason: reason, CNAME: cname}
+	if mem != nil {
+		info.Group = mem.Joined
+	}
 	return &Response{
 		Msg: m, Source: SourceBlocked, Blocked: info,
 		ExtendedError: &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: string(appendBlockText(nil, v, cname))},
@@ -313,9 +400,9 @@ func appendBlockText(b []byte, v *blocklists.Match, cname string) []byte {
 // DNS Error. It is the packed form of blocked for the commonest case, an
 // A or AAAA question in "null" mode; ok is false for any other case, which
 // blocked answers. FuzzFastPath holds the two to the same answers.
-func (b *Blocker) appendPacked(out, req []byte, wq *wireQuery, v *blocklists.Match, maxUDP int) ([]byte, bool) {
+func (b *Blocker) appendPacked(out, req []byte, wq *wireQuery, v *blocklists.Match, mem *groups.Membership, maxUDP int) ([]byte, bool) {
 	pol := b.policy.Load()
-	if pol.cfg.Answer != AnswerNull || wq.qclass != dns.ClassINET || (wq.qtype != dns.TypeA && wq.qtype != dns.TypeAAAA) {
+	if pol.answerMode(mem) != AnswerNull || wq.qclass != dns.ClassINET || (wq.qtype != dns.TypeA && wq.qtype != dns.TypeAAAA) {
 		return out, false
 	}
 	out = append(out[:0], req[:wq.nameEnd+4]...) // header and question, as asked

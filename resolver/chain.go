@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/vigil-dns/vigil/resolver/groups"
 )
 
 // ChainConfig is what NewChain needs to assemble the query path.
@@ -22,8 +24,12 @@ type ChainConfig struct {
 	Network NetworkConfig
 	// Lists feeds the blocking stage; nil leaves it out.
 	Lists ListSource
-	// Pause, when set, lets blocking be paused (for everyone or a client).
+	// Pause, when set, lets blocking be paused (for everyone, a client or
+	// a group).
 	Pause *Pauser
+	// Groups are the compiled [[groups]]; nil means none (every client
+	// gets every list).
+	Groups *groups.Groups
 	// Now replaces the clock in tests; nil means time.Now.
 	Now func() time.Time
 }
@@ -89,6 +95,7 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 	}
 	if cfg.Lists != nil {
 		ch.Blocker = NewBlocker(cfg.Lists, cfg.Blocking, cfg.Pause, ch.Handler)
+		ch.Blocker.SetGroups(cfg.Groups)
 		ch.Handler = ch.Blocker
 	}
 	ch.local = NewLocal(ch.localConfig(cfg.Blocking), ch.Handler)
@@ -113,6 +120,7 @@ func (ch *Chain) Reconfigure(cfg ChainConfig) error {
 	}
 	if ch.Blocker != nil {
 		ch.Blocker.Reconfigure(cfg.Blocking)
+		ch.Blocker.SetGroups(cfg.Groups)
 	}
 	ch.local.Reconfigure(ch.localConfig(cfg.Blocking))
 	return nil

@@ -101,19 +101,21 @@ func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte,
 		m      blocklists.Match
 		listed bool
 	)
+	// Who asked is found out only if a rule hits the name (asker).
+	a := asker{cl: Client{Addr: client}, clients: pol.clients}
 	if b != nil {
 		// The verdict goes into pre only when the chain will need it: a
 		// packed answer, the common case, copies nothing.
-		m, listed = b.judge(name)
+		m, listed = b.judge(name, &a)
 		if listed && m.Blocked {
-			if reply, ok := s.packedBlocked(req, wq, name, client, proto, out, pol, &m, rb); ok {
+			if reply, ok := s.packedBlocked(req, wq, name, &a, proto, out, &m, rb); ok {
 				return reply, true
 			}
-			pre.judged, pre.verdict = true, verdict{match: m, listed: true}
+			pre.judged, pre.verdict = true, verdict{match: m, listed: true, mem: a.mem}
 			return nil, false
 		}
 		if b.cnameCheck(listed) {
-			accept = b.acceptCNAMEs
+			accept = func(cnames []string) bool { return b.acceptCNAMEs(&a, cnames) }
 		}
 	}
 	if s.cache != nil && !s.recordAllowed { // allowed lookups are recorded by answer
@@ -123,25 +125,22 @@ func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte,
 			return reply, true
 		}
 	}
-	pre.judged, pre.verdict = b != nil, verdict{match: m, listed: listed}
+	pre.judged, pre.verdict = b != nil, verdict{match: m, listed: listed, mem: a.mem}
 	return nil, false
 }
 
 // packedBlocked answers a blocked name from packed bytes when the Blocker
 // can and the client's blocking is not paused, and records the lookup as
 // answer would.
-func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, client netip.Addr, proto Proto, out []byte, pol *serverPolicy, v *blocklists.Match, rb *readerBufs) ([]byte, bool) {
+func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, a *asker, proto Proto, out []byte, v *blocklists.Match, rb *readerBufs) ([]byte, bool) {
 	b := s.blocker
-	out, ok := b.appendPacked(out, req, wq, v, s.cfg.MaxUDPSize)
+	out, ok := b.appendPacked(out, req, wq, v, a.mem, s.cfg.MaxUDPSize)
 	if !ok || len(out) > replyLimit(proto, wq.edns, wq.udpSize, s.cfg.MaxUDPSize) {
 		return nil, false // another answer mode, or a rule text too long for the client: answer fits it
 	}
 	now := time.Now()
-	cl := Client{Addr: client}
-	if pol.clients != nil {
-		pol.clients.complete(&cl)
-	}
-	if b.paused(cl, now) {
+	cl := a.identify()
+	if b.paused(*cl, a.mem, now) {
 		return nil, false
 	}
 	s.stats.queries.Add(rb.stripe, 1)
@@ -149,9 +148,12 @@ func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, client ne
 	s.metrics.countBlocked(rb.stripe, BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
 	if s.recorder != nil {
 		e := querylog.Entry{
-			Time: now, ClientName: cl.Name, ClientAddr: client, MAC: cl.MAC,
+			Time: now, ClientName: cl.Name, ClientAddr: cl.Addr, MAC: cl.MAC,
 			QType: typeString(wq.qtype), Proto: proto.logName(), Blocked: true,
 			List: v.List.Name, Vendor: v.List.Vendor, Reason: querylog.ReasonName,
+		}
+		if a.mem != nil {
+			e.Group = a.mem.Joined
 		}
 		if rb.lane != nil {
 			// The lane copies the entry before Add returns: the name and

@@ -2,13 +2,17 @@ package resolver
 
 import (
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vigil-dns/vigil/resolver/groups"
 )
 
-// Pauser turns blocking off for everyone or for one client until a given
-// time; the pause ends by itself. Reads are one atomic load (the query
+// Pauser turns blocking off for everyone, for one client or for one group
+// until a given time; the pause ends by itself. A group is named
+// "group:NAME" (groups.ScopeGroup) wherever a client is. Reads are one atomic load (the query
 // path); changes copy the state (rare: a person pressing a button).
 type Pauser struct {
 	mu    sync.Mutex // serialises changes
@@ -19,12 +23,14 @@ type Pauser struct {
 type pauseState struct {
 	all     time.Time            // everyone, until then
 	clients map[string]time.Time // client name or address, until then
+	groups  map[string]time.Time // group name, until then
 }
 
 // PauseStatus is a snapshot of the pauses in force.
 type PauseStatus struct {
 	All     time.Time            `json:"all,omitzero"`
 	Clients map[string]time.Time `json:"clients,omitempty"`
+	Groups  map[string]time.Time `json:"groups,omitempty"`
 }
 
 // NewPauser returns a Pauser with nothing paused.
@@ -40,10 +46,16 @@ func (p *Pauser) Pause(client string, d time.Duration) time.Time {
 	defer p.mu.Unlock()
 	until := p.now().Add(d)
 	old := p.state.Load()
-	next := &pauseState{all: old.all, clients: maps.Clone(old.clients)}
-	if client == "" {
+	next := &pauseState{all: old.all, clients: maps.Clone(old.clients), groups: maps.Clone(old.groups)}
+	switch {
+	case client == "":
 		next.all = until
-	} else {
+	case strings.HasPrefix(client, groups.ScopeGroup):
+		if next.groups == nil {
+			next.groups = map[string]time.Time{}
+		}
+		next.groups[strings.TrimPrefix(client, groups.ScopeGroup)] = until
+	default:
 		if next.clients == nil {
 			next.clients = map[string]time.Time{}
 		}
@@ -62,16 +74,28 @@ func (p *Pauser) Resume(client string) {
 		return
 	}
 	old := p.state.Load()
-	next := &pauseState{all: old.all, clients: maps.Clone(old.clients)}
-	delete(next.clients, client)
+	next := &pauseState{all: old.all, clients: maps.Clone(old.clients), groups: maps.Clone(old.groups)}
+	if g, ok := strings.CutPrefix(client, groups.ScopeGroup); ok {
+		delete(next.groups, g)
+	} else {
+		delete(next.clients, client)
+	}
 	p.state.Store(next)
 }
 
-// Paused reports whether blocking is paused for c at now.
-func (p *Pauser) Paused(c Client, now time.Time) bool {
+// Paused reports whether blocking is paused at now for c, in the groups
+// of mem (nil: none).
+func (p *Pauser) Paused(c Client, mem *groups.Membership, now time.Time) bool {
 	st := p.state.Load()
 	if now.Before(st.all) {
 		return true
+	}
+	if len(st.groups) > 0 && mem != nil {
+		for _, g := range mem.Names {
+			if until, ok := st.groups[g]; ok && now.Before(until) {
+				return true
+			}
+		}
 	}
 	if len(st.clients) == 0 {
 		return false
@@ -99,6 +123,14 @@ func (p *Pauser) Status() PauseStatus {
 				out.Clients = map[string]time.Time{}
 			}
 			out.Clients[c] = until
+		}
+	}
+	for g, until := range st.groups {
+		if now.Before(until) {
+			if out.Groups == nil {
+				out.Groups = map[string]time.Time{}
+			}
+			out.Groups[g] = until
 		}
 	}
 	return out

@@ -858,7 +858,7 @@ func (s *Server) record(q *Query, resp *Response) {
 	}
 	if b := resp.Blocked; b != nil && resp.Source == SourceBlocked {
 		e.Blocked = true
-		e.List, e.Vendor, e.Rule, e.Reason, e.CNAME = b.List, b.Vendor, b.Rule, b.Reason, b.CNAME
+		e.List, e.Vendor, e.Rule, e.Reason, e.CNAME, e.Group = b.List, b.Vendor, b.Rule, b.Reason, b.CNAME, b.Group
 	}
 	s.recorder.Record(e)
 }

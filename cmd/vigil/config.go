@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/resolver/groups"
 	"github.com/vigil-dns/vigil/store"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
@@ -35,6 +36,7 @@ type Config struct {
 	Updates   blocklists.UpdateConfig  `toml:"blocklists"`
 	Lists     []blocklists.ListConfig  `toml:"lists"`
 	Clients   []resolver.ClientConfig  `toml:"clients"`
+	Groups    []groups.Config          `toml:"groups"`
 	Identify  resolver.IdentifyConfig  `toml:"identify"`
 	QueryLog  querylog.Config          `toml:"querylog"`
 	Store     store.Config             `toml:"store"`
@@ -127,10 +129,96 @@ func loadConfig(path string) (*Config, error) {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, locateErrors(src, name, err)
 	}
 	cfg.path = path
 	return cfg, nil
+}
+
+// locateErrors prefixes validation errors with the file's name and, for
+// the errors that say which table they are about (a group's), the line.
+func locateErrors(src []byte, name string, err error) error {
+	errs := flattenJoined(err)
+	located := false
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		var fe *groups.FieldError
+		if errors.As(e, &fe) {
+			if line := groupLine(src, fe); line > 0 {
+				out = append(out, fmt.Errorf("%s:%d: %w", name, line, e))
+				located = true
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	if !located {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	for i, e := range out {
+		if !strings.HasPrefix(e.Error(), name+":") {
+			out[i] = fmt.Errorf("%s: %w", name, e)
+		}
+	}
+	return errors.Join(out...)
+}
+
+// flattenJoined lists the errors errors.Join put together, at any depth.
+func flattenJoined(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flattenJoined(e)...)
+	}
+	return out
+}
+
+// groupLine finds the line of a group's key in src: within the fe.Group'th
+// [[groups]] table (and its fe.Schedule'th [[groups.schedules]]), the line
+// setting the key, else the table's header; 0 when the groups are not
+// written as tables.
+func groupLine(src []byte, fe *groups.FieldError) int {
+	key, _, _ := strings.Cut(fe.Key, "[")
+	groupsSeen, sched := 0, -1
+	header := 0
+	inTarget := false
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' {
+			continue
+		}
+		if strings.HasPrefix(text, "[") {
+			if inTarget {
+				return header // the key is not set in the table
+			}
+			h := normalizeKey(strings.Trim(strings.SplitN(text, "#", 2)[0], " \t[]"))
+			array := strings.HasPrefix(text, "[[")
+			switch {
+			case h == "groups" && array:
+				groupsSeen, sched = groupsSeen+1, -1
+				inTarget = groupsSeen-1 == fe.Group && fe.Schedule < 0
+			case h == "groups.schedules" && array:
+				sched++
+				inTarget = groupsSeen-1 == fe.Group && sched == fe.Schedule
+			}
+			if inTarget {
+				header = line
+				if key == "" {
+					return line
+				}
+			}
+			continue
+		}
+		if k, _, ok := strings.Cut(text, "="); ok && inTarget && normalizeKey(k) == key {
+			return line
+		}
+	}
+	return header
 }
 
 // parseConfig decodes src strictly: a key that maps to no setting is an
@@ -228,11 +316,30 @@ func (c *Config) Validate() error {
 		c.Updates.Validate(),
 		blocklists.ValidateLists(c.Lists),
 		resolver.ValidateClients(c.Clients),
+		groups.Validate(c.Groups, c.knownToGroups()),
 		c.QueryLog.Validate(),
 		c.Store.Validate(),
 		c.HTTP.Validate(),
 		c.Log.Validate(),
 	)
+}
+
+// compiledGroups is the [[groups]] as the query path uses them.
+func (c *Config) compiledGroups() *groups.Groups {
+	return groups.New(c.Groups, c.knownToGroups().Clients)
+}
+
+// knownToGroups is what a [[groups]] table may name: the lists (and the
+// built-in list of names allowed from the dashboard) and the clients.
+func (c *Config) knownToGroups() groups.Known {
+	k := groups.Known{Lists: []string{blocklists.AllowedNowList}}
+	for _, l := range c.Lists {
+		k.Lists = append(k.Lists, l.Name)
+	}
+	for _, cl := range c.Clients {
+		k.Clients = append(k.Clients, cl.Name)
+	}
+	return k
 }
 
 // keyLine finds the line where key is set in src, following [table] and

@@ -88,7 +88,8 @@ func (rl *reloader) reload(ctx context.Context) error {
 	if err := rl.records.apply(cfg.Network); err != nil {
 		return err
 	}
-	if err := rl.chain.Reconfigure(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Forward: cfg.Forward, Network: cfg.Network}); err != nil {
+	if err := rl.chain.Reconfigure(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Forward: cfg.Forward, Network: cfg.Network,
+		Groups: cfg.compiledGroups()}); err != nil {
 		return fmt.Errorf("applying upstreams: %w", err)
 	}
 	rl.neighbors.Reconfigure(neighborsConfig(cfg.Identify))

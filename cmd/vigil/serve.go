@@ -114,7 +114,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	}
 	chain, err := resolver.NewChain(resolver.ChainConfig{
 		Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Lists: r.lists, Pause: r.pause,
-		Forward: cfg.Forward, Network: cfg.Network,
+		Forward: cfg.Forward, Network: cfg.Network, Groups: cfg.compiledGroups(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the query path: %w", err)

@@ -12,15 +12,9 @@ import (
 
 // Scopes of exception lists (blocklists.ListInfo.Scope).
 const (
-	// ScopeEveryone marks a list that applies to every client whatever its
-	// groups: the names allowed or blocked for everyone from the
-	// dashboard, the API or the CLI.
-	ScopeEveryone = "*"
-	// ScopeClient prefixes a device's own exceptions: "client:NAME", by
-	// the client's name, or its address when it has none.
-	ScopeClient = "client:"
-	// ScopeGroup prefixes a group's exceptions: "group:NAME".
-	ScopeGroup = "group:"
+	ScopeEveryone = blocklists.ScopeEveryone
+	ScopeClient   = blocklists.ScopeClient
+	ScopeGroup    = blocklists.ScopeGroup
 )
 
 // Groups is the compiled [[groups]] configuration: who is in which group,
@@ -195,9 +189,12 @@ type View struct {
 	// Until is when the view stops being valid.
 	Until time.Time
 
-	groupSets  []blocklists.ListSet // by group
-	noGroup    *blocklists.ListSet  // clients in no group (no default group)
-	clientExtr map[string][]int     // "client:" lists by client key
+	groupSets []blocklists.ListSet // by group
+	noGroup   *blocklists.ListSet  // clients in no group (no default group)
+	// byName and byAddr hold the "client:" lists by the client's name, or
+	// by its address for a client without one.
+	byName map[string][]int
+	byAddr map[netip.Addr][]int
 	// sets memoises the union for a mask, and for a mask and a client
 	// with exceptions of its own.
 	sets sync.Map // setKey -> *blocklists.ListSet
@@ -207,13 +204,14 @@ type View struct {
 }
 
 type setKey struct {
-	mask   uint64
-	client string
+	mask uint64
+	name string
+	addr netip.Addr
 }
 
 // ViewFor builds the view for a Matcher's lists at now.
 func (g *Groups) ViewFor(lists []blocklists.ListInfo, now time.Time) *View {
-	v := &View{lists: lists, Until: now.Truncate(time.Minute).Add(time.Minute), clientExtr: map[string][]int{}}
+	v := &View{lists: lists, Until: now.Truncate(time.Minute).Add(time.Minute), byName: map[string][]int{}, byAddr: map[netip.Addr][]int{}}
 	scoped := false
 	var everyone, unscoped blocklists.ListSet
 	groupExtra := map[string][]int{}
@@ -226,7 +224,11 @@ func (g *Groups) ViewFor(lists []blocklists.ListInfo, now time.Time) *View {
 		case strings.HasPrefix(l.Scope, ScopeClient):
 			scoped = true
 			k := strings.TrimPrefix(l.Scope, ScopeClient)
-			v.clientExtr[k] = append(v.clientExtr[k], i)
+			if a, err := netip.ParseAddr(k); err == nil {
+				v.byAddr[a.Unmap()] = append(v.byAddr[a.Unmap()], i)
+			} else {
+				v.byName[k] = append(v.byName[k], i)
+			}
 		case strings.HasPrefix(l.Scope, ScopeGroup):
 			scoped = true
 			k := strings.TrimPrefix(l.Scope, ScopeGroup)
@@ -287,28 +289,47 @@ func (gr *group) applies(list string, now time.Time) bool {
 // Matches reports whether the view was built for a Matcher with these
 // lists and is still valid at now.
 func (v *View) Matches(lists []blocklists.ListInfo, now time.Time) bool {
-	return v != nil && len(lists) == len(v.lists) && (len(lists) == 0 || &lists[0] == &v.lists[0]) &&
-		(v.Until.IsZero() || now.Before(v.Until))
+	return v.ForLists(lists) && (v.Until.IsZero() || now.Before(v.Until))
 }
 
+// ForLists reports whether the view was built for a Matcher with these
+// lists (the same slice: a Matcher's Lists never change).
+func (v *View) ForLists(lists []blocklists.ListInfo) bool {
+	return v != nil && len(lists) == len(v.lists) && (len(lists) == 0 || &lists[0] == &v.lists[0])
+}
+
+// Unrestricted reports whether every list applies to every client (no
+// groups, no exceptions for some clients only): Set is nil for all, and
+// nobody need be identified to know it.
+func (v *View) Unrestricted() bool { return v.unrestricted }
+
 // Set returns the lists that apply to a client with membership m (nil:
-// in no group) and key (its name, or its address when it has none): nil
-// when every list applies to everyone.
-func (v *View) Set(m *Membership, key string) *blocklists.ListSet {
+// in no group), name ("" if it has none) and address: nil when every
+// list applies to everyone.
+func (v *View) Set(m *Membership, name string, addr netip.Addr) *blocklists.ListSet {
 	if v.unrestricted {
 		return nil
 	}
-	extra := v.clientExtr[key]
+	var byName, byAddr []int
+	if name != "" {
+		byName = v.byName[name]
+	}
+	if len(v.byAddr) > 0 {
+		byAddr = v.byAddr[addr]
+	}
 	var mask uint64
 	if m != nil {
 		mask = m.Mask
 	}
-	if mask == 0 && len(extra) == 0 {
+	if mask == 0 && len(byName) == 0 && len(byAddr) == 0 {
 		return v.noGroup
 	}
 	k := setKey{mask: mask}
-	if len(extra) > 0 {
-		k.client = key
+	if len(byName) > 0 {
+		k.name = name
+	}
+	if len(byAddr) > 0 {
+		k.addr = addr
 	}
 	if s, ok := v.sets.Load(k); ok {
 		return s.(*blocklists.ListSet)
@@ -322,7 +343,10 @@ func (v *View) Set(m *Membership, key string) *blocklists.ListSet {
 			set.Union(&v.groupSets[i])
 		}
 	}
-	for _, li := range extra {
+	for _, li := range byName {
+		set.Add(li)
+	}
+	for _, li := range byAddr {
 		set.Add(li)
 	}
 	s, _ := v.sets.LoadOrStore(k, set)

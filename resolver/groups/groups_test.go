@@ -113,7 +113,8 @@ func TestMembership(t *testing.T) {
 
 // matcher builds one Matcher for the household's lists, with a device's
 // and a group's exceptions and a global allow, the way the blocklists
-// manager does.
+// manager does: a device's own exceptions are $important, so that they
+// beat what applies to everyone.
 func matcher(t *testing.T) *blocklists.Matcher {
 	t.Helper()
 	b := blocklists.NewBuilder()
@@ -133,6 +134,7 @@ func matcher(t *testing.T) *blocklists.Matcher {
 	add(blocklists.ListInfo{Name: "ads"}, blocklists.Rule{Name: "ads.example", Suffix: true}, blocklists.Rule{Name: "shared.example", Suffix: true})
 	add(blocklists.ListInfo{Name: "allowed-now", Allow: true, Scope: ScopeEveryone}, blocklists.Rule{Name: "ok.ads.example"})
 	add(blocklists.ListInfo{Name: "allowed:client:dad-phone", Allow: true, Scope: ScopeClient + "dad-phone"}, blocklists.Rule{Name: "xiaomi.example"})
+	add(blocklists.ListInfo{Name: "blocked:client:10.0.0.5", Scope: ScopeClient + "10.0.0.5"}, blocklists.Rule{Name: "ok.ads.example", Important: true})
 	add(blocklists.ListInfo{Name: "blocked:group:guests", Scope: ScopeGroup + "guests"}, blocklists.Rule{Name: "tiktok.example", Suffix: true})
 	m, err := b.Build()
 	if err != nil {
@@ -176,15 +178,13 @@ func TestViewDecides(t *testing.T) {
 		{"kids-tablet", "10.0.0.9", weekdayNoon, "x.ads.example.", "none"},
 		{"mum-phone", "10.0.0.6", weekdayNoon, "ok.ads.example.", "allowed allowed-now"}, // for everyone
 		{"vacuum", "10.0.0.8", weekdayNoon, "ok.ads.example.", "allowed allowed-now"},
+		{"", "10.0.0.5", weekdayNoon, "ok.ads.example.", "blocked blocked:client:10.0.0.5"}, // a nameless device's own block
+		{"", "10.0.0.4", weekdayNoon, "ok.ads.example.", "allowed allowed-now"},
 	}
 	for _, tc := range cases {
 		v := g.ViewFor(m.Lists(), tc.at)
 		mem := g.Of(tc.client, netip.MustParseAddr(tc.addr), [6]byte{})
-		key := tc.client
-		if key == "" {
-			key = tc.addr
-		}
-		r, ok := m.MatchIn(tc.query, v.Set(mem, key))
+		r, ok := m.MatchIn(tc.query, v.Set(mem, tc.client, netip.MustParseAddr(tc.addr)))
 		got := "none"
 		switch {
 		case ok && r.Blocked:
@@ -205,7 +205,7 @@ func TestViewWithoutGroups(t *testing.T) {
 	_, _ = b.AddList(blocklists.ListInfo{Name: "l"})
 	m, _ := b.Build()
 	v := New(nil, nil).ViewFor(m.Lists(), time.Now())
-	if s := v.Set(nil, "10.0.0.1"); s != nil {
+	if s := v.Set(nil, "", netip.MustParseAddr("10.0.0.1")); s != nil {
 		t.Errorf("Set = %v, want nil (every list)", s)
 	}
 	if !v.Matches(m.Lists(), time.Now().Add(time.Hour)) {
@@ -291,7 +291,7 @@ func TestScheduleOffAndViewExpiry(t *testing.T) {
 		want bool // tiktok blocked
 	}{{sat(13, 59, 59), true}, {sat(14, 0, 0), false}, {sat(15, 59, 0), false}, {sat(16, 0, 0), true}} {
 		v := g.ViewFor(m.Lists(), tc.at)
-		r, ok := m.MatchIn("tiktok.example.", v.Set(kid, "10.0.0.9"))
+		r, ok := m.MatchIn("tiktok.example.", v.Set(kid, "", netip.MustParseAddr("10.0.0.9")))
 		if got := ok && r.Blocked; got != tc.want {
 			t.Errorf("at %s: blocked = %v, want %v", tc.at.Format("15:04:05"), got, tc.want)
 		}

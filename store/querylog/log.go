@@ -137,6 +137,9 @@ type Entry struct {
 	Reason     Reason     `json:"reason,omitempty"` // ReasonName, or ReasonCNAME when a CNAME in the answer was listed
 	CNAME      string     `json:"cname,omitempty"`
 	Proto      Proto      `json:"proto"`
+	// Group is the client's groups when groups are configured, joined
+	// with "," ([[groups]]).
+	Group string `json:"group,omitempty"`
 }
 
 // Identity returns the key the log groups a client under.
@@ -657,14 +660,16 @@ func truncate(a netip.Addr) netip.Addr {
 // Entry encoding, version 1: a version byte, a flags byte, the address
 // (length byte + bytes), then uvarint-length-prefixed strings: query type,
 // client name, MAC, query name, list, vendor, rule, CNAME, and the
-// protocol when it is neither UDP nor TCP. The time is kept beside it in
-// the block.
+// protocol when it is neither UDP nor TCP, and the client's groups when
+// flagGroup is set (entries written before groups existed have neither
+// the flag nor the field). The time is kept beside it in the block.
 const (
 	entryV1       = 1
 	flagBlocked   = 1
 	flagTCP       = 2
 	flagCNAME     = 4
 	flagOtherProt = 8
+	flagGroup     = 16
 )
 
 // encodeEntryAddr encodes e with addr in place of its address.
@@ -682,6 +687,9 @@ func encodeEntryAddr(b []byte, e *Entry, addr netip.Addr) []byte {
 	}
 	if e.Reason == ReasonCNAME {
 		flags |= flagCNAME
+	}
+	if e.Group != "" {
+		flags |= flagGroup
 	}
 	b = append(b, entryV1, flags)
 	switch {
@@ -704,6 +712,9 @@ func encodeEntryAddr(b []byte, e *Entry, addr netip.Addr) []byte {
 	b = appendString(b, e.CNAME)
 	if flags&flagOtherProt != 0 {
 		b = appendString(b, string(e.Proto))
+	}
+	if flags&flagGroup != 0 {
+		b = appendString(b, e.Group)
 	}
 	return b
 }
@@ -739,6 +750,9 @@ func decodeEntry(ts, v []byte) (Entry, error) {
 	fields := []*string{&e.QType, &e.ClientName, &e.MAC, &e.QName, &e.List, &e.Vendor, &e.Rule, &e.CNAME}
 	if flags&flagOtherProt != 0 {
 		fields = append(fields, &proto)
+	}
+	if flags&flagGroup != 0 {
+		fields = append(fields, &e.Group)
 	}
 	for _, f := range fields {
 		l, k := binary.Uvarint(v)

@@ -66,6 +66,9 @@ func TestEntryEncoding(t *testing.T) {
 		{Time: at, ClientAddr: netip.MustParseAddr("fd00::1"), QName: "b.example.", QType: "AAAA", Proto: "tcp"},
 		{Time: at, ClientAddr: netip.MustParseAddr("10.0.0.1"), MAC: "aa:bb:cc:dd:ee:ff", QName: "c.example.", QType: "TYPE65",
 			Blocked: true, List: "l", Rule: "x", Reason: ReasonCNAME, CNAME: "t.example.", Proto: "doh"},
+		{Time: at, ClientAddr: netip.MustParseAddr("10.0.0.2"), QName: "d.example.", QType: "A", Blocked: true, List: "tiktok",
+			Reason: ReasonName, Proto: "udp", Group: "kids,guests"},
+		{Time: at, ClientAddr: netip.MustParseAddr("10.0.0.3"), QName: "e.example.", QType: "A", Proto: "dot", Group: "default"},
 	}
 	for _, e := range cases {
 		ts := stamp(e.Time)

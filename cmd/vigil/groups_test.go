@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
+)
+
+const groupLists = `
+[[lists]]
+name = "tiktok"
+vendor = "TikTok"
+entries = ["||tiktok.example^"]
+[[lists]]
+name = "xiaomi"
+vendor = "Xiaomi"
+entries = ["||xiaomi.example^"]
+[[lists]]
+name = "vacuum-cloud"
+kind = "allow"
+entries = ["||cloud.xiaomi.example^"]
+[identify]
+neighbor_table = ""
+[[clients]]
+name = "kids-tablet"
+addresses = ["127.0.0.2"]
+[[clients]]
+name = "vacuum"
+addresses = ["127.0.0.3"]
+`
+
+const householdGroups = `
+[[groups]]
+name = "kids"
+clients = ["kids-tablet"]
+lists = ["tiktok", "xiaomi"]
+[[groups.schedules]]
+lists = ["tiktok"]
+from = "00:00"
+to = "24:00"
+[[groups]]
+name = "vacuum"
+clients = ["vacuum", "127.0.0.5"]
+lists = ["xiaomi", "vacuum-cloud"]
+answer = "refused"
+[[groups]]
+name = "default"
+lists = ["xiaomi"]
+`
+
+// answerText sums an answer up: "blocked" (0.0.0.0), "refused",
+// "forwarded" (the upstream's 192.0.2.1).
+func answerText(r *dns.Msg) string {
+	switch {
+	case r.Rcode == dns.RcodeRefused:
+		return "refused"
+	case r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1:
+		return dns.RcodeToString[r.Rcode]
+	case r.Answer[0].(*dns.A).A.String() == "0.0.0.0":
+		return "blocked"
+	case r.Answer[0].(*dns.A).A.String() == "192.0.2.1":
+		return "forwarded"
+	}
+	return r.Answer[0].String()
+}
+
+// Three clients in three groups ask the same names of one server and get
+// the answers their groups call for; the log records each one's group.
+func TestGroupsEndToEnd(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	inst := startServe(t, writeTestConfig(t, up.Addr, groupLists+householdGroups))
+	addr := inst.srv.UDPAddrs()[0].String()
+	cases := []struct {
+		from, name, want string
+	}{
+		{"127.0.0.2", "v.tiktok.example", "blocked"},   // kids: TikTok (its schedule is all day)
+		{"127.0.0.3", "v.tiktok.example", "forwarded"}, // vacuum: not its list
+		{"127.0.0.4", "v.tiktok.example", "forwarded"}, // default: not its list
+		{"127.0.0.2", "a.cloud.xiaomi.example", "blocked"},
+		{"127.0.0.3", "a.cloud.xiaomi.example", "forwarded"}, // the vacuum's cloud is allowed for it only
+		{"127.0.0.4", "a.cloud.xiaomi.example", "blocked"},
+		{"127.0.0.3", "api.xiaomi.example", "refused"}, // the vacuum group's answer mode
+		{"127.0.0.5", "api.xiaomi.example", "refused"}, // a member by address
+		{"127.0.0.1", "www.example.org", "forwarded"},
+	}
+	for _, tc := range cases {
+		// Twice: the second may be answered from packed bytes or the
+		// cache, and must agree.
+		for i := range 2 {
+			if got := answerText(queryFrom(t, tc.from, addr, tc.name)); got != tc.want {
+				t.Errorf("%s asks %s (%d): %s, want %s", tc.from, tc.name, i, got, tc.want)
+			}
+		}
+	}
+	waitFor(t, "the log writer", func() bool { return inst.qlog.Stats().Written >= 10 })
+	page, err := apiClient(t, inst).Blocked(t.Context(), url.Values{"limit": {"100"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupsOf := map[string]string{}
+	for _, e := range page.Entries {
+		groupsOf[e.Client] = e.Group
+	}
+	for client, want := range map[string]string{"kids-tablet": "kids", "vacuum": "vacuum", "127.0.0.4": "default", "127.0.0.5": "vacuum"} {
+		if groupsOf[client] != want {
+			t.Errorf("the log records %s in group %q, want %q (all: %v)", client, groupsOf[client], want, groupsOf)
+		}
+	}
+}
+
+// A reload moves a client into another group while it keeps asking: no
+// query goes unanswered, and once the reload returns its answers follow
+// the new group.
+func TestReloadMovesClientBetweenGroups(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, groupLists+householdGroups)
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	if got := answerText(queryFrom(t, "127.0.0.4", addr, "v.tiktok.example")); got != "forwarded" {
+		t.Fatalf("before: %s", got)
+	}
+	var (
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+		answered atomic.Int64
+		failed   atomic.Value
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+		for i := 0; i < 5000 && !stop.Load(); i++ {
+			r, _, err := c.Exchange(rt.Question("v.tiktok.example", dns.TypeA), addr)
+			if err != nil || r.Rcode != dns.RcodeSuccess {
+				failed.Store(err)
+				return
+			}
+			answered.Add(1)
+		}
+	}()
+	waitFor(t, "queries flowing", func() bool { return answered.Load() > 50 })
+	body, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := strings.Replace(string(body), `clients = ["kids-tablet"]`, `clients = ["kids-tablet", "127.0.0.4"]`, 1)
+	if err := os.WriteFile(cfgPath, []byte(moved), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.reload.reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := answerText(queryFrom(t, "127.0.0.4", addr, "v.tiktok.example"))
+	before := answered.Load()
+	waitFor(t, "more queries after the reload", func() bool { return answered.Load() > before+50 })
+	stop.Store(true)
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		t.Errorf("a query failed during the reload: %v", err)
+	}
+	if got != "blocked" {
+		t.Errorf("after the reload 127.0.0.4 (now in kids) gets %s for TikTok, want blocked", got)
+	}
+}
+
+// Every mistake in a group is reported at its file and line by vigil
+// check.
+func TestCheckLocatesGroupErrors(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, groupLists+`
+[[groups]]
+name = "kids"
+clients = ["kids-tablt"]
+lists = ["tiktok"]
+[[groups.schedules]]
+lists = ["tiktok"]
+from = "21:00"
+to = "07:00"
+timezone = "Europe/Bruxelles"
+[[groups]]
+name = "vacuum"
+lists = ["vacum-cloud"]
+`)
+	src, _ := os.ReadFile(cfgPath)
+	lineOf := func(s string) int {
+		for i, l := range strings.Split(string(src), "\n") {
+			if strings.Contains(l, s) {
+				return i + 1
+			}
+		}
+		t.Fatalf("%q not in the config", s)
+		return 0
+	}
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"check", "-config", cfgPath}, &out, &errOut)
+	if err == nil {
+		t.Fatal("check accepted the config")
+	}
+	msg := err.Error() + errOut.String()
+	for _, want := range []struct {
+		at   string
+		says string
+	}{
+		{`clients = ["kids-tablt"]`, `did you mean "kids-tablet"`},
+		{`timezone = "Europe/Bruxelles"`, "IANA time zone"},
+		{`lists = ["vacum-cloud"]`, `did you mean "vacuum-cloud"`},
+	} {
+		prefix := cfgPath + ":" + strconv.Itoa(lineOf(want.at)) + ": "
+		found := false
+		for _, l := range strings.Split(msg, "\n") {
+			if strings.Contains(l, prefix) && strings.Contains(l, want.says) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("want a line starting %q saying %s; got:\n%s", prefix, want.says, msg)
+		}
+	}
+}
