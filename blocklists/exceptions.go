@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/vigil-dns/vigil/store"
 )
 
@@ -169,11 +171,13 @@ func (m *Manager) checkExceptionRoom(e store.Exception) error {
 
 // addExceptions adds the exceptions in force to b, one list per scope and
 // kind, and notes when the first of them ends (nextExpiry). Expired ones
-// are left out and deleted from the store.
+// are left out and deleted from the store. A store that cannot be read
+// leaves them out: the lists must compile whatever the store's state.
 func (m *Manager) addExceptions(b *Builder) error {
 	xs, err := m.store.ListExceptions()
 	if err != nil {
-		return err
+		m.log.Warn("reading exceptions: compiling without them", zap.Error(err))
+		return nil
 	}
 	now := m.now()
 	var next time.Time

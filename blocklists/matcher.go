@@ -30,6 +30,9 @@ type ListSet [MaxLists / 64]uint64
 // Add puts list i in the set.
 func (s *ListSet) Add(i int) { s[i>>6] |= 1 << (i & 63) }
 
+// Remove takes list i out of the set.
+func (s *ListSet) Remove(i int) { s[i>>6] &^= 1 << (i & 63) }
+
 // Has reports whether list i is in the set.
 func (s *ListSet) Has(i int) bool { return s[i>>6]&(1<<(i&63)) != 0 }
 

@@ -65,12 +65,18 @@ func (o *offline) resolveClient(cfg *Config, raw string) (string, error) {
 	if raw == "" {
 		return "", nil
 	}
-	w := neighbors.NewWatcher(neighborsConfig(cfg.Identify), zap.NewNop())
-	w.Refresh()
-	return api.ResolveClient(raw, clientInfos(cfg.Clients), w.Devices(), func() []string {
+	return api.ResolveClient(raw, clientInfos(cfg.Clients), o.devices(cfg), func() []string {
 		ids, _ := o.qlog.Identities(time.Time{})
 		return ids
 	})
+}
+
+// devices reads what the network says of its devices (leases, the
+// neighbour table), as the server would.
+func (o *offline) devices(cfg *Config) []neighbors.Device {
+	w := neighbors.NewWatcher(neighborsConfig(cfg.Identify), zap.NewNop())
+	w.Refresh()
+	return w.Devices()
 }
 
 func (o *offline) Close() error { return errors.Join(o.qlog.Close(), o.store.Close()) }

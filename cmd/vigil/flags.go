@@ -112,7 +112,16 @@ func parseWithOperand(fs *flag.FlagSet, args []string, what string) (string, err
 		return "", flagError(err)
 	}
 	if operand == "" && fs.NArg() > 0 {
+		// Flags may follow the operand too ("vigil allow NAME -client C"):
+		// parse what comes after it.
 		operand = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return "", flagError(err)
+		}
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return "", usageError{fmt.Errorf("%s: want one %s, got also %q", fs.Name(), what, fs.Arg(0))}
 	}
 	if operand == "" {
 		fs.Usage()

@@ -227,3 +227,123 @@ lists = ["vacum-cloud"]
 		}
 	}
 }
+
+// cli runs a vigil command against the test's configuration and returns
+// its output.
+func cli(t *testing.T, cfgPath string, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	full := append([]string{args[0], "-config", cfgPath}, args[1:]...)
+	if err := run(t.Context(), full, &out, &errOut); err != nil {
+		t.Fatalf("vigil %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	}
+	return out.String()
+}
+
+// A user fixes one device without touching the others: an allow for one
+// client unblocks that client only, a block for one client blocks it only,
+// a group's allow covers its members, an exception with an end ends by
+// itself, and each is visible and removable.
+func TestExceptionsPerDeviceAndGroup(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, groupLists+householdGroups)
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	expect := func(step string, want map[string]string, name string) {
+		t.Helper()
+		for from, w := range want {
+			if got := answerText(queryFrom(t, from, addr, name)); got != w {
+				t.Errorf("%s: %s asks %s: %s, want %s", step, from, name, got, w)
+			}
+		}
+	}
+	expect("before", map[string]string{"127.0.0.2": "blocked", "127.0.0.4": "blocked"}, "a.xiaomi.example")
+
+	out := cli(t, cfgPath, "allow", "a.xiaomi.example", "-client", "KIDS-Tablet")
+	if !strings.Contains(out, "a.xiaomi.example allowed for client kids-tablet") {
+		t.Errorf("allow said %q", out)
+	}
+	expect("allowed for the tablet", map[string]string{"127.0.0.2": "forwarded", "127.0.0.4": "blocked"}, "a.xiaomi.example")
+	expect("only that name", map[string]string{"127.0.0.2": "blocked"}, "b.a.xiaomi.example")
+
+	cli(t, cfgPath, "block", "www.example.org", "-client", "127.0.0.4", "-for", "1h")
+	expect("blocked for 127.0.0.4", map[string]string{"127.0.0.4": "blocked", "127.0.0.2": "forwarded"}, "www.example.org")
+
+	cli(t, cfgPath, "allow", "api.xiaomi.example", "-group", "default")
+	expect("allowed for the default group", map[string]string{"127.0.0.4": "forwarded", "127.0.0.2": "blocked", "127.0.0.3": "refused"}, "api.xiaomi.example")
+
+	list := cli(t, cfgPath, "exceptions")
+	for _, want := range []string{"a.xiaomi.example  allow   client kids-tablet", "www.example.org   block   client 127.0.0.4", "api.xiaomi.example  allow   group default"} {
+		if !strings.Contains(strings.Join(strings.Fields(list), " "), strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("exceptions lack %q:\n%s", want, list)
+		}
+	}
+
+	cli(t, cfgPath, "allow", "-remove", "a.xiaomi.example", "-client", "kids-tablet")
+	expect("removed", map[string]string{"127.0.0.2": "blocked"}, "a.xiaomi.example")
+
+	// An exception with an end: gone by itself once it ends.
+	cli(t, cfgPath, "allow", "c.xiaomi.example", "-client", "127.0.0.4", "-for", "1s")
+	expect("for a second", map[string]string{"127.0.0.4": "forwarded"}, "c.xiaomi.example")
+	waitFor(t, "the exception to end", func() bool {
+		return answerText(queryFrom(t, "127.0.0.4", addr, "c.xiaomi.example")) == "blocked"
+	})
+	if list := cli(t, cfgPath, "exceptions"); strings.Contains(list, "c.xiaomi.example") {
+		t.Errorf("an ended exception is still listed:\n%s", list)
+	}
+}
+
+// explain -client and -group tell each client's truth: its groups, the
+// list and the schedule or exception that decide.
+func TestExplainForClientAndGroup(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, groupLists+householdGroups)
+	startServe(t, cfgPath)
+	cli(t, cfgPath, "allow", "v.tiktok.example", "-client", "127.0.0.9")
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-client", "kids-tablet"}, []string{"for kids-tablet, in group kids:", "v.tiktok.example is BLOCKED by list \"tiktok\"", "group kids, schedule 00:00–24:00"}},
+		{[]string{"-client", "127.0.0.3"}, []string{"for vacuum, in group vacuum:", "not blocked: no list that applies"}},
+		{[]string{"-client", "127.0.0.4"}, []string{"in group default:", "not blocked"}},
+		{[]string{"-client", "127.0.0.9"}, []string{"allowed by list \"allowed:client:127.0.0.9\"", "this device's own exception"}},
+		{[]string{"-group", "kids"}, []string{"for group kids:", "BLOCKED by list \"tiktok\""}},
+		{nil, []string{"BLOCKED by list \"tiktok\""}},
+	}
+	for _, tc := range cases {
+		out := cli(t, cfgPath, append([]string{"explain", "v.tiktok.example"}, tc.args...)...)
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("explain %v: want %q in\n%s", tc.args, w, out)
+			}
+		}
+	}
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"explain", "-config", cfgPath, "-group", "kdis", "v.tiktok.example"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), `did you mean "kids"`) {
+		t.Errorf("explain for an unknown group: %v", err)
+	}
+}
+
+// A group's pause lets its members through and no one else.
+func TestPauseGroup(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, groupLists+householdGroups)
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	if out := cli(t, cfgPath, "pause", "-group", "kids", "10m"); !strings.Contains(out, "paused for group kids") {
+		t.Errorf("pause said %q", out)
+	}
+	for from, want := range map[string]string{"127.0.0.2": "forwarded", "127.0.0.4": "blocked"} {
+		if got := answerText(queryFrom(t, from, addr, "x.xiaomi.example")); got != want {
+			t.Errorf("kids paused: %s gets %s, want %s", from, got, want)
+		}
+	}
+	if out := cli(t, cfgPath, "resume", "-group", "kids"); !strings.Contains(out, "resumed") {
+		t.Errorf("resume said %q", out)
+	}
+	if got := answerText(queryFrom(t, "127.0.0.2", addr, "x.xiaomi.example")); got != "blocked" {
+		t.Errorf("after resuming, kids get %s", got)
+	}
+}

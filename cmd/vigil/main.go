@@ -52,11 +52,15 @@ Commands:
   lists     show list sources; "lists update" fetches them now;
             "lists parse FILE" prints the rules a list yields
   explain   say whether a name is blocked, and by which list and rule
+            (-client C or -group G: for that client or group)
+  allow     allow a name for everyone, -client C or -group G (-for 24h)
+  block     block a name for everyone, -client C or -group G (-for 24h)
+  exceptions  the names allowed or blocked by hand
   log       blocked lookups, newest first (-client, -vendor, -since, -json)
   clients   every client with its blocked lookups per vendor
   devices   every device: name, addresses, MAC, hardware maker, vendors called
   top       most blocked names, clients and vendors
-  pause     pause blocking for a while (everyone, or -client C)
+  pause     pause blocking for a while (everyone, -client C or -group G)
   resume    end a pause
   health    exit 0 if the running server is healthy
   version   print the version
@@ -72,18 +76,21 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // than a package-level map, so nothing global can be changed.
 func commands() map[string]command {
 	return map[string]command{
-		"serve":   cmdServe,
-		"check":   cmdCheck,
-		"version": cmdVersion,
-		"lists":   cmdLists,
-		"explain": cmdExplain,
-		"log":     cmdLog,
-		"clients": cmdClients,
-		"devices": cmdDevices,
-		"top":     cmdTop,
-		"pause":   cmdPause,
-		"resume":  cmdResume,
-		"health":  cmdHealth,
+		"serve":      cmdServe,
+		"check":      cmdCheck,
+		"version":    cmdVersion,
+		"lists":      cmdLists,
+		"explain":    cmdExplain,
+		"allow":      cmdAllow,
+		"block":      cmdBlock,
+		"exceptions": cmdExceptions,
+		"log":        cmdLog,
+		"clients":    cmdClients,
+		"devices":    cmdDevices,
+		"top":        cmdTop,
+		"pause":      cmdPause,
+		"resume":     cmdResume,
+		"health":     cmdHealth,
 	}
 }
 

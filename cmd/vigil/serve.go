@@ -222,7 +222,7 @@ func (r *running) apiDeps() api.Deps {
 		Config: r.cfg.HTTP, Metrics: r.cfg.Metrics,
 		Server: r.srv, Upstreams: r.chain.Router, Lists: r.lists, Log: r.logs,
 		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(), Store: r.store,
-		Neighbors: r.neighbors, Clients: r.reload.configuredClients,
+		Neighbors: r.neighbors, Clients: r.reload.configuredClients, Groups: r.chain.Blocker.Groups,
 		AllowedLogged: r.cfg.QueryLog.Enabled && r.cfg.QueryLog.LogAllowed,
 		Retention:     max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),
 	}

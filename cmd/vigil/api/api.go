@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/resolver/groups"
 	"github.com/vigil-dns/vigil/resolver/neighbors"
 	"github.com/vigil-dns/vigil/store"
 	"github.com/vigil-dns/vigil/store/querylog"
@@ -50,6 +51,8 @@ type Deps struct {
 	AllowedLogged bool
 	// Clients returns the [[clients]] entries in use; nil means none.
 	Clients func() []ClientInfo
+	// Groups returns the [[groups]] in force; nil means none.
+	Groups func() *groups.Groups
 	// Series reads the hourly totals for the dashboard's charts; never nil.
 	Series SeriesReader
 	// Pause pauses and resumes blocking; never nil.
@@ -103,8 +106,11 @@ type Lists interface {
 	Status() []blocklists.SourceStatus
 	Refresh(ctx context.Context, progress blocklists.Progress) []blocklists.SourceStatus
 	Allowed() ([]string, error)
-	AllowNow(name string) error
-	RemoveAllowed(name string) error
+	// AddException allows or blocks a name for a device, a group or
+	// everyone, for a while or for good; RemoveException ends one.
+	AddException(e store.Exception) error
+	RemoveException(scope, name string) error
+	Exceptions() ([]store.Exception, error)
 	// Audit compiles each enabled deny list alone and reports what the
 	// allowlists rescue from it and which popular names it blocks.
 	Audit(popular []string) ([]blocklists.ListAudit, error)
@@ -180,8 +186,11 @@ func New(d Deps) http.Handler {
 		"GET /api/v1/explain":               a.explain,
 		"GET /api/v1/functional":            a.functional,
 		"GET /api/v1/allow":                 a.allowed,
-		"POST /api/v1/allow":                a.allow,
-		"DELETE /api/v1/allow":              a.disallow,
+		"POST /api/v1/allow":                a.except(false),
+		"DELETE /api/v1/allow":              a.unexcept,
+		"POST /api/v1/block":                a.except(true),
+		"DELETE /api/v1/block":              a.unexcept,
+		"GET /api/v1/exceptions":            a.exceptions,
 		"POST /api/v1/reload":               a.reload,
 		"GET /api/v1/pause":                 a.pauseStatus,
 		"POST /api/v1/pause":                a.pause,

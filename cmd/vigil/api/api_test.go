@@ -52,9 +52,15 @@ func (l *fakeLists) Refresh(ctx context.Context, p blocklists.Progress) []blockl
 	p(1, 1, st[0])
 	return st
 }
-func (l *fakeLists) Allowed() ([]string, error)      { return []string{"ok.example"}, nil }
-func (l *fakeLists) AllowNow(name string) error      { return l.allowNow(name) }
-func (l *fakeLists) RemoveAllowed(name string) error { return nil }
+func (l *fakeLists) Allowed() ([]string, error) { return []string{"ok.example"}, nil }
+func (l *fakeLists) AddException(e store.Exception) error {
+	if e.Scope == "" && !e.Block && e.Until.IsZero() {
+		return l.allowNow(e.Name)
+	}
+	return nil
+}
+func (l *fakeLists) RemoveException(scope, name string) error { return nil }
+func (l *fakeLists) Exceptions() ([]store.Exception, error)   { return nil, nil }
 
 type fakeLog struct {
 	entries func(querylog.Filter) (querylog.Page, error)

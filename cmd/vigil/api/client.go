@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -190,6 +191,62 @@ func (c *Client) Pause(ctx context.Context, client string, d time.Duration) (Pau
 		q.Set("client", client)
 	}
 	err := c.do(ctx, http.MethodPost, "/api/v1/pause?"+q.Encode(), &out)
+	return out, err
+}
+
+// PauseGroup pauses blocking for a group for d.
+func (c *Client) PauseGroup(ctx context.Context, group string, d time.Duration) (PauseReply, error) {
+	var out PauseReply
+	q := url.Values{"duration": {d.String()}, "group": {group}}
+	err := c.do(ctx, http.MethodPost, "/api/v1/pause?"+q.Encode(), &out)
+	return out, err
+}
+
+// ResumeGroup ends a group's pause.
+func (c *Client) ResumeGroup(ctx context.Context, group string) (resolver.PauseStatus, error) {
+	var out resolver.PauseStatus
+	err := c.do(ctx, http.MethodPost, "/api/v1/resume?"+url.Values{"group": {group}}.Encode(), &out)
+	return out, err
+}
+
+// ExplainFor says whether name is blocked for a client or a group (one of
+// them set in q as "client" or "group").
+func (c *Client) ExplainFor(ctx context.Context, name string, q url.Values) (Explanation, error) {
+	var out Explanation
+	q = maps.Clone(q)
+	q.Set("name", name)
+	err := c.do(ctx, http.MethodGet, "/api/v1/explain?"+q.Encode(), &out)
+	return out, err
+}
+
+// Except allows (block false) or blocks name: for everyone, or for the
+// "client" or "group" in q, and for q's "for" if set.
+func (c *Client) Except(ctx context.Context, name string, block bool, q url.Values) (ExceptionReply, error) {
+	var out ExceptionReply
+	q = maps.Clone(q)
+	q.Set("name", name)
+	path := "/api/v1/allow?"
+	if block {
+		path = "/api/v1/block?"
+	}
+	err := c.do(ctx, http.MethodPost, path+q.Encode(), &out)
+	return out, err
+}
+
+// Unexcept removes the exception for name, for everyone or q's "client"
+// or "group".
+func (c *Client) Unexcept(ctx context.Context, name string, q url.Values) (ExceptionReply, error) {
+	var out ExceptionReply
+	q = maps.Clone(q)
+	q.Set("name", name)
+	err := c.do(ctx, http.MethodDelete, "/api/v1/allow?"+q.Encode(), &out)
+	return out, err
+}
+
+// Exceptions lists the exceptions made by hand.
+func (c *Client) Exceptions(ctx context.Context) (ExceptionsReport, error) {
+	var out ExceptionsReport
+	err := c.do(ctx, http.MethodGet, "/api/v1/exceptions", &out)
 	return out, err
 }
 

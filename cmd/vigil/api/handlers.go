@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/vigil-dns/vigil/blocklists"
@@ -62,6 +63,8 @@ const maxPause = 7 * 24 * time.Hour
 type PauseReply struct {
 	// Client is the client paused; "" for everyone.
 	Client string `json:"client"`
+	// Group is the group paused, when one was.
+	Group string `json:"group,omitempty"`
 	// Status is every pause in force after this one.
 	Status resolver.PauseStatus `json:"status"`
 	// Until is when this pause ends.
@@ -79,19 +82,38 @@ func (a *api) pause(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || d <= 0 || d > maxPause {
 		return badRequest(errors.New("want ?duration= a positive duration up to 168h, such as 5m"))
 	}
-	client, err := a.resolveClient(r.URL.Query().Get("client"))
+	client, group, err := a.pauseTarget(r)
 	if err != nil {
 		return err
 	}
-	until := a.d.Pause.Pause(client, d)
-	return ok(w, PauseReply{Client: client, Until: until, Status: a.d.Pause.Status()})
+	target := client
+	if group != "" {
+		target = blocklists.ScopeGroup + group
+	}
+	until := a.d.Pause.Pause(target, d)
+	return ok(w, PauseReply{Client: client, Group: group, Until: until, Status: a.d.Pause.Status()})
+}
+
+// pauseTarget reads ?client (forgivingly) or ?group (one of the
+// configuration's); neither means everyone.
+func (a *api) pauseTarget(r *http.Request) (client, group string, err error) {
+	q := r.URL.Query()
+	if g := strings.TrimSpace(q.Get("group")); g != "" {
+		who, err := a.asker("", g)
+		return "", who.Group, err
+	}
+	client, err = a.resolveClient(q.Get("client"))
+	return client, "", err
 }
 
 // resume ends ?client's pause, or every pause when no client is named.
 func (a *api) resume(w http.ResponseWriter, r *http.Request) error {
-	client, err := a.resolveClient(r.URL.Query().Get("client"))
+	client, group, err := a.pauseTarget(r)
 	if err != nil {
 		return err
+	}
+	if group != "" {
+		client = blocklists.ScopeGroup + group
 	}
 	a.d.Pause.Resume(client)
 	return ok(w, a.d.Pause.Status())

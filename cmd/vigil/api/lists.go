@@ -55,6 +55,16 @@ type Explanation struct {
 	// the curated allowlist (functional.txt): what blocking it breaks and
 	// the report that says so, whether or not it is blocked now.
 	Functional *FunctionalEndpoint `json:"functional,omitempty"`
+	// Client is the client asked about (its name, or its address), and
+	// Group the group; both empty for the question over every list.
+	Client string `json:"client,omitempty"`
+	Group  string `json:"group,omitempty"`
+	// Groups are the client's groups; none for a client in no group
+	// (it gets every list, or the default group's).
+	Groups []string `json:"groups,omitempty"`
+	// Why says why the deciding list applies to this client: which group
+	// and schedule, or its own exception.
+	Why string `json:"why,omitempty"`
 }
 
 // FunctionalEndpoint is a curated functional allowlist entry covering a
@@ -173,15 +183,35 @@ func HostOf(s string) string {
 	return s
 }
 
-// Explain says whether m blocks name and by which rule. The CLI calls it
-// directly when no server runs, so both give the same answer.
+// Explain says whether m blocks name and by which rule, over every list.
+// The CLI calls it directly when no server runs, so both give the same
+// answer.
+// A device's or a group's own exceptions are left out: they are not for
+// every client.
 func Explain(m *blocklists.Matcher, name string) (Explanation, error) {
+	var set *blocklists.ListSet
+	for i, l := range m.Lists() {
+		if strings.HasPrefix(l.Scope, blocklists.ScopeClient) || strings.HasPrefix(l.Scope, blocklists.ScopeGroup) {
+			if set == nil {
+				set = new(blocklists.ListSet)
+				for j := range m.Lists() {
+					set.Add(j)
+				}
+			}
+			set.Remove(i)
+		}
+	}
+	return explainIn(m, name, set)
+}
+
+// explainIn is Explain counting only the lists in set (nil: all).
+func explainIn(m *blocklists.Matcher, name string, set *blocklists.ListSet) (Explanation, error) {
 	n, err := blocklists.NormalizeName(HostOf(name))
 	if err != nil {
 		return Explanation{}, fmt.Errorf("explaining %q: %w", name, err)
 	}
 	ex := Explanation{Name: n, Functional: functionalEndpoint(strings.TrimSuffix(n, "."))}
-	v, ok := m.Match(n)
+	v, ok := m.MatchIn(n, set)
 	if !ok {
 		return ex, nil
 	}
@@ -221,13 +251,29 @@ func (a *api) updateLists(w http.ResponseWriter, r *http.Request) error {
 	return nil // the status went out with the first line
 }
 
-// explain says whether ?name is blocked and by which list and rule.
+// explain says whether ?name is blocked and by which list and rule: for
+// ?client or ?group when one is given (with the groups and schedule that
+// decide), else over every list.
 func (a *api) explain(w http.ResponseWriter, r *http.Request) error {
-	name := strings.TrimSpace(r.URL.Query().Get("name"))
+	q := r.URL.Query()
+	name := strings.TrimSpace(q.Get("name"))
 	if name == "" {
 		return badRequest(errNoName)
 	}
-	ex, err := Explain(a.d.Lists.Current().Matcher, name)
+	mt := a.d.Lists.Current().Matcher
+	client, group := strings.TrimSpace(q.Get("client")), strings.TrimSpace(q.Get("group"))
+	if client == "" && group == "" {
+		ex, err := Explain(mt, name)
+		if err != nil {
+			return badRequest(err)
+		}
+		return ok(w, ex)
+	}
+	who, err := a.asker(client, group)
+	if err != nil {
+		return err
+	}
+	ex, err := ExplainFor(mt, a.groups(), who, name, a.now())
 	if err != nil {
 		return badRequest(err)
 	}
@@ -241,21 +287,4 @@ func (a *api) allowed(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("reading allowed names: %w", err)
 	}
 	return ok(w, map[string]any{"names": names})
-}
-
-// allow allows ?name at once, over every list.
-func (a *api) allow(w http.ResponseWriter, r *http.Request) error {
-	name := r.URL.Query().Get("name")
-	if err := a.d.Lists.AllowNow(name); err != nil {
-		return badRequest(fmt.Errorf("want ?name= a valid domain name: %w", err))
-	}
-	return ok(w, map[string]string{"status": "allowed", "name": name})
-}
-
-// disallow takes ?name off the allowed names.
-func (a *api) disallow(w http.ResponseWriter, r *http.Request) error {
-	if err := a.d.Lists.RemoveAllowed(r.URL.Query().Get("name")); err != nil {
-		return badRequest(err)
-	}
-	return ok(w, map[string]string{"status": "removed"})
 }
