@@ -40,10 +40,11 @@ type counters struct {
 	blockedMu sync.Mutex // serialises replacements
 }
 
-// BlockedKey labels blocked lookups: the list, its vendor and the client
+// BlockedKey labels blocked lookups: the list, its vendor, the client
 // (its name for named clients; "" otherwise, so the label set stays
-// bounded by configuration, not by traffic).
-type BlockedKey struct{ List, Vendor, Client string }
+// bounded by configuration, not by traffic) and its groups (joined with
+// ","; "" without [[groups]]).
+type BlockedKey struct{ List, Vendor, Client, Group string }
 
 func typeIndex(t uint16) int {
 	for i, ct := range countedTypes {

@@ -145,7 +145,11 @@ func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, a *asker,
 	}
 	s.stats.queries.Add(rb.stripe, 1)
 	s.metrics.count(rb.stripe, proto, ResultBlocked, wq.qtype)
-	s.metrics.countBlocked(rb.stripe, BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name})
+	bk := BlockedKey{List: v.List.Name, Vendor: v.List.Vendor, Client: cl.Name}
+	if a.mem != nil {
+		bk.Group = a.mem.Joined
+	}
+	s.metrics.countBlocked(rb.stripe, bk)
 	if s.recorder != nil {
 		e := querylog.Entry{
 			Time: now, ClientName: cl.Name, ClientAddr: cl.Addr, MAC: cl.MAC,

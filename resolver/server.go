@@ -829,7 +829,7 @@ func (s *Server) account(q *Query, resp *Response, err error) {
 		case SourceBlocked:
 			result = ResultBlocked
 			if b := resp.Blocked; b != nil {
-				s.metrics.countBlocked(0, BlockedKey{List: b.List, Vendor: b.Vendor, Client: q.Client.Name})
+				s.metrics.countBlocked(0, BlockedKey{List: b.List, Vendor: b.Vendor, Client: q.Client.Name, Group: b.Group})
 			}
 		case SourceCached:
 			result = ResultCached

@@ -129,3 +129,19 @@ func parseWithOperand(fs *flag.FlagSet, args []string, what string) (string, err
 	}
 	return operand, nil
 }
+
+// parseInterleaved parses args whose flags may come before, between or
+// after the operands, and returns the operands in order.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var operands []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, flagError(err)
+		}
+		if fs.NArg() == 0 {
+			return operands, nil
+		}
+		operands = append(operands, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,6 +117,19 @@ func TestGroupsEndToEnd(t *testing.T) {
 	for client, want := range map[string]string{"kids-tablet": "kids", "vacuum": "vacuum", "127.0.0.4": "default", "127.0.0.5": "vacuum"} {
 		if groupsOf[client] != want {
 			t.Errorf("the log records %s in group %q, want %q (all: %v)", client, groupsOf[client], want, groupsOf)
+		}
+	}
+	// Blocked lookups per group: kids 4 (TikTok and the cloud, twice
+	// each), vacuum 4 (two clients, twice each), default 2.
+	resp, err := http.Get("http://" + inst.apiAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`vigil_blocked_by_group_total{group="kids"} 4`, `vigil_blocked_by_group_total{group="vacuum"} 4`, `vigil_blocked_by_group_total{group="default"} 2`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 }
@@ -345,5 +361,68 @@ func TestPauseGroup(t *testing.T) {
 	}
 	if got := answerText(queryFrom(t, "127.0.0.2", addr, "x.xiaomi.example")); got != "blocked" {
 		t.Errorf("after resuming, kids get %s", got)
+	}
+}
+
+// A device moved between groups by hand follows its new groups at once
+// and after a restart, shows in vigil groups and the device list, and
+// goes back to the configuration's groups on reset.
+func TestMoveDeviceBetweenGroups(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, groupLists+householdGroups)
+	inst, stop := runServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	ask := func(from string) string { return answerText(queryFrom(t, from, addr, "v.tiktok.example")) }
+	if got := ask("127.0.0.4"); got != "forwarded" {
+		t.Fatalf("before: %s", got)
+	}
+	if out := cli(t, cfgPath, "groups", "move", "127.0.0.4", "kids"); !strings.Contains(out, "127.0.0.4 is in kids (moved by hand)") {
+		t.Errorf("move said %q", out)
+	}
+	if got := ask("127.0.0.4"); got != "blocked" {
+		t.Errorf("moved into kids: %s, want blocked", got)
+	}
+	if out := cli(t, cfgPath, "groups", "move", "kids-tablet", ""); !strings.Contains(out, "kids-tablet is in default") {
+		t.Errorf("move to none said %q", out)
+	}
+	if got := ask("127.0.0.2"); got != "forwarded" {
+		t.Errorf("the tablet moved out of kids: %s, want forwarded", got)
+	}
+	list := cli(t, cfgPath, "groups")
+	if !strings.Contains(list, "moved in:  127.0.0.4") || !strings.Contains(list, "schedule:  tiktok 00:00–24:00") {
+		t.Errorf("vigil groups:\n%s", list)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"groups", "move", "-config", cfgPath, "127.0.0.4", "kdis"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), `did you mean "kids"`) {
+		t.Errorf("moving into an unknown group: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	inst, stop = runServe(t, cfgPath)
+	defer func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	addr = inst.srv.UDPAddrs()[0].String()
+	if got := ask("127.0.0.4"); got != "blocked" {
+		t.Errorf("after a restart the moved device gets %s, want blocked", got)
+	}
+	rep, err := apiClient(t, inst).Devices(t.Context(), "24h", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range rep.Devices {
+		if slices.Contains(d.Addresses, "127.0.0.4") && strings.Join(d.Groups, ",") != "kids" {
+			t.Errorf("device %+v: want groups [kids]", d)
+		}
+	}
+	if out := cli(t, cfgPath, "groups", "reset", "127.0.0.4"); !strings.Contains(out, "127.0.0.4 is in default (as the configuration says)") {
+		t.Errorf("reset said %q", out)
+	}
+	if got := ask("127.0.0.4"); got != "forwarded" {
+		t.Errorf("reset: %s, want forwarded", got)
 	}
 }

@@ -56,6 +56,7 @@ Commands:
   allow     allow a name for everyone, -client C or -group G (-for 24h)
   block     block a name for everyone, -client C or -group G (-for 24h)
   exceptions  the names allowed or blocked by hand
+  groups    the [[groups]] and their lists; "groups move CLIENT GROUP" moves a device
   log       blocked lookups, newest first (-client, -vendor, -since, -json)
   clients   every client with its blocked lookups per vendor
   devices   every device: name, addresses, MAC, hardware maker, vendors called
@@ -84,6 +85,7 @@ func commands() map[string]command {
 		"allow":      cmdAllow,
 		"block":      cmdBlock,
 		"exceptions": cmdExceptions,
+		"groups":     cmdGroups,
 		"log":        cmdLog,
 		"clients":    cmdClients,
 		"devices":    cmdDevices,

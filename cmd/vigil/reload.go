@@ -27,12 +27,32 @@ type reloader struct {
 	lists     *blocklists.Manager
 	records   *localRecords
 	neighbors *neighbors.Watcher
+	groups    *groupKeeper
 	log       *zap.Logger
 
 	mu sync.Mutex // one reload at a time
 	// clients are the [[clients]] entries of the configuration in use,
 	// for the API's client matching and the device inventory.
 	clients atomic.Pointer[[]api.ClientInfo]
+	// names are the [[lists]] names of the configuration in use.
+	names atomic.Pointer[[]string]
+}
+
+// setListNames records the [[lists]] names of the configuration in use.
+func (rl *reloader) setListNames(lists []blocklists.ListConfig) {
+	names := make([]string, len(lists))
+	for i, l := range lists {
+		names[i] = l.Name
+	}
+	rl.names.Store(&names)
+}
+
+// listNames returns the [[lists]] names in use.
+func (rl *reloader) listNames() []string {
+	if p := rl.names.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // setClients records the [[clients]] entries of the configuration in use.
@@ -89,11 +109,12 @@ func (rl *reloader) reload(ctx context.Context) error {
 		return err
 	}
 	if err := rl.chain.Reconfigure(resolver.ChainConfig{Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Forward: cfg.Forward, Network: cfg.Network,
-		Groups: cfg.compiledGroups()}); err != nil {
+		Groups: rl.groups.compileFor(cfg)}); err != nil {
 		return fmt.Errorf("applying upstreams: %w", err)
 	}
 	rl.neighbors.Reconfigure(neighborsConfig(cfg.Identify))
 	rl.setClients(cfg.Clients)
+	rl.setListNames(cfg.Lists)
 	rl.srv.Reconfigure(cfg.Server.Allow, resolver.NewClients(cfg.Clients, cfg.Identify).Learning(rl.neighbors), newLimiter(cfg), cfg.RateLimit.Action == "refused")
 	if err := rl.lists.Reconfigure(ctx, cfg.Updates, cfg.Lists); err != nil {
 		return fmt.Errorf("applying lists: %w", err)

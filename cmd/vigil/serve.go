@@ -43,6 +43,8 @@ type running struct {
 	series  *seriesRecorder
 	reload  *reloader
 	records *localRecords
+	// groups puts the [[groups]] and the devices moved by hand in force.
+	groups *groupKeeper
 	// neighbors learns device names and MACs from the network.
 	neighbors *neighbors.Watcher
 	// api serves the HTTP API on apiAddr; nil (and "") when http.listen
@@ -104,7 +106,8 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready func(*runnin
 // start builds the query path on st, opens the DNS and HTTP listeners and
 // starts the background work. On error, what it started is stopped.
 func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, logs *querylog.Log) (*running, error) {
-	r := &running{cfg: cfg, log: log, store: st, logs: logs, pause: resolver.NewPauser()}
+	r := &running{cfg: cfg, log: log, store: st, logs: logs, pause: resolver.NewPauser(),
+		groups: &groupKeeper{store: st, log: log.Named("groups")}}
 	// The lists are compiled from the store before the first socket opens,
 	// so blocking is on from the first query even without network.
 	r.lists = blocklists.NewManager(cfg.Updates, cfg.Lists, st, log.Named("blocklists"))
@@ -114,12 +117,13 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	}
 	chain, err := resolver.NewChain(resolver.ChainConfig{
 		Upstream: cfg.Upstream, Cache: cfg.Cache, Blocking: cfg.Blocking, Lists: r.lists, Pause: r.pause,
-		Forward: cfg.Forward, Network: cfg.Network, Groups: cfg.compiledGroups(),
+		Forward: cfg.Forward, Network: cfg.Network, Groups: r.groups.compileFor(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the query path: %w", err)
 	}
 	r.chain = chain
+	r.groups.blocker = chain.Blocker
 	r.neighbors = neighbors.NewWatcher(neighborsConfig(cfg.Identify), log.Named("neighbors"))
 	r.neighbors.SetPTR(chain.LookupPTR)
 	r.neighbors.Refresh()
@@ -138,8 +142,10 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 		return nil, fmt.Errorf("starting the DNS server: %w", err)
 	}
 	r.series = &seriesRecorder{server: r.srv, store: st, retention: cfg.QueryLog.Retention, log: log}
-	r.reload = &reloader{path: cfg.path, overrides: cfg.overrides, chain: chain, srv: r.srv, lists: r.lists, records: r.records, neighbors: r.neighbors, log: log}
+	r.reload = &reloader{path: cfg.path, overrides: cfg.overrides, chain: chain, srv: r.srv, lists: r.lists, records: r.records, neighbors: r.neighbors,
+		groups: r.groups, log: log}
 	r.reload.setClients(cfg.Clients)
+	r.reload.setListNames(cfg.Lists)
 	if err := r.startAPI(); err != nil {
 		r.shutdownDNS()
 		r.stopQueryLog()
@@ -222,7 +228,8 @@ func (r *running) apiDeps() api.Deps {
 		Config: r.cfg.HTTP, Metrics: r.cfg.Metrics,
 		Server: r.srv, Upstreams: r.chain.Router, Lists: r.lists, Log: r.logs,
 		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(), Store: r.store,
-		Neighbors: r.neighbors, Clients: r.reload.configuredClients, Groups: r.chain.Blocker.Groups,
+		Neighbors: r.neighbors, Clients: r.reload.configuredClients, Groups: r.chain.Blocker.Groups, Assign: r.groups,
+		ListNames:     r.reload.listNames,
 		AllowedLogged: r.cfg.QueryLog.Enabled && r.cfg.QueryLog.LogAllowed,
 		Retention:     max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),
 	}

@@ -28,6 +28,11 @@ type Groups struct {
 	byMAC    map[[6]byte]uint64
 	// dflt is the index of the "default" group, -1 when not configured.
 	dflt int
+	// assignedName and assignedAddr are the devices moved between groups
+	// by hand (Assign): their groups replace what the configuration says.
+	assignedName map[string]uint64
+	assignedAddr map[netip.Addr]uint64
+	assigned     map[string][]string // as given, for Info
 	// memberships memoises Membership by mask: the values are shared, so
 	// identifying a client allocates nothing once its combination of
 	// groups has been seen.
@@ -36,6 +41,7 @@ type Groups struct {
 
 type group struct {
 	name    string
+	members []string // as configured
 	lists   []string // nil: every list
 	answer  string
 	windows []*window
@@ -64,7 +70,7 @@ type Membership struct {
 func New(cfgs []Config, knownClients []string) *Groups {
 	g := &Groups{byName: map[string]uint64{}, byAddr: map[netip.Addr]uint64{}, byMAC: map[[6]byte]uint64{}, dflt: -1}
 	for i, c := range cfgs {
-		gr := group{name: c.Name, lists: c.Lists, answer: c.Answer}
+		gr := group{name: c.Name, members: c.Clients, lists: c.Lists, answer: c.Answer}
 		for s := range c.Schedules {
 			// The lists were checked by Validate; New does not know them.
 			if w, _ := parseSchedule(&c.Schedules[s], c.Schedules[s].Lists); w != nil {
@@ -92,6 +98,32 @@ func New(cfgs []Config, knownClients []string) *Groups {
 			default:
 				g.prefixes = append(g.prefixes, maskedPrefix{m.prefix, bit})
 			}
+		}
+	}
+	return g
+}
+
+// Assign puts the devices moved by hand in their groups, for a Groups built
+// by New and not yet in use: assigned maps a client (its name, or its
+// address) to its groups, which replace what the configuration says of it
+// (none: the default group). Groups the configuration no longer has are
+// ignored.
+func (g *Groups) Assign(assigned map[string][]string) *Groups {
+	g.assigned = assigned
+	g.assignedName, g.assignedAddr = map[string]uint64{}, map[netip.Addr]uint64{}
+	for client, names := range assigned {
+		var mask uint64
+		for _, n := range names {
+			for i := range g.groups {
+				if g.groups[i].name == n {
+					mask |= 1 << i
+				}
+			}
+		}
+		if a, err := netip.ParseAddr(client); err == nil {
+			g.assignedAddr[a.Unmap()] = mask
+		} else {
+			g.assignedName[client] = mask
 		}
 	}
 	return g
@@ -126,6 +158,16 @@ func (g *Groups) Of(name string, addr netip.Addr, mac [6]byte) *Membership {
 		return nil
 	}
 	var mask uint64
+	assigned := false
+	if len(g.assignedName) > 0 && name != "" {
+		mask, assigned = g.assignedName[name]
+	}
+	if !assigned && len(g.assignedAddr) > 0 {
+		mask, assigned = g.assignedAddr[addr]
+	}
+	if assigned {
+		return g.orDefault(mask)
+	}
 	if name != "" {
 		mask |= g.byName[name]
 	}
@@ -138,6 +180,12 @@ func (g *Groups) Of(name string, addr netip.Addr, mac [6]byte) *Membership {
 	if len(g.byMAC) > 0 && mac != ([6]byte{}) {
 		mask |= g.byMAC[mac]
 	}
+	return g.orDefault(mask)
+}
+
+// orDefault is the membership for mask, or the default group's when mask
+// is empty (nil without a default group).
+func (g *Groups) orDefault(mask uint64) *Membership {
 	if mask == 0 {
 		if g.dflt < 0 {
 			return nil
@@ -145,6 +193,60 @@ func (g *Groups) Of(name string, addr netip.Addr, mac [6]byte) *Membership {
 		mask = 1 << g.dflt
 	}
 	return g.membership(mask)
+}
+
+// Info describes one group for the API and the CLI.
+type Info struct {
+	Name string `json:"name"`
+	// Members are the configured members; Assigned the devices moved into
+	// the group by hand.
+	Members  []string `json:"members"`
+	Assigned []string `json:"assigned,omitempty"`
+	// Lists are the lists it names (nil: every list); Active those of
+	// them and of its schedules that apply now.
+	Lists     []string `json:"lists"`
+	Answer    string   `json:"answer,omitempty"`
+	Schedules []string `json:"schedules,omitempty"`
+	// Off are the lists its schedules switch off now, or that an "on"
+	// schedule will switch on later.
+	Off []string `json:"off_now,omitempty"`
+}
+
+// Info describes every group at now, given the configured list names
+// (for the lists a schedule switches off now).
+func (g *Groups) Info(lists []string, now time.Time) []Info {
+	if g == nil {
+		return nil
+	}
+	out := make([]Info, 0, len(g.groups))
+	for i := range g.groups {
+		gr := &g.groups[i]
+		in := Info{Name: gr.name, Members: gr.members, Lists: gr.lists, Answer: gr.answer}
+		if in.Members == nil {
+			in.Members = []string{}
+		}
+		for client, names := range g.assigned {
+			if slices.Contains(names, gr.name) {
+				in.Assigned = append(in.Assigned, client)
+			}
+		}
+		slices.Sort(in.Assigned)
+		for _, w := range gr.windows {
+			mode := ""
+			if w.mode == ModeOff {
+				mode = " off"
+			}
+			in.Schedules = append(in.Schedules, strings.Join(w.lists, ",")+mode+" "+w.describe())
+		}
+		for _, l := range lists {
+			named := gr.lists == nil || slices.Contains(gr.lists, l) || slices.ContainsFunc(gr.windows, func(w *window) bool { return slices.Contains(w.lists, l) })
+			if named && !gr.applies(l, now) {
+				in.Off = append(in.Off, l)
+			}
+		}
+		out = append(out, in)
+	}
+	return out
 }
 
 // Named returns the membership of the group called name, for a question

@@ -388,3 +388,31 @@ func TestValidateErrors(t *testing.T) {
 		t.Errorf("overlapping schedules that agree: %v", err)
 	}
 }
+
+// A device moved by hand is in the groups it was moved to, whatever the
+// configuration says of its name, address or MAC; moved to none, it is in
+// the default group.
+func TestAssign(t *testing.T) {
+	g := New(household(), knownHousehold.Clients).Assign(map[string][]string{
+		"kids-tablet":  {"vacuum", "gone"}, // a group since removed is ignored
+		"192.168.1.50": {},                 // out of kids: the default group
+		"dad-phone":    {"kids", "guests"},
+	})
+	cases := []struct {
+		name, addr, want string
+	}{
+		{"kids-tablet", "192.168.2.7", "vacuum"}, // by name, over its prefix
+		{"", "192.168.1.50", DefaultGroup},
+		{"dad-phone", "10.0.0.1", "kids,guests"},
+		{"", "192.168.2.7", "kids"}, // others as configured
+	}
+	for _, tc := range cases {
+		if m := g.Of(tc.name, netip.MustParseAddr(tc.addr), [6]byte{}); m == nil || m.Joined != tc.want {
+			t.Errorf("Of(%q, %s) = %+v, want %s", tc.name, tc.addr, m, tc.want)
+		}
+	}
+	info := g.Info(knownHousehold.Lists, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	if info[0].Name != "kids" || strings.Join(info[0].Assigned, ",") != "dad-phone" || strings.Join(info[0].Off, ",") != "tiktok" {
+		t.Errorf("kids: %+v, want dad-phone assigned and tiktok off at noon", info[0])
+	}
+}

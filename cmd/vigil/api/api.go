@@ -53,6 +53,10 @@ type Deps struct {
 	Clients func() []ClientInfo
 	// Groups returns the [[groups]] in force; nil means none.
 	Groups func() *groups.Groups
+	// Assign moves devices between groups; nil when they cannot be.
+	Assign GroupAssigner
+	// ListNames returns the [[lists]] names in use; nil means none.
+	ListNames func() []string
 	// Series reads the hourly totals for the dashboard's charts; never nil.
 	Series SeriesReader
 	// Pause pauses and resumes blocking; never nil.
@@ -70,6 +74,13 @@ type Deps struct {
 	// Store reports the store's mode (read-only or unavailable on a full
 	// or damaged disk) for the health check; nil leaves it out.
 	Store StoreStatus
+}
+
+// GroupAssigner moves a device between groups by hand, overriding the
+// configuration's [[groups]], and back.
+type GroupAssigner interface {
+	Assign(client string, groups []string) error
+	Unassign(client string) error
 }
 
 // StoreStatus is what the API reads of the store (*store.Store).
@@ -169,32 +180,35 @@ func New(d Deps) http.Handler {
 	guard := newAuth(d.Config)
 	mux := http.NewServeMux()
 	for pattern, h := range map[string]handlerFunc{
-		"POST /api/v1/login":                guard.login,
-		"POST /api/v1/logout":               guard.logout,
-		"GET /api/v1/health":                a.health,
-		"GET /api/v1/stats":                 a.stats,
-		"GET /api/v1/blocked":               a.blocked,
-		"GET /api/v1/clients":               a.clients,
-		"GET /api/v1/devices":               a.devices,
-		"GET /api/v1/clients/{client}":      a.client,
-		"GET /api/v1/clients/{client}/days": a.clientDays,
-		"GET /api/v1/top":                   a.top,
-		"GET /api/v1/series":                a.series,
-		"GET /api/v1/lists":                 a.lists,
-		"POST /api/v1/lists/update":         a.updateLists,
-		"POST " + auditPath:                 a.auditLists,
-		"GET /api/v1/explain":               a.explain,
-		"GET /api/v1/functional":            a.functional,
-		"GET /api/v1/allow":                 a.allowed,
-		"POST /api/v1/allow":                a.except(false),
-		"DELETE /api/v1/allow":              a.unexcept,
-		"POST /api/v1/block":                a.except(true),
-		"DELETE /api/v1/block":              a.unexcept,
-		"GET /api/v1/exceptions":            a.exceptions,
-		"POST /api/v1/reload":               a.reload,
-		"GET /api/v1/pause":                 a.pauseStatus,
-		"POST /api/v1/pause":                a.pause,
-		"POST /api/v1/resume":               a.resume,
+		"POST /api/v1/login":                     guard.login,
+		"POST /api/v1/logout":                    guard.logout,
+		"GET /api/v1/health":                     a.health,
+		"GET /api/v1/stats":                      a.stats,
+		"GET /api/v1/blocked":                    a.blocked,
+		"GET /api/v1/clients":                    a.clients,
+		"GET /api/v1/devices":                    a.devices,
+		"GET /api/v1/clients/{client}":           a.client,
+		"GET /api/v1/clients/{client}/days":      a.clientDays,
+		"GET /api/v1/top":                        a.top,
+		"GET /api/v1/series":                     a.series,
+		"GET /api/v1/lists":                      a.lists,
+		"POST /api/v1/lists/update":              a.updateLists,
+		"POST " + auditPath:                      a.auditLists,
+		"GET /api/v1/explain":                    a.explain,
+		"GET /api/v1/functional":                 a.functional,
+		"GET /api/v1/allow":                      a.allowed,
+		"POST /api/v1/allow":                     a.except(false),
+		"DELETE /api/v1/allow":                   a.unexcept,
+		"POST /api/v1/block":                     a.except(true),
+		"DELETE /api/v1/block":                   a.unexcept,
+		"GET /api/v1/exceptions":                 a.exceptions,
+		"GET /api/v1/groups":                     a.groupsReport,
+		"PUT /api/v1/clients/{client}/groups":    a.assign,
+		"DELETE /api/v1/clients/{client}/groups": a.unassign,
+		"POST /api/v1/reload":                    a.reload,
+		"GET /api/v1/pause":                      a.pauseStatus,
+		"POST /api/v1/pause":                     a.pause,
+		"POST /api/v1/resume":                    a.resume,
 	} {
 		mux.Handle(pattern, h)
 	}

@@ -243,6 +243,28 @@ func (c *Client) Unexcept(ctx context.Context, name string, q url.Values) (Excep
 	return out, err
 }
 
+// Groups lists the groups.
+func (c *Client) Groups(ctx context.Context) (GroupsReport, error) {
+	var out GroupsReport
+	err := c.do(ctx, http.MethodGet, "/api/v1/groups", &out)
+	return out, err
+}
+
+// Assign moves client into exactly these groups (none: no group).
+func (c *Client) Assign(ctx context.Context, client string, groups []string) (AssignReply, error) {
+	var out AssignReply
+	q := url.Values{"groups": {strings.Join(groups, ",")}}
+	err := c.do(ctx, http.MethodPut, "/api/v1/clients/"+url.PathEscape(client)+"/groups?"+q.Encode(), &out)
+	return out, err
+}
+
+// Unassign gives client back the configuration's groups.
+func (c *Client) Unassign(ctx context.Context, client string) (AssignReply, error) {
+	var out AssignReply
+	err := c.do(ctx, http.MethodDelete, "/api/v1/clients/"+url.PathEscape(client)+"/groups", &out)
+	return out, err
+}
+
 // Exceptions lists the exceptions made by hand.
 func (c *Client) Exceptions(ctx context.Context) (ExceptionsReport, error) {
 	var out ExceptionsReport

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +34,9 @@ type Device struct {
 	Queries *int           `json:"queries"`
 	Blocked int            `json:"blocked"`
 	Vendors map[string]int `json:"vendors"`
+	// Groups are the device's [[groups]] (none: every list applies, or
+	// there are no groups).
+	Groups []string `json:"groups,omitempty"`
 }
 
 // DevicesReport is the answer of GET /api/v1/devices.
@@ -246,6 +251,7 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		ds := BuildDevices(cs, learned, configured)
+		a.groupDevices(ds)
 		if a.d.AllowedLogged {
 			allowed, err := a.d.Log.AllowedCounts(since, until)
 			if err != nil {
@@ -255,4 +261,26 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) error {
 		}
 		return DevicesReport{Since: since, Until: until, Devices: FilterDevices(ds, q.Get("hardware_vendor"), sortBy)}, nil
 	})
+}
+
+// groupDevices names each device's groups.
+func (a *api) groupDevices(ds []Device) {
+	g := a.groups()
+	if g.Len() == 0 {
+		return
+	}
+	for i := range ds {
+		d := &ds[i]
+		var addr netip.Addr
+		if len(d.Addresses) > 0 {
+			addr, _ = netip.ParseAddr(d.Addresses[0])
+		}
+		var mac [6]byte
+		if hw, err := net.ParseMAC(d.MAC); err == nil && len(hw) == 6 {
+			mac = [6]byte(hw)
+		}
+		if m := g.Of(d.Name, addr.Unmap(), mac); m != nil {
+			d.Groups = m.Names
+		}
+	}
 }

@@ -266,3 +266,86 @@ func (a *api) unexcept(w http.ResponseWriter, r *http.Request) error {
 	}
 	return ok(w, ExceptionReply{Status: "removed", Name: name, Scope: scope})
 }
+
+// GroupsReport is GET /api/v1/groups.
+type GroupsReport struct {
+	Groups []groups.Info `json:"groups"`
+}
+
+// groupsReport lists the groups: members, devices moved in by hand,
+// lists, schedules, and the lists switched off now.
+func (a *api) groupsReport(w http.ResponseWriter, r *http.Request) error {
+	var lists []string
+	if a.d.ListNames != nil {
+		lists = a.d.ListNames()
+	}
+	info := a.groups().Info(lists, a.now())
+	if info == nil {
+		info = []groups.Info{}
+	}
+	return ok(w, GroupsReport{Groups: info})
+}
+
+// AssignReply is the answer to moving a device between groups.
+type AssignReply struct {
+	Client string `json:"client"`
+	// Groups are the device's groups now; Assigned says whether they were
+	// set by hand (false: back to the configuration's).
+	Groups   []string `json:"groups"`
+	Assigned bool     `json:"assigned"`
+}
+
+// assign puts {client} in exactly ?groups= (comma-separated; empty: in
+// none, so the default group's lists), overriding the configuration.
+func (a *api) assign(w http.ResponseWriter, r *http.Request) error {
+	if a.d.Assign == nil {
+		return &httpError{status: http.StatusNotImplemented, err: errors.New("devices cannot be moved between groups here")}
+	}
+	q := r.URL.Query()
+	if !q.Has("groups") {
+		return badRequest(errors.New("want ?groups= the groups, comma-separated (empty: none)"))
+	}
+	var names []string
+	for _, n := range strings.Split(q.Get("groups"), ",") {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	g := a.groups()
+	for _, n := range names {
+		if g.Named(n) == nil {
+			return unknownGroup(n, g.Names())
+		}
+	}
+	who, err := a.asker(r.PathValue("client"), "")
+	if err != nil {
+		return err
+	}
+	if err := a.d.Assign.Assign(who.Client, names); err != nil {
+		return err
+	}
+	return ok(w, a.assignReply(who, true))
+}
+
+// unassign gives {client} back the configuration's groups.
+func (a *api) unassign(w http.ResponseWriter, r *http.Request) error {
+	if a.d.Assign == nil {
+		return &httpError{status: http.StatusNotImplemented, err: errors.New("devices cannot be moved between groups here")}
+	}
+	who, err := a.asker(r.PathValue("client"), "")
+	if err != nil {
+		return err
+	}
+	if err := a.d.Assign.Unassign(who.Client); err != nil {
+		return err
+	}
+	return ok(w, a.assignReply(who, false))
+}
+
+func (a *api) assignReply(who Asker, assigned bool) AssignReply {
+	out := AssignReply{Client: who.Client, Groups: []string{}, Assigned: assigned}
+	if m := a.groups().Of(who.Name, who.Addr, who.MAC); m != nil {
+		out.Groups = m.Names
+	}
+	return out
+}

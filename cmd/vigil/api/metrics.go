@@ -17,7 +17,7 @@ import (
 type metricsCollector struct {
 	d Deps
 
-	queries, types, blocked, upLatency, upErrors                                     *prometheus.Desc
+	queries, types, blocked, blockedGroup, upLatency, upErrors                       *prometheus.Desc
 	cacheEntries, cacheBytes, cacheHits, cacheMisses, cacheStale                     *prometheus.Desc
 	listEntries, listUpdated, listFailing, listRules, listGeneration                 *prometheus.Desc
 	logQueued, logWritten, logDropped, logErrors, paused, tcpConns, scrubbed, rebind *prometheus.Desc
@@ -36,6 +36,7 @@ func newMetricsCollector(deps Deps) *metricsCollector {
 		queries:        d("queries_total", "Queries answered, by transport and result.", "proto", "result"),
 		types:          d("queries_by_type_total", "Queries answered, by query type.", "type"),
 		blocked:        d("blocked_total", "Blocked lookups by list, vendor and named client (\"\" for unnamed clients).", "list", "vendor", "client"),
+		blockedGroup:   d("blocked_by_group_total", "Blocked lookups by the client's groups ([[groups]]; \"\" for clients in none), joined with \",\".", "group"),
 		upLatency:      d("upstream_duration_seconds", "Round trip of answered upstream exchanges.", "upstream"),
 		upErrors:       d("upstream_errors_total", "Failed upstream exchanges (timeouts, errors, SERVFAIL/REFUSED answers).", "upstream"),
 		cacheEntries:   d("cache_entries", "Answers in the cache."),
@@ -134,12 +135,23 @@ func (c *metricsCollector) collectQueries(m metricSink) {
 	for t, n := range qm.ByType {
 		m.counter(c.types, float64(n), t)
 	}
+	// One series per label set: the keys also differ by what a series
+	// does not show (the group; the client when client labels are off).
+	blocked := map[[3]string]float64{}
+	byGroup := map[string]float64{}
 	for k, n := range qm.Blocked {
 		client := k.Client
 		if !c.d.Metrics.ClientLabels {
 			client = ""
 		}
-		m.counter(c.blocked, float64(n), k.List, k.Vendor, client)
+		blocked[[3]string{k.List, k.Vendor, client}] += float64(n)
+		byGroup[k.Group] += float64(n)
+	}
+	for k, n := range blocked {
+		m.counter(c.blocked, n, k[0], k[1], k[2])
+	}
+	for g, n := range byGroup {
+		m.counter(c.blockedGroup, n, g)
 	}
 }
 
