@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/resolver/groups"
 	"github.com/vigil-dns/vigil/resolver/neighbors"
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
 	"github.com/vigil-dns/vigil/store/querylog"
@@ -275,6 +276,60 @@ func benchFastPath(b *testing.B, s *Server) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "qps")
+		})
+	}
+}
+
+// BenchmarkFastPathGroups is BenchmarkFastPathParallel with [[groups]]:
+// sixteen lists (the blocked names in one of them), a named client, and
+// no, one or sixteen groups, the client a member of several by address,
+// prefix and name. A blocked name then costs its groups' list set; a
+// cached one, whose name no rule hits, costs nothing more.
+func BenchmarkFastPathGroups(b *testing.B) {
+	for _, n := range []int{0, 1, 16} {
+		b.Run(fmt.Sprintf("groups=%d", n), func(b *testing.B) {
+			s := benchServer(b, true)
+			bl := blocklists.NewBuilder()
+			var names []string
+			for i := range 16 {
+				name := fmt.Sprintf("list%d", i)
+				idx, _ := bl.AddList(blocklists.ListInfo{Name: name, Vendor: "V"})
+				names = append(names, name)
+				bl.Add(idx, blocklists.Rule{Name: fmt.Sprintf("vendor%d.example", i), Suffix: true})
+				if i == 7 {
+					bl.Add(idx, blocklists.Rule{Name: "xiaomi.example", Suffix: true})
+				}
+			}
+			m, err := bl.Build()
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.blocker = NewBlocker(&fixedLists{set: &blocklists.Set{Matcher: m}}, DefaultBlockingConfig(), nil, s.handler)
+			s.handler = s.blocker
+			var cfgs []groups.Config
+			for i := range n {
+				c := groups.Config{Name: fmt.Sprintf("g%d", i), Lists: names[i%16 : i%16+1]}
+				switch i % 4 {
+				case 0:
+					c.Clients = []string{"127.0.0.1"}
+				case 1:
+					c.Clients = []string{"127.0.0.0/8"}
+				case 2:
+					c.Clients = []string{"host:bench"}
+				default:
+					c.Clients = []string{"10.0.0.0/8"}
+				}
+				if i == 0 {
+					c.Lists = names[7:8] // the group that blocks the names asked
+				}
+				cfgs = append(cfgs, c)
+			}
+			if err := groups.Validate(cfgs, groups.Known{Lists: names}); err != nil {
+				b.Fatal(err)
+			}
+			s.blocker.SetGroups(groups.New(cfgs, nil))
+			s.Reconfigure(DefaultServerConfig().Allow, NewClients([]ClientConfig{{Name: "bench", Addresses: MustParseAddrOrPrefixes("127.0.0.1")}}, IdentifyConfig{}), nil, false)
+			benchFastPath(b, s)
 		})
 	}
 }

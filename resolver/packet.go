@@ -138,7 +138,10 @@ func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, a *asker,
 	if !ok || len(out) > replyLimit(proto, wq.edns, wq.udpSize, s.cfg.MaxUDPSize) {
 		return nil, false // another answer mode, or a rule text too long for the client: answer fits it
 	}
-	now := time.Now()
+	now := a.now
+	if now.IsZero() {
+		now = time.Now()
+	}
 	cl := a.identify()
 	if b.paused(*cl, a.mem, now) {
 		return nil, false

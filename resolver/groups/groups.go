@@ -1,6 +1,7 @@
 package groups
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"strings"
@@ -37,6 +38,23 @@ type Groups struct {
 	// identifying a client allocates nothing once its combination of
 	// groups has been seen.
 	memberships sync.Map // uint64 -> *Membership
+	// recent holds the memberships last asked for, in front of it; of
+	// holds Of's answers for the clients last asked about.
+	recent memo[uint64, *Membership]
+	of     memo[clientKey, *Membership]
+}
+
+// clientKey is what Of decides on.
+type clientKey struct {
+	addr netip.Addr
+	name string
+	mac  [6]byte
+}
+
+// addrHash spreads an address over the memo's slots.
+func addrHash(a netip.Addr) uint64 {
+	b := a.As16()
+	return maskHash(binary.LittleEndian.Uint64(b[8:]) ^ binary.LittleEndian.Uint64(b[:8])*31)
 }
 
 type group struct {
@@ -157,6 +175,16 @@ func (g *Groups) Of(name string, addr netip.Addr, mac [6]byte) *Membership {
 	if g == nil || len(g.groups) == 0 {
 		return nil
 	}
+	k, h := clientKey{addr, name, mac}, addrHash(addr)
+	if m, ok := g.of.get(h, k); ok {
+		return m
+	}
+	m := g.of1(name, addr, mac)
+	g.of.put(h, k, m)
+	return m
+}
+
+func (g *Groups) of1(name string, addr netip.Addr, mac [6]byte) *Membership {
 	var mask uint64
 	assigned := false
 	if len(g.assignedName) > 0 && name != "" {
@@ -264,7 +292,12 @@ func (g *Groups) Named(name string) *Membership {
 }
 
 func (g *Groups) membership(mask uint64) *Membership {
+	h := maskHash(mask)
+	if m, ok := g.recent.get(h, mask); ok {
+		return m
+	}
 	if m, ok := g.memberships.Load(mask); ok {
+		g.recent.put(h, mask, m.(*Membership))
 		return m.(*Membership)
 	}
 	m := &Membership{Mask: mask}
@@ -278,6 +311,7 @@ func (g *Groups) membership(mask uint64) *Membership {
 	}
 	m.Joined = strings.Join(m.Names, ",")
 	v, _ := g.memberships.LoadOrStore(mask, m)
+	g.recent.put(h, mask, v.(*Membership))
 	return v.(*Membership)
 }
 
@@ -298,8 +332,9 @@ type View struct {
 	byName map[string][]int
 	byAddr map[netip.Addr][]int
 	// sets memoises the union for a mask, and for a mask and a client
-	// with exceptions of its own.
-	sets sync.Map // setKey -> *blocklists.ListSet
+	// with exceptions of its own; byMask is the first, in front of it.
+	sets   sync.Map // setKey -> *blocklists.ListSet
+	byMask memo[uint64, *blocklists.ListSet]
 	// unrestricted is true when every client gets every list: no groups
 	// and no scoped lists; Set returns nil (no filtering).
 	unrestricted bool
@@ -426,6 +461,12 @@ func (v *View) Set(m *Membership, name string, addr netip.Addr) *blocklists.List
 	if mask == 0 && len(byName) == 0 && len(byAddr) == 0 {
 		return v.noGroup
 	}
+	own := len(byName) > 0 || len(byAddr) > 0
+	if !own {
+		if s, ok := v.byMask.get(maskHash(mask), mask); ok {
+			return s
+		}
+	}
 	k := setKey{mask: mask}
 	if len(byName) > 0 {
 		k.name = name
@@ -434,6 +475,9 @@ func (v *View) Set(m *Membership, name string, addr netip.Addr) *blocklists.List
 		k.addr = addr
 	}
 	if s, ok := v.sets.Load(k); ok {
+		if !own {
+			v.byMask.put(maskHash(mask), mask, s.(*blocklists.ListSet))
+		}
 		return s.(*blocklists.ListSet)
 	}
 	set := new(blocklists.ListSet)
@@ -452,6 +496,9 @@ func (v *View) Set(m *Membership, name string, addr netip.Addr) *blocklists.List
 		set.Add(li)
 	}
 	s, _ := v.sets.LoadOrStore(k, set)
+	if !own {
+		v.byMask.put(maskHash(mask), mask, s.(*blocklists.ListSet))
+	}
 	return s.(*blocklists.ListSet)
 }
 
