@@ -271,6 +271,28 @@ func (b *Blocker) listsFor(mt *blocklists.Matcher, a *asker) *blocklists.ListSet
 	return v.Set(a.mem, cl.Name, cl.Addr)
 }
 
+// viewFor says whose upstreams answer the asker's forwarded questions
+// (Query.view): 0 unless some group has upstreams of its own, and only
+// then is the asker identified.
+func (b *Blocker) viewFor(a *asker) uint16 {
+	gs := b.groups.Load()
+	if !gs.g.HasUpstreams() {
+		return 0
+	}
+	if a.mem == nil {
+		cl := a.identify()
+		var mac [6]byte
+		if cl.MAC != "" {
+			mac, _ = colonMAC(cl.MAC)
+		}
+		a.mem = gs.g.Of(cl.Name, cl.Addr, mac)
+	}
+	if a.mem == nil {
+		return 0
+	}
+	return a.mem.View
+}
+
 // paused reports whether blocking is paused for the client (by itself,
 // one of its groups, or for everyone); a paused client's answers are
 // passed through untouched.

@@ -65,6 +65,9 @@ type cacheKey struct {
 	name       string
 	qtype, cls uint16
 	do, cd     bool
+	// view is whose upstreams answered (Query.view): a group with
+	// upstreams of its own gets answers of its own.
+	view uint16
 }
 
 // cacheEntry is immutable once stored.
@@ -150,8 +153,8 @@ func NewCache(cfg CacheConfig, next Handler) *Cache {
 }
 
 func (c *Cache) key(q *Query) (cacheKey, uint64) {
-	k := cacheKey{name: q.Name, qtype: q.Type, cls: q.Class, do: q.DO, cd: q.CD}
-	return k, c.hashKey(q.Name, q.Type, q.Class, q.DO, q.CD)
+	k := cacheKey{name: q.Name, qtype: q.Type, cls: q.Class, do: q.DO, cd: q.CD, view: q.view}
+	return k, c.hashKey(k)
 }
 
 // entry returns the entry stored for k (hashed as h), fresh or not; nil
@@ -164,17 +167,18 @@ func (c *Cache) entry(k cacheKey, h uint64) *cacheEntry {
 }
 
 // PackedHit appends to out the cached answer to the query in req (parsed
-// as wq, its lowercased name), straight from the stored bytes: ID, flags,
+// as wq, its lowercased name), for a client whose upstreams are view's
+// (Query.view), straight from the stored bytes: ID, flags,
 // the client's spelling of the question and the aged TTLs are patched in,
 // Vigil's OPT record appended; nothing is unpacked or allocated. It is the
 // packed form of a hit in Resolve, for the Server's readers. accept, when
 // not nil, sees the entry's CNAME targets first and may refuse it (the
 // blocking stage's check). ok is false when there is no fresh entry, it was
 // refused, or it must be truncated; Resolve then answers.
-func (c *Cache) PackedHit(out, req []byte, wq *wireQuery, name string, proto Proto, maxUDP, stripe int, accept func(cnames []string) bool) ([]byte, bool) {
-	k := cacheKey{name: name, qtype: wq.qtype, cls: wq.qclass, do: wq.do, cd: cd(req)}
+func (c *Cache) PackedHit(out, req []byte, wq *wireQuery, name string, view uint16, proto Proto, maxUDP, stripe int, accept func(cnames []string) bool) ([]byte, bool) {
+	k := cacheKey{name: name, qtype: wq.qtype, cls: wq.qclass, do: wq.do, cd: cd(req), view: view}
 	now := c.now().UnixNano()
-	e := c.entry(k, c.hashKey(name, k.qtype, k.cls, k.do, k.cd))
+	e := c.entry(k, c.hashKey(k))
 	if e == nil || now >= e.expires || e.ttls == nil || accept != nil && !accept(e.cnames) {
 		return out, false
 	}
@@ -207,14 +211,14 @@ func (c *Cache) PackedHit(out, req []byte, wq *wireQuery, name string, proto Pro
 	return out, true
 }
 
-// hashKey is the cache key hash for a question; it must agree with key.
-func (c *Cache) hashKey(name string, qtype, qclass uint16, do, cd bool) uint64 {
-	h := maphash.String(c.seed, name)
-	flags := uint64(qtype)<<32 | uint64(qclass)<<16
-	if do {
+// hashKey is the hash of a cache key.
+func (c *Cache) hashKey(k cacheKey) uint64 {
+	h := maphash.String(c.seed, k.name)
+	flags := uint64(k.qtype)<<48 | uint64(k.cls)<<32 | uint64(k.view)<<16
+	if k.do {
 		flags |= 1
 	}
-	if cd {
+	if k.cd {
 		flags |= 2
 	}
 	// Mix the fixed-size fields in with a multiply so they spread over

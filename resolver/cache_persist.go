@@ -24,8 +24,8 @@ func (c *Cache) Snapshot() []byte {
 		sh := &c.shards[i]
 		sh.mu.Lock()
 		sh.each(func(e *cacheEntry) {
-			if now >= e.expires {
-				return
+			if now >= e.expires || e.key.view != 0 {
+				return // a group's own upstreams' answers: the groups may differ at the next start
 			}
 			b = binary.AppendUvarint(b, uint64(len(e.key.name)))
 			b = append(b, e.key.name...)
@@ -91,7 +91,7 @@ func (c *Cache) Restore(snap []byte) (int, error) {
 		if err != nil {
 			continue
 		}
-		e.hash = c.hashKey(key.name, key.qtype, key.cls, key.do, key.cd)
+		e.hash = c.hashKey(key)
 		c.insert(&c.shards[e.hash%cacheShards], e, now)
 		n++
 	}

@@ -42,7 +42,7 @@ func TestCacheBytesMatchTheHeap(t *testing.T) {
 	}
 	before := heap()
 	for i, m := range msgs {
-		h := c.hashKey(keys[i].name, keys[i].qtype, keys[i].cls, false, false)
+		h := c.hashKey(keys[i])
 		c.store(&c.shards[h%cacheShards], h, keys[i], m, now)
 	}
 	grown := float64(heap() - before)

@@ -88,6 +88,10 @@ type Query struct {
 	// Blocker does not take it again.
 	verdict verdict
 	judged  bool
+	// view says whose upstreams answer a forwarded question: 0 the
+	// [upstream] servers, i the i-th group with upstreams of its own
+	// (groups.Membership.View). The Server sets it; the cache keys on it.
+	view uint16
 	// noWait: the Server has no slot for this query to wait in (UDP past
 	// max_inflight), so it is answered only from what Vigil has: the
 	// cache answers fresh or stale, or fails with errNoWait.

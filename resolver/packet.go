@@ -67,6 +67,8 @@ type prepared struct {
 	verdict verdict
 	// noWait: answer only from what Vigil has (Query.noWait).
 	noWait bool
+	// view is Query.view, when judged.
+	view uint16
 }
 
 // prepare answers req from packed bytes if the stages can (reply, true), or
@@ -74,7 +76,7 @@ type prepared struct {
 // buffer the reply is written into. pre is the caller's, so that the
 // commonest outcome, a packed answer, copies nothing.
 func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte, rb *readerBufs, pre *prepared) (reply []byte, ok bool) {
-	pre.parsed, pre.judged, pre.noWait = false, false, false
+	pre.parsed, pre.judged, pre.noWait, pre.view = false, false, false, 0
 	wq := &pre.wq
 	n, parsed := parseWire(req, rb.name, wq)
 	if !parsed {
@@ -112,6 +114,7 @@ func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte,
 				return reply, true
 			}
 			pre.judged, pre.verdict = true, verdict{match: m, listed: true, mem: a.mem}
+			pre.view = b.viewFor(&a) // a paused client's question is forwarded
 			return nil, false
 		}
 		if b.cnameCheck(listed) {
@@ -119,7 +122,12 @@ func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte,
 		}
 	}
 	if s.cache != nil && !s.recordAllowed { // allowed lookups are recorded by answer
-		if reply, ok := s.cache.PackedHit(out, req, wq, name, proto, s.cfg.MaxUDPSize, rb.stripe, accept); ok {
+		var view uint16
+		if b != nil {
+			view = b.viewFor(&a)
+		}
+		pre.view = view
+		if reply, ok := s.cache.PackedHit(out, req, wq, name, view, proto, s.cfg.MaxUDPSize, rb.stripe, accept); ok {
 			s.stats.queries.Add(rb.stripe, 1)
 			s.metrics.count(rb.stripe, proto, ResultCached, wq.qtype)
 			return reply, true

@@ -798,7 +798,11 @@ func (s *Server) newQuery(m *dns.Msg, reqOPT *dns.OPT, client netip.Addr, proto 
 		if pre.judged {
 			q.verdict, q.judged = pre.verdict, true
 			q.verdict.rebase(q.Name)
+			q.view = pre.view
 		}
+	}
+	if !q.judged && s.blocker != nil {
+		q.view = s.blocker.viewFor(&asker{cl: q.Client, done: true})
 	}
 	return q
 }

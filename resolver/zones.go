@@ -238,6 +238,9 @@ type routes struct {
 	zones       zoneSet[*Forwarder]
 	rebind      bool
 	rebindAllow zoneSet[struct{}]
+	// views are the forwarders of the groups with upstreams of their own,
+	// by Query.view - 1.
+	views []*Forwarder
 }
 
 var _ Handler = (*Router)(nil)
@@ -252,7 +255,11 @@ func (r *Router) Resolve(ctx context.Context, q *Query) (*Response, error) {
 	if f, _, ok := rt.zones.find(q.Name); ok {
 		return f.Resolve(ctx, q)
 	}
-	resp, err := r.def.Resolve(ctx, q)
+	f := r.def
+	if q.view > 0 && int(q.view) <= len(rt.views) {
+		f = rt.views[q.view-1]
+	}
+	resp, err := f.Resolve(ctx, q)
 	if err != nil || !rt.rebind {
 		return resp, err
 	}
@@ -294,6 +301,29 @@ func (r *Router) configure(cfg ChainConfig) error {
 			}
 		}
 	}
+	for i, servers := range cfg.Groups.Views() {
+		up := cfg.Upstream
+		up.Servers = nil
+		for _, s := range servers {
+			spec, err := ParseUpstream(s)
+			if err != nil {
+				return fmt.Errorf("a group's upstreams: %w", err)
+			}
+			up.Servers = append(up.Servers, spec)
+		}
+		ups, err := buildUpstreams(up)
+		if err != nil {
+			return fmt.Errorf("the upstreams of group %d with its own: %w", i+1, err)
+		}
+		f, err := NewForwarder(ups, up.Strategy, up.Timeout)
+		if err != nil {
+			return fmt.Errorf("the upstreams of group %d with its own: %w", i+1, err)
+		}
+		if r.def != nil {
+			f.now = r.def.now
+		}
+		rt.views = append(rt.views, f)
+	}
 	if old := r.routes.Swap(rt); old != nil {
 		closed := map[*Forwarder]bool{}
 		for _, f := range old.zones {
@@ -301,6 +331,9 @@ func (r *Router) configure(cfg ChainConfig) error {
 				closed[f] = true
 				f.Close()
 			}
+		}
+		for _, f := range old.views {
+			f.Close()
 		}
 	}
 	return nil
@@ -326,17 +359,19 @@ func (r *Router) Scrubbed() uint64 {
 	return n
 }
 
-// zoneForwarders returns each forward section's forwarder once.
+// zoneForwarders returns each forward section's forwarder once, then the
+// groups' own.
 func (r *Router) zoneForwarders() []*Forwarder {
 	var out []*Forwarder
 	seen := map[*Forwarder]bool{}
-	for _, f := range r.routes.Load().zones {
+	rt := r.routes.Load()
+	for _, f := range rt.zones {
 		if !seen[f] {
 			seen[f] = true
 			out = append(out, f)
 		}
 	}
-	return out
+	return append(out, rt.views...)
 }
 
 // AllFailingFor reports whether every upstream of the forwarder that

@@ -71,6 +71,9 @@ func printGroups(w io.Writer, rep api.GroupsReport) {
 		if len(g.Assigned) > 0 {
 			fmt.Fprintf(w, "  moved in:  %s\n", strings.Join(g.Assigned, ", "))
 		}
+		if len(g.MovedOut) > 0 {
+			fmt.Fprintf(w, "  moved out: %s\n", strings.Join(g.MovedOut, ", "))
+		}
 		lists := "every list"
 		if g.Lists != nil {
 			lists = strings.Join(g.Lists, ", ")

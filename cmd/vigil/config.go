@@ -332,7 +332,10 @@ func (c *Config) compiledGroups() *groups.Groups {
 // knownToGroups is what a [[groups]] table may name: the lists (and the
 // built-in list of names allowed from the dashboard) and the clients.
 func (c *Config) knownToGroups() groups.Known {
-	k := groups.Known{Lists: []string{blocklists.AllowedNowList}}
+	k := groups.Known{Lists: []string{blocklists.AllowedNowList}, CheckUpstream: func(s string) error {
+		_, err := resolver.ParseUpstream(s)
+		return err
+	}}
 	for _, l := range c.Lists {
 		k.Lists = append(k.Lists, l.Name)
 	}

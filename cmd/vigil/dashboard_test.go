@@ -60,6 +60,13 @@ entries = ["||xiaomi.example^"]
 name = "lg"
 vendor = "LG"
 entries = ["||lgtv.example^"]
+[[groups]]
+name = "tvs"
+clients = ["tv"]
+lists = ["lg"]
+[[groups]]
+name = "default"
+lists = ["xiaomi", "lg"]
 `)
 	body, _ := os.ReadFile(cfgPath)
 	body = []byte(strings.Replace(string(body), "[http]\n", "[http]\ntoken = \""+token+"\"\n", 1))
@@ -243,5 +250,34 @@ entries = ["||lgtv.example^"]
 	if got := ask("127.0.0.1", "other.xiaomi.example"); got != "0.0.0.0" {
 		t.Errorf("allow-now is for that name only: other.xiaomi.example %s", got)
 	}
+
+	// A device's page shows its groups; "Allow here" unblocks a name for
+	// that device only; the device moves to another group in a few clicks.
+	if got := ask("127.0.0.3", "b.xiaomi.example"); got != "192.0.2.1" {
+		t.Errorf("tv (group tvs: LG only) asks a Xiaomi name: %s, want the real answer", got)
+	}
+	do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"#/device/tv"),
+		poll(`(document.getElementById("device-groups")||{textContent:""}).textContent.includes("tvs")`),
+		chromedp.Click(chromedp.CSS("#lookups button.allow-here")),
+		poll(`(document.getElementById("device-exceptions")||{textContent:""}).textContent.includes("c.lgtv.example")`))
+	if got := ask("127.0.0.3", "c.lgtv.example"); got != "192.0.2.1" {
+		t.Errorf("allowed here for tv: %s, want the real answer", got)
+	}
+	if got := ask("127.0.0.1", "c.lgtv.example"); got != "0.0.0.0" {
+		t.Errorf("allowed for tv only, yet another device gets %s", got)
+	}
+	shot("device-groups-desktop", 1280, 900)
+	do(chromedp.Click(chromedp.CSS(`#move input[value="tvs"]`)), chromedp.Click(chromedp.CSS(`#move input[value="default"]`)),
+		chromedp.Click(chromedp.CSS("#move-submit")),
+		poll(`(() => { const g = (document.getElementById("device-groups")||{textContent:""}).textContent;
+			return g.includes("default") && g.includes("moved here by hand"); })()`))
+	if got := ask("127.0.0.3", "b.xiaomi.example"); got != "0.0.0.0" {
+		t.Errorf("tv moved to default (Xiaomi too): %s, want blocked", got)
+	}
+	do(chromedp.Navigate(base+"#/tools"), chromedp.WaitVisible(chromedp.CSS("#groups")))
+	if g := text("#groups"); !strings.Contains(g, "tv (moved out)") || !strings.Contains(g, "tv (moved in)") {
+		t.Errorf("tools' groups table: %q, want tvs and tv moved into default", g)
+	}
+	shot("tools-desktop", 1280, 900)
 	fmt.Fprintln(os.Stderr, "dashboard screenshots in", shots)
 }

@@ -206,6 +206,7 @@ timezone = "Europe/Bruxelles"
 [[groups]]
 name = "vacuum"
 lists = ["vacum-cloud"]
+upstreams = ["gopher://10.0.0.1"]
 `)
 	src, _ := os.ReadFile(cfgPath)
 	lineOf := func(s string) int {
@@ -230,6 +231,7 @@ lists = ["vacum-cloud"]
 		{`clients = ["kids-tablt"]`, `did you mean "kids-tablet"`},
 		{`timezone = "Europe/Bruxelles"`, "IANA time zone"},
 		{`lists = ["vacum-cloud"]`, `did you mean "vacuum-cloud"`},
+		{`upstreams = ["gopher://10.0.0.1"]`, `upstreams[0]`},
 	} {
 		prefix := cfgPath + ":" + strconv.Itoa(lineOf(want.at)) + ": "
 		found := false
@@ -424,5 +426,38 @@ func TestMoveDeviceBetweenGroups(t *testing.T) {
 	}
 	if got := ask("127.0.0.4"); got != "forwarded" {
 		t.Errorf("reset: %s, want forwarded", got)
+	}
+}
+
+// A group with upstreams of its own gets its forwarded answers from them,
+// others from [upstream]; the cache keeps the two apart, packed answers
+// included.
+func TestGroupUpstreams(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	kidsUp := rt.NewUpstream(t, rt.A("192.0.2.2", 300))
+	inst := startServe(t, writeTestConfig(t, up.Addr, groupLists+`
+[[groups]]
+name = "kids"
+clients = ["kids-tablet"]
+upstreams = ["`+kidsUp.Addr+`"]
+`))
+	addr := inst.srv.UDPAddrs()[0].String()
+	answer := func(from string) string {
+		r := queryFrom(t, from, addr, "www.example.org")
+		if len(r.Answer) != 1 {
+			t.Fatalf("%s: %v", from, r)
+		}
+		return r.Answer[0].(*dns.A).A.String()
+	}
+	for round := range 3 { // the first forwarded, the others from the cache
+		if got := answer("127.0.0.4"); got != "192.0.2.1" {
+			t.Errorf("round %d: 127.0.0.4 (no group) got %s, want [upstream]'s 192.0.2.1", round, got)
+		}
+		if got := answer("127.0.0.2"); got != "192.0.2.2" {
+			t.Errorf("round %d: the kids' tablet got %s, want its group's upstream's 192.0.2.2", round, got)
+		}
+	}
+	if kidsUp.Queries() != 1 || up.Queries() != 1 {
+		t.Errorf("upstream queries: [upstream] %d, kids' %d; want one each (the rest from the cache)", up.Queries(), kidsUp.Queries())
 	}
 }

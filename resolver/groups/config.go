@@ -60,6 +60,11 @@ type Config struct {
 	// Answer is how the group's blocked names are answered ("null",
 	// "nxdomain", "refused"); "" keeps [blocking].answer.
 	Answer string `toml:"answer"`
+	// Upstreams, when set, answer the group's forwarded questions instead
+	// of [upstream].servers (same syntax, strategy and timeout): a filtered
+	// resolver for the children, say. [[forward]] zones still go where
+	// they say.
+	Upstreams []string `toml:"upstreams"`
 	// Schedules switch some lists on or off at some times.
 	Schedules []ScheduleConfig `toml:"schedules"`
 }
@@ -122,6 +127,9 @@ type Known struct {
 	Lists []string
 	// Clients are the [[clients]] names.
 	Clients []string
+	// CheckUpstream checks an upstream address as [upstream].servers
+	// takes it; nil accepts any.
+	CheckUpstream func(string) error
 }
 
 // Validate checks the [[groups]] tables; every error is a *FieldError.
@@ -157,6 +165,16 @@ func Validate(cfgs []Config, known Known) error {
 			if err := knownList(l, known.Lists); err != nil {
 				fail(i, -1, fmt.Sprintf("lists[%d]", j), "%v", err)
 			}
+		}
+		if known.CheckUpstream != nil {
+			for j, u := range c.Upstreams {
+				if err := known.CheckUpstream(u); err != nil {
+					fail(i, -1, fmt.Sprintf("upstreams[%d]", j), "%v", err)
+				}
+			}
+		}
+		if c.Upstreams != nil && len(c.Upstreams) == 0 {
+			fail(i, -1, "upstreams", "want at least one server, or no upstreams key for [upstream].servers")
 		}
 		switch c.Answer {
 		case "", "null", "nxdomain", "refused":

@@ -29,6 +29,9 @@ type Groups struct {
 	byMAC    map[[6]byte]uint64
 	// dflt is the index of the "default" group, -1 when not configured.
 	dflt int
+	// views are the upstreams of the groups that have their own, in
+	// configuration order.
+	views [][]string
 	// assignedName and assignedAddr are the devices moved between groups
 	// by hand (Assign): their groups replace what the configuration says.
 	assignedName map[string]uint64
@@ -58,11 +61,13 @@ func addrHash(a netip.Addr) uint64 {
 }
 
 type group struct {
-	name    string
-	members []string // as configured
-	lists   []string // nil: every list
-	answer  string
-	windows []*window
+	name      string
+	members   []string // as configured
+	lists     []string // nil: every list
+	answer    string
+	upstreams []string
+	view      uint16 // 1 + the index of its upstreams in Views; 0 without
+	windows   []*window
 }
 
 type maskedPrefix struct {
@@ -82,13 +87,21 @@ type Membership struct {
 	// Answer is the first of the groups' answer modes that is set, "" for
 	// [blocking].answer.
 	Answer string
+	// View says whose upstreams answer the client's forwarded questions:
+	// 0 for [upstream].servers, i for Views()[i-1] (the first of its
+	// groups with upstreams of their own).
+	View uint16
 }
 
 // New compiles validated [[groups]] tables; nil or empty means no groups.
 func New(cfgs []Config, knownClients []string) *Groups {
 	g := &Groups{byName: map[string]uint64{}, byAddr: map[netip.Addr]uint64{}, byMAC: map[[6]byte]uint64{}, dflt: -1}
 	for i, c := range cfgs {
-		gr := group{name: c.Name, members: c.Clients, lists: c.Lists, answer: c.Answer}
+		gr := group{name: c.Name, members: c.Clients, lists: c.Lists, answer: c.Answer, upstreams: c.Upstreams}
+		if len(c.Upstreams) > 0 {
+			g.views = append(g.views, c.Upstreams)
+			gr.view = uint16(len(g.views))
+		}
 		for s := range c.Schedules {
 			// The lists were checked by Validate; New does not know them.
 			if w, _ := parseSchedule(&c.Schedules[s], c.Schedules[s].Lists); w != nil {
@@ -145,6 +158,29 @@ func (g *Groups) Assign(assigned map[string][]string) *Groups {
 		}
 	}
 	return g
+}
+
+// Views returns the upstreams of the groups that have their own, in the
+// order Membership.View counts them.
+func (g *Groups) Views() [][]string {
+	if g == nil {
+		return nil
+	}
+	return g.views
+}
+
+// HasUpstreams reports whether some group has upstreams of its own, so
+// that a client's forwarded questions depend on its groups.
+func (g *Groups) HasUpstreams() bool { return g != nil && len(g.views) > 0 }
+
+// IsAssigned reports whether client (its name, or its address) was moved
+// between groups by hand.
+func (g *Groups) IsAssigned(client string) bool {
+	if g == nil {
+		return false
+	}
+	_, ok := g.assigned[client]
+	return ok
 }
 
 // Len returns the number of groups.
@@ -230,6 +266,8 @@ type Info struct {
 	// the group by hand.
 	Members  []string `json:"members"`
 	Assigned []string `json:"assigned,omitempty"`
+	// MovedOut are the configured members moved to other groups by hand.
+	MovedOut []string `json:"moved_out,omitempty"`
 	// Lists are the lists it names (nil: every list); Active those of
 	// them and of its schedules that apply now.
 	Lists     []string `json:"lists"`
@@ -254,11 +292,15 @@ func (g *Groups) Info(lists []string, now time.Time) []Info {
 			in.Members = []string{}
 		}
 		for client, names := range g.assigned {
-			if slices.Contains(names, gr.name) {
+			switch {
+			case slices.Contains(names, gr.name):
 				in.Assigned = append(in.Assigned, client)
+			case slices.Contains(gr.members, client):
+				in.MovedOut = append(in.MovedOut, client)
 			}
 		}
 		slices.Sort(in.Assigned)
+		slices.Sort(in.MovedOut)
 		for _, w := range gr.windows {
 			mode := ""
 			if w.mode == ModeOff {
@@ -306,6 +348,9 @@ func (g *Groups) membership(mask uint64) *Membership {
 			m.Names = append(m.Names, g.groups[i].name)
 			if m.Answer == "" {
 				m.Answer = g.groups[i].answer
+			}
+			if m.View == 0 {
+				m.View = g.groups[i].view
 			}
 		}
 	}
@@ -380,6 +425,9 @@ func (g *Groups) ViewFor(lists []blocklists.ListInfo, now time.Time) *View {
 		v.Until = time.Time{} // no schedules: valid as long as the Matcher
 		return v
 	}
+	if !g.scheduled() {
+		v.Until = time.Time{} // nothing changes with the time: valid as long as the Matcher
+	}
 	v.groupSets = make([]blocklists.ListSet, len(g.groups))
 	for gi := range g.groups {
 		gr := &g.groups[gi]
@@ -395,6 +443,16 @@ func (g *Groups) ViewFor(lists []blocklists.ListInfo, now time.Time) *View {
 		}
 	}
 	return v
+}
+
+// scheduled reports whether some group has a schedule.
+func (g *Groups) scheduled() bool {
+	for i := range g.groups {
+		if len(g.groups[i].windows) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // applies reports whether the group gets list at now: named in its lists

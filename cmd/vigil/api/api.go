@@ -203,6 +203,7 @@ func New(d Deps) http.Handler {
 		"DELETE /api/v1/block":                   a.unexcept,
 		"GET /api/v1/exceptions":                 a.exceptions,
 		"GET /api/v1/groups":                     a.groupsReport,
+		"GET /api/v1/clients/{client}/groups":    a.clientGroups,
 		"PUT /api/v1/clients/{client}/groups":    a.assign,
 		"DELETE /api/v1/clients/{client}/groups": a.unassign,
 		"POST /api/v1/reload":                    a.reload,

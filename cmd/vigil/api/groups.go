@@ -342,6 +342,16 @@ func (a *api) unassign(w http.ResponseWriter, r *http.Request) error {
 	return ok(w, a.assignReply(who, false))
 }
 
+// clientGroups says which groups {client} is in, and whether it was moved
+// there by hand.
+func (a *api) clientGroups(w http.ResponseWriter, r *http.Request) error {
+	who, err := a.asker(r.PathValue("client"), "")
+	if err != nil {
+		return err
+	}
+	return ok(w, a.assignReply(who, a.groups().IsAssigned(who.Client)))
+}
+
 func (a *api) assignReply(who Asker, assigned bool) AssignReply {
 	out := AssignReply{Client: who.Client, Groups: []string{}, Assigned: assigned}
 	if m := a.groups().Of(who.Name, who.Addr, who.MAC); m != nil {

@@ -115,9 +115,11 @@ async function overview() {
   ]);
   const q = s24.points.reduce((a, p) => a + p.queries, 0), b = s24.points.reduce((a, p) => a + p.blocked, 0);
   const ql = stats.querylog || {};
-  const pausedDevices = Object.keys(pause.clients || {}).length;
+  const pausedDevices = Object.keys(pause.clients || {}).length, pausedGroups = Object.keys(pause.groups || {}).length;
+  const pausedFor = [pausedDevices ? `${pausedDevices} device${pausedDevices > 1 ? "s" : ""}` : "",
+    pausedGroups ? `${pausedGroups} group${pausedGroups > 1 ? "s" : ""}` : ""].filter(Boolean).join(" and ");
   const paused = pause.all ? `paused until ${when(pause.all)}` : lists.warning && !lists.rules ? "on, no rules" :
-    pausedDevices ? `on, paused for ${pausedDevices} device${pausedDevices > 1 ? "s" : ""}` : "on";
+    pausedFor ? `on, paused for ${pausedFor}` : "on";
   main.innerHTML = `
     <h2>Overview</h2>${storeBanner(health.store)}
     <div class="cards">
@@ -166,10 +168,11 @@ async function devices(params) {
       `<option value="${s}"${s === sort ? " selected" : ""}>${esc(s.replace("_", " "))}</option>`).join("")}</select></label>
     <button type="submit">Show</button></form>
     <div class="scroll"><table id="devices"><thead><tr><th scope="col">Device</th><th scope="col">Maker</th><th scope="col">Blocked</th><th scope="col">Vendors</th>
-    <th scope="col" class="hide-narrow">Addresses</th><th scope="col" class="hide-narrow">Named by</th><th scope="col" class="hide-narrow">Last seen</th></tr></thead>
+    <th scope="col" class="hide-narrow">Groups</th><th scope="col" class="hide-narrow">Addresses</th><th scope="col" class="hide-narrow">Named by</th><th scope="col" class="hide-narrow">Last seen</th></tr></thead>
     <tbody>${rows(c.devices || [], (d) => [`<a href="#/device/${encodeURIComponent(key(d))}">${esc(key(d))}</a>`, makerOf(d),
       d.queries == null ? fmt(d.blocked) : `${fmt(d.blocked)} <small>of ${fmt(d.queries)}</small>`,
       Object.entries(d.vendors || {}).sort((a, b) => b[1] - a[1]).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", ") || "—",
+      `<span class="hide-narrow">${esc((d.groups || []).join(", ") || "—")}</span>`,
       `<span class="hide-narrow">${esc(d.addresses.join(", "))}${d.mac ? `<br><small>${esc(d.mac)}</small>` : ""}</span>`,
       `<span class="hide-narrow">${esc(named[d.name_source] || "address only")}</span>`,
       `<span class="hide-narrow">${esc(d.last_seen ? when(d.last_seen) : "—")}</span>`])}</tbody></table></div>`;
@@ -191,6 +194,12 @@ async function device(client, params) {
   ]);
   const pause = await api("/api/v1/pause").catch(() => ({}));
   const who = summary.client || client;
+  const [mine, allGroups, excepts] = await Promise.all([
+    api(`/api/v1/clients/${encodeURIComponent(who)}/groups`).catch(() => ({ groups: [] })),
+    api("/api/v1/groups").catch(() => ({ groups: [] })),
+    api(`/api/v1/exceptions?client=${encodeURIComponent(who)}`).catch(() => ({ exceptions: [] })),
+  ]);
+  const groupNames = (allGroups.groups || []).map((g) => g.name);
   const pausedUntil = pause.all || (pause.clients || {})[who];
   // What the network says of this device: "192.168.1.23 · a4:45:19:… · Xiaomi Communications Co Ltd".
   const dev = (inventory.devices || []).find((d) => d.name === summary.client || (!d.name && d.addresses.includes(summary.client)));
@@ -214,6 +223,16 @@ async function device(client, params) {
     ${pausedUntil ? `<p id="device-paused" class="blocked" role="status">Blocking is paused ${pause.all ? "for everyone" : "for this device"} until ${esc(when(pausedUntil))}.</p>` : ""}
     ${pausedUntil && !pause.all ? `<button id="resume-device" class="secondary">Resume blocking for this device</button>`
       : `<button id="pause-device" class="secondary">Pause blocking for this device, 15 min</button>`}
+    ${groupNames.length ? `<section><h3>Groups</h3><p id="device-groups">${esc((mine.groups || []).join(", ") || "none: every list applies")}
+      <small>(${mine.assigned ? "moved here by hand" : "as the configuration says"})</small></p>
+      <form id="move" class="inline"><fieldset><legend>Move to</legend>${groupNames.map((g) =>
+        `<label><input type="checkbox" name="g" value="${esc(g)}"${(mine.groups || []).includes(g) ? " checked" : ""}> ${esc(g)}</label>`).join(" ")}</fieldset>
+        <button type="submit" id="move-submit">Move</button>${mine.assigned ? `<button type="button" class="secondary" id="move-reset">Back to the configuration's</button>` : ""}</form></section>` : ""}
+    <section><h3>Exceptions for this device</h3>
+      <ul id="device-exceptions">${(excepts.exceptions || []).map((x) => `<li>${esc(x.name)} ${x.block ? "blocked" : "allowed"}${x.until ? " until " + esc(when(x.until)) : ""}
+        <button class="secondary unexcept" data-name="${esc(x.name)}">Remove</button></li>`).join("") || "<li>none</li>"}</ul>
+      <form class="inline" id="block-here"><div><label for="b-name">Block a name for this device</label><input id="b-name" required placeholder="www.tiktok.com"></div>
+        <button type="submit" id="block-submit">Block</button></form></section>
     <section><h3>Per vendor, per day</h3><div class="scroll"><table><thead><tr><th scope="col">Day</th><th scope="col">Vendors</th></tr></thead>
       <tbody>${rows(days.days.filter((d) => Object.keys(d.vendors).length), (d) => [esc(d.day.slice(0, 10)),
         Object.entries(d.vendors).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", ")])}</tbody></table></div></section>
@@ -226,15 +245,41 @@ async function device(client, params) {
         <th scope="col" class="hide-narrow">List</th><th scope="col" class="hide-narrow">Rule</th><th scope="col">Action</th></tr></thead>
       <tbody>${rows(grouped(page.entries || []), (e) => [esc(when(e.time)), esc(host(e.qname)) + mark(e), fmt(e.times), `<span class="hide-narrow">${esc(e.qtype)}</span>`, esc(e.vendor),
         `<span class="hide-narrow">${esc(e.list)}</span>`, `<span class="hide-narrow">${esc(e.rule)}${e.reason === "cname" ? " (CNAME)" : ""}</span>`,
-        `<button class="secondary allow" data-name="${esc(e.qname)}">Allow</button>`])}</tbody></table></div></section>`;
+        `<button class="secondary allow-here" data-name="${esc(e.qname)}" title="Allow for this device only">Allow here</button>
+         <button class="secondary allow" data-name="${esc(e.qname)}" title="Allow for every device">Everywhere</button>`])}</tbody></table></div></section>`;
   $("#filter").onsubmit = (ev) => {
     ev.preventDefault();
     location.hash = `#/device/${encodeURIComponent(client)}?vendor=${encodeURIComponent($("#f-vendor").value)}&since=${$("#f-since").value}`;
   };
   if ($("#pause-device")) $("#pause-device").onclick = async () => { await post(`/api/v1/pause?duration=15m&client=${encodeURIComponent(who)}`); say(`Blocking paused for ${who} for 15 minutes.`); route(); };
   if ($("#resume-device")) $("#resume-device").onclick = async () => { await post(`/api/v1/resume?client=${encodeURIComponent(who)}`); say(`Blocking resumed for ${who}.`); route(); };
+  const here = `client=${encodeURIComponent(who)}`;
   for (const b of document.querySelectorAll("button.allow")) {
-    b.onclick = async () => { await post(`/api/v1/allow?name=${encodeURIComponent(b.dataset.name)}`); say(`${b.dataset.name} is allowed now.`); };
+    b.onclick = async () => { await post(`/api/v1/allow?name=${encodeURIComponent(b.dataset.name)}`); say(`${host(b.dataset.name)} is allowed now, for every device.`); };
+  }
+  for (const b of document.querySelectorAll("button.allow-here")) {
+    b.onclick = async () => { await post(`/api/v1/allow?name=${encodeURIComponent(b.dataset.name)}&${here}`); say(`${host(b.dataset.name)} is allowed now for ${who}.`); route(); };
+  }
+  for (const b of document.querySelectorAll("button.unexcept")) {
+    b.onclick = async () => { await post(`/api/v1/allow?name=${encodeURIComponent(b.dataset.name)}&${here}`, "DELETE"); route(); };
+  }
+  $("#block-here").onsubmit = async (ev) => {
+    ev.preventDefault();
+    await post(`/api/v1/block?name=${encodeURIComponent($("#b-name").value)}&${here}`);
+    say(`${$("#b-name").value} is blocked for ${who}.`);
+    route();
+  };
+  if ($("#move")) {
+    $("#move").onsubmit = async (ev) => {
+      ev.preventDefault();
+      const gs = [...document.querySelectorAll("#move input[name=g]:checked")].map((i) => i.value);
+      await post(`/api/v1/clients/${encodeURIComponent(who)}/groups?groups=${encodeURIComponent(gs.join(","))}`, "PUT");
+      say(`${who} moved to ${gs.join(", ") || "no group"}.`);
+      route();
+    };
+  }
+  if ($("#move-reset")) {
+    $("#move-reset").onclick = async () => { await post(`/api/v1/clients/${encodeURIComponent(who)}/groups`, "DELETE"); route(); };
   }
 }
 
@@ -252,24 +297,50 @@ async function lists() {
 }
 
 async function tools() {
-  const allowed = await api("/api/v1/allow");
+  const [ex, gs] = await Promise.all([api("/api/v1/exceptions"), api("/api/v1/groups").catch(() => ({ groups: [] }))]);
+  const scopeText = (x) => !x.scope ? "everyone" : x.scope.replace(/^client:/, "").replace(/^group:/, "group ");
+  const scopeQuery = (x) => !x.scope ? "" : x.scope.startsWith("group:") ? `&group=${encodeURIComponent(x.scope.slice(6))}` : `&client=${encodeURIComponent(x.scope.slice(7))}`;
+  const pause = await api("/api/v1/pause").catch(() => ({}));
   main.innerHTML = `<h2>Tools</h2>
     <section><h3>Why is a name blocked?</h3><form class="inline" id="explain"><div><label for="x-name">Name</label>
-      <input id="x-name" required placeholder="tracking.example.com"></div><button type="submit">Explain</button></form>
+      <input id="x-name" required placeholder="tracking.example.com"></div>
+      <div><label for="x-client">For device (optional)</label><input id="x-client" placeholder="name or address"></div>
+      <button type="submit">Explain</button></form>
       <p id="explain-result" aria-live="polite"></p></section>
     <section><h3>Allow a name now</h3><form class="inline" id="allow"><div><label for="a-name">Name</label>
       <input id="a-name" required></div><button type="submit" id="allow-submit">Allow</button></form>
-      <ul id="allowed">${(allowed.names || []).map((n) => `<li>${esc(n)} <button class="secondary remove" data-name="${esc(n)}">Remove</button></li>`).join("")}</ul></section>`;
+      <h4>Allowed and blocked by hand</h4>
+      <ul id="allowed">${(ex.exceptions || []).map((x) => `<li>${esc(x.name)} ${x.block ? "blocked" : "allowed"} for ${esc(scopeText(x))}${x.until ? " until " + esc(when(x.until)) : ""}
+        <button class="secondary remove" data-name="${esc(x.name)}" data-scope="${esc(scopeQuery(x))}">Remove</button></li>`).join("")}</ul></section>
+    ${(gs.groups || []).length ? `<section><h3>Groups</h3><div class="scroll"><table id="groups"><thead><tr><th scope="col">Group</th><th scope="col">Members</th>
+      <th scope="col" class="hide-narrow">Lists</th><th scope="col" class="hide-narrow">Off now</th><th scope="col">Blocking</th></tr></thead>
+      <tbody>${rows(gs.groups, (g) => {
+        const until = (pause.groups || {})[g.name];
+        return [esc(g.name), esc([...g.members.map((m) => (g.moved_out || []).includes(m) ? m + " (moved out)" : m), ...(g.assigned || []).map((a) => a + " (moved in)")].join(", ") || (g.name === "default" ? "everyone else" : "—")),
+          `<span class="hide-narrow">${esc(g.lists == null ? "every list" : g.lists.join(", ") || "none")}${(g.schedules || []).map((x) => `<br><small>${esc(x)}</small>`).join("")}</span>`,
+          `<span class="hide-narrow">${esc((g.off_now || []).join(", ") || "—")}</span>`,
+          until ? `paused until ${esc(when(until))} <button class="secondary resume-group" data-group="${esc(g.name)}">Resume</button>`
+            : `<button class="secondary pause-group" data-group="${esc(g.name)}">Pause 30 min</button>`];
+      })}</tbody></table></div></section>` : ""}`;
   $("#explain").onsubmit = async (ev) => {
     ev.preventDefault();
-    const e = await api(`/api/v1/explain?name=${encodeURIComponent($("#x-name").value)}`);
-    $("#explain-result").innerHTML = !e.matched ? `${esc(e.name)} is not blocked.` : e.blocked
-      ? `<span class="blocked">${esc(e.name)} is blocked</span> by list ${esc(e.list)} (${esc(e.vendor)}), rule ${esc(e.rule)}.`
-      : `<span class="allowed">${esc(e.name)} is allowed</span> by list ${esc(e.list)}, rule ${esc(e.rule)}.`;
+    const c = $("#x-client").value.trim();
+    const e = await api(`/api/v1/explain?name=${encodeURIComponent($("#x-name").value)}${c ? "&client=" + encodeURIComponent(c) : ""}`);
+    const forWhom = e.client ? ` for ${esc(e.client)}${e.groups ? " (" + esc(e.groups.join(", ")) + ")" : ""}` : "";
+    $("#explain-result").innerHTML = (!e.matched ? `${esc(e.name)} is not blocked${forWhom}.` : e.blocked
+      ? `<span class="blocked">${esc(e.name)} is blocked</span>${forWhom} by list ${esc(e.list)} (${esc(e.vendor)}), rule ${esc(e.rule)}.`
+      : `<span class="allowed">${esc(e.name)} is allowed</span>${forWhom} by list ${esc(e.list)}, rule ${esc(e.rule)}.`) +
+      (e.why ? ` <small>${esc(e.why)}</small>` : "");
   };
   $("#allow").onsubmit = async (ev) => { ev.preventDefault(); await post(`/api/v1/allow?name=${encodeURIComponent($("#a-name").value)}`); say("Allowed."); route(); };
   for (const b of document.querySelectorAll("button.remove")) {
-    b.onclick = async () => { await post(`/api/v1/allow?name=${encodeURIComponent(b.dataset.name)}`, "DELETE"); route(); };
+    b.onclick = async () => { await post(`/api/v1/allow?name=${encodeURIComponent(b.dataset.name)}${b.dataset.scope}`, "DELETE"); route(); };
+  }
+  for (const b of document.querySelectorAll("button.pause-group")) {
+    b.onclick = async () => { await post(`/api/v1/pause?duration=30m&group=${encodeURIComponent(b.dataset.group)}`); say(`Blocking paused for group ${b.dataset.group} for 30 minutes.`); route(); };
+  }
+  for (const b of document.querySelectorAll("button.resume-group")) {
+    b.onclick = async () => { await post(`/api/v1/resume?group=${encodeURIComponent(b.dataset.group)}`); route(); };
   }
 }
 
