@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/vigil-dns/vigil/resolver"
 	"io"
 	"net/netip"
 	"strings"
+
+	"github.com/vigil-dns/vigil/resolver"
 )
 
 // cmdServe is "vigil serve" (and plain "vigil"): run until ctx ends.
@@ -15,13 +16,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var listen, upstream addrList
 	fs.Var(&listen, "listen", "serve on `ADDR` (ip:port) instead of server.listen; repeatable")
 	fs.Var(&upstream, "upstream", "forward to `ADDR` instead of upstream.servers; repeatable")
+	httpListen := fs.String("http", "", "serve the API and dashboard on `ADDR` (ip:port) instead of http.listen; beyond loopback it needs a token ("+tokenEnv+" or http.token)")
 	cfg, err := fs.load(args)
 	if err != nil {
 		return err
 	}
 	// Kept in the configuration so that a reload, which re-reads the
 	// file, applies the flags again.
-	cfg.overrides = func(c *Config) error { return applyOverrides(c, listen, upstream) }
+	cfg.overrides = func(c *Config) error {
+		if err := applyOverrides(c, listen, upstream); err != nil {
+			return err
+		}
+		if *httpListen != "" {
+			ap, err := netip.ParseAddrPort(*httpListen)
+			if err != nil {
+				return usageError{fmt.Errorf("-http: want ip:port such as 0.0.0.0:8053, got %q", *httpListen)}
+			}
+			c.HTTP.Listen = ap
+		}
+		return nil
+	}
 	if err := cfg.overrides(cfg); err != nil {
 		return err
 	}

@@ -112,6 +112,10 @@ func resolveConfigPath(flagValue string) string {
 	return ""
 }
 
+// tokenEnv, when set, is the API token (http.token): a container or a
+// service manager passes it without writing it into the file.
+const tokenEnv = "VIGIL_HTTP_TOKEN"
+
 // loadConfig reads and validates the configuration at path ("" for the
 // embedded default). Errors name the file, the line where known, the key
 // and what was expected.
@@ -127,6 +131,9 @@ func loadConfig(path string) (*Config, error) {
 	cfg, err := parseConfig(src, name)
 	if err != nil {
 		return nil, err
+	}
+	if t := os.Getenv(tokenEnv); t != "" {
+		cfg.HTTP.Token = t
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, locateErrors(src, name, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -297,6 +298,50 @@ func TestVersionText(t *testing.T) {
 	} {
 		if got := versionText(tc.release, tc.bi); got != tc.want {
 			t.Errorf("versionText(%q) = %q, want %q", tc.release, got, tc.want)
+		}
+	}
+}
+
+// As the README's docker run has it: -http moves the API and dashboard,
+// and VIGIL_HTTP_TOKEN is the token, so that changes need it.
+func TestServeHTTPFlagAndTokenFromEnvironment(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, "")
+	t.Setenv(tokenEnv, "token-from-the-environment")
+	api := freeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "-config", cfgPath, "-http", api}, io.Discard, io.Discard) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, "the API on -http's address", func() bool {
+		resp, err := http.Get("http://" + api + "/api/v1/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"token-from-the-environment", http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+api+"/api/v1/pause?duration=1m", nil)
+		req.Header.Set("X-Vigil-Client", "test")
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("pause with token %q: %s, want %d", tc.token, resp.Status, tc.want)
 		}
 	}
 }
