@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,7 +129,7 @@ func loadConfig(path string) (*Config, error) {
 		}
 		src, name = b, path
 	}
-	cfg, err := parseConfig(src, name)
+	cfg, err := parseAll(src, name)
 	if err != nil {
 		return nil, err
 	}
@@ -149,13 +150,17 @@ func locateErrors(src []byte, name string, err error) error {
 	located := false
 	out := make([]error, 0, len(errs))
 	for _, e := range errs {
+		line := 0
 		var fe *groups.FieldError
 		if errors.As(e, &fe) {
-			if line := groupLine(src, fe); line > 0 {
-				out = append(out, fmt.Errorf("%s:%d: %w", name, line, e))
-				located = true
-				continue
-			}
+			line = groupLine(src, fe)
+		} else if m := keyPathRE.FindStringSubmatch(e.Error()); m != nil {
+			line = keyPathLine(src, m[1])
+		}
+		if line > 0 {
+			out = append(out, fmt.Errorf("%s:%d: %w", name, line, e))
+			located = true
+			continue
 		}
 		out = append(out, e)
 	}
@@ -167,7 +172,65 @@ func locateErrors(src []byte, name string, err error) error {
 			out[i] = fmt.Errorf("%s: %w", name, e)
 		}
 	}
+	sortByLine(out)
 	return errors.Join(out...)
+}
+
+// keyPathRE matches the key path validation errors begin with:
+// "blocking.answer", "lists[2] (xiaomi).format", "clients[1] (tv)".
+var keyPathRE = regexp.MustCompile(`^([a-z_]+(?:\[\d+\])?(?: \([^)]*\))?(?:\.[a-z_]+(?:\[\d+\])?)*):`)
+
+// indexRE is an index in a key path.
+var indexRE = regexp.MustCompile(`\[(\d+)\]$`)
+
+// keyPathLine finds the line a validation error's key path points at: for
+// "table.key", the line setting it; for "array[i].key" (an [[array]] of
+// tables), the line setting key in the i-th table, else its header.
+func keyPathLine(src []byte, path string) int {
+	path = regexp.MustCompile(` \([^)]*\)`).ReplaceAllString(path, "")
+	segs := strings.Split(path, ".")
+	head := segs[0]
+	m := indexRE.FindStringSubmatch(head)
+	if m == nil {
+		var key toml.Key
+		for _, sg := range segs {
+			key = append(key, indexRE.ReplaceAllString(sg, ""))
+		}
+		return keyLine(src, key)
+	}
+	table := strings.TrimSuffix(head, m[0])
+	want, _ := strconv.Atoi(m[1])
+	key := ""
+	if len(segs) > 1 {
+		key = indexRE.ReplaceAllString(segs[1], "")
+	}
+	seen, header := -1, 0
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' {
+			continue
+		}
+		if strings.HasPrefix(text, "[") {
+			if header > 0 {
+				return header // the key is not set in the table
+			}
+			if strings.HasPrefix(text, "[[") && normalizeKey(strings.Trim(strings.SplitN(text, "#", 2)[0], " \t[]")) == table {
+				if seen++; seen == want {
+					header = line
+					if key == "" {
+						return line
+					}
+				}
+			}
+			continue
+		}
+		if k, _, ok := strings.Cut(text, "="); ok && header > 0 && normalizeKey(k) == key {
+			return line
+		}
+	}
+	return header
 }
 
 // flattenJoined lists the errors errors.Join put together, at any depth.
@@ -228,25 +291,96 @@ func groupLine(src []byte, fe *groups.FieldError) int {
 	return header
 }
 
+// maxDecodeErrors bounds how many values parseAll sets aside.
+const maxDecodeErrors = 50
+
+// parseAll is parseConfig reporting every value it cannot decode, not
+// only the first: the decoder stops at the first, so each refused
+// single-line setting is set aside (its line blanked, the numbering kept)
+// and the file decoded again. What remains is validated too, so one run of
+// vigil check lists every mistake, each with its line. A syntax error
+// stops it: what follows cannot be read.
+func parseAll(src []byte, name string) (*Config, error) {
+	var errs []error
+	for range maxDecodeErrors {
+		cfg, line, err := parseConfigAt(src, name)
+		if err == nil {
+			if len(errs) == 0 {
+				return cfg, nil
+			}
+			if verr := cfg.Validate(); verr != nil {
+				errs = append(errs, flattenJoined(locateErrors(src, name, verr))...)
+			}
+			sortByLine(errs)
+			return nil, errors.Join(errs...)
+		}
+		errs = append(errs, err)
+		next, ok := blankSetting(src, line)
+		if !ok {
+			break
+		}
+		src = next
+	}
+	return nil, errors.Join(errs...)
+}
+
+// blankSetting replaces line (1-based) of src with an empty one when it is
+// a whole "key = value" setting on one line, so that decoding can go on
+// without it.
+func blankSetting(src []byte, line int) ([]byte, bool) {
+	if line <= 0 {
+		return nil, false
+	}
+	lines := bytes.Split(src, []byte("\n"))
+	if line > len(lines) {
+		return nil, false
+	}
+	text := strings.TrimSpace(string(lines[line-1]))
+	if text == "" || text[0] == '[' || text[0] == '#' || !strings.Contains(text, "=") {
+		return nil, false
+	}
+	_, value, _ := strings.Cut(text, "=")
+	value = strings.TrimSpace(value)
+	if strings.HasPrefix(value, "[") && strings.Count(value, "[") != strings.Count(value, "]") ||
+		strings.HasPrefix(value, "{") && !strings.HasSuffix(value, "}") ||
+		strings.HasPrefix(value, `"""`) || strings.HasPrefix(value, "'''") {
+		return nil, false // a value over several lines
+	}
+	lines[line-1] = nil
+	return bytes.Join(lines, []byte("\n")), true
+}
+
 // parseConfig decodes src strictly: a key that maps to no setting is an
 // error, because a misspelt key would otherwise silently do nothing.
 func parseConfig(src []byte, name string) (*Config, error) {
+	cfg, _, err := parseConfigAt(src, name)
+	return cfg, err
+}
+
+// parseConfigAt is parseConfig, also returning the line of a value the
+// decoder refused (0 for other errors).
+func parseConfigAt(src []byte, name string) (*Config, int, error) {
 	cfg := defaultConfig()
 	cfg.Source = name
 	md, err := toml.NewDecoder(bytes.NewReader(src)).Decode(&cfg)
 	if err != nil {
 		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			return nil, fmt.Errorf("%s:%d: %s", name, errorLine(src, perr), tomlErrorText(perr))
+		if !errors.As(err, &perr) {
+			var pperr *toml.ParseError
+			if errors.As(err, &pperr) {
+				perr = *pperr
+			} else if m := typeErrorRE.FindStringSubmatch(err.Error()); m != nil {
+				line, _ := strconv.Atoi(m[1])
+				return nil, line, fmt.Errorf("%s:%s: key %q: %s", name, m[1], m[2], inWords(m[3]))
+			} else {
+				return nil, 0, fmt.Errorf("%s: %w", name, err)
+			}
 		}
-		var pperr *toml.ParseError
-		if errors.As(err, &pperr) {
-			return nil, fmt.Errorf("%s:%d: %s", name, errorLine(src, *pperr), tomlErrorText(*pperr))
+		line := errorLine(src, perr)
+		if perr.LastKey == "" {
+			line = 0 // a syntax error: nothing after it can be trusted
 		}
-		if m := typeErrorRE.FindStringSubmatch(err.Error()); m != nil {
-			return nil, fmt.Errorf("%s:%s: key %q: %s", name, m[1], m[2], m[3])
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, line, fmt.Errorf("%s:%d: %s", name, errorLine(src, perr), tomlErrorText(perr))
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		var errs []error
@@ -257,9 +391,9 @@ func parseConfig(src []byte, name string) (*Config, error) {
 				errs = append(errs, fmt.Errorf("%s: unknown key %q", name, k.String()))
 			}
 		}
-		return nil, errors.Join(errs...)
+		return nil, 0, errors.Join(errs...)
 	}
-	return &cfg, nil
+	return &cfg, 0, nil
 }
 
 // typeErrorRE matches BurntSushi's type-mismatch errors, which are plain
@@ -268,12 +402,32 @@ var typeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): 
 
 // tomlErrorText makes BurntSushi's messages name the key and expectation.
 func tomlErrorText(perr toml.ParseError) string {
-	msg := perr.Message
+	msg := inWords(perr.Message)
 	if want, ok := keyWant[perr.LastKey]; ok {
 		msg = want + ": " + msg
 	}
 	if perr.LastKey != "" && !strings.Contains(msg, perr.LastKey) {
 		msg = fmt.Sprintf("key %q: %s", perr.LastKey, msg)
+	}
+	return msg
+}
+
+// netipErrorRE matches the errors of net/netip's parsers, which name the
+// function rather than what was expected.
+var netipErrorRE = regexp.MustCompile(`netip\.Parse(Prefix|Addr|AddrPort)\(("(?:[^"\\]|\\.)*")\): (.*)$`)
+
+// inWords rewrites a decoding error of another library in words.
+func inWords(msg string) string {
+	if m := netipErrorRE.FindStringSubmatch(msg); m != nil {
+		want := map[string]string{
+			"Prefix":   `an IP prefix such as "192.168.1.0/24"`,
+			"Addr":     `an IP address such as "192.168.1.1"`,
+			"AddrPort": `an address and port such as "127.0.0.1:53"`,
+		}[m[1]]
+		return fmt.Sprintf("want %s, got %s (%s)", want, m[2], m[3])
+	}
+	if msg == "not an ip:port" {
+		return `want an address and port such as "127.0.0.1:53" ("[::1]:53" for IPv6)`
 	}
 	return msg
 }

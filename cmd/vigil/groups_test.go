@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -459,5 +460,40 @@ upstreams = ["`+kidsUp.Addr+`"]
 	}
 	if kidsUp.Queries() != 1 || up.Queries() != 1 {
 		t.Errorf("upstream queries: [upstream] %d, kids' %d; want one each (the rest from the cache)", up.Queries(), kidsUp.Queries())
+	}
+}
+
+// A reload applies what it can and names the changed settings that only
+// a restart applies, instead of saying "reloaded" as if all were in force.
+func TestReloadNamesSettingsThatNeedARestart(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, groupLists)
+	inst := startServe(t, cfgPath)
+	body, _ := os.ReadFile(cfgPath)
+	changed := strings.Replace(string(body), "max_inflight = 64", "max_inflight = 65", 1) +
+		"[blocking]\nanswer = \"nxdomain\"\n[cache]\nmax_bytes = 1048576\n"
+	if err := os.WriteFile(cfgPath, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+inst.apiAddr+"/api/v1/reload", nil)
+	req.Header.Set("X-Vigil-Client", "test")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status        string   `json:"status"`
+		RestartNeeded []string `json:"restart_needed"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(out.RestartNeeded, ",") != "server.max_inflight,cache.max_bytes" || !strings.Contains(out.Status, "next restart") {
+		t.Errorf("reload said %+v; want server.max_inflight and cache.max_bytes named as needing a restart", out)
+	}
+	addr := inst.srv.UDPAddrs()[0].String()
+	if r := queryFrom(t, "127.0.0.1", addr, "x.xiaomi.example"); r.Rcode != dns.RcodeNameError {
+		t.Errorf("[blocking] answer was reloaded, yet a blocked name gets %s", dns.RcodeToString[r.Rcode])
 	}
 }

@@ -92,7 +92,15 @@ func TestCheckReportsBadConfig(t *testing.T) {
 		{"wrong type", "[cache]\nmax_bytes = \"lots\"\n", []string{":2:", "cache.max_bytes"}},
 		{"syntax", "[server\nlisten = 1\n", []string{":2:", "table name"}},
 		{"gc off", "[server]\ngc_percent = -1\n", []string{"server.gc_percent", "10 to 1000"}},
-		{"several problems", "[cache]\nmax_bytes = 1\n[server]\nmax_inflight = 0\n", []string{"cache.max_bytes", "server.max_inflight"}},
+		{"several problems", "[cache]\nmax_bytes = 1\n[server]\nmax_inflight = 0\n", []string{":2: cache.max_bytes", ":4: server.max_inflight"}},
+		{"bad prefix in words", "[server]\nallow = [\"127.0.0.0/33\"]\n", []string{":2:", `want an IP prefix such as "192.168.1.0/24", got "127.0.0.0/33"`}},
+		// Every problem, decoding and validation alike, each at its line,
+		// top to bottom.
+		{"every problem at its line", "[server]\nallow = [\"127.0.0.0/33\"]\n[blocking]\nanswer = \"blackhole\"\n" +
+			"[[lists]]\nname = \"a\"\nformat = \"weird\"\nentries = [\"x.example\"]\n[[clients]]\nname = \"tv\"\naddresses = [\"10.0.0.1\"]\n[[clients]]\nname = \"tv\"\n",
+			[]string{":2: key \"server.allow\"", ":4: blocking.answer", ":7: key \"lists.format\"", ":12: clients[1] (tv)", ":13: clients[1] (tv).name"}},
+		{"missing list file", "[[lists]]\nname = \"a\"\nsources = [\"/nonexistent/vigil-test-list.txt\"]\n",
+			[]string{":3: lists[0].sources[0]", "does not exist"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -343,5 +351,25 @@ func TestServeHTTPFlagAndTokenFromEnvironment(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("pause with token %q: %s, want %d", tc.token, resp.Status, tc.want)
 		}
+	}
+}
+
+// A port another program holds is named as such, with the usual suspect.
+func TestServeNamesATakenPort(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, "")
+	body, _ := os.ReadFile(cfgPath)
+	body = []byte(strings.Replace(string(body), `listen = ["127.0.0.1:0"]`, `listen = ["`+pc.LocalAddr().String()+`"]`, 1))
+	if err := os.WriteFile(cfgPath, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = run(t.Context(), []string{"serve", "-config", cfgPath}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "another program holds the port") || !strings.Contains(err.Error(), "systemd-resolved") {
+		t.Errorf("serve on a taken port: %v", err)
 	}
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -36,6 +39,19 @@ type reloader struct {
 	clients atomic.Pointer[[]api.ClientInfo]
 	// names are the [[lists]] names of the configuration in use.
 	names atomic.Pointer[[]string]
+	// started is the configuration the server started with, and
+	// pending the settings changed since that only a restart applies.
+	started *Config
+	pending atomic.Pointer[[]string]
+}
+
+// pendingRestart names the settings changed in the file since the start
+// that only a restart applies; none when the file and the server agree.
+func (rl *reloader) pendingRestart() []string {
+	if p := rl.pending.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // setListNames records the [[lists]] names of the configuration in use.
@@ -119,6 +135,47 @@ func (rl *reloader) reload(ctx context.Context) error {
 	if err := rl.lists.Reconfigure(ctx, cfg.Updates, cfg.Lists); err != nil {
 		return fmt.Errorf("applying lists: %w", err)
 	}
-	rl.log.Info("configuration reloaded", zap.String("config", cfg.Source), zap.Int("rules", rl.lists.Current().Matcher.Len()))
+	pending := restartNeeded(rl.started, cfg)
+	rl.pending.Store(&pending)
+	fields := []zap.Field{zap.String("config", cfg.Source), zap.Int("rules", rl.lists.Current().Matcher.Len())}
+	if len(pending) > 0 {
+		rl.log.Warn("configuration reloaded; these changed settings take effect at the next restart", append(fields, zap.Strings("restart_needed", pending))...)
+		return nil
+	}
+	rl.log.Info("configuration reloaded", fields...)
 	return nil
+}
+
+// restartOnly are the sections whose settings a reload does not apply:
+// they are read when the server starts (listeners, the store, the API, the
+// log writer, the cache's size, the logger). server.allow is the one
+// setting of [server] a reload applies.
+var restartOnly = []string{"server", "store", "http", "metrics", "querylog", "cache", "log"}
+
+// restartNeeded names the settings that differ between the configuration
+// the server started with and next, among those only a restart applies
+// ("server.listen", "store.dir"), in order.
+func restartNeeded(started, next *Config) []string {
+	var out []string
+	sv, nv := reflect.ValueOf(started).Elem(), reflect.ValueOf(next).Elem()
+	for i := range sv.NumField() {
+		section := strings.Split(sv.Type().Field(i).Tag.Get("toml"), ",")[0]
+		if !slices.Contains(restartOnly, section) {
+			continue
+		}
+		a, b := sv.Field(i), nv.Field(i)
+		if a.Kind() != reflect.Struct {
+			continue
+		}
+		for j := range a.NumField() {
+			key := strings.Split(a.Type().Field(j).Tag.Get("toml"), ",")[0]
+			if key == "" || key == "-" || section == "server" && key == "allow" {
+				continue
+			}
+			if !reflect.DeepEqual(a.Field(j).Interface(), b.Field(j).Interface()) {
+				out = append(out, section+"."+key)
+			}
+		}
+	}
+	return out
 }

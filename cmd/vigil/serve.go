@@ -139,11 +139,11 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	})
 	if err := r.srv.Start(); err != nil {
 		r.stopQueryLog()
-		return nil, fmt.Errorf("starting the DNS server: %w", err)
+		return nil, fmt.Errorf("starting the DNS server: %w%s", err, listenHint(err))
 	}
 	r.series = &seriesRecorder{server: r.srv, store: st, retention: cfg.QueryLog.Retention, log: log}
 	r.reload = &reloader{path: cfg.path, overrides: cfg.overrides, chain: chain, srv: r.srv, lists: r.lists, records: r.records, neighbors: r.neighbors,
-		groups: r.groups, log: log}
+		groups: r.groups, started: cfg, log: log}
 	r.reload.setClients(cfg.Clients)
 	r.reload.setListNames(cfg.Lists)
 	if err := r.startAPI(); err != nil {
@@ -229,7 +229,7 @@ func (r *running) apiDeps() api.Deps {
 		Server: r.srv, Upstreams: r.chain.Router, Lists: r.lists, Log: r.logs,
 		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(), Store: r.store,
 		Neighbors: r.neighbors, Clients: r.reload.configuredClients, Groups: r.chain.Blocker.Groups, Assign: r.groups,
-		ListNames:     r.reload.listNames,
+		ListNames: r.reload.listNames, PendingRestart: r.reload.pendingRestart,
 		AllowedLogged: r.cfg.QueryLog.Enabled && r.cfg.QueryLog.LogAllowed,
 		Retention:     max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),
 	}
@@ -328,4 +328,23 @@ func (r *running) shutdownDNS() {
 	if err := r.srv.Shutdown(ctx); err != nil {
 		r.log.Warn("shutdown cut queries short", zap.Error(err))
 	}
+}
+
+// listenHint names the likely cause of a listener that would not open:
+// another DNS server on the port (on many Linux systems systemd-resolved's
+// stub listener holds port 53), or a port below 1024 without the right.
+func listenHint(err error) string {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return "; another program holds the port: on many Linux systems it is systemd-resolved's stub listener " +
+			"(set DNSStubListener=no in /etc/systemd/resolved.conf and restart it), or dnsmasq; " +
+			"or have Vigil listen elsewhere with -listen or server.listen"
+	case errors.Is(err, syscall.EACCES):
+		return "; ports below 1024 need root or the CAP_NET_BIND_SERVICE capability " +
+			"(setcap cap_net_bind_service=+ep on the binary, or AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit), " +
+			"or listen on a higher port with -listen or server.listen"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "; the address is not one of this machine's: check server.listen"
+	}
+	return ""
 }

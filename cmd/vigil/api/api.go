@@ -64,6 +64,9 @@ type Deps struct {
 	// Reload re-reads and applies the configuration file, returning why
 	// not when the file is rejected; never nil.
 	Reload func(ctx context.Context) error
+	// PendingRestart names the settings changed in the file that only a
+	// restart applies; nil means none.
+	PendingRestart func() []string
 	// Started is when the server started, for the health check's uptime.
 	Started time.Time
 	// Retention is how far back the log and the hourly totals reach (the

@@ -52,7 +52,16 @@ func (a *api) reload(w http.ResponseWriter, r *http.Request) error {
 	if err := a.d.Reload(r.Context()); err != nil {
 		return &httpError{status: http.StatusBadRequest, err: err, note: "rejected; the running configuration stays"}
 	}
-	return ok(w, map[string]any{"status": "reloaded", "rules": a.d.Lists.Current().Matcher.Len()})
+	out := map[string]any{"status": "reloaded", "rules": a.d.Lists.Current().Matcher.Len()}
+	if a.d.PendingRestart != nil {
+		if p := a.d.PendingRestart(); len(p) > 0 {
+			// Changed in the file, not applied: the listeners, the store and
+			// the like are set up when the server starts.
+			out["status"] = "reloaded; changed settings that take effect at the next restart: " + strings.Join(p, ", ")
+			out["restart_needed"] = p
+		}
+	}
+	return ok(w, out)
 }
 
 // maxPause bounds a pause, so a slip of the finger cannot turn blocking
