@@ -148,6 +148,8 @@ func TestQueryLogWritesAndQueries(t *testing.T) {
 		want int
 	}{
 		{Filter{Vendor: "xiaomi"}, 20},
+		{Filter{QType: "a"}, 30},
+		{Filter{QType: "AAAA"}, 0},
 		{Filter{List: "LG-list"}, 10},
 		{Filter{Name: "N4.LG.example."}, 1},
 		{Filter{Name: "lg.example"}, 10},
@@ -362,5 +364,32 @@ func BenchmarkDashboardMonth(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The most asked allowed names and the clients asking most, from the log
+// of allowed lookups only.
+func TestTopAllowed(t *testing.T) {
+	q := testLog(t, t.TempDir(), testLogConfig())
+	stop := runLog(q)
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for i, n := range []struct {
+		addr, name string
+		times      int
+	}{{"192.168.1.10", "www.example.org.", 5}, {"192.168.1.11", "www.example.org.", 2}, {"192.168.1.11", "cdn.example.net.", 3}} {
+		for j := range n.times {
+			q.Record(Entry{Time: base.Add(time.Duration(i*10+j) * time.Second), ClientAddr: netip.MustParseAddr(n.addr), QName: n.name, QType: "A", Proto: "udp"})
+		}
+	}
+	q.Record(entry("", "192.168.1.12", base, "blocked.example.", "Xiaomi")) // in the other log
+	stop()
+	rep, err := q.TopAllowed(base.Add(-time.Minute), time.Time{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(rep.Total, rep.Names, rep.Clients)
+	want := "10 [{www.example.org. 7 } {cdn.example.net. 3 }] [{192.168.1.10 5 } {192.168.1.11 5 }]" // ties by key
+	if got != want {
+		t.Errorf("TopAllowed = %s, want %s", got, want)
 	}
 }

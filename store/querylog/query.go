@@ -17,6 +17,7 @@ type Filter struct {
 	Vendor string    // exact vendor tag
 	List   string    // exact list name
 	Name   string    // the name and its subdomains
+	QType  string    // exact query type ("A", "HTTPS"); any case
 	Since  time.Time // inclusive
 	Until  time.Time // exclusive; zero means now
 	// Allowed reads the log of allowed lookups instead of blocked ones.
@@ -47,6 +48,9 @@ func (f *Filter) matches(e *Entry) bool {
 		return false
 	}
 	if f.List != "" && e.List != f.List {
+		return false
+	}
+	if f.QType != "" && !strings.EqualFold(e.QType, f.QType) {
 		return false
 	}
 	if f.Name != "" {
@@ -308,6 +312,42 @@ func (q *Log) Top(since, until time.Time, n int) (TopReport, error) {
 		return rep, fmt.Errorf("reading the query log: %w", err)
 	}
 	rep.Names, rep.Clients, rep.Vendors = topN(names, n), topN(clients, n), topN(vendors, n)
+	return rep, nil
+}
+
+// TopAllowed returns the n most asked allowed names and the clients that
+// asked most, from the log of allowed lookups (querylog.log_allowed).
+func (q *Log) TopAllowed(since, until time.Time, n int) (TopReport, error) {
+	if until.IsZero() {
+		until = time.Now().Add(time.Minute)
+	}
+	rep := TopReport{Since: since, Until: until}
+	since = q.logSince(false, since)
+	names, clients := map[string]*Count{}, map[string]*Count{}
+	bump := func(m map[string]*Count, key string) {
+		c := m[key]
+		if c == nil {
+			c = &Count{Key: key}
+			m[key] = c
+		}
+		c.Count++
+	}
+	scanned := 0
+	err := q.walkBlocks(false, "", since, until, nil, func(_ []byte, entries []Entry) bool {
+		for i := range entries {
+			if e := &entries[i]; e.Time.Before(until) && !e.Time.Before(since) {
+				rep.Total++
+				bump(names, e.QName)
+				bump(clients, e.Client)
+			}
+		}
+		scanned += len(entries)
+		return scanned < maxScan*4 // a bound on one request's work
+	})
+	if err != nil {
+		return rep, fmt.Errorf("reading the query log: %w", err)
+	}
+	rep.Names, rep.Clients, rep.Vendors = topN(names, n), topN(clients, n), []Count{}
 	return rep, nil
 }
 

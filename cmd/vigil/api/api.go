@@ -137,6 +137,7 @@ type LogReader interface {
 	Client(client string, since, until time.Time) (querylog.ClientSummary, error)
 	ClientDays(client string, since, until time.Time) ([]querylog.VendorDay, error)
 	Top(since, until time.Time, n int) (querylog.TopReport, error)
+	TopAllowed(since, until time.Time, n int) (querylog.TopReport, error)
 	Identities(since time.Time) ([]string, error)
 	AllowedCounts(since, until time.Time) (map[string]int, error)
 }

@@ -77,6 +77,9 @@ func (f fakeLog) Client(c string, since, until time.Time) (querylog.ClientSummar
 func (f fakeLog) ClientDays(c string, since, until time.Time) ([]querylog.VendorDay, error) {
 	return nil, nil
 }
+func (f fakeLog) TopAllowed(since, until time.Time, n int) (querylog.TopReport, error) {
+	return querylog.TopReport{}, nil
+}
 func (f fakeLog) Top(since, until time.Time, n int) (querylog.TopReport, error) {
 	return querylog.TopReport{Total: n}, nil
 }

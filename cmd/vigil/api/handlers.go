@@ -31,6 +31,11 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) error {
 // Go runtime's memory, for the dashboard.
 func (a *api) stats(w http.ResponseWriter, r *http.Request) error {
 	out := map[string]any{"server": a.d.Server.Stats()}
+	qm := a.d.Server.Metrics()
+	out["queries_by_type"] = qm.ByType
+	out["queries_by_result"] = qm.ByResult
+	out["upstreams"] = upstreamFigures(a.d.Upstreams.Metrics())
+	out["log_allowed"] = a.d.AllowedLogged
 	if a.d.Cache != nil {
 		out["cache"] = a.d.Cache.Stats()
 	}
@@ -130,3 +135,42 @@ func (a *api) resume(w http.ResponseWriter, r *http.Request) error {
 
 // errNoName is the answer to a question about no name.
 var errNoName = errors.New("want ?name=example.com")
+
+// UpstreamFigure is one upstream's answered exchanges, errors and latency,
+// from the forwarder's histogram, for GET /api/v1/stats.
+type UpstreamFigure struct {
+	Upstream string  `json:"upstream"`
+	Answered uint64  `json:"answered"`
+	Errors   uint64  `json:"errors"`
+	MeanMs   float64 `json:"mean_ms"`
+	// P95Ms is the histogram bound under which 95 % of the answers came
+	// (an upper estimate); 0 with no answers.
+	P95Ms float64 `json:"p95_ms"`
+}
+
+func upstreamFigures(ms []resolver.UpstreamMetrics) []UpstreamFigure {
+	out := make([]UpstreamFigure, 0, len(ms))
+	for _, m := range ms {
+		f := UpstreamFigure{Upstream: m.Upstream, Errors: m.Errors}
+		for _, n := range m.Buckets {
+			f.Answered += n
+		}
+		if f.Answered > 0 {
+			f.MeanMs = float64(m.Sum.Microseconds()) / 1000 / float64(f.Answered)
+			var seen uint64
+			for i, n := range m.Buckets {
+				seen += n
+				if seen*100 >= f.Answered*95 {
+					if i < len(resolver.LatencyBuckets) {
+						f.P95Ms = float64(resolver.LatencyBuckets[i].Microseconds()) / 1000
+					} else {
+						f.P95Ms = float64(resolver.LatencyBuckets[len(resolver.LatencyBuckets)-1].Microseconds()) / 1000
+					}
+					break
+				}
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}

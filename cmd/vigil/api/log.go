@@ -107,7 +107,14 @@ func (a *api) top(w http.ResponseWriter, r *http.Request) error {
 		}
 		n = min(n, maxLimit)
 	}
-	rep, err := a.d.Log.Top(since, until, n)
+	top := a.d.Log.Top
+	if q.Get("allowed") == "1" || q.Get("allowed") == "true" {
+		if !a.d.AllowedLogged {
+			return badRequest(errors.New("allowed lookups are not logged: turn querylog.log_allowed on to see the top permitted names"))
+		}
+		top = a.d.Log.TopAllowed
+	}
+	rep, err := top(since, until, n)
 	if err != nil {
 		return fmt.Errorf("reading the log: %w", err)
 	}
@@ -181,7 +188,7 @@ func (a *api) logFilterFromQuery(q url.Values) (querylog.Filter, error) {
 		return querylog.Filter{}, err
 	}
 	f := querylog.Filter{
-		Client: client, Vendor: q.Get("vendor"), List: q.Get("list"), Name: q.Get("name"),
+		Client: client, Vendor: q.Get("vendor"), List: q.Get("list"), Name: q.Get("name"), QType: q.Get("type"),
 		Since: since, Until: until, Cursor: q.Get("cursor"), Allowed: q.Get("allowed") == "true",
 	}
 	if l := q.Get("limit"); l != "" {

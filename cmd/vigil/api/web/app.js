@@ -65,6 +65,47 @@ function chart(points, label, slots) {
   return `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(label)}">${ticks}${bars}${times}</svg>
     <p class="legend"><span class="q">queries</span><span class="b">blocked</span></p>`;
 }
+// vendorColors gives each vendor a colour of its own, the same on every
+// chart of the page.
+const palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
+const vendorColor = (vendors) => (v) => palette[Math.max(0, vendors.indexOf(v)) % palette.length];
+// stacked draws a device's blocked lookups per day as bars stacked by
+// vendor (days: [{day, vendors: {vendor: n}}], oldest first), with a count
+// scale, day labels, a legend and a tooltip per piece.
+function stacked(days, label) {
+  const W = 760, H = 220, left = 48, bottom = 22, top = 8, w = W - left - 8, h = H - top - bottom;
+  const totals = days.map((d) => Object.values(d.vendors).reduce((a, n) => a + n, 0));
+  const vendors = [...new Set(days.flatMap((d) => Object.keys(d.vendors)))].sort();
+  const color = vendorColor(vendors);
+  const max = niceMax(Math.max(1, ...totals));
+  const bw = w / Math.max(days.length, 1), y = (v) => top + h - (v / max) * h;
+  const every = Math.ceil(days.length / 10);
+  const bars = days.map((d, i) => {
+    let acc = 0;
+    const x = left + i * bw, bwid = Math.max(bw - 2, 1);
+    const day = new Date(d.day).toLocaleDateString([], { timeZone: "UTC", month: "short", day: "numeric" });
+    return `<g>` + Object.entries(d.vendors).sort().map(([v, n]) => {
+      const y0 = y(acc), y1 = y(acc + n);
+      acc += n;
+      return `<rect x="${x}" y="${y1}" width="${bwid}" height="${y0 - y1}" fill="${color(v)}"><title>${esc(day)}: ${esc(v || "(untagged)")} ${fmt(n)}</title></rect>`;
+    }).join("") + (i % every === every - 1 || days.length <= 10 ? `<text class="axis" x="${x + bw / 2}" y="${H - 6}" text-anchor="middle">${esc(day)}</text>` : "") + `</g>`;
+  }).join("");
+  const ticks = [0, max / 2, max].map((v) => `<line class="grid" x1="${left}" x2="${left + w}" y1="${y(v)}" y2="${y(v)}"></line>` +
+    `<text class="axis" x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${fmt(v)}</text>`).join("");
+  return `<svg class="chart stacked" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(label)}">${ticks}${bars}</svg>
+    <p class="legend">${vendors.map((v) => `<span><i class="swatch" style="background:${color(v)}"></i>${esc(v || "(untagged)")}</span>`).join("")}</p>`;
+}
+// every says how regularly a name was looked up, from its times (newest
+// first): the median gap, as "every 5 min"; "" for fewer than three.
+function every(times) {
+  if (times.length < 3) return "";
+  const gaps = times.slice(1).map((t, i) => (new Date(times[i]) - new Date(t)) / 1000).sort((a, b) => a - b);
+  const g = gaps[Math.floor(gaps.length / 2)];
+  if (g < 90) return `every ${Math.max(1, Math.round(g))} s`;
+  if (g < 5400) return `every ${Math.round(g / 60)} min`;
+  if (g < 129600) return `every ${Math.round(g / 3600)} h`;
+  return `every ${Math.round(g / 86400)} d`;
+}
 // niceMax rounds a chart's top up to 1, 2 or 5 times a power of ten.
 function niceMax(v) {
   const p = 10 ** Math.floor(Math.log10(v));
@@ -93,8 +134,10 @@ function grouped(entries) {
   const seen = new Map();
   for (const e of entries) {
     const k = [e.qname, e.qtype, e.list, e.rule, e.reason].join("\u0000");
-    if (seen.has(k)) seen.get(k).times++;
-    else seen.set(k, { ...e, times: 1 });
+    if (seen.has(k)) {
+      const g = seen.get(k);
+      g.times++; g.first = e.time; g.all.push(e.time);
+    } else seen.set(k, { ...e, times: 1, first: e.time, all: [e.time] });
   }
   return [...seen.values()];
 }
@@ -113,6 +156,12 @@ async function overview() {
     api("/api/v1/series?since=24h"), api("/api/v1/series?since=7d"), api("/api/v1/top?since=24h&limit=10"),
     api("/api/v1/lists"), api("/api/v1/stats"), api("/api/v1/pause"), api("/api/v1/health"),
   ]);
+  const permitted = stats.log_allowed ? await api("/api/v1/top?since=24h&limit=10&allowed=1").catch(() => null) : null;
+  const cache = stats.cache || {};
+  const lookups = (cache.hits || 0) + (cache.misses || 0);
+  const hitRate = lookups ? `${((100 * cache.hits) / lookups).toFixed(1)}%` : "—";
+  const types = Object.entries(stats.queries_by_type || {}).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  const typeTotal = types.reduce((a, [, n]) => a + n, 0);
   const q = s24.points.reduce((a, p) => a + p.queries, 0), b = s24.points.reduce((a, p) => a + p.blocked, 0);
   const ql = stats.querylog || {};
   const pausedDevices = Object.keys(pause.clients || {}).length, pausedGroups = Object.keys(pause.groups || {}).length;
@@ -128,6 +177,7 @@ async function overview() {
       <div class="card"><div class="n">${q ? ((100 * b) / q).toFixed(1) : "0.0"}%</div><div class="l">blocked share</div></div>
       <div class="card"><div class="n" id="logged-blocked">${fmt(top.total)}</div><div class="l">blocked lookups logged, 24 h</div></div>
       <div class="card"><div class="n">${fmt(ql.queued)} / ${fmt(ql.dropped)}</div><div class="l">log queue / drops</div></div>
+      <div class="card"><div class="n" id="cache-hit-rate">${hitRate}</div><div class="l">answered from the cache, since start</div></div>
       <div class="card"><div class="n" id="blocking-state">${esc(paused)}</div><div class="l">blocking</div>
         <button id="pause-all" class="secondary">Pause 5 min</button> <button id="resume-all" class="secondary">Resume</button></div>
     </div>
@@ -139,6 +189,14 @@ async function overview() {
       <tbody>${rows(top.clients, (r) => [`<a href="#/device/${encodeURIComponent(r.key)}">${esc(r.key)}</a>`, fmt(r.count)])}</tbody></table></div></section>
     <section><h3>Top blocked names</h3><div class="scroll"><table id="top-names"><thead><tr><th scope="col">Name</th><th scope="col">Vendor</th><th scope="col">Blocked</th></tr></thead>
       <tbody>${rows(top.names, (r) => [esc(host(r.key)), esc(r.vendor), fmt(r.count)])}</tbody></table></div></section>
+    ${permitted ? `<section><h3>Top permitted names</h3><div class="scroll"><table id="top-permitted"><thead><tr><th scope="col">Name</th><th scope="col">Lookups</th></tr></thead>
+      <tbody>${rows(permitted.names, (r) => [esc(host(r.key)), fmt(r.count)])}</tbody></table></div></section>` : ""}
+    <section><h3>Query types, since start</h3><div class="scroll"><table id="query-types"><thead><tr><th scope="col">Type</th><th scope="col">Queries</th><th scope="col">Share</th></tr></thead>
+      <tbody>${rows(types, ([t, n]) => [esc(t), fmt(n), `<span class="bar" style="--w:${((100 * n) / typeTotal).toFixed(1)}%">${((100 * n) / typeTotal).toFixed(1)}%</span>`])}</tbody></table></div></section>
+    <section><h3>Upstreams, since start</h3><div class="scroll"><table id="upstreams"><thead><tr><th scope="col">Upstream</th><th scope="col">Answered</th><th scope="col">Errors</th>
+      <th scope="col">Mean</th><th scope="col" class="hide-narrow">95 % under</th></tr></thead>
+      <tbody>${rows(stats.upstreams || [], (u) => [esc(u.upstream), fmt(u.answered), u.errors ? `<span class="blocked">${fmt(u.errors)}</span>` : "0",
+        u.answered ? `${u.mean_ms.toFixed(1)} ms` : "—", `<span class="hide-narrow">${u.answered ? `${u.p95_ms} ms` : "—"}</span>`])}</tbody></table></div></section>
     <section><h3>List sources</h3>${listTable(lists)}</section>`;
   $("#pause-all").onclick = async () => { await post("/api/v1/pause?duration=5m"); say("Blocking paused for 5 minutes."); route(); };
   $("#resume-all").onclick = async () => { await post("/api/v1/resume"); say("Blocking resumed."); route(); };
@@ -162,24 +220,45 @@ async function devices(params) {
   const makerOf = (d) => d.hardware_vendor.randomized ? "<small>randomised MAC</small>" : esc(d.hardware_vendor.name || (d.mac ? "unregistered" : "—"));
   const key = (d) => d.name || d.addresses[0] || "";
   const named = { config: "configuration", lease: "DHCP lease", ptr: "router's DNS", log: "log" };
+  const hasGroups = (c.devices || []).some((d) => (d.groups || []).length);
   main.innerHTML = `<h2>Devices</h2><p>Every device seen over the last 7 days: its name and where it came from, its maker, and the vendors it called.</p>
     <form id="d-filter" class="inline"><label>Maker <input id="d-maker" value="${esc(maker)}" placeholder="e.g. Xiaomi"></label>
     <label>Sort <select id="d-sort">${["blocked", "name", "last_seen", "hardware_vendor"].map((s) =>
       `<option value="${s}"${s === sort ? " selected" : ""}>${esc(s.replace("_", " "))}</option>`).join("")}</select></label>
     <button type="submit">Show</button></form>
     <div class="scroll"><table id="devices"><thead><tr><th scope="col">Device</th><th scope="col">Maker</th><th scope="col">Blocked</th><th scope="col">Vendors</th>
-    <th scope="col" class="hide-narrow">Groups</th><th scope="col" class="hide-narrow">Addresses</th><th scope="col" class="hide-narrow">Named by</th><th scope="col" class="hide-narrow">Last seen</th></tr></thead>
+    ${hasGroups ? `<th scope="col" class="hide-narrow">Groups</th>` : ""}<th scope="col" class="hide-narrow">Addresses</th><th scope="col" class="hide-narrow">Named by</th><th scope="col" class="hide-narrow">Last seen</th></tr></thead>
     <tbody>${rows(c.devices || [], (d) => [`<a href="#/device/${encodeURIComponent(key(d))}">${esc(key(d))}</a>`, makerOf(d),
       d.queries == null ? fmt(d.blocked) : `${fmt(d.blocked)} <small>of ${fmt(d.queries)}</small>`,
       Object.entries(d.vendors || {}).sort((a, b) => b[1] - a[1]).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", ") || "—",
-      `<span class="hide-narrow">${esc((d.groups || []).join(", ") || "—")}</span>`,
+      ...(hasGroups ? [`<span class="hide-narrow">${esc((d.groups || []).join(", ") || "—")}</span>`] : []),
       `<span class="hide-narrow">${esc(d.addresses.join(", "))}${d.mac ? `<br><small>${esc(d.mac)}</small>` : ""}</span>`,
       `<span class="hide-narrow">${esc(named[d.name_source] || "address only")}</span>`,
       `<span class="hide-narrow">${esc(d.last_seen ? when(d.last_seen) : "—")}</span>`])}</tbody></table></div>`;
+  $("#devices").insertAdjacentHTML("beforebegin", heatMap(c.devices || [], key));
   $("#d-filter").onsubmit = (ev) => {
     ev.preventDefault();
     location.hash = `#/devices?maker=${encodeURIComponent($("#d-maker").value)}&sort=${encodeURIComponent($("#d-sort").value)}`;
   };
+}
+
+// heatMap is the device × vendor matrix of blocked lookups: which device
+// phones whom, and how often, at a glance (darker is more).
+function heatMap(devices, key) {
+  const totals = new Map();
+  for (const d of devices) for (const [v, n] of Object.entries(d.vendors || {})) totals.set(v, (totals.get(v) || 0) + n);
+  const vendors = [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([v]) => v);
+  const rowsOf = devices.filter((d) => d.blocked > 0).sort((a, b) => b.blocked - a.blocked).slice(0, 30);
+  if (!vendors.length || !rowsOf.length) return "";
+  const max = Math.max(1, ...rowsOf.flatMap((d) => vendors.map((v) => (d.vendors || {})[v] || 0)));
+  const cell = (d, v) => {
+    const n = (d.vendors || {})[v] || 0;
+    const a = n ? 0.12 + 0.88 * (n / max) : 0;
+    return `<td class="c" style="background:rgba(179,38,30,${a.toFixed(2)});color:${a > 0.55 ? "#fff" : "inherit"}" title="${esc(key(d))} → ${esc(v || "(untagged)")}: ${fmt(n)}">${n ? fmt(n) : ""}</td>`;
+  };
+  return `<section><h3>Who phones whom</h3><p>Blocked lookups in 7 days, device by vendor; darker is more.</p>
+    <div class="scroll"><table id="heat" class="heat"><thead><tr><th scope="col">Device</th>${vendors.map((v) => `<th scope="col">${esc(v || "(untagged)")}</th>`).join("")}</tr></thead>
+    <tbody>${rowsOf.map((d) => `<tr><th scope="row"><a href="#/device/${encodeURIComponent(key(d))}">${esc(key(d))}</a></th>${vendors.map((v) => cell(d, v)).join("")}</tr>`).join("")}</tbody></table></div></section>`;
 }
 
 async function device(client, params) {
@@ -233,17 +312,20 @@ async function device(client, params) {
         <button class="secondary unexcept" data-name="${esc(x.name)}">Remove</button></li>`).join("") || "<li>none</li>"}</ul>
       <form class="inline" id="block-here"><div><label for="b-name">Block a name for this device</label><input id="b-name" required placeholder="www.tiktok.com"></div>
         <button type="submit" id="block-submit">Block</button></form></section>
-    <section><h3>Per vendor, per day</h3><div class="scroll"><table><thead><tr><th scope="col">Day</th><th scope="col">Vendors</th></tr></thead>
+    <section><h3>Blocked lookups per day, by vendor</h3>${stacked(days.days, `Blocked lookups of ${who} per day, by vendor`)}
+      <details><summary>As a table</summary><div class="scroll"><table><thead><tr><th scope="col">Day</th><th scope="col">Vendors</th></tr></thead>
       <tbody>${rows(days.days.filter((d) => Object.keys(d.vendors).length), (d) => [esc(d.day.slice(0, 10)),
-        Object.entries(d.vendors).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", ")])}</tbody></table></div></section>
-    <section><h3>Recent blocked lookups</h3><p>The same name asked again is one row, with how many times and when last.</p>
+        Object.entries(d.vendors).map(([v, n]) => `${esc(v || "(untagged)")} ${fmt(n)}`).join(", ")])}</tbody></table></div></details></section>
+    <section><h3>Recent blocked lookups</h3><p>The same name asked again is one row: how many times, when first and last, and how regularly
+      (a device phoning home asks at a steady interval). <a href="#/queries?client=${encodeURIComponent(who)}&result=blocked&since=${encodeURIComponent(since)}">Every lookup, one per row</a>.</p>
       <form class="inline" id="filter"><div><label for="f-vendor">Vendor</label><select id="f-vendor"><option value="">all</option>
         ${vendors.map((v) => `<option ${v === vendor ? "selected" : ""}>${esc(v)}</option>`).join("")}</select></div>
         <div><label for="f-since">Since</label><select id="f-since">${["1h", "24h", "7d", "30d"].map((s) => `<option ${s === since ? "selected" : ""}>${s}</option>`).join("")}</select></div>
         <button type="submit">Filter</button></form>
-      <div class="scroll"><table id="lookups"><thead><tr><th scope="col">Last</th><th scope="col">Name</th><th scope="col">Times</th><th scope="col" class="hide-narrow">Type</th><th scope="col">Vendor</th>
+      <div class="scroll"><table id="lookups"><thead><tr><th scope="col">Last</th><th scope="col">Name</th><th scope="col">Times</th><th scope="col" class="hide-narrow">Type</th><th scope="col" class="hide-narrow">First, how often</th><th scope="col">Vendor</th>
         <th scope="col" class="hide-narrow">List</th><th scope="col" class="hide-narrow">Rule</th><th scope="col">Action</th></tr></thead>
-      <tbody>${rows(grouped(page.entries || []), (e) => [esc(when(e.time)), esc(host(e.qname)) + mark(e), fmt(e.times), `<span class="hide-narrow">${esc(e.qtype)}</span>`, esc(e.vendor),
+      <tbody>${rows(grouped(page.entries || []), (e) => [esc(when(e.time)), esc(host(e.qname)) + mark(e), fmt(e.times), `<span class="hide-narrow">${esc(e.qtype)}</span>`,
+        `<span class="hide-narrow">${esc(when(e.first))}${every(e.all) ? `<br><small class="every">${esc(every(e.all))}</small>` : ""}</span>`, esc(e.vendor),
         `<span class="hide-narrow">${esc(e.list)}</span>`, `<span class="hide-narrow">${esc(e.rule)}${e.reason === "cname" ? " (CNAME)" : ""}</span>`,
         `<button class="secondary allow-here" data-name="${esc(e.qname)}" title="Allow for this device only">Allow here</button>
          <button class="secondary allow" data-name="${esc(e.qname)}" title="Allow for every device">Everywhere</button>`])}</tbody></table></div></section>`;
@@ -281,6 +363,45 @@ async function device(client, params) {
   if ($("#move-reset")) {
     $("#move-reset").onclick = async () => { await post(`/api/v1/clients/${encodeURIComponent(who)}/groups`, "DELETE"); route(); };
   }
+}
+
+// queries is the log of every query when querylog.log_allowed is on
+// (blocked ones otherwise), newest first, filtered and paged by cursor.
+async function queries(params) {
+  const stats = await api("/api/v1/stats");
+  const result = params.get("result") || (stats.log_allowed ? "allowed" : "blocked");
+  const f = { client: params.get("client") || "", name: params.get("name") || "", type: params.get("type") || "", since: params.get("since") || "24h" };
+  const q = new URLSearchParams({ since: f.since, limit: "100" });
+  for (const k of ["client", "name", "type"]) if (f[k]) q.set(k, f[k]);
+  if (result === "allowed") q.set("allowed", "true");
+  if (params.get("cursor")) q.set("cursor", params.get("cursor"));
+  const page = await api(`/api/v1/blocked?${q}`);
+  const link = (over) => {
+    const p = new URLSearchParams({ ...f, result, ...over });
+    for (const [k, v] of [...p]) if (!v) p.delete(k);
+    return `#/queries?${p}`;
+  };
+  main.innerHTML = `<h2>Queries</h2>
+    <p>${stats.log_allowed ? "Every query Vigil answered: the permitted ones and the blocked ones, each in its own log." :
+      "Only blocked lookups are logged: turn <code>querylog.log_allowed</code> on to see the permitted ones too."}</p>
+    <form id="q-filter" class="inline">
+      <div><label for="q-result">Result</label><select id="q-result">${["blocked", "allowed"].map((r) => `<option${r === result ? " selected" : ""}${r === "allowed" && !stats.log_allowed ? " disabled" : ""}>${r}</option>`).join("")}</select></div>
+      <div><label for="q-client">Device</label><input id="q-client" value="${esc(f.client)}" placeholder="name or address"></div>
+      <div><label for="q-name">Name</label><input id="q-name" value="${esc(f.name)}" placeholder="example.com"></div>
+      <div><label for="q-type">Type</label><input id="q-type" value="${esc(f.type)}" placeholder="A, AAAA, HTTPS" size="6"></div>
+      <div><label for="q-since">Since</label><select id="q-since">${["1h", "24h", "7d", "30d"].map((x) => `<option${x === f.since ? " selected" : ""}>${x}</option>`).join("")}</select></div>
+      <button type="submit">Show</button></form>
+    <div class="scroll"><table id="queries"><thead><tr><th scope="col">Time</th><th scope="col">Device</th><th scope="col">Name</th><th scope="col">Type</th>
+      <th scope="col" class="hide-narrow">${result === "blocked" ? "List" : "Protocol"}</th></tr></thead>
+    <tbody>${rows(page.entries || [], (e) => [esc(when(e.time)), `<a href="#/device/${encodeURIComponent(e.client)}">${esc(e.client)}</a>`,
+      esc(host(e.qname)), esc(e.qtype), `<span class="hide-narrow">${esc(result === "blocked" ? e.list : e.proto)}</span>`])}</tbody></table></div>
+    ${(page.entries || []).length === 0 ? "<p>Nothing matches.</p>" : ""}
+    ${page.next ? `<p><a id="q-next" href="${link({ cursor: page.next })}">Older →</a></p>` : ""}`;
+  $("#q-filter").onsubmit = (ev) => {
+    ev.preventDefault();
+    location.hash = link({ result: $("#q-result").value, client: $("#q-client").value.trim(), name: $("#q-name").value.trim(),
+      type: $("#q-type").value.trim(), since: $("#q-since").value, cursor: "" });
+  };
 }
 
 async function lists() {
@@ -353,6 +474,7 @@ async function route() {
   try {
     if (path.startsWith("/device/")) await device(decodeURIComponent(path.slice(8)), params);
     else if (path === "/devices") await devices(params);
+    else if (path === "/queries") await queries(params);
     else if (path === "/lists") await lists();
     else if (path === "/tools") await tools();
     else await overview();
