@@ -220,6 +220,31 @@ type Clients struct {
 	byMAC    map[[6]byte]string
 	trusted  []netip.Prefix
 	learned  Neighborhood // nil when nothing is learned
+	// namedMAC and namedAddr are the names given to devices from the
+	// dashboard, the API or the CLI (Naming).
+	namedMAC  map[[6]byte]string
+	namedAddr map[netip.Addr]string
+}
+
+// Naming returns c naming devices by the names given them by hand, for a
+// Clients built by NewClients and not yet in use: names maps a MAC
+// ("aa:bb:cc:dd:ee:ff") or an address to a name. A [[clients]] entry
+// still wins; a given name wins over the name a device gave itself.
+func (c *Clients) Naming(names map[string]string) *Clients {
+	for key, name := range names {
+		if hw, err := net.ParseMAC(key); err == nil && len(hw) == 6 {
+			if c.namedMAC == nil {
+				c.namedMAC = map[[6]byte]string{}
+			}
+			c.namedMAC[[6]byte(hw)] = name
+		} else if a, err := netip.ParseAddr(key); err == nil {
+			if c.namedAddr == nil {
+				c.namedAddr = map[netip.Addr]string{}
+			}
+			c.namedAddr[a.Unmap()] = name
+		}
+	}
+	return c
 }
 
 // Learning returns c naming the clients its tables do not through n, for
@@ -287,17 +312,25 @@ func (c *Clients) Identify(addr netip.Addr, m *dns.Msg) Client {
 // neighbour table or a lease gives, then the name the device gave its
 // DHCP server. The Server's packed answers use it too.
 func (c *Clients) complete(cl *Client) {
-	if cl.Name = c.nameOf(cl.Addr); cl.Name != "" || c.learned == nil {
+	if cl.Name = c.nameOf(cl.Addr); cl.Name != "" || c.learned == nil && c.namedAddr == nil && c.namedMAC == nil {
 		return
 	}
-	name, mac := c.learned.Lookup(cl.Addr)
+	var name, mac string
+	if c.learned != nil {
+		name, mac = c.learned.Lookup(cl.Addr)
+	}
 	if cl.MAC == "" {
 		cl.MAC = mac
 	}
-	if len(c.byMAC) > 0 {
-		if hw, ok := colonMAC(mac); ok {
-			cl.Name = c.byMAC[hw]
+	if len(c.byMAC) > 0 || len(c.namedMAC) > 0 {
+		if hw, ok := colonMAC(cl.MAC); ok {
+			if cl.Name = c.byMAC[hw]; cl.Name == "" {
+				cl.Name = c.namedMAC[hw]
+			}
 		}
+	}
+	if cl.Name == "" && len(c.namedAddr) > 0 {
+		cl.Name = c.namedAddr[cl.Addr]
 	}
 	if cl.Name == "" {
 		cl.Name = name

@@ -101,3 +101,30 @@ func TestColonMAC(t *testing.T) {
 		t.Errorf("%v allocations", n)
 	}
 }
+
+// A device named by hand is named by its MAC (from the neighbour table or
+// a lease) or its address; a [[clients]] entry still wins, and the name
+// it gave itself loses.
+func TestClientsNamedByHand(t *testing.T) {
+	learned := fakeNeighborhood{
+		netip.MustParseAddr("192.168.1.20"): {"android-5f2a", "aa:bb:cc:00:00:01"},
+		netip.MustParseAddr("192.168.1.21"): {"roku", ""},
+		netip.MustParseAddr("192.168.1.22"): {"tv-lease", "aa:bb:cc:00:00:03"},
+	}
+	c := NewClients([]ClientConfig{{Name: "configured-tv", MACs: MustParseMACs("aa:bb:cc:00:00:03")}}, IdentifyConfig{}).
+		Learning(learned).Naming(map[string]string{"aa:bb:cc:00:00:01": "kids-tablet", "192.168.1.21": "living-room-roku",
+		"aa:bb:cc:00:00:03": "not-this", "192.168.1.99": "printer"})
+	for addr, want := range map[string]string{
+		"192.168.1.20": "kids-tablet", "192.168.1.21": "living-room-roku", "192.168.1.22": "configured-tv", "192.168.1.99": "printer", "192.168.1.98": "",
+	} {
+		cl := Client{Addr: netip.MustParseAddr(addr)}
+		c.complete(&cl)
+		if cl.Name != want {
+			t.Errorf("%s: named %q, want %q", addr, cl.Name, want)
+		}
+	}
+}
+
+type fakeNeighborhood map[netip.Addr][2]string
+
+func (f fakeNeighborhood) Lookup(a netip.Addr) (string, string) { v := f[a]; return v[0], v[1] }

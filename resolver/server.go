@@ -130,6 +130,19 @@ func (s *Server) Reconfigure(allow []netip.Prefix, clients *Clients, limiter *Li
 	s.policy.Store(&serverPolicy{acl: NewAccessList(allow), clients: clients, limiter: limiter, limitRefuse: limitRefuse})
 }
 
+// SetClients replaces how clients are identified, keeping the rest of the
+// policy (a device named by hand).
+func (s *Server) SetClients(clients *Clients) {
+	for {
+		old := s.policy.Load()
+		next := *old
+		next.clients = clients
+		if s.policy.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
 // Recorder takes log entries from the query path. Record must never block:
 // it is called once per logged query, on the query's goroutine.
 type Recorder interface {

@@ -65,7 +65,11 @@ func (o *offline) resolveClient(cfg *Config, raw string) (string, error) {
 	if raw == "" {
 		return "", nil
 	}
-	return api.ResolveClient(raw, clientInfos(cfg.Clients), o.devices(cfg), func() []string {
+	known := clientInfos(cfg.Clients)
+	if names, err := o.store.ListDeviceNames(); err == nil {
+		known = append(known, api.NamedClientInfos(names)...)
+	}
+	return api.ResolveClient(raw, known, o.devices(cfg), func() []string {
 		ids, _ := o.qlog.Identities(time.Time{})
 		return ids
 	})

@@ -146,5 +146,9 @@ func (o *offline) asker(cfg *Config, w *who) (api.Asker, error) {
 	if err != nil {
 		return api.Asker{}, err
 	}
-	return api.IdentifyAsker(id, clientInfos(cfg.Clients), o.devices(cfg)), nil
+	known := clientInfos(cfg.Clients)
+	if names, err := o.store.ListDeviceNames(); err == nil {
+		known = append(known, api.NamedClientInfos(names)...)
+	}
+	return api.IdentifyAsker(id, known, o.devices(cfg)), nil
 }

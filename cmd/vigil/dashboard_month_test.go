@@ -194,6 +194,14 @@ entries = ["||xiaomi.example^"]
 			shot(p.name+"-"+size.suffix, size.w, size.h)
 		}
 	}
+	// Naming a device from its page renames it everywhere: its page, the
+	// device list and the map, with its history.
+	do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"#/device/192.168.1.22"), chromedp.WaitVisible(chromedp.CSS("#new-name")),
+		chromedp.SetValue(chromedp.CSS("#new-name"), "living-room-tv"), chromedp.Click(chromedp.CSS("#rename-submit")),
+		poll(`(document.getElementById("device-name")||{textContent:""}).textContent === "living-room-tv" && !!document.querySelector("svg.stacked rect")`))
+	do(chromedp.Navigate(base+"#/devices"), poll(`[...document.querySelectorAll("#devices tbody tr")].some((tr) =>
+		tr.children[0].textContent === "living-room-tv" && tr.textContent.includes("192.168.1.22") && tr.textContent.includes("you"))`),
+		poll(`[...document.querySelectorAll("#heat tbody th")].some((th) => th.textContent === "living-room-tv")`))
 	stopConsole()
 	mu.Lock()
 	defer mu.Unlock()

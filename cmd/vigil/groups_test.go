@@ -497,3 +497,58 @@ func TestReloadNamesSettingsThatNeedARestart(t *testing.T) {
 		t.Errorf("[blocking] answer was reloaded, yet a blocked name gets %s", dns.RcodeToString[r.Rcode])
 	}
 }
+
+// A device named by hand is that name everywhere from then on: the log,
+// client matching, the device list (named by "user"), groups by host name;
+// a [[clients]] name cannot be taken; forgetting the name undoes it.
+func TestNameDevice(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, groupLists+`
+[[groups]]
+name = "laptops"
+clients = ["host:kids-laptop"]
+lists = ["tiktok"]
+[[groups]]
+name = "default"
+lists = ["xiaomi"]
+`)
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	if got := answerText(queryFrom(t, "127.0.0.6", addr, "v.tiktok.example")); got != "forwarded" {
+		t.Fatalf("before naming: %s", got)
+	}
+	if got := answerText(queryFrom(t, "127.0.0.6", addr, "a.xiaomi.example")); got != "blocked" { // logged under its address
+		t.Fatalf("before naming: %s", got)
+	}
+	if out := cli(t, cfgPath, "name", "127.0.0.6", "kids-laptop"); !strings.Contains(out, `127.0.0.6 is "kids-laptop" now`) {
+		t.Errorf("name said %q", out)
+	}
+	if got := answerText(queryFrom(t, "127.0.0.6", addr, "v.tiktok.example")); got != "blocked" {
+		t.Errorf("named kids-laptop, in group laptops by that name: %s, want blocked", got)
+	}
+	waitFor(t, "the log", func() bool { return inst.qlog.Stats().Written >= 2 })
+	// Its history stays one: the lookup logged under its address before
+	// it was named is its too.
+	if out := cli(t, cfgPath, "log", "-client", "Kids-Laptop"); !strings.Contains(out, "v.tiktok.example") || !strings.Contains(out, "a.xiaomi.example") {
+		t.Errorf("vigil log -client kids-laptop:\n%s", out)
+	}
+	rep, err := apiClient(t, inst).Devices(t.Context(), "24h", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range rep.Devices {
+		found = found || d.Name == "kids-laptop" && d.NameSource == "user"
+	}
+	if !found {
+		t.Errorf("devices: %+v, want kids-laptop named by user", rep.Devices)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"name", "-config", cfgPath, "127.0.0.6", "vacuum"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "[[clients]] name") {
+		t.Errorf("taking a [[clients]] name: %v", err)
+	}
+	cli(t, cfgPath, "name", "-forget", "kids-laptop")
+	if got := answerText(queryFrom(t, "127.0.0.6", addr, "v.tiktok.example")); got != "forwarded" {
+		t.Errorf("the name forgotten: %s, want forwarded", got)
+	}
+}

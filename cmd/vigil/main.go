@@ -60,6 +60,7 @@ Commands:
   log       blocked lookups, newest first (-client, -vendor, -since, -json)
   clients   every client with its blocked lookups per vendor
   devices   every device: name, addresses, MAC, hardware maker, vendors called
+  name      give a device a name of your own ("name 192.168.1.23 kids-tablet")
   top       most blocked names, clients and vendors
   pause     pause blocking for a while (everyone, -client C or -group G)
   resume    end a pause
@@ -89,6 +90,7 @@ func commands() map[string]command {
 		"log":        cmdLog,
 		"clients":    cmdClients,
 		"devices":    cmdDevices,
+		"name":       cmdName,
 		"top":        cmdTop,
 		"pause":      cmdPause,
 		"resume":     cmdResume,

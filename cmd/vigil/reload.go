@@ -31,14 +31,17 @@ type reloader struct {
 	records   *localRecords
 	neighbors *neighbors.Watcher
 	groups    *groupKeeper
+	names     *deviceNames
 	log       *zap.Logger
+	// current is the configuration in force (the last one applied).
+	current atomic.Pointer[Config]
 
 	mu sync.Mutex // one reload at a time
 	// clients are the [[clients]] entries of the configuration in use,
 	// for the API's client matching and the device inventory.
 	clients atomic.Pointer[[]api.ClientInfo]
-	// names are the [[lists]] names of the configuration in use.
-	names atomic.Pointer[[]string]
+	// listNamesInUse are the [[lists]] names of the configuration in use.
+	listNamesInUse atomic.Pointer[[]string]
 	// started is the configuration the server started with, and
 	// pending the settings changed since that only a restart applies.
 	started *Config
@@ -60,12 +63,12 @@ func (rl *reloader) setListNames(lists []blocklists.ListConfig) {
 	for i, l := range lists {
 		names[i] = l.Name
 	}
-	rl.names.Store(&names)
+	rl.listNamesInUse.Store(&names)
 }
 
 // listNames returns the [[lists]] names in use.
 func (rl *reloader) listNames() []string {
-	if p := rl.names.Load(); p != nil {
+	if p := rl.listNamesInUse.Load(); p != nil {
 		return *p
 	}
 	return nil
@@ -131,7 +134,8 @@ func (rl *reloader) reload(ctx context.Context) error {
 	rl.neighbors.Reconfigure(neighborsConfig(cfg.Identify))
 	rl.setClients(cfg.Clients)
 	rl.setListNames(cfg.Lists)
-	rl.srv.Reconfigure(cfg.Server.Allow, resolver.NewClients(cfg.Clients, cfg.Identify).Learning(rl.neighbors), newLimiter(cfg), cfg.RateLimit.Action == "refused")
+	rl.current.Store(cfg)
+	rl.srv.Reconfigure(cfg.Server.Allow, clientsFor(cfg, rl.neighbors, rl.names), newLimiter(cfg), cfg.RateLimit.Action == "refused")
 	if err := rl.lists.Reconfigure(ctx, cfg.Updates, cfg.Lists); err != nil {
 		return fmt.Errorf("applying lists: %w", err)
 	}
@@ -178,4 +182,10 @@ func restartNeeded(started, next *Config) []string {
 		}
 	}
 	return out
+}
+
+// clientsFor is how the server identifies clients under cfg: its
+// [[clients]], what the network says, and the names given by hand.
+func clientsFor(cfg *Config, learned *neighbors.Watcher, names *deviceNames) *resolver.Clients {
+	return resolver.NewClients(cfg.Clients, cfg.Identify).Learning(learned).Naming(names.Names())
 }

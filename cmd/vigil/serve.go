@@ -45,6 +45,8 @@ type running struct {
 	records *localRecords
 	// groups puts the [[groups]] and the devices moved by hand in force.
 	groups *groupKeeper
+	// names are the names given to devices by hand.
+	names *deviceNames
 	// neighbors learns device names and MACs from the network.
 	neighbors *neighbors.Watcher
 	// api serves the HTTP API on apiAddr; nil (and "") when http.listen
@@ -124,6 +126,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	}
 	r.chain = chain
 	r.groups.blocker = chain.Blocker
+	r.names = newDeviceNames(st, log.Named("names"))
 	r.neighbors = neighbors.NewWatcher(neighborsConfig(cfg.Identify), log.Named("neighbors"))
 	r.neighbors.SetPTR(chain.LookupPTR)
 	r.neighbors.Refresh()
@@ -134,7 +137,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	r.startQueryLog()
 	r.srv = resolver.NewServer(cfg.Server, resolver.ServerDeps{
 		Limiter: newLimiter(cfg), LimitRefuse: cfg.RateLimit.Action == "refused",
-		Chain: chain, Log: log.Named("resolver"), Clients: resolver.NewClients(cfg.Clients, cfg.Identify).Learning(r.neighbors),
+		Chain: chain, Log: log.Named("resolver"), Clients: clientsFor(cfg, r.neighbors, r.names),
 		Recorder: r.recorder(), RecordAllowed: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed,
 	})
 	if err := r.srv.Start(); err != nil {
@@ -143,7 +146,9 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	}
 	r.series = &seriesRecorder{server: r.srv, store: st, retention: cfg.QueryLog.Retention, log: log}
 	r.reload = &reloader{path: cfg.path, overrides: cfg.overrides, chain: chain, srv: r.srv, lists: r.lists, records: r.records, neighbors: r.neighbors,
-		groups: r.groups, started: cfg, log: log}
+		groups: r.groups, names: r.names, started: cfg, log: log}
+	r.reload.current.Store(cfg)
+	r.names.apply = func() { r.srv.SetClients(clientsFor(r.reload.current.Load(), r.neighbors, r.names)) }
 	r.reload.setClients(cfg.Clients)
 	r.reload.setListNames(cfg.Lists)
 	if err := r.startAPI(); err != nil {
@@ -228,7 +233,7 @@ func (r *running) apiDeps() api.Deps {
 		Config: r.cfg.HTTP, Metrics: r.cfg.Metrics,
 		Server: r.srv, Upstreams: r.chain.Router, Lists: r.lists, Log: r.logs,
 		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(), Store: r.store,
-		Neighbors: r.neighbors, Clients: r.reload.configuredClients, Groups: r.chain.Blocker.Groups, Assign: r.groups,
+		Neighbors: r.neighbors, Clients: r.reload.configuredClients, Groups: r.chain.Blocker.Groups, Assign: r.groups, Names: r.names,
 		ListNames: r.reload.listNames, PendingRestart: r.reload.pendingRestart,
 		AllowedLogged: r.cfg.QueryLog.Enabled && r.cfg.QueryLog.LogAllowed,
 		Retention:     max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),

@@ -13,7 +13,11 @@ import (
 
 // Filter selects log entries. Zero fields match everything.
 type Filter struct {
-	Client string    // client identity: its name, or its address if unnamed
+	// Client is the client's identity: its name, or its address if
+	// unnamed; several joined with IdentitySep stand for one device known
+	// by several (a device named since, whose older entries carry its
+	// address or earlier name).
+	Client string
 	Vendor string    // exact vendor tag
 	List   string    // exact list name
 	Name   string    // the name and its subdomains
@@ -82,6 +86,9 @@ func parseCursor(s string) (cursor, error) {
 	return cursor{suffix: b, index: n}, nil
 }
 
+// IdentitySep joins the identities of one device in a client filter.
+const IdentitySep = "\n"
+
 // walkBlocks calls fn for each block of the kind, newest block first, that
 // may hold entries in [since, until), starting at the block at from when
 // given. For a client, only its entries in each block are passed, and
@@ -97,11 +104,12 @@ func (q *Log) walkBlocks(blocked bool, client string, since, until time.Time, fr
 		start = &p
 	}
 	var entries []Entry
+	ids := strings.Split(client, IdentitySep)
 	return q.segs.walk(kind(blocked), since, until, start, func(pos segPos, fr *frame) bool {
 		if !since.IsZero() && fr.newest.Before(since) || !until.IsZero() && !fr.first.Before(until) {
 			return true
 		}
-		if client != "" && !fr.hasClient(client) {
+		if client != "" && !slices.ContainsFunc(ids, fr.hasClient) {
 			return true
 		}
 		var err error
@@ -110,7 +118,7 @@ func (q *Log) walkBlocks(blocked bool, client string, since, until time.Time, fr
 			return true // damaged: skip the block
 		}
 		if client != "" {
-			entries = slices.DeleteFunc(entries, func(e Entry) bool { return e.Client != client })
+			entries = slices.DeleteFunc(entries, func(e Entry) bool { return !slices.Contains(ids, e.Client) })
 		}
 		return fn(pos.bytes(), entries)
 	})
@@ -258,7 +266,8 @@ func (q *Log) Clients(since, until time.Time) ([]ClientSummary, error) {
 
 // Client summarises one client's blocked lookups in the window.
 func (q *Log) Client(client string, since, until time.Time) (ClientSummary, error) {
-	cs := &ClientSummary{Client: client, Vendors: map[string]int{}, Lists: map[string]int{}}
+	id, _, _ := strings.Cut(client, IdentitySep)
+	cs := &ClientSummary{Client: id, Vendors: map[string]int{}, Lists: map[string]int{}}
 	err := q.scanWindow(client, since, until, func(e *Entry) {
 		cs.Name = e.ClientName
 		cs.add(e)

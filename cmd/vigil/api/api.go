@@ -51,6 +51,9 @@ type Deps struct {
 	AllowedLogged bool
 	// Clients returns the [[clients]] entries in use; nil means none.
 	Clients func() []ClientInfo
+	// Names are the names given to devices by hand; nil when devices
+	// cannot be named here.
+	Names DeviceNamer
 	// Groups returns the [[groups]] in force; nil means none.
 	Groups func() *groups.Groups
 	// Assign moves devices between groups; nil when they cannot be.
@@ -77,6 +80,13 @@ type Deps struct {
 	// Store reports the store's mode (read-only or unavailable on a full
 	// or damaged disk) for the health check; nil leaves it out.
 	Store StoreStatus
+}
+
+// DeviceNamer names devices by hand, by MAC or address.
+type DeviceNamer interface {
+	Names() map[string]string
+	SetName(key, name string) error
+	ForgetName(key string) error
 }
 
 // GroupAssigner moves a device between groups by hand, overriding the
@@ -191,6 +201,8 @@ func New(d Deps) http.Handler {
 		"GET /api/v1/blocked":                    a.blocked,
 		"GET /api/v1/clients":                    a.clients,
 		"GET /api/v1/devices":                    a.devices,
+		"PUT /api/v1/devices/name":               a.nameDevice,
+		"DELETE /api/v1/devices/name":            a.forgetDeviceName,
 		"GET /api/v1/clients/{client}":           a.client,
 		"GET /api/v1/clients/{client}/days":      a.clientDays,
 		"GET /api/v1/top":                        a.top,

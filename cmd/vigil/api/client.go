@@ -243,6 +243,12 @@ func (c *Client) Unexcept(ctx context.Context, name string, q url.Values) (Excep
 	return out, err
 }
 
+// Call sends method to path (with its query) and decodes the answer into
+// out, for the endpoints without a method of their own.
+func (c *Client) Call(ctx context.Context, method, path string, out any) error {
+	return c.do(ctx, method, path, out)
+}
+
 // Groups lists the groups.
 func (c *Client) Groups(ctx context.Context) (GroupsReport, error) {
 	var out GroupsReport

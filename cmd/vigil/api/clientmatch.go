@@ -22,6 +22,7 @@ func (a *api) resolveClient(raw string) (string, error) {
 	if a.d.Clients != nil {
 		configured = a.d.Clients()
 	}
+	configured = append(configured, a.namedClients()...)
 	var learned []neighbors.Device
 	if a.d.Neighbors != nil {
 		learned = a.d.Neighbors.Devices()
@@ -180,4 +181,31 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// namedClients are the devices named by hand, as the client matching
+// knows clients, so that a name given on the dashboard finds its device
+// everywhere.
+func (a *api) namedClients() []ClientInfo {
+	if a.d.Names == nil {
+		return nil
+	}
+	return NamedClientInfos(a.d.Names.Names())
+}
+
+// NamedClientInfos turns the names given by hand (by MAC or address) into
+// client entries.
+func NamedClientInfos(names map[string]string) []ClientInfo {
+	var out []ClientInfo
+	for key, name := range names {
+		ci := ClientInfo{Name: name}
+		if hw, err := net.ParseMAC(key); err == nil {
+			ci.MACs = []string{hw.String()}
+		} else if a, err := netip.ParseAddr(key); err == nil {
+			ci.Prefixes = []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}
+		}
+		out = append(out, ci)
+	}
+	slices.SortFunc(out, func(x, y ClientInfo) int { return strings.Compare(x.Name, y.Name) })
+	return out
 }

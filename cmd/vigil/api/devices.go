@@ -18,9 +18,10 @@ import (
 // Device is one device of GET /api/v1/devices and `vigil devices`: what
 // the network told Vigil about it, and whom it called.
 type Device struct {
-	// Name is the device's name: from [[clients]] ("config"), its DHCP
-	// lease ("lease"), the PTR record of its address ("ptr"), the log ("log": a name it had when its lookups were
-	// recorded), or "" when only its address is known.
+	// Name is the device's name: from [[clients]] ("config"), given on
+	// the dashboard, the API or the CLI ("user"), its DHCP lease ("lease"),
+	// the PTR record of its address ("ptr"), the log ("log": a name it had
+	// when its lookups were recorded), or "" when only its address is known.
 	Name       string `json:"name"`
 	NameSource string `json:"name_source"`
 	// Addresses it used (or holds, by lease or neighbour table).
@@ -251,6 +252,7 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		ds := BuildDevices(cs, learned, configured)
+		a.applyNames(ds)
 		a.groupDevices(ds)
 		if a.d.AllowedLogged {
 			allowed, err := a.d.Log.AllowedCounts(since, until)

@@ -70,6 +70,7 @@ func (a *api) asker(client, group string) (Asker, error) {
 	if a.d.Clients != nil {
 		configured = a.d.Clients()
 	}
+	configured = append(configured, a.namedClients()...)
 	var learned []neighbors.Device
 	if a.d.Neighbors != nil {
 		learned = a.d.Neighbors.Devices()

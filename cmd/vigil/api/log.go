@@ -50,7 +50,7 @@ func (a *api) clients(w http.ResponseWriter, r *http.Request) error {
 // client summarises one client's blocked lookups in the window; the
 // client may be named by any of its names' spellings, addresses or MAC.
 func (a *api) client(w http.ResponseWriter, r *http.Request) error {
-	client, err := a.resolveClient(r.PathValue("client"))
+	client, err := a.logClient(r.PathValue("client"))
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func (a *api) client(w http.ResponseWriter, r *http.Request) error {
 
 // clientDays counts one client's blocked lookups per vendor and day.
 func (a *api) clientDays(w http.ResponseWriter, r *http.Request) error {
-	client, err := a.resolveClient(r.PathValue("client"))
+	client, err := a.logClient(r.PathValue("client"))
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func (a *api) logFilterFromQuery(q url.Values) (querylog.Filter, error) {
 	if q.Get("since") == "" {
 		since, _ = a.clamp(time.Time{}, until, a.now()) // the whole log unless asked
 	}
-	client, err := a.resolveClient(q.Get("client"))
+	client, err := a.logClient(q.Get("client"))
 	if err != nil {
 		return querylog.Filter{}, err
 	}

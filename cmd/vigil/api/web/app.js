@@ -219,7 +219,7 @@ async function devices(params) {
   const c = await api(`/api/v1/devices?${q}`);
   const makerOf = (d) => d.hardware_vendor.randomized ? "<small>randomised MAC</small>" : esc(d.hardware_vendor.name || (d.mac ? "unregistered" : "—"));
   const key = (d) => d.name || d.addresses[0] || "";
-  const named = { config: "configuration", lease: "DHCP lease", ptr: "router's DNS", log: "log" };
+  const named = { config: "configuration", user: "you", lease: "DHCP lease", ptr: "router's DNS", log: "log" };
   const hasGroups = (c.devices || []).some((d) => (d.groups || []).length);
   main.innerHTML = `<h2>Devices</h2><p>Every device seen over the last 7 days: its name and where it came from, its maker, and the vendors it called.</p>
     <form id="d-filter" class="inline"><label>Maker <input id="d-maker" value="${esc(maker)}" placeholder="e.g. Xiaomi"></label>
@@ -283,7 +283,7 @@ async function device(client, params) {
   // What the network says of this device: "192.168.1.23 · a4:45:19:… · Xiaomi Communications Co Ltd".
   const dev = (inventory.devices || []).find((d) => d.name === summary.client || (!d.name && d.addresses.includes(summary.client)));
   const identity = dev ? [dev.addresses.join(", "), dev.mac, dev.hardware_vendor.randomized ? "randomised MAC" : dev.hardware_vendor.name,
-    dev.name_source ? `named by ${({ config: "the configuration", lease: "its DHCP lease", ptr: "the router's DNS", log: "the log" })[dev.name_source]}` : ""]
+    dev.name_source ? `named by ${({ config: "the configuration", user: "you", lease: "its DHCP lease", ptr: "the router's DNS", log: "the log" })[dev.name_source]}` : ""]
     .filter(Boolean).join(" · ") : "";
   // A blocked name the curated functional allowlist lists: blocking it
   // breaks something the device's owner uses (push, find-device, ...).
@@ -298,6 +298,9 @@ async function device(client, params) {
   const vendors = Object.keys(summary.vendors || {}).sort();
   main.innerHTML = `<h2>Device <span id="device-name">${esc(summary.client || client)}</span></h2>
     ${identity ? `<p id="device-identity">${esc(identity)}</p>` : ""}
+    ${dev && dev.name_source === "config" ? "" : `<form class="inline" id="rename"><div><label for="new-name">Name this device</label>
+      <input id="new-name" required maxlength="63" value="${esc(dev && dev.name || "")}" placeholder="kids-tablet"></div><button type="submit" id="rename-submit">Name</button>
+      ${dev && dev.name_source === "user" ? `<button type="button" class="secondary" id="forget-name">Forget the name</button>` : ""}</form>`}
     <p>${fmt(summary.total)} blocked lookups in 30 days${summary.addrs ? " from " + esc(summary.addrs.join(", ")) : ""}.</p>
     ${pausedUntil ? `<p id="device-paused" class="blocked" role="status">Blocking is paused ${pause.all ? "for everyone" : "for this device"} until ${esc(when(pausedUntil))}.</p>` : ""}
     ${pausedUntil && !pause.all ? `<button id="resume-device" class="secondary">Resume blocking for this device</button>`
@@ -344,6 +347,18 @@ async function device(client, params) {
   }
   for (const b of document.querySelectorAll("button.unexcept")) {
     b.onclick = async () => { await post(`/api/v1/allow?name=${encodeURIComponent(b.dataset.name)}&${here}`, "DELETE"); route(); };
+  }
+  if ($("#rename")) {
+    $("#rename").onsubmit = async (ev) => {
+      ev.preventDefault();
+      const name = $("#new-name").value.trim();
+      await post(`/api/v1/devices/name?device=${encodeURIComponent(who)}&name=${encodeURIComponent(name)}`, "PUT");
+      say(`${who} is named ${name} now.`);
+      location.hash = `#/device/${encodeURIComponent(name)}`;
+    };
+  }
+  if ($("#forget-name")) {
+    $("#forget-name").onclick = async () => { await post(`/api/v1/devices/name?device=${encodeURIComponent(who)}`, "DELETE"); say("Name forgotten."); location.hash = "#/devices"; };
   }
   $("#block-here").onsubmit = async (ev) => {
     ev.preventDefault();
