@@ -53,7 +53,8 @@ func openOffline(cfg *Config, apiErr error) (*offline, error) {
 		st.Close()
 		return nil, fmt.Errorf("%v; and the query log cannot be opened: %w", apiErr, err)
 	}
-	return &offline{store: st, qlog: ql, lists: blocklists.NewManager(cfg.Updates, cfg.Lists, st, zap.NewNop())}, nil
+	lists := newUserLists(st, zap.NewNop()).merged(cfg)
+	return &offline{store: st, qlog: ql, lists: blocklists.NewManager(cfg.Updates, lists, st, zap.NewNop())}, nil
 }
 
 // Close closes the log and the store.

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,6 +28,11 @@ Commands:
                 counts and rejected lines go to stderr
   audit         per enabled deny list: the names the allowlists rescue from it
                 and the popular names it blocks (-top FILE)
+  add NAME URL  add a list from an http(s) URL (-format, -kind, -vendor),
+                kept across restarts
+  remove NAME   remove a list added with "lists add"
+  enable NAME / disable NAME
+                turn a list on or off over the configuration, kept across restarts
 
 Run "vigil lists COMMAND -h" for a command's flags.
 `
@@ -34,10 +42,7 @@ var errNoCopy = errors.New("a source failed with no copy to fall back on")
 
 // cmdLists is "vigil lists" and its subcommands.
 func cmdLists(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		sub, args = args[0], args[1:]
-	}
+	sub, args := subcommand(args)
 	switch sub {
 	case "":
 		return cmdListsShow(ctx, args, stdout, stderr)
@@ -47,6 +52,8 @@ func cmdLists(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdListsParse(ctx, args, stdout, stderr)
 	case "audit":
 		return cmdListsAudit(ctx, args, stdout, stderr)
+	case "add", "remove", "enable", "disable":
+		return cmdListsEdit(ctx, sub, args, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, listsUsage)
 		return usageError{fmt.Errorf("unknown lists command %q", sub)}
@@ -189,4 +196,69 @@ func breaksNote(breaks []blocklists.Breakage) string {
 		words[i] = string(b)
 	}
 	return "; turning it on breaks " + strings.Join(words, ", ")
+}
+
+// cmdListsEdit is "vigil lists add NAME URL", "lists remove NAME" and
+// "lists enable|disable NAME": the lists changed by hand, kept across
+// restarts, through the running server.
+func cmdListsEdit(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
+	operands := map[string]string{"add": "NAME URL", "remove": "NAME", "enable": "NAME", "disable": "NAME"}[verb]
+	summary := map[string]string{
+		"add":     "Add a list from an http(s) URL, fetched at once and kept across restarts.",
+		"remove":  "Remove a list added with \"vigil lists add\" (a configured list can be disabled).",
+		"enable":  "Turn a list on, over what the configuration says, kept across restarts.",
+		"disable": "Turn a list off, over what the configuration says, kept across restarts.",
+	}[verb]
+	fs := newFlags("lists "+verb, operands, summary, stderr)
+	format := fs.String("format", "auto", "the list's `FORMAT`: auto, hosts, domains, adblock, wildcard or dnsmasq")
+	kind := fs.String("kind", "deny", "`deny` (block its names) or allow (exceptions)")
+	vendor := fs.String("vendor", "", "the `VENDOR` its blocked lookups are tagged with")
+	ops, err := parseInterleaved(fs.FlagSet, args)
+	if err != nil {
+		return err
+	}
+	if len(ops) != len(strings.Fields(operands)) {
+		fs.Usage()
+		return usageError{fmt.Errorf("lists %s: want %s", verb, operands)}
+	}
+	cfg, err := loadConfig(resolveConfigPath(*fs.config))
+	if err != nil {
+		return err
+	}
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("changing lists needs the running server: %w", err)
+	}
+	var rep api.ListsStatus
+	switch verb {
+	case "add":
+		q := url.Values{"name": {ops[0]}, "url": {ops[1]}, "format": {*format}, "kind": {*kind}, "vendor": {*vendor}}
+		err = c.Call(ctx, http.MethodPost, "/api/v1/lists?"+q.Encode(), &rep)
+	case "remove":
+		err = c.Call(ctx, http.MethodDelete, "/api/v1/lists/"+url.PathEscape(ops[0]), &rep)
+	default:
+		err = c.Call(ctx, http.MethodPost, "/api/v1/lists/"+url.PathEscape(ops[0])+"/"+verb, &rep)
+	}
+	if err != nil {
+		return err
+	}
+	done := map[string]string{"add": "added; it is being fetched", "remove": "removed", "enable": "on", "disable": "off"}[verb]
+	fmt.Fprintf(stdout, "list %s %s; %d rules in use\n", ops[0], done, rep.Rules)
+	return nil
+}
+
+// subcommand takes a command's subcommand out of args: the first word that
+// is neither a flag nor -config's value ("lists -config F add ...").
+func subcommand(args []string) (string, []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-config" || a == "--config":
+			i++ // its value
+		case strings.HasPrefix(a, "-"):
+		default:
+			return a, append(slices.Clone(args[:i]), args[i+1:]...)
+		}
+	}
+	return "", args
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"slices"
@@ -550,5 +552,57 @@ lists = ["xiaomi"]
 	cli(t, cfgPath, "name", "-forget", "kids-laptop")
 	if got := answerText(queryFrom(t, "127.0.0.6", addr, "v.tiktok.example")); got != "forwarded" {
 		t.Errorf("the name forgotten: %s, want forwarded", got)
+	}
+}
+
+// Lists changed by hand: one added from a URL is fetched and blocks, a
+// configured one turned off stops blocking, both survive a restart, and
+// the added one can be removed (a configured one cannot).
+func TestListsChangedByHand(t *testing.T) {
+	listSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "||extra.example^")
+	}))
+	defer listSrv.Close()
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, groupLists)
+	inst, stop := runServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	ask := func(name string) string { return answerText(queryFrom(t, "127.0.0.9", addr, name)) }
+	if out := cli(t, cfgPath, "lists", "add", "extra", listSrv.URL+"/list.txt", "-vendor", "Extra"); !strings.Contains(out, "list extra added") {
+		t.Errorf("lists add said %q", out)
+	}
+	waitFor(t, "the added list to be fetched", func() bool { return ask("a.extra.example") == "blocked" })
+	cli(t, cfgPath, "lists", "disable", "xiaomi")
+	if got := ask("a.xiaomi.example"); got != "forwarded" {
+		t.Errorf("xiaomi turned off: %s, want forwarded", got)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"lists", "remove", "-config", cfgPath, "xiaomi"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "turned off") {
+		t.Errorf("removing a configured list: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	inst, stop = runServe(t, cfgPath)
+	defer func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	addr = inst.srv.UDPAddrs()[0].String()
+	if got := ask("a.extra.example"); got != "blocked" {
+		t.Errorf("after a restart the added list (from its stored copy): %s, want blocked", got)
+	}
+	if got := ask("a.xiaomi.example"); got != "forwarded" {
+		t.Errorf("after a restart xiaomi is still off: %s, want forwarded", got)
+	}
+	cli(t, cfgPath, "lists", "enable", "xiaomi")
+	cli(t, cfgPath, "lists", "remove", "extra")
+	if got := ask("a.xiaomi.example"); got != "blocked" {
+		t.Errorf("xiaomi on again: %s", got)
+	}
+	if got := ask("b.extra.example"); got != "forwarded" {
+		t.Errorf("extra removed: %s", got)
 	}
 }

@@ -32,6 +32,7 @@ type reloader struct {
 	neighbors *neighbors.Watcher
 	groups    *groupKeeper
 	names     *deviceNames
+	userLists *userLists
 	log       *zap.Logger
 	// current is the configuration in force (the last one applied).
 	current atomic.Pointer[Config]
@@ -136,7 +137,8 @@ func (rl *reloader) reload(ctx context.Context) error {
 	rl.setListNames(cfg.Lists)
 	rl.current.Store(cfg)
 	rl.srv.Reconfigure(cfg.Server.Allow, clientsFor(cfg, rl.neighbors, rl.names), newLimiter(cfg), cfg.RateLimit.Action == "refused")
-	if err := rl.lists.Reconfigure(ctx, cfg.Updates, cfg.Lists); err != nil {
+	rl.userLists.setConfig(cfg)
+	if err := rl.lists.Reconfigure(ctx, cfg.Updates, rl.userLists.merged(cfg)); err != nil {
 		return fmt.Errorf("applying lists: %w", err)
 	}
 	pending := restartNeeded(rl.started, cfg)

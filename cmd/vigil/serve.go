@@ -47,6 +47,8 @@ type running struct {
 	groups *groupKeeper
 	// names are the names given to devices by hand.
 	names *deviceNames
+	// userLists are the lists added or switched by hand.
+	userLists *userLists
 	// neighbors learns device names and MACs from the network.
 	neighbors *neighbors.Watcher
 	// api serves the HTTP API on apiAddr; nil (and "") when http.listen
@@ -112,7 +114,10 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 		groups: &groupKeeper{store: st, log: log.Named("groups")}}
 	// The lists are compiled from the store before the first socket opens,
 	// so blocking is on from the first query even without network.
-	r.lists = blocklists.NewManager(cfg.Updates, cfg.Lists, st, log.Named("blocklists"))
+	r.userLists = newUserLists(st, log.Named("lists"))
+	r.userLists.setConfig(cfg)
+	r.lists = blocklists.NewManager(cfg.Updates, r.userLists.merged(cfg), st, log.Named("blocklists"))
+	r.userLists.manager, r.userLists.ctx = r.lists, ctx
 	r.lists.PruneRemoved()
 	if err := r.lists.Load(ctx); err != nil {
 		return nil, fmt.Errorf("loading lists from the store: %w", err)
@@ -146,7 +151,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	}
 	r.series = &seriesRecorder{server: r.srv, store: st, retention: cfg.QueryLog.Retention, log: log}
 	r.reload = &reloader{path: cfg.path, overrides: cfg.overrides, chain: chain, srv: r.srv, lists: r.lists, records: r.records, neighbors: r.neighbors,
-		groups: r.groups, names: r.names, started: cfg, log: log}
+		groups: r.groups, names: r.names, userLists: r.userLists, started: cfg, log: log}
 	r.reload.current.Store(cfg)
 	r.names.apply = func() { r.srv.SetClients(clientsFor(r.reload.current.Load(), r.neighbors, r.names)) }
 	r.reload.setClients(cfg.Clients)
@@ -233,7 +238,7 @@ func (r *running) apiDeps() api.Deps {
 		Config: r.cfg.HTTP, Metrics: r.cfg.Metrics,
 		Server: r.srv, Upstreams: r.chain.Router, Lists: r.lists, Log: r.logs,
 		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(), Store: r.store,
-		Neighbors: r.neighbors, Clients: r.reload.configuredClients, Groups: r.chain.Blocker.Groups, Assign: r.groups, Names: r.names,
+		Neighbors: r.neighbors, Clients: r.reload.configuredClients, Groups: r.chain.Blocker.Groups, Assign: r.groups, Names: r.names, ListEditor: r.userLists,
 		ListNames: r.reload.listNames, PendingRestart: r.reload.pendingRestart,
 		AllowedLogged: r.cfg.QueryLog.Enabled && r.cfg.QueryLog.LogAllowed,
 		Retention:     max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),

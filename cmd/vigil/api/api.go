@@ -51,6 +51,9 @@ type Deps struct {
 	AllowedLogged bool
 	// Clients returns the [[clients]] entries in use; nil means none.
 	Clients func() []ClientInfo
+	// ListEditor adds, removes and switches lists by hand; nil when lists
+	// cannot be changed here.
+	ListEditor ListEditor
 	// Names are the names given to devices by hand; nil when devices
 	// cannot be named here.
 	Names DeviceNamer
@@ -80,6 +83,14 @@ type Deps struct {
 	// Store reports the store's mode (read-only or unavailable on a full
 	// or damaged disk) for the health check; nil leaves it out.
 	Store StoreStatus
+}
+
+// ListEditor changes the lists by hand, over the configuration's.
+type ListEditor interface {
+	AddList(l blocklists.ListConfig) error
+	RemoveList(name string) error
+	SetListEnabled(name string, on bool) error
+	Added() []string
 }
 
 // DeviceNamer names devices by hand, by MAC or address.
@@ -209,6 +220,10 @@ func New(d Deps) http.Handler {
 		"GET /api/v1/series":                     a.series,
 		"GET /api/v1/lists":                      a.lists,
 		"POST /api/v1/lists/update":              a.updateLists,
+		"POST /api/v1/lists":                     a.addList,
+		"DELETE /api/v1/lists/{name}":            a.removeList,
+		"POST /api/v1/lists/{name}/enable":       a.switchList(true),
+		"POST /api/v1/lists/{name}/disable":      a.switchList(false),
 		"POST " + auditPath:                      a.auditLists,
 		"GET /api/v1/explain":                    a.explain,
 		"GET /api/v1/functional":                 a.functional,

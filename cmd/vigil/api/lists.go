@@ -24,6 +24,18 @@ type ListsStatus struct {
 	Sources    []blocklists.SourceStatus `json:"sources"`
 	// Warning is blocklists.Warning: nothing blocked, or sources missing.
 	Warning string `json:"warning,omitempty"`
+	// Added names the lists added by hand (the others are the
+	// configuration's): those can be removed as well as turned off.
+	Added []string `json:"added,omitempty"`
+}
+
+// listsReport is ListsReport with the lists added by hand named.
+func (a *api) listsReport() ListsStatus {
+	rep := ListsReport(a.d.Lists)
+	if a.d.ListEditor != nil {
+		rep.Added = a.d.ListEditor.Added()
+	}
+	return rep
 }
 
 // ListsReport reports the compiled set in use and every source's status.
@@ -226,7 +238,7 @@ func explainIn(m *blocklists.Matcher, name string, set *blocklists.ListSet) (Exp
 
 // lists reports every source.
 func (a *api) lists(w http.ResponseWriter, r *http.Request) error {
-	return ok(w, ListsReport(a.d.Lists))
+	return ok(w, a.listsReport())
 }
 
 // updateLists fetches every source now. Progress streams as one JSON
@@ -287,4 +299,62 @@ func (a *api) allowed(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("reading allowed names: %w", err)
 	}
 	return ok(w, map[string]any{"names": names})
+}
+
+// errNoListEditor answers a change of lists where none can be made.
+var errNoListEditor = &httpError{status: http.StatusNotImplemented, err: errors.New("lists cannot be changed here: change the configuration")}
+
+// addList adds a list from ?name, ?url (http or https), ?format (default
+// auto), ?kind ("deny", the default, or "allow") and ?vendor; it is kept
+// across restarts and fetched at once.
+func (a *api) addList(w http.ResponseWriter, r *http.Request) error {
+	if a.d.ListEditor == nil {
+		return errNoListEditor
+	}
+	q := r.URL.Query()
+	l := blocklists.ListConfig{Name: strings.TrimSpace(q.Get("name")), Vendor: strings.TrimSpace(q.Get("vendor")), Sources: []string{strings.TrimSpace(q.Get("url"))}}
+	if err := l.Kind.UnmarshalText([]byte(cmpOr(q.Get("kind"), "deny"))); err != nil {
+		return badRequest(fmt.Errorf("kind: %w", err))
+	}
+	f, err := blocklists.ParseFormat(cmpOr(q.Get("format"), "auto"))
+	if err != nil {
+		return badRequest(fmt.Errorf("format: %w", err))
+	}
+	l.Format = f
+	if err := a.d.ListEditor.AddList(l); err != nil {
+		return badRequest(err)
+	}
+	return ok(w, a.listsReport())
+}
+
+// removeList removes a list added by hand.
+func (a *api) removeList(w http.ResponseWriter, r *http.Request) error {
+	if a.d.ListEditor == nil {
+		return errNoListEditor
+	}
+	if err := a.d.ListEditor.RemoveList(r.PathValue("name")); err != nil {
+		return badRequest(err)
+	}
+	return ok(w, a.listsReport())
+}
+
+// switchList turns a list on or off, over what the configuration says.
+func (a *api) switchList(on bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if a.d.ListEditor == nil {
+			return errNoListEditor
+		}
+		if err := a.d.ListEditor.SetListEnabled(r.PathValue("name"), on); err != nil {
+			return &httpError{status: http.StatusNotFound, err: err}
+		}
+		return ok(w, a.listsReport())
+	}
+}
+
+// cmpOr is cmp.Or for strings with surrounding space ignored.
+func cmpOr(s, dflt string) string {
+	if s = strings.TrimSpace(s); s != "" {
+		return s
+	}
+	return dflt
 }

@@ -421,13 +421,47 @@ async function queries(params) {
 
 async function lists() {
   const l = await api("/api/v1/lists");
-  main.innerHTML = `<h2>Lists</h2>${listTable(l)}<button id="refresh">Refresh lists now</button>`;
+  // One row per list (a list may have several sources), with its state.
+  const byList = new Map();
+  for (const src of l.sources || []) {
+    const e = byList.get(src.list) || { name: src.list, vendor: src.vendor, kind: src.kind, enabled: src.enabled, entries: 0 };
+    e.entries += src.entries || 0;
+    byList.set(src.list, e);
+  }
+  const added = l.added || [];
+  main.innerHTML = `<h2>Lists</h2>${listTable(l)}<button id="refresh">Refresh lists now</button>
+    <section><h3>Turn lists on and off</h3><div class="scroll"><table id="list-switches"><thead><tr><th scope="col">List</th><th scope="col">Kind</th>
+      <th scope="col">State</th><th scope="col">Change</th></tr></thead>
+      <tbody>${rows([...byList.values()], (e) => [esc(e.name) + (added.includes(e.name) ? " <small>(added here)</small>" : ""), esc(e.kind),
+        e.enabled ? "on" : "<span class=\"blocked\">off</span>",
+        `<button class="secondary switch" data-name="${esc(e.name)}" data-to="${e.enabled ? "disable" : "enable"}">${e.enabled ? "Turn off" : "Turn on"}</button>` +
+        (added.includes(e.name) ? ` <button class="secondary drop" data-name="${esc(e.name)}">Remove</button>` : "")])}</tbody></table></div></section>
+    <section><h3>Add a list</h3><form class="inline" id="add-list">
+      <div><label for="l-name">Name</label><input id="l-name" required placeholder="oisd-small"></div>
+      <div><label for="l-url">URL</label><input id="l-url" required type="url" placeholder="https://example.org/list.txt" size="32"></div>
+      <div><label for="l-format">Format</label><select id="l-format">${["auto", "hosts", "domains", "adblock", "wildcard", "dnsmasq"].map((f) => `<option>${f}</option>`).join("")}</select></div>
+      <div><label for="l-kind">Kind</label><select id="l-kind"><option>deny</option><option>allow</option></select></div>
+      <div><label for="l-vendor">Vendor</label><input id="l-vendor" placeholder="optional" size="10"></div>
+      <button type="submit" id="add-list-submit">Add</button></form></section>`;
   $("#refresh").onclick = async () => {
     say("Refreshing lists…");
     const r = await fetch("/api/v1/lists/update", { method: "POST", credentials: "same-origin" });
     if (r.status === 401) { await login(); return $("#refresh").onclick(); }
     await r.text();
     say("Lists refreshed.");
+    route();
+  };
+  for (const b of document.querySelectorAll("button.switch")) {
+    b.onclick = async () => { await post(`/api/v1/lists/${encodeURIComponent(b.dataset.name)}/${b.dataset.to}`); say(`List ${b.dataset.name} is ${b.dataset.to === "enable" ? "on" : "off"}.`); route(); };
+  }
+  for (const b of document.querySelectorAll("button.drop")) {
+    b.onclick = async () => { await post(`/api/v1/lists/${encodeURIComponent(b.dataset.name)}`, "DELETE"); say(`List ${b.dataset.name} removed.`); route(); };
+  }
+  $("#add-list").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const q = new URLSearchParams({ name: $("#l-name").value.trim(), url: $("#l-url").value.trim(), format: $("#l-format").value, kind: $("#l-kind").value, vendor: $("#l-vendor").value.trim() });
+    await post(`/api/v1/lists?${q}`);
+    say(`List ${q.get("name")} added; it is being fetched.`);
     route();
   };
 }
