@@ -175,7 +175,7 @@ entries = ["||xiaomi.example^"]
 	pages := []struct {
 		name, hash, ready string
 	}{
-		{"overview", "#/", `document.querySelectorAll("svg.chart").length === 2 && !!document.getElementById("top-permitted") && !!document.getElementById("upstreams")`},
+		{"overview", "#/", `document.querySelectorAll("svg.chart").length === 3 && !!document.getElementById("top-permitted") && !!document.getElementById("upstreams")`},
 		{"devices", "#/devices", `document.querySelectorAll("#heat tbody tr").length === 20 && document.querySelectorAll("#heat thead th").length === 1 + 8`},
 		{"device", "#/device/device-00", `!!document.querySelector("svg.stacked") && [...document.querySelectorAll("small.every")].some((e) => e.textContent === "every 15 min")`},
 		{"queries", "#/queries", `document.querySelectorAll("#queries tbody tr").length === 100 && !!document.getElementById("q-next")`},

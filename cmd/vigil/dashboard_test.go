@@ -157,7 +157,7 @@ lists = ["xiaomi", "lg"]
 	// data too) and carry a count scale and time labels.
 	do(poll(`(() => {
 		const c = document.querySelectorAll("svg.chart");
-		return c.length === 2 && c[0].querySelectorAll("g").length === 24 && c[1].querySelectorAll("g").length === 7 &&
+		return c.length === 3 && c[0].querySelectorAll("g").length === 24 && c[1].querySelectorAll("g").length === 7 && c[2].querySelectorAll("g").length === 30 &&
 			c[0].querySelectorAll("text.axis").length >= 3 + 4 && c[1].querySelectorAll("text.axis").length === 3 + 7;
 	})()`))
 	shot("overview-desktop", 1280, 900)

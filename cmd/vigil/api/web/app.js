@@ -119,6 +119,10 @@ const daySlots = {
   n: 7, ms: 86400e3, key: (t) => new Date(t).toISOString().slice(0, 10),
   label: (d) => d.toLocaleDateString([], { weekday: "short", day: "numeric" }),
 };
+const monthSlots = {
+  n: 30, ms: 86400e3, key: (t) => new Date(t).toISOString().slice(0, 10),
+  label: (d, i) => (i % 5 === 4 ? d.toLocaleDateString([], { month: "short", day: "numeric" }) : ""),
+};
 function byDay(points) {
   const days = new Map();
   for (const p of points) {
@@ -152,8 +156,8 @@ function storeBanner(st) {
 }
 
 async function overview() {
-  const [s24, s7, top, lists, stats, pause, health] = await Promise.all([
-    api("/api/v1/series?since=24h"), api("/api/v1/series?since=7d"), api("/api/v1/top?since=24h&limit=10"),
+  const [s24, s7, s30, top, lists, stats, pause, health] = await Promise.all([
+    api("/api/v1/series?since=24h"), api("/api/v1/series?since=7d"), api("/api/v1/series?since=30d"), api("/api/v1/top?since=24h&limit=10"),
     api("/api/v1/lists"), api("/api/v1/stats"), api("/api/v1/pause"), api("/api/v1/health"),
   ]);
   const permitted = stats.log_allowed ? await api("/api/v1/top?since=24h&limit=10&allowed=1").catch(() => null) : null;
@@ -183,6 +187,7 @@ async function overview() {
     </div>
     <section><h3>Last 24 hours</h3>${chart(s24.points, "Queries and blocked lookups per hour, last 24 hours", hourSlots)}</section>
     <section><h3>Last 7 days</h3>${chart(byDay(s7.points), "Queries and blocked lookups per day, last 7 days", daySlots)}</section>
+    <section><h3>Last 30 days</h3>${chart(byDay(s30.points), "Queries and blocked lookups per day, last 30 days", monthSlots)}</section>
     <section><h3>Top vendors contacted</h3><div class="scroll"><table id="top-vendors"><thead><tr><th scope="col">Vendor</th><th scope="col">Blocked</th></tr></thead>
       <tbody>${rows(top.vendors, (r) => [esc(r.key || "(untagged)"), fmt(r.count)])}</tbody></table></div></section>
     <section><h3>Top clients</h3><div class="scroll"><table id="top-clients"><thead><tr><th scope="col">Client</th><th scope="col">Blocked</th></tr></thead>
