@@ -17,6 +17,7 @@ import (
 
 	"github.com/vigil-dns/vigil"
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/cmd/vigil/alerts"
 	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/resolver/groups"
@@ -43,6 +44,7 @@ type Config struct {
 	Store     store.Config             `toml:"store"`
 	HTTP      api.Config               `toml:"http"`
 	Metrics   api.MetricsConfig        `toml:"metrics"`
+	Alerts    alerts.Config            `toml:"alerts"`
 	Log       LogConfig                `toml:"log"`
 
 	// Source names where the configuration came from, for messages.
@@ -91,6 +93,7 @@ func defaultConfig() Config {
 		Store:     store.DefaultConfig(),
 		HTTP:      api.Config{Listen: netip.MustParseAddrPort("127.0.0.1:8053"), SessionTTL: 12 * time.Hour, AllowedHosts: []string{}},
 		Metrics:   api.MetricsConfig{Enabled: true, ClientLabels: true},
+		Alerts:    alerts.DefaultConfig(),
 		Log:       LogConfig{Level: zapcore.InfoLevel, Format: "console"},
 	}
 }
@@ -481,6 +484,7 @@ func (c *Config) Validate() error {
 		c.QueryLog.Validate(),
 		c.Store.Validate(),
 		c.HTTP.Validate(),
+		c.Alerts.Validate(),
 		c.Log.Validate(),
 	)
 }

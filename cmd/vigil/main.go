@@ -57,6 +57,7 @@ Commands:
   block     block a name for everyone, -client C or -group G (-for 24h)
   exceptions  the names allowed or blocked by hand
   groups    the [[groups]] and their lists; "groups move CLIENT GROUP" moves a device
+  alerts    the alerts raised (new devices, new vendors); "alerts test" sends a sample
   log       blocked lookups, newest first (-client, -vendor, -since, -json)
   clients   every client with its blocked lookups per vendor
   devices   every device: name, addresses, MAC, hardware maker, vendors called
@@ -87,6 +88,7 @@ func commands() map[string]command {
 		"block":      cmdBlock,
 		"exceptions": cmdExceptions,
 		"groups":     cmdGroups,
+		"alerts":     cmdAlerts,
 		"log":        cmdLog,
 		"clients":    cmdClients,
 		"devices":    cmdDevices,

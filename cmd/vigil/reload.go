@@ -156,7 +156,7 @@ func (rl *reloader) reload(ctx context.Context) error {
 // they are read when the server starts (listeners, the store, the API, the
 // log writer, the cache's size, the logger). server.allow is the one
 // setting of [server] a reload applies.
-var restartOnly = []string{"server", "store", "http", "metrics", "querylog", "cache", "log"}
+var restartOnly = []string{"server", "store", "http", "metrics", "querylog", "cache", "log", "alerts"}
 
 // restartNeeded names the settings that differ between the configuration
 // the server started with and next, among those only a restart applies

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/cmd/vigil/alerts"
 	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/resolver/neighbors"
@@ -49,6 +50,9 @@ type running struct {
 	names *deviceNames
 	// userLists are the lists added or switched by hand.
 	userLists *userLists
+	// alerts tells the user when something new phones home; nil when
+	// [alerts] is off.
+	alerts *alerts.Engine
 	// neighbors learns device names and MACs from the network.
 	neighbors *neighbors.Watcher
 	// api serves the HTTP API on apiAddr; nil (and "") when http.listen
@@ -156,6 +160,10 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	r.names.apply = func() { r.srv.SetClients(clientsFor(r.reload.current.Load(), r.neighbors, r.names)) }
 	r.reload.setClients(cfg.Clients)
 	r.reload.setListNames(cfg.Lists)
+	if cfg.Alerts.On() {
+		r.alerts = alerts.New(cfg.Alerts, alerts.Deps{Store: st, Log: r.logs, Lists: r.lists, Devices: r.neighbors.Devices,
+			AllowedLogged: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed, Logger: log.Named("alerts")})
+	}
 	if err := r.startAPI(); err != nil {
 		r.shutdownDNS()
 		r.stopQueryLog()
@@ -239,6 +247,7 @@ func (r *running) apiDeps() api.Deps {
 		Server: r.srv, Upstreams: r.chain.Router, Lists: r.lists, Log: r.logs,
 		Series: r.series, Pause: r.pause, Reload: r.reload.reload, Started: time.Now(), Store: r.store,
 		Neighbors: r.neighbors, Clients: r.reload.configuredClients, Groups: r.chain.Blocker.Groups, Assign: r.groups, Names: r.names, ListEditor: r.userLists,
+		Alerts:    r.alertsOrNil(),
 		ListNames: r.reload.listNames, PendingRestart: r.reload.pendingRestart,
 		AllowedLogged: r.cfg.QueryLog.Enabled && r.cfg.QueryLog.LogAllowed,
 		Retention:     max(r.cfg.QueryLog.Retention, r.cfg.QueryLog.AllowedRetention),
@@ -268,6 +277,9 @@ func (r *running) startBackground() {
 	r.bg.Go(func() { r.lists.Run(bg) })
 	r.bg.Go(func() { r.records.run(bg) })
 	r.bg.Go(func() { r.neighbors.Run(bg, neighborsInterval) })
+	if r.alerts != nil {
+		r.bg.Go(func() { r.alerts.Run(bg) })
+	}
 	if r.persistCache() {
 		// After the sockets open: the lists, not the cache, must be ready
 		// for the first query; cached answers arrive within moments.
@@ -357,4 +369,13 @@ func listenHint(err error) string {
 		return "; the address is not one of this machine's: check server.listen"
 	}
 	return ""
+}
+
+// alertsOrNil is the alerts engine as the API takes it: a nil interface
+// when alerts are off.
+func (r *running) alertsOrNil() api.Alerts {
+	if r.alerts == nil {
+		return nil
+	}
+	return r.alerts
 }

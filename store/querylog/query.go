@@ -124,6 +124,21 @@ func (q *Log) walkBlocks(blocked bool, client string, since, until time.Time, fr
 	})
 }
 
+// Scan calls fn for every entry of the blocked (or, with allowed, the
+// allowed) log in [since, until), newest block first: what the alerts
+// read of the lookups since they last looked.
+func (q *Log) Scan(allowed bool, since, until time.Time, fn func(*Entry)) error {
+	since = q.logSince(!allowed, since)
+	return q.walkBlocks(!allowed, "", since, until, nil, func(_ []byte, entries []Entry) bool {
+		for i := range entries {
+			if e := &entries[i]; e.Time.Before(until) && !e.Time.Before(since) {
+				fn(e)
+			}
+		}
+		return true
+	})
+}
+
 // logSince returns the start of a window no older than the kind's
 // retention.
 func (q *Log) logSince(blocked bool, since time.Time) time.Time {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/cmd/vigil/alerts"
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/resolver/groups"
 	"github.com/vigil-dns/vigil/resolver/neighbors"
@@ -51,6 +52,9 @@ type Deps struct {
 	AllowedLogged bool
 	// Clients returns the [[clients]] entries in use; nil means none.
 	Clients func() []ClientInfo
+	// Alerts are the alerts raised and their delivery; nil when [alerts]
+	// is off.
+	Alerts Alerts
 	// ListEditor adds, removes and switches lists by hand; nil when lists
 	// cannot be changed here.
 	ListEditor ListEditor
@@ -83,6 +87,13 @@ type Deps struct {
 	// Store reports the store's mode (read-only or unavailable on a full
 	// or damaged disk) for the health check; nil leaves it out.
 	Store StoreStatus
+}
+
+// Alerts is what the API reads of the alerts (*alerts.Engine).
+type Alerts interface {
+	History(since time.Time, limit int) ([]alerts.Alert, error)
+	Test(ctx context.Context, destination string) error
+	Counts() (fired, failed map[string]uint64)
 }
 
 // ListEditor changes the lists by hand, over the configuration's.
@@ -234,6 +245,8 @@ func New(d Deps) http.Handler {
 		"DELETE /api/v1/block":                   a.unexcept,
 		"GET /api/v1/exceptions":                 a.exceptions,
 		"GET /api/v1/groups":                     a.groupsReport,
+		"GET /api/v1/alerts":                     a.alerts,
+		"POST /api/v1/alerts/test":               a.testAlert,
 		"GET /api/v1/clients/{client}/groups":    a.clientGroups,
 		"PUT /api/v1/clients/{client}/groups":    a.assign,
 		"DELETE /api/v1/clients/{client}/groups": a.unassign,

@@ -21,7 +21,7 @@ type metricsCollector struct {
 	cacheEntries, cacheBytes, cacheHits, cacheMisses, cacheStale                     *prometheus.Desc
 	listEntries, listUpdated, listFailing, listRules, listGeneration                 *prometheus.Desc
 	logQueued, logWritten, logDropped, logErrors, paused, tcpConns, scrubbed, rebind *prometheus.Desc
-	shed                                                                             *prometheus.Desc
+	shed, alertsFired, alertsFailed                                                  *prometheus.Desc
 	storeMode, storeLowDisk, storeSkipped                                            *prometheus.Desc
 }
 
@@ -37,6 +37,8 @@ func newMetricsCollector(deps Deps) *metricsCollector {
 		types:          d("queries_by_type_total", "Queries answered, by query type.", "type"),
 		blocked:        d("blocked_total", "Blocked lookups by list, vendor and named client (\"\" for unnamed clients).", "list", "vendor", "client"),
 		blockedGroup:   d("blocked_by_group_total", "Blocked lookups by the client's groups ([[groups]]; \"\" for clients in none), joined with \",\".", "group"),
+		alertsFired:    d("alerts_total", "Alerts raised, by rule.", "rule"),
+		alertsFailed:   d("alert_delivery_failures_total", "Alert deliveries given up after their retries, by destination.", "destination"),
 		upLatency:      d("upstream_duration_seconds", "Round trip of answered upstream exchanges.", "upstream"),
 		upErrors:       d("upstream_errors_total", "Failed upstream exchanges (timeouts, errors, SERVFAIL/REFUSED answers).", "upstream"),
 		cacheEntries:   d("cache_entries", "Answers in the cache."),
@@ -82,6 +84,15 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		m.counter(c.cacheHits, float64(cs.Hits))
 		m.counter(c.cacheMisses, float64(cs.Misses))
 		m.counter(c.cacheStale, float64(cs.Stale))
+	}
+	if c.d.Alerts != nil {
+		fired, failed := c.d.Alerts.Counts()
+		for rule, n := range fired {
+			m.counter(c.alertsFired, float64(n), rule)
+		}
+		for dest, n := range failed {
+			m.counter(c.alertsFailed, float64(n), dest)
+		}
 	}
 	if c.d.QueryLog != nil {
 		st := c.d.QueryLog.Stats()

@@ -1,0 +1,376 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vigil-dns/vigil/blocklists"
+	"github.com/vigil-dns/vigil/resolver/neighbors"
+	"github.com/vigil-dns/vigil/store/querylog"
+)
+
+// Store is what the engine keeps in the store (*store.Store).
+type Store interface {
+	AlertSeen(prefix string) (map[string]bool, error)
+	MarkAlertSeen(keys []string) error
+	PutAlert(t time.Time, seq uint32, body []byte) error
+	ListAlerts(since time.Time, limit int) ([][]byte, error)
+}
+
+// LogScanner reads the per-client log (*querylog.Log).
+type LogScanner interface {
+	Scan(allowed bool, since, until time.Time, fn func(*querylog.Entry)) error
+}
+
+// ListState is what the engine reads of the lists (*blocklists.Manager).
+type ListState interface {
+	Status() []blocklists.SourceStatus
+	Current() *blocklists.Set
+}
+
+// Deps is what the engine works with.
+type Deps struct {
+	Store Store
+	Log   LogScanner
+	Lists ListState
+	// Devices lists what the network told about devices; nil for none.
+	Devices func() []neighbors.Device
+	// AllowedLogged says the allowed lookups are logged too, so a device
+	// that is never blocked is seen as well.
+	AllowedLogged bool
+	Logger        *zap.Logger
+	// Now and Backoff replace the clock and the retry waits in tests.
+	Now     func() time.Time
+	Backoff []time.Duration
+	// Client sends the deliveries; nil for a default with a 10 s timeout.
+	Client *http.Client
+}
+
+// baselineKey marks that the engine has looked at the history once:
+// what was there before alerts were on is not news.
+const baselineKey = "base/done"
+
+// Engine evaluates the rules and delivers alerts. Run is its one loop;
+// the rest is safe for concurrent use.
+type Engine struct {
+	cfg Config
+	d   Deps
+
+	mu      sync.Mutex // one evaluation at a time; guards seen, last, pending, seq
+	seen    map[string]bool
+	last    time.Time
+	pending []Alert // the digest being gathered
+	flushed time.Time
+	seq     uint32
+
+	fired  sync.Map // rule -> *atomic.Uint64
+	failed sync.Map // destination -> *atomic.Uint64
+}
+
+// New returns an engine for cfg.
+func New(cfg Config, d Deps) *Engine {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Backoff == nil {
+		d.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}
+	}
+	if d.Client == nil {
+		d.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
+	}
+	return &Engine{cfg: cfg, d: d}
+}
+
+// Run evaluates every cfg.Interval until ctx ends.
+func (e *Engine) Run(ctx context.Context) {
+	t := time.NewTicker(e.cfg.Interval)
+	defer t.Stop()
+	for {
+		e.Check(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// deviceKey is how a device is known to the rules: its MAC when the
+// network told it (so a known device on a new address is not new), else
+// its name, else its address.
+func deviceKey(mac, name, addr string) string {
+	switch {
+	case mac != "":
+		return "mac " + mac
+	case name != "":
+		return "name " + name
+	}
+	return "addr " + addr
+}
+
+// Check evaluates the rules once and delivers what is new; it returns the
+// alerts raised. The first check ever only takes note of what the log
+// already holds.
+func (e *Engine) Check(ctx context.Context) []Alert {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.d.Now()
+	if e.seen == nil {
+		seen, err := e.d.Store.AlertSeen("")
+		if err != nil {
+			e.d.Logger.Warn("alerts: reading what was seen", zap.Error(err))
+			return nil
+		}
+		e.seen = seen
+		if !seen[baselineKey] {
+			// Everything already in the log is known; only what comes
+			// after is news.
+			e.observe(now.Add(-400*24*time.Hour), now.Add(time.Minute), nil)
+			e.mark([]string{baselineKey})
+			e.last = now
+			return nil
+		}
+		e.last = now.Add(-10 * time.Minute) // what happened while Vigil was down
+	}
+	var raised []Alert
+	// Entries are stamped when asked and written a little later: read a
+	// minute back each time; what was seen is not raised twice.
+	e.observe(e.last.Add(-time.Minute), now.Add(time.Minute), &raised)
+	e.last = now
+	raised = append(raised, e.operational(now)...)
+	for i := range raised {
+		e.count(raised[i].Rule)
+	}
+	e.dispatch(ctx, raised, now)
+	return raised
+}
+
+// observe reads the log (and the network's devices) over [since, until)
+// and marks what it had not seen; with raised, it also raises alerts.
+func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
+	var newKeys []string
+	see := func(key string, a func() Alert, rule string) {
+		if e.seen[key] {
+			return
+		}
+		e.seen[key] = true
+		newKeys = append(newKeys, key)
+		if raised != nil && e.cfg.RuleOn(rule) {
+			*raised = append(*raised, a())
+		}
+	}
+	// The MAC the network gives each address, for entries logged before
+	// it was known: one device, one key.
+	macOf := map[netip.Addr]string{}
+	var devices []neighbors.Device
+	if e.d.Devices != nil {
+		devices = e.d.Devices()
+		for _, dv := range devices {
+			if dv.MAC != "" {
+				macOf[dv.Addr] = dv.MAC
+			}
+		}
+	}
+	entry := func(en *querylog.Entry) {
+		mac := en.MAC
+		if mac == "" {
+			mac = macOf[en.ClientAddr]
+		}
+		dev := deviceKey(mac, en.ClientName, en.ClientAddr.String())
+		who := en.Client
+		see("dev/"+dev, func() Alert {
+			return Alert{Rule: RuleNewDevice, Client: who, Name: en.QName, Time: en.Time, Link: "#/device/" + who,
+				Message: fmt.Sprintf("A new device, %s, is on the network (first lookup: %s)", who, trimDot(en.QName))}
+		}, RuleNewDevice)
+		if en.Blocked && en.Vendor != "" {
+			vendor := en.Vendor
+			see("ven/"+dev+"\x00"+vendor, func() Alert {
+				return Alert{Rule: RuleNewVendor, Client: who, Vendor: vendor, Name: en.QName, Time: en.Time, Link: "#/device/" + who,
+					Message: fmt.Sprintf("%s contacted %s for the first time (%s, blocked)", who, vendor, trimDot(en.QName))}
+			}, RuleNewVendor)
+		}
+	}
+	if err := e.d.Log.Scan(false, since, until, entry); err != nil {
+		e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
+	}
+	if e.d.AllowedLogged {
+		if err := e.d.Log.Scan(true, since, until, entry); err != nil {
+			e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
+		}
+	}
+	{
+		for _, dv := range devices {
+			who := dv.Name
+			if who == "" {
+				who = dv.Addr.String()
+			}
+			see("dev/"+deviceKey(dv.MAC, dv.Name, dv.Addr.String()), func() Alert {
+				what := who
+				if dv.Vendor.Name != "" {
+					what += " (" + dv.Vendor.Name + ")"
+				}
+				return Alert{Rule: RuleNewDevice, Client: who, Time: e.d.Now(), Link: "#/device/" + who,
+					Message: fmt.Sprintf("A new device, %s, joined the network", what)}
+			}, RuleNewDevice)
+		}
+	}
+	e.mark(newKeys)
+}
+
+// operational raises list_failing and no_rules.
+func (e *Engine) operational(now time.Time) []Alert {
+	var out []Alert
+	if e.cfg.RuleOn(RuleListFailing) {
+		var keys []string
+		for _, st := range e.d.Lists.Status() {
+			if !st.Enabled || st.FailedSince.IsZero() || now.Sub(st.FailedSince) < e.cfg.ListFailingAfter {
+				continue
+			}
+			key := fmt.Sprintf("src/%s/%d", st.ID, st.FailedSince.Unix())
+			if e.seen[key] {
+				continue
+			}
+			e.seen[key] = true
+			keys = append(keys, key)
+			kept := "no copy to fall back on"
+			if st.HasCopy {
+				kept = "its last good copy is in use"
+			}
+			out = append(out, Alert{Rule: RuleListFailing, Time: now, Link: "#/lists",
+				Message: fmt.Sprintf("List %s has failed to update since %s (%s): %s", st.List, st.FailedSince.Format(time.RFC3339), kept, st.Error)})
+		}
+		e.mark(keys)
+	}
+	if e.cfg.RuleOn(RuleNoRules) {
+		set := e.d.Lists.Current()
+		enabled := false
+		for _, st := range e.d.Lists.Status() {
+			enabled = enabled || st.Enabled
+		}
+		key := "norules/" + now.UTC().Format("2006-01-02")
+		if set.Matcher.Len() == 0 && enabled && !e.seen[key] {
+			e.seen[key] = true
+			e.mark([]string{key})
+			out = append(out, Alert{Rule: RuleNoRules, Time: now, Link: "#/lists",
+				Message: "Nothing is blocked: lists are configured but no rule is in use (no list could be fetched?)"})
+		}
+	}
+	return out
+}
+
+func (e *Engine) mark(keys []string) {
+	if err := e.d.Store.MarkAlertSeen(keys); err != nil {
+		e.d.Logger.Warn("alerts: recording what was seen", zap.Error(err))
+	}
+}
+
+// dispatch delivers the alerts now, or gathers them for the digest.
+// e.mu is held.
+func (e *Engine) dispatch(ctx context.Context, raised []Alert, now time.Time) {
+	if e.cfg.Digest > 0 {
+		e.pending = append(e.pending, raised...)
+		if e.flushed.IsZero() {
+			e.flushed = now
+		}
+		if len(e.pending) == 0 || now.Sub(e.flushed) < e.cfg.Digest {
+			return
+		}
+		e.send(ctx, digest(e.pending, now), e.pending)
+		e.pending, e.flushed = nil, now
+		return
+	}
+	for _, a := range raised {
+		e.send(ctx, single(a), []Alert{a})
+	}
+}
+
+// send delivers m to every destination and records its alerts.
+func (e *Engine) send(ctx context.Context, m message, as []Alert) {
+	for _, d := range e.cfg.Destinations {
+		if err := deliver(ctx, e.d.Client, d, m, e.d.Backoff); err != nil {
+			e.counter(&e.failed, d.Name).Add(1)
+			e.d.Logger.Warn("alerts: delivery failed", zap.String("destination", d.Name), zap.Error(err))
+		}
+	}
+	for _, a := range as {
+		body, _ := json.Marshal(a)
+		e.seq++
+		if err := e.d.Store.PutAlert(a.Time, e.seq, body); err != nil {
+			e.d.Logger.Warn("alerts: recording an alert", zap.Error(err))
+		}
+	}
+}
+
+// Test sends a sample alert to the destination named (every one for
+// ""), and says which failed.
+func (e *Engine) Test(ctx context.Context, destination string) error {
+	a := Alert{Rule: "test", Client: "vigil", Time: e.d.Now(), Message: "A test alert from Vigil: this destination works."}
+	found := false
+	var errs []error
+	for _, d := range e.cfg.Destinations {
+		if destination != "" && d.Name != destination {
+			continue
+		}
+		found = true
+		if err := deliver(ctx, e.d.Client, d, single(a), e.d.Backoff); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !found {
+		return fmt.Errorf("no destination %q in [[alerts.destinations]]", destination)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%v", errs)
+	}
+	return nil
+}
+
+// History returns the alerts raised since, newest first, at most limit.
+func (e *Engine) History(since time.Time, limit int) ([]Alert, error) {
+	raw, err := e.d.Store.ListAlerts(since, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Alert, 0, len(raw))
+	for _, r := range raw {
+		var a Alert
+		if json.Unmarshal(r, &a) == nil {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// Counts returns the alerts raised per rule, and the failed deliveries
+// per destination, since start.
+func (e *Engine) Counts() (fired, failed map[string]uint64) {
+	fired, failed = map[string]uint64{}, map[string]uint64{}
+	e.fired.Range(func(k, v any) bool { fired[k.(string)] = v.(*atomic.Uint64).Load(); return true })
+	e.failed.Range(func(k, v any) bool { failed[k.(string)] = v.(*atomic.Uint64).Load(); return true })
+	return fired, failed
+}
+
+func (e *Engine) count(rule string) { e.counter(&e.fired, rule).Add(1) }
+
+func (e *Engine) counter(m *sync.Map, key string) *atomic.Uint64 {
+	v, _ := m.LoadOrStore(key, new(atomic.Uint64))
+	return v.(*atomic.Uint64)
+}
+
+func trimDot(s string) string {
+	if len(s) > 1 && s[len(s)-1] == '.' {
+		return s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,101 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// What the alerts have seen and sent, so that a restart announces nothing
+// twice: "a/s/<key>" -> empty for each thing seen (a device, a device's
+// vendor, a failing source), and "a/l/<8-byte time><seq>" -> an alert
+// sent, as JSON.
+
+const (
+	alertSeenPrefix = "a/s/"
+	alertLogPrefix  = "a/l/"
+)
+
+// AlertSeen returns every key marked seen under prefix (the part after
+// "a/s/").
+func (s *Store) AlertSeen(prefix string) (map[string]bool, error) {
+	out := map[string]bool{}
+	p := []byte(alertSeenPrefix + prefix)
+	err := s.view(func(db *badger.DB) error {
+		return db.View(func(txn *badger.Txn) error {
+			opts := badger.DefaultIteratorOptions
+			opts.PrefetchValues = false
+			opts.Prefix = p
+			it := txn.NewIterator(opts)
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				out[string(it.Item().Key()[len(alertSeenPrefix):])] = true
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading what the alerts have seen: %w", err)
+	}
+	return out, nil
+}
+
+// MarkAlertSeen marks keys seen.
+func (s *Store) MarkAlertSeen(keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	return s.write("recording what the alerts have seen", func(db *badger.DB) error {
+		wb := db.NewWriteBatch()
+		defer wb.Cancel()
+		for _, k := range keys {
+			if err := wb.Set([]byte(alertSeenPrefix+k), nil); err != nil {
+				return err
+			}
+		}
+		return wb.Flush()
+	})
+}
+
+// PutAlert keeps an alert sent at t (JSON), for the history; entries older
+// than retention go.
+func (s *Store) PutAlert(t time.Time, seq uint32, body []byte) error {
+	key := binary.BigEndian.AppendUint64([]byte(alertLogPrefix), uint64(t.UnixNano()))
+	key = binary.BigEndian.AppendUint32(key, seq)
+	return s.write("recording an alert", func(db *badger.DB) error {
+		return db.Update(func(txn *badger.Txn) error {
+			return txn.SetEntry(badger.NewEntry(key, body).WithTTL(90 * 24 * time.Hour))
+		})
+	})
+}
+
+// ListAlerts returns the alerts sent since, newest first, at most limit.
+func (s *Store) ListAlerts(since time.Time, limit int) ([][]byte, error) {
+	var out [][]byte
+	err := s.view(func(db *badger.DB) error {
+		return db.View(func(txn *badger.Txn) error {
+			opts := badger.DefaultIteratorOptions
+			opts.Reverse = true
+			it := txn.NewIterator(opts)
+			defer it.Close()
+			floor := binary.BigEndian.AppendUint64([]byte(alertLogPrefix), uint64(max(since.UnixNano(), 0)))
+			for it.Seek(append([]byte(alertLogPrefix), 0xff)); it.ValidForPrefix([]byte(alertLogPrefix)); it.Next() {
+				if string(it.Item().Key()) < string(floor) || len(out) >= limit {
+					break
+				}
+				v, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				out = append(out, v)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the alerts: %w", err)
+	}
+	return out, nil
+}
