@@ -179,8 +179,8 @@ func TestRulesFireOnceAndSurviveRestarts(t *testing.T) {
 
 	w.now = w.now.Add(time.Minute)
 	w.record(
-		blocked("tv", "192.168.1.10", "", "LG", "ads.lg.example."),          // seen: no alert
-		blocked("tv", "192.168.1.99", "", "LG", "ads.lg.example."),          // a known device on a new address
+		blocked("tv", "192.168.1.10", "", "LG", "ads.lg.example."),           // seen: no alert
+		blocked("tv", "192.168.1.99", "", "LG", "ads.lg.example."),           // a known device on a new address
 		blocked("tv", "192.168.1.10", "", "Samsung", "ads.samsung.example."), // a new vendor for it
 		blocked("", "192.168.1.20", "aa:bb:cc:00:00:01", "Xiaomi", "tracking.miui.example."),
 		blocked("", "192.168.1.21", "aa:bb:cc:00:00:01", "Xiaomi", "tracking.miui.example."), // the same MAC, another address
@@ -322,7 +322,9 @@ func TestDestinationKinds(t *testing.T) {
 		{KindGotify, func(p string, h http.Header, b string) bool {
 			return p == "/message" && h.Get("X-Gotify-Key") == "tok" && strings.Contains(b, `"priority":5`)
 		}},
-		{KindSlack, func(p string, h http.Header, b string) bool { return strings.Contains(b, `"text":"*Vigil: new vendor*\ntv contacted Samsung`) }},
+		{KindSlack, func(p string, h http.Header, b string) bool {
+			return strings.Contains(b, `"text":"*Vigil: new vendor*\ntv contacted Samsung`)
+		}},
 	} {
 		var (
 			mu   sync.Mutex
