@@ -161,8 +161,13 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	r.reload.setClients(cfg.Clients)
 	r.reload.setListNames(cfg.Lists)
 	if cfg.Alerts.On() {
-		r.alerts = alerts.New(cfg.Alerts, alerts.Deps{Store: st, Log: r.logs, Lists: r.lists, Devices: r.neighbors.Devices,
-			AllowedLogged: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed, Logger: log.Named("alerts")})
+		deps := alerts.Deps{Store: st, Log: r.logs, Lists: r.lists, Devices: r.neighbors.Devices,
+			AllowedLogged: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed, Logger: log.Named("alerts"),
+			UpstreamsDown: chain.Forwarder.AllFailing, LowDisk: func() bool { return st.Status().LowDisk }}
+		if r.qlog != nil {
+			deps.LogStats = r.qlog.Stats
+		}
+		r.alerts = alerts.New(cfg.Alerts, deps)
 	}
 	if err := r.startAPI(); err != nil {
 		r.shutdownDNS()

@@ -18,14 +18,20 @@ import (
 
 // Rules.
 const (
-	RuleNewDevice   = "new_device"
-	RuleNewVendor   = "new_vendor"
-	RuleListFailing = "list_failing"
-	RuleNoRules     = "no_rules"
+	RuleNewDevice     = "new_device"
+	RuleNewVendor     = "new_vendor"
+	RuleSpike         = "spike"
+	RuleIdleBeacon    = "idle_beacon"
+	RuleListFailing   = "list_failing"
+	RuleNoRules       = "no_rules"
+	RuleUpstreamsDown = "upstreams_down"
+	RuleLogDropping   = "log_dropping"
+	RuleLowDisk       = "low_disk"
 )
 
 // Rules are the rules this version evaluates, in the order documented.
-var Rules = []string{RuleNewDevice, RuleNewVendor, RuleListFailing, RuleNoRules}
+var Rules = []string{RuleNewDevice, RuleNewVendor, RuleSpike, RuleIdleBeacon, RuleListFailing, RuleNoRules,
+	RuleUpstreamsDown, RuleLogDropping, RuleLowDisk}
 
 // Destination kinds.
 const (
@@ -33,6 +39,7 @@ const (
 	KindNtfy    = "ntfy"
 	KindGotify  = "gotify"
 	KindSlack   = "slack" // Slack, Mattermost and Discord (…/slack) incoming webhooks
+	KindMatrix  = "matrix"
 )
 
 // Config is the [alerts] section.
@@ -50,6 +57,18 @@ type Config struct {
 	// ListFailingAfter is how long a list source must fail before
 	// list_failing fires.
 	ListFailingAfter time.Duration `toml:"list_failing_after"`
+	// SpikeFactor and SpikeFloor: spike fires when a device's blocked
+	// lookups in an hour exceed SpikeFactor times its hourly median over
+	// the 7 days before, and SpikeFloor.
+	SpikeFactor float64 `toml:"spike_factor"`
+	SpikeFloor  int     `toml:"spike_floor"`
+	// Night is the window ("HH:MM" to "HH:MM", local time) in which a
+	// device looking a blocked name up at a steady interval raises
+	// idle_beacon, once the window has passed.
+	Night [2]string `toml:"night"`
+	// Quiet is a window ("HH:MM" to "HH:MM", local time; empty for none)
+	// in which alerts are held, and sent as one message when it ends.
+	Quiet []string `toml:"quiet"`
 	// Destinations are where alerts go.
 	Destinations []DestinationConfig `toml:"destinations"`
 }
@@ -67,15 +86,18 @@ type DestinationConfig struct {
 	// Secret signs webhook bodies (HMAC-SHA256, header
 	// X-Vigil-Signature: sha256=HEX); it is never logged.
 	Secret string `toml:"secret"`
-	// Token is Gotify's application token, or an ntfy access token; never
-	// logged.
+	// Token is Gotify's application token, an ntfy access token, or a
+	// Matrix access token; never logged.
 	Token string `toml:"token"`
+	// Room is the Matrix room's ID ("!abc:example.org").
+	Room string `toml:"room"`
 }
 
 // DefaultConfig returns the [alerts] defaults: every rule, no digest,
 // the log read every 20 s, a source failing for 6 h.
 func DefaultConfig() Config {
-	return Config{Enabled: true, Rules: slices.Clone(Rules), Interval: 20 * time.Second, ListFailingAfter: 6 * time.Hour}
+	return Config{Enabled: true, Rules: slices.Clone(Rules), Interval: 20 * time.Second, ListFailingAfter: 6 * time.Hour,
+		SpikeFactor: 5, SpikeFloor: 50, Night: [2]string{"00:00", "05:00"}, Quiet: []string{}}
 }
 
 // On reports whether alerts are evaluated.
@@ -101,6 +123,28 @@ func (c *Config) Validate() error {
 	if c.ListFailingAfter < time.Minute {
 		errs = append(errs, fmt.Errorf("alerts.list_failing_after: want at least \"1m\", got %q", c.ListFailingAfter))
 	}
+	if c.SpikeFactor < 1 {
+		errs = append(errs, fmt.Errorf("alerts.spike_factor: want at least 1, got %g", c.SpikeFactor))
+	}
+	if c.SpikeFloor < 1 {
+		errs = append(errs, fmt.Errorf("alerts.spike_floor: want at least 1, got %d", c.SpikeFloor))
+	}
+	for i, t := range c.Night {
+		if _, err := clock(t); err != nil {
+			errs = append(errs, fmt.Errorf("alerts.night[%d]: %w", i, err))
+		}
+	}
+	switch len(c.Quiet) {
+	case 0:
+	case 2:
+		for i, t := range c.Quiet {
+			if _, err := clock(t); err != nil {
+				errs = append(errs, fmt.Errorf("alerts.quiet[%d]: %w", i, err))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("alerts.quiet: want [] or [\"22:00\", \"07:00\"], got %q", c.Quiet))
+	}
 	names := map[string]bool{}
 	for i, d := range c.Destinations {
 		at := fmt.Sprintf("alerts.destinations[%d]", i)
@@ -111,9 +155,12 @@ func (c *Config) Validate() error {
 		}
 		names[d.Name] = true
 		switch d.Kind {
-		case KindWebhook, KindNtfy, KindGotify, KindSlack:
+		case KindWebhook, KindNtfy, KindGotify, KindSlack, KindMatrix:
 		default:
-			errs = append(errs, fmt.Errorf("%s.kind: want \"webhook\", \"ntfy\", \"gotify\" or \"slack\", got %q", at, d.Kind))
+			errs = append(errs, fmt.Errorf("%s.kind: want \"webhook\", \"ntfy\", \"gotify\", \"slack\" or \"matrix\", got %q", at, d.Kind))
+		}
+		if d.Kind == KindMatrix && (d.Token == "" || !strings.HasPrefix(d.Room, "!")) {
+			errs = append(errs, fmt.Errorf("%s: Matrix wants token (an access token) and room (\"!id:server\")", at))
 		}
 		if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("%s.url: want an http(s) URL, got %q", at, d.URL))
@@ -123,4 +170,23 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// clock reads "HH:MM" into minutes after midnight.
+func clock(s string) (int, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, fmt.Errorf("want a time of day such as \"22:00\", got %q", s)
+	}
+	return t.Hour()*60 + t.Minute(), nil
+}
+
+// inWindow reports whether t's local time of day is in [from, to), which
+// may run past midnight.
+func inWindow(t time.Time, from, to int) bool {
+	m := t.Hour()*60 + t.Minute()
+	if from <= to {
+		return m >= from && m < to
+	}
+	return m >= from || m < to
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,12 @@ type Deps struct {
 	// AllowedLogged says the allowed lookups are logged too, so a device
 	// that is never blocked is seen as well.
 	AllowedLogged bool
+	// UpstreamsDown reports whether every upstream is failing; LogStats
+	// the log writer's counters; LowDisk whether the disk is almost full.
+	// Each may be nil.
+	UpstreamsDown func() bool
+	LogStats      func() querylog.Stats
+	LowDisk       func() bool
 	Logger        *zap.Logger
 	// Now and Backoff replace the clock and the retry waits in tests.
 	Now     func() time.Time
@@ -70,6 +78,12 @@ type Engine struct {
 	pending []Alert // the digest being gathered
 	flushed time.Time
 	seq     uint32
+
+	downSince  time.Time // every upstream failing since, zero when not
+	dropped    uint64    // the log's drops at the last check
+	dropsKnown bool
+	spikeHour  time.Time // the last hour looked at for spikes
+	nightDone  string    // the last date whose night was looked at
 
 	fired  sync.Map // rule -> *atomic.Uint64
 	failed sync.Map // destination -> *atomic.Uint64
@@ -149,6 +163,8 @@ func (e *Engine) Check(ctx context.Context) []Alert {
 	e.observe(e.last.Add(-time.Minute), now.Add(time.Minute), &raised)
 	e.last = now
 	raised = append(raised, e.operational(now)...)
+	raised = append(raised, e.spikes(now)...)
+	raised = append(raised, e.idleBeacons(now)...)
 	for i := range raised {
 		e.count(raised[i].Rule)
 	}
@@ -228,9 +244,44 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 	e.mark(newKeys)
 }
 
-// operational raises list_failing and no_rules.
+// once raises a (rule on) unless key was seen, and marks it.
+func (e *Engine) once(key string, a Alert, out *[]Alert) {
+	if !e.cfg.RuleOn(a.Rule) || e.seen[key] {
+		return
+	}
+	e.seen[key] = true
+	e.mark([]string{key})
+	*out = append(*out, a)
+}
+
+// operational raises list_failing, no_rules, upstreams_down,
+// log_dropping and low_disk.
 func (e *Engine) operational(now time.Time) []Alert {
 	var out []Alert
+	if e.d.UpstreamsDown != nil {
+		switch {
+		case !e.d.UpstreamsDown():
+			e.downSince = time.Time{}
+		case e.downSince.IsZero():
+			e.downSince = now
+		case now.Sub(e.downSince) >= time.Minute:
+			e.once(fmt.Sprintf("updown/%d", e.downSince.Unix()), Alert{Rule: RuleUpstreamsDown, Time: now,
+				Message: fmt.Sprintf("No upstream has answered since %s: forwarded names fail (cached and blocked ones are still answered)", e.downSince.Format(time.TimeOnly))}, &out)
+		}
+	}
+	if e.d.LogStats != nil {
+		st := e.d.LogStats()
+		d := st.Dropped + st.LowDiskDropped
+		if e.dropsKnown && d > e.dropped {
+			e.once("logdrop/"+now.UTC().Format("2006-01-02T15"), Alert{Rule: RuleLogDropping, Time: now,
+				Message: fmt.Sprintf("The per-client log dropped %d entries since the last check (queue full or disk almost full)", d-e.dropped)}, &out)
+		}
+		e.dropped, e.dropsKnown = d, true
+	}
+	if e.d.LowDisk != nil && e.d.LowDisk() {
+		e.once("lowdisk/"+now.UTC().Format("2006-01-02"), Alert{Rule: RuleLowDisk, Time: now,
+			Message: "The disk is almost full: list updates, the log and the saved cache are not being kept (DNS goes on)"}, &out)
+	}
 	if e.cfg.RuleOn(RuleListFailing) {
 		var keys []string
 		for _, st := range e.d.Lists.Status() {
@@ -278,12 +329,20 @@ func (e *Engine) mark(keys []string) {
 // dispatch delivers the alerts now, or gathers them for the digest.
 // e.mu is held.
 func (e *Engine) dispatch(ctx context.Context, raised []Alert, now time.Time) {
-	if e.cfg.Digest > 0 {
+	quiet := false
+	if len(e.cfg.Quiet) == 2 {
+		from, _ := clock(e.cfg.Quiet[0])
+		to, _ := clock(e.cfg.Quiet[1])
+		quiet = inWindow(now.In(time.Local), from, to)
+	}
+	if e.cfg.Digest > 0 || quiet || len(e.pending) > 0 {
+		// Held: for the digest's interval, through quiet hours, and
+		// behind what is held already (so the order stays).
 		e.pending = append(e.pending, raised...)
 		if e.flushed.IsZero() {
 			e.flushed = now
 		}
-		if len(e.pending) == 0 || now.Sub(e.flushed) < e.cfg.Digest {
+		if len(e.pending) == 0 || quiet || now.Sub(e.flushed) < e.cfg.Digest {
 			return
 		}
 		e.send(ctx, digest(e.pending, now), e.pending)
@@ -373,4 +432,119 @@ func trimDot(s string) string {
 		return s[:len(s)-1]
 	}
 	return s
+}
+
+// spikes looks, once per hour, at the hour just ended: a device whose
+// blocked lookups in it exceed SpikeFactor times its hourly median over
+// the 7 days before (hours without any included) and SpikeFloor raises
+// spike.
+func (e *Engine) spikes(now time.Time) []Alert {
+	hour := now.Truncate(time.Hour).Add(-time.Hour)
+	if !e.cfg.RuleOn(RuleSpike) || !hour.After(e.spikeHour) {
+		return nil
+	}
+	e.spikeHour = hour
+	const week = 7 * 24
+	counts := map[string][]int{} // device -> per hour, [0, week) before, [week] the hour
+	who := map[string]string{}
+	start := hour.Add(-week * time.Hour)
+	err := e.d.Log.Scan(false, start, hour.Add(time.Hour), func(en *querylog.Entry) {
+		k := deviceKey(en.MAC, en.ClientName, en.ClientAddr.String())
+		c := counts[k]
+		if c == nil {
+			c = make([]int, week+1)
+			counts[k] = c
+			who[k] = en.Client
+		}
+		if i := int(en.Time.Sub(start) / time.Hour); i >= 0 && i <= week {
+			c[i]++
+		}
+	})
+	if err != nil {
+		e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
+		return nil
+	}
+	var out []Alert
+	for k, c := range counts {
+		n := c[week]
+		prior := slices.Clone(c[:week])
+		slices.Sort(prior)
+		median := float64(prior[week/2])
+		if n < e.cfg.SpikeFloor || float64(n) <= e.cfg.SpikeFactor*median {
+			continue
+		}
+		e.once(fmt.Sprintf("spike/%s/%d", k, hour.Unix()), Alert{Rule: RuleSpike, Client: who[k], Time: now, Link: "#/device/" + who[k],
+			Message: fmt.Sprintf("%s made %d blocked lookups between %s and %s, against %g an hour usually", who[k], n,
+				hour.Local().Format("15:04"), hour.Add(time.Hour).Local().Format("15:04"), median)}, &out)
+	}
+	return out
+}
+
+// idleBeacons looks, once a day after the night window, at the night: a
+// device that looked a blocked name up at a steady interval through it
+// (at least 6 times, the gaps within a fifth of their mean) raises
+// idle_beacon: that is how phoning home looks when nobody uses the device.
+func (e *Engine) idleBeacons(now time.Time) []Alert {
+	if !e.cfg.RuleOn(RuleIdleBeacon) {
+		return nil
+	}
+	local := now.In(time.Local)
+	from, _ := clock(e.cfg.Night[0])
+	to, _ := clock(e.cfg.Night[1])
+	day := local.Format("2006-01-02")
+	if e.nightDone == day || inWindow(local, from, to) || local.Hour()*60+local.Minute() < to {
+		return nil
+	}
+	e.nightDone = day
+	midnight := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, time.Local)
+	end := midnight.Add(time.Duration(to) * time.Minute)
+	start := midnight.Add(time.Duration(from) * time.Minute)
+	if from > to {
+		start = start.Add(-24 * time.Hour) // the night began the evening before
+	}
+	type beacon struct {
+		who   string
+		times []time.Time
+	}
+	seen := map[string]*beacon{}
+	err := e.d.Log.Scan(false, start, end, func(en *querylog.Entry) {
+		k := deviceKey(en.MAC, en.ClientName, en.ClientAddr.String()) + "\x00" + en.QName
+		b := seen[k]
+		if b == nil {
+			b = &beacon{who: en.Client}
+			seen[k] = b
+		}
+		b.times = append(b.times, en.Time)
+	})
+	if err != nil {
+		e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
+		return nil
+	}
+	var out []Alert
+	for k, b := range seen {
+		if len(b.times) < 6 {
+			continue
+		}
+		slices.SortFunc(b.times, func(x, y time.Time) int { return x.Compare(y) })
+		var sum float64
+		gaps := make([]float64, 0, len(b.times)-1)
+		for i := 1; i < len(b.times); i++ {
+			g := b.times[i].Sub(b.times[i-1]).Seconds()
+			gaps = append(gaps, g)
+			sum += g
+		}
+		mean := sum / float64(len(gaps))
+		steady := mean > 0
+		for _, g := range gaps {
+			steady = steady && g >= 0.8*mean && g <= 1.2*mean
+		}
+		if !steady {
+			continue
+		}
+		_, name, _ := strings.Cut(k, "\x00")
+		e.once("idle/"+k+"/"+day, Alert{Rule: RuleIdleBeacon, Client: b.who, Name: name, Time: now, Link: "#/device/" + b.who,
+			Message: fmt.Sprintf("%s looked up %s every %s through the night (%d times between %s and %s)", b.who, trimDot(name),
+				time.Duration(mean*float64(time.Second)).Round(time.Second), len(b.times), start.Format("15:04"), end.Format("15:04"))}, &out)
+	}
+	return out
 }

@@ -322,6 +322,10 @@ func TestDestinationKinds(t *testing.T) {
 		{KindGotify, func(p string, h http.Header, b string) bool {
 			return p == "/message" && h.Get("X-Gotify-Key") == "tok" && strings.Contains(b, `"priority":5`)
 		}},
+		{KindMatrix, func(p string, h http.Header, b string) bool {
+			return strings.HasPrefix(p, "/_matrix/client/v3/rooms/!room:example.org/send/m.room.message/vigil-") &&
+				h.Get("Authorization") == "Bearer tok" && strings.Contains(b, `"msgtype":"m.text"`)
+		}},
 		{KindSlack, func(p string, h http.Header, b string) bool {
 			return strings.Contains(b, `"text":"*Vigil: new vendor*\ntv contacted Samsung`)
 		}},
@@ -338,7 +342,7 @@ func TestDestinationKinds(t *testing.T) {
 			path, head, body = r.URL.Path, r.Header.Clone(), string(b)
 			mu.Unlock()
 		}))
-		d := DestinationConfig{Name: tc.kind, Kind: tc.kind, URL: srv.URL, Token: "tok"}
+		d := DestinationConfig{Name: tc.kind, Kind: tc.kind, URL: srv.URL, Token: "tok", Room: "!room:example.org"}
 		if err := deliver(context.Background(), http.DefaultClient, d, single(a), nil); err != nil {
 			t.Errorf("%s: %v", tc.kind, err)
 		}
@@ -348,5 +352,149 @@ func TestDestinationKinds(t *testing.T) {
 		}
 		mu.Unlock()
 		srv.Close()
+	}
+}
+
+// A spike is an hour far above the device's usual hours, and above the
+// floor; a busy hour below the floor, or a device always this busy, is not.
+func TestSpike(t *testing.T) {
+	w := newWorld(t)
+	cfg := DefaultConfig()
+	cfg.Rules = []string{RuleSpike}
+	cfg.Destinations = []DestinationConfig{{Name: "home", Kind: KindWebhook, URL: newReceiver(t).URL}}
+	hour := w.now.Truncate(time.Hour)
+	var es []querylog.Entry
+	add := func(client, addr string, at time.Time, n int) {
+		for i := range n {
+			e := blocked(client, addr, "", "Xiaomi", "x.example.")
+			e.Time = at.Add(time.Duration(i) * time.Second)
+			es = append(es, e)
+		}
+	}
+	for h := 1; h <= 7*24; h++ { // the week before: 3 an hour for both
+		add("quiet", "10.0.0.1", hour.Add(-time.Duration(h+1)*time.Hour), 3)
+		add("busy", "10.0.0.2", hour.Add(-time.Duration(h+1)*time.Hour), 40)
+	}
+	add("quiet", "10.0.0.1", hour.Add(-time.Hour), 80) // 80 > 5 × 3 and > 50
+	add("busy", "10.0.0.2", hour.Add(-time.Hour), 90)  // 90 < 5 × 40
+	add("small", "10.0.0.3", hour.Add(-time.Hour), 20) // a first hour, but under the floor
+	w.record(es...)
+	e := w.engine(cfg)
+	e.Check(context.Background()) // the baseline
+	w.now = hour.Add(time.Minute)
+	if got := rules(e.Check(context.Background())); !slices.Equal(got, []string{"spike quiet "}) {
+		t.Errorf("alerts %q, want one spike for quiet", got)
+	}
+	w.now = w.now.Add(time.Minute)
+	if got := e.Check(context.Background()); len(got) != 0 {
+		t.Errorf("the same hour again: %v", rules(got))
+	}
+}
+
+// A device asking a blocked name at a steady interval through the night
+// raises idle_beacon once the night is over; irregular lookups do not.
+func TestIdleBeacon(t *testing.T) {
+	w := newWorld(t)
+	cfg := DefaultConfig()
+	cfg.Rules = []string{RuleIdleBeacon}
+	cfg.Night = [2]string{"01:00", "04:00"}
+	cfg.Destinations = []DestinationConfig{{Name: "home", Kind: KindWebhook, URL: newReceiver(t).URL}}
+	local := time.Now().In(time.Local)
+	night := time.Date(local.Year(), local.Month(), local.Day(), 1, 0, 0, 0, time.Local)
+	var es []querylog.Entry
+	for i := range 12 { // every 15 minutes, 01:00 to 03:45
+		e := blocked("tv", "10.0.0.5", "", "LG", "beacon.lg.example.")
+		e.Time = night.Add(time.Duration(i) * 15 * time.Minute)
+		es = append(es, e)
+	}
+	for i, m := range []int{0, 3, 50, 52, 120, 170} { // irregular
+		e := blocked("phone", "10.0.0.6", "", "Xiaomi", "x.example.")
+		e.Time = night.Add(time.Duration(m)*time.Minute + time.Duration(i)*time.Second)
+		es = append(es, e)
+	}
+	w.now = night.Add(-time.Hour)
+	e := w.engine(cfg)
+	e.Check(context.Background()) // the baseline, before the night
+	w.record(es...)
+	w.now = night.Add(2 * time.Hour) // still night: nothing yet
+	if got := e.Check(context.Background()); len(got) != 0 {
+		t.Errorf("during the night: %v", rules(got))
+	}
+	w.now = night.Add(3*time.Hour + 5*time.Minute)
+	got := e.Check(context.Background())
+	if len(got) != 1 || got[0].Rule != RuleIdleBeacon || got[0].Client != "tv" || !strings.Contains(got[0].Message, "every 15m0s") {
+		t.Errorf("after the night: %+v", got)
+	}
+	w.now = w.now.Add(time.Hour)
+	if again := e.Check(context.Background()); len(again) != 0 {
+		t.Errorf("the same night again: %v", rules(again))
+	}
+}
+
+// Upstreams down for a minute, the log dropping entries and a full disk
+// are each told once.
+func TestOperationalHealth(t *testing.T) {
+	w := newWorld(t)
+	cfg := DefaultConfig()
+	cfg.Rules = []string{RuleUpstreamsDown, RuleLogDropping, RuleLowDisk}
+	cfg.Destinations = []DestinationConfig{{Name: "home", Kind: KindWebhook, URL: newReceiver(t).URL}}
+	var (
+		down, low bool
+		dropped   uint64
+	)
+	e := New(cfg, Deps{Store: w.st, Log: w.log, Lists: w.lists, Now: func() time.Time { return w.now }, Backoff: []time.Duration{},
+		UpstreamsDown: func() bool { return down }, LowDisk: func() bool { return low },
+		LogStats: func() querylog.Stats { return querylog.Stats{Dropped: dropped} }})
+	e.Check(context.Background())
+	step := func(d time.Duration) []string {
+		w.now = w.now.Add(d)
+		return rules(e.Check(context.Background()))
+	}
+	down = true
+	if got := step(20 * time.Second); len(got) != 0 {
+		t.Errorf("down for a moment: %q", got)
+	}
+	if got := step(time.Minute); !slices.Equal(got, []string{"upstreams_down  "}) {
+		t.Errorf("down for a minute: %q", got)
+	}
+	if got := step(time.Minute); len(got) != 0 {
+		t.Errorf("still down: %q", got)
+	}
+	down, dropped, low = false, 5, true
+	if got := step(time.Minute); !slices.Equal(got, []string{"log_dropping  ", "low_disk  "}) {
+		t.Errorf("drops and a full disk: %q", got)
+	}
+	if got := step(time.Minute); len(got) != 0 {
+		t.Errorf("nothing new: %q", got)
+	}
+}
+
+// In quiet hours alerts are held, and sent as one message when they end.
+func TestQuietHours(t *testing.T) {
+	w := newWorld(t)
+	hook := newReceiver(t)
+	cfg := DefaultConfig()
+	cfg.Rules = []string{RuleNewDevice}
+	local := time.Now().In(time.Local)
+	w.now = time.Date(local.Year(), local.Month(), local.Day(), 23, 0, 0, 0, time.Local)
+	cfg.Quiet = []string{"22:00", "07:00"}
+	cfg.Destinations = []DestinationConfig{{Name: "home", Kind: KindWebhook, URL: hook.URL}}
+	e := w.engine(cfg)
+	e.Check(context.Background())
+	for _, ip := range []string{"10.0.0.7", "10.0.0.8"} {
+		w.now = w.now.Add(time.Minute)
+		w.record(blocked("", ip, "", "", "x.example."))
+		if got := e.Check(context.Background()); len(got) != 1 {
+			t.Fatalf("raised %v", rules(got))
+		}
+	}
+	if b, _ := hook.got(); len(b) != 0 {
+		t.Fatalf("sent during quiet hours: %s", b)
+	}
+	w.now = time.Date(local.Year(), local.Month(), local.Day(), 7, 1, 0, 0, time.Local).Add(24 * time.Hour)
+	e.Check(context.Background())
+	b, _ := hook.got()
+	if len(b) != 1 || strings.Count(string(b[0]), `"rule":"new_device"`) != 2 {
+		t.Errorf("after quiet hours: %d messages %s", len(b), b)
 	}
 }

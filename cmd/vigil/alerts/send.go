@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -73,6 +74,7 @@ func request(ctx context.Context, d DestinationConfig, m message) (*http.Request
 		err    error
 		target = d.URL
 		header = http.Header{}
+		method = http.MethodPost
 	)
 	switch d.Kind {
 	case KindWebhook:
@@ -99,13 +101,21 @@ func request(ctx context.Context, d DestinationConfig, m message) (*http.Request
 	case KindSlack:
 		body, err = json.Marshal(map[string]string{"text": "*" + m.title() + "*\n" + m.Message})
 		header.Set("Content-Type", "application/json")
+	case KindMatrix:
+		// The transaction ID makes a retried send one message.
+		txn := fmt.Sprintf("vigil-%d", m.Time.UnixNano())
+		target = strings.TrimSuffix(d.URL, "/") + "/_matrix/client/v3/rooms/" + url.PathEscape(d.Room) + "/send/m.room.message/" + txn
+		body, err = json.Marshal(map[string]string{"msgtype": "m.text", "body": m.title() + "\n" + m.Message})
+		header.Set("Content-Type", "application/json")
+		header.Set("Authorization", "Bearer "+d.Token)
+		method = http.MethodPut
 	default:
 		return nil, fmt.Errorf("unknown destination kind %q", d.Kind)
 	}
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
