@@ -40,6 +40,7 @@ const (
 	KindGotify  = "gotify"
 	KindSlack   = "slack" // Slack, Mattermost and Discord (…/slack) incoming webhooks
 	KindMatrix  = "matrix"
+	KindSMTP    = "smtp" // email
 )
 
 // Config is the [alerts] section.
@@ -91,6 +92,14 @@ type DestinationConfig struct {
 	Token string `toml:"token"`
 	// Room is the Matrix room's ID ("!abc:example.org").
 	Room string `toml:"room"`
+	// From and To are an email's sender and recipients (smtp; URL is
+	// "smtp://host:port"). Username and Password log in (PLAIN, only
+	// over TLS); StartTLS upgrades the connection first.
+	From     string   `toml:"from"`
+	To       []string `toml:"to"`
+	Username string   `toml:"username"`
+	Password string   `toml:"password"`
+	StartTLS bool     `toml:"starttls"`
 }
 
 // DefaultConfig returns the [alerts] defaults: every rule, no digest,
@@ -155,9 +164,18 @@ func (c *Config) Validate() error {
 		}
 		names[d.Name] = true
 		switch d.Kind {
-		case KindWebhook, KindNtfy, KindGotify, KindSlack, KindMatrix:
+		case KindWebhook, KindNtfy, KindGotify, KindSlack, KindMatrix, KindSMTP:
 		default:
-			errs = append(errs, fmt.Errorf("%s.kind: want \"webhook\", \"ntfy\", \"gotify\", \"slack\" or \"matrix\", got %q", at, d.Kind))
+			errs = append(errs, fmt.Errorf("%s.kind: want \"webhook\", \"ntfy\", \"gotify\", \"slack\", \"matrix\" or \"smtp\", got %q", at, d.Kind))
+		}
+		if d.Kind == KindSMTP {
+			if u, err := url.Parse(d.URL); err != nil || u.Scheme != "smtp" || u.Port() == "" {
+				errs = append(errs, fmt.Errorf("%s.url: want \"smtp://host:port\", got %q", at, d.URL))
+			}
+			if d.From == "" || len(d.To) == 0 {
+				errs = append(errs, fmt.Errorf("%s: email wants from and to", at))
+			}
+			continue
 		}
 		if d.Kind == KindMatrix && (d.Token == "" || !strings.HasPrefix(d.Room, "!")) {
 			errs = append(errs, fmt.Errorf("%s: Matrix wants token (an access token) and room (\"!id:server\")", at))

@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/smtp"
 	"net/url"
 	"strings"
 	"time"
@@ -130,28 +133,16 @@ func request(ctx context.Context, d DestinationConfig, m message) (*http.Request
 // the receiver is unreachable or answers 5xx or 429. The error never holds
 // the destination's secret or token.
 func deliver(ctx context.Context, client *http.Client, d DestinationConfig, m message, backoff []time.Duration) error {
-	var last error
 	for attempt := 0; ; attempt++ {
-		req, err := request(ctx, d, m)
-		if err != nil {
+		retry, err := attemptOnce(ctx, client, d, m)
+		if err == nil {
+			return nil
+		}
+		if !retry {
 			return err
 		}
-		resp, err := client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
-			switch {
-			case resp.StatusCode < 300:
-				return nil
-			case resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500:
-				return fmt.Errorf("destination %s answered %s", d.Name, resp.Status)
-			}
-			last = fmt.Errorf("destination %s answered %s", d.Name, resp.Status)
-		} else {
-			last = fmt.Errorf("destination %s: %w", d.Name, unwrapURL(err))
-		}
 		if attempt >= len(backoff) {
-			return fmt.Errorf("%w (gave up after %d attempts)", last, attempt+1)
+			return fmt.Errorf("%w (gave up after %d attempts)", err, attempt+1)
 		}
 		select {
 		case <-ctx.Done():
@@ -159,6 +150,34 @@ func deliver(ctx context.Context, client *http.Client, d DestinationConfig, m me
 		case <-time.After(backoff[attempt]):
 		}
 	}
+}
+
+// attemptOnce sends m to d once; retry says whether trying again may help
+// (the receiver was unreachable, or answered 5xx or 429).
+func attemptOnce(ctx context.Context, client *http.Client, d DestinationConfig, m message) (retry bool, err error) {
+	if d.Kind == KindSMTP {
+		if err := sendMail(ctx, d, m); err != nil {
+			return true, fmt.Errorf("destination %s: %w", d.Name, err)
+		}
+		return false, nil
+	}
+	req, err := request(ctx, d, m)
+	if err != nil {
+		return false, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return true, fmt.Errorf("destination %s: %w", d.Name, unwrapURL(err))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode < 300:
+		return false, nil
+	case resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500:
+		return false, fmt.Errorf("destination %s answered %s", d.Name, resp.Status)
+	}
+	return true, fmt.Errorf("destination %s answered %s", d.Name, resp.Status)
 }
 
 // unwrapURL drops the URL from a transport error: a token may be in it.
@@ -171,4 +190,64 @@ func unwrapURL(err error) error {
 		}
 	}
 	return err
+}
+
+// sendMail sends m as an email through d's SMTP server: STARTTLS first
+// when asked, then PLAIN login when a username is set (net/smtp refuses
+// it over a plain connection to another host).
+func sendMail(ctx context.Context, d DestinationConfig, m message) error {
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		return err
+	}
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	} else {
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	}
+	c, err := smtp.NewClient(conn, u.Hostname())
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	defer c.Close()
+	if d.StartTLS {
+		if err := c.StartTLS(&tls.Config{ServerName: u.Hostname()}); err != nil {
+			return fmt.Errorf("STARTTLS: %w", err)
+		}
+	}
+	if d.Username != "" {
+		if err := c.Auth(smtp.PlainAuth("", d.Username, d.Password, u.Hostname())); err != nil {
+			return fmt.Errorf("logging in: %w", err)
+		}
+	}
+	if err := c.Mail(d.From); err != nil {
+		return err
+	}
+	for _, to := range d.To {
+		if err := c.Rcpt(to); err != nil {
+			return err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
+		d.From, strings.Join(d.To, ", "), m.title(), m.Time.Format(time.RFC1123Z))
+	b.WriteString(strings.ReplaceAll(m.Message, "\n", "\r\n"))
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
 }
