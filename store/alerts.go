@@ -99,3 +99,17 @@ func (s *Store) ListAlerts(since time.Time, limit int) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// UnmarkAlertSeen forgets keys (a mute lifted).
+func (s *Store) UnmarkAlertSeen(keys []string) error {
+	return s.write("updating what the alerts have seen", func(db *badger.DB) error {
+		return db.Update(func(txn *badger.Txn) error {
+			for _, k := range keys {
+				if err := txn.Delete([]byte(alertSeenPrefix + k)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vigil-dns/vigil/cmd/vigil/alerts"
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
@@ -64,6 +65,35 @@ secret = "hook-secret"
 	}
 	if out := cli(t, cfgPath, "alerts"); !strings.Contains(out, "127.0.0.7 contacted Xiaomi for the first time") {
 		t.Errorf("vigil alerts:\n%s", out)
+	}
+	// Muted for this device, a new vendor of it says nothing; seen, an
+	// alert is marked so.
+	c := apiClient(t, inst)
+	var status map[string]string
+	if err := c.Call(t.Context(), http.MethodPost, "/api/v1/alerts/mute?rule=new_vendor&client=127.0.0.7", &status); err != nil {
+		t.Fatal(err)
+	}
+	queryFrom(t, "127.0.0.7", addr, "v.tiktok.example")
+	var rep struct {
+		Alerts []alerts.Alert `json:"alerts"`
+		Mutes  []alerts.Mute  `json:"mutes"`
+	}
+	if err := c.Call(t.Context(), http.MethodGet, "/api/v1/alerts", &rep); err != nil || len(rep.Alerts) != 2 || len(rep.Mutes) != 1 {
+		t.Fatalf("alerts %+v, %v", rep, err)
+	}
+	if err := c.Call(t.Context(), http.MethodPost, "/api/v1/alerts/"+rep.Alerts[0].ID+"/ack", &status); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the next check", func() bool {
+		var r2 struct {
+			Alerts []alerts.Alert `json:"alerts"`
+		}
+		_ = c.Call(t.Context(), http.MethodGet, "/api/v1/alerts", &r2)
+		return len(r2.Alerts) == 2 && r2.Alerts[0].Acked
+	})
+	time.Sleep(1500 * time.Millisecond) // a check has run since the TikTok lookup
+	if got := rulesGot(); strings.Count(got, "new_vendor") != 1 {
+		t.Errorf("muted, yet: %q", got)
 	}
 	if out := cli(t, cfgPath, "alerts", "test"); !strings.Contains(out, "sample alert sent") {
 		t.Errorf("vigil alerts test: %s", out)

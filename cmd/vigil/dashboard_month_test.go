@@ -180,6 +180,7 @@ entries = ["||xiaomi.example^"]
 		{"device", "#/device/device-00", `!!document.querySelector("svg.stacked") && [...document.querySelectorAll("small.every")].some((e) => e.textContent === "every 15 min")`},
 		{"queries", "#/queries", `document.querySelectorAll("#queries tbody tr").length === 100 && !!document.getElementById("q-next")`},
 		{"tools", "#/tools", `!!document.getElementById("explain")`},
+		{"alerts", "#/alerts", `!!document.getElementById("alerts")`},
 	}
 	for _, p := range pages {
 		for _, size := range []struct {

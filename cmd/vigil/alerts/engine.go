@@ -23,6 +23,7 @@ import (
 type Store interface {
 	AlertSeen(prefix string) (map[string]bool, error)
 	MarkAlertSeen(keys []string) error
+	UnmarkAlertSeen(keys []string) error
 	PutAlert(t time.Time, seq uint32, body []byte) error
 	ListAlerts(since time.Time, limit int) ([][]byte, error)
 }
@@ -183,7 +184,9 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 		e.seen[key] = true
 		newKeys = append(newKeys, key)
 		if raised != nil && e.cfg.RuleOn(rule) {
-			*raised = append(*raised, a())
+			if al := a(); !e.muted(al) {
+				*raised = append(*raised, al)
+			}
 		}
 	}
 	// The MAC the network gives each address, for entries logged before
@@ -246,7 +249,7 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 
 // once raises a (rule on) unless key was seen, and marks it.
 func (e *Engine) once(key string, a Alert, out *[]Alert) {
-	if !e.cfg.RuleOn(a.Rule) || e.seen[key] {
+	if !e.cfg.RuleOn(a.Rule) || e.seen[key] || e.muted(a) {
 		return
 	}
 	e.seen[key] = true
@@ -363,8 +366,9 @@ func (e *Engine) send(ctx context.Context, m message, as []Alert) {
 		}
 	}
 	for _, a := range as {
-		body, _ := json.Marshal(a)
 		e.seq++
+		a.ID = fmt.Sprintf("%x-%x", a.Time.UnixNano(), e.seq)
+		body, _ := json.Marshal(a)
 		if err := e.d.Store.PutAlert(a.Time, e.seq, body); err != nil {
 			e.d.Logger.Warn("alerts: recording an alert", zap.Error(err))
 		}
@@ -401,14 +405,70 @@ func (e *Engine) History(since time.Time, limit int) ([]Alert, error) {
 	if err != nil {
 		return nil, err
 	}
+	acked, err := e.d.Store.AlertSeen("ack/")
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Alert, 0, len(raw))
 	for _, r := range raw {
 		var a Alert
 		if json.Unmarshal(r, &a) == nil {
+			a.Acked = acked["ack/"+a.ID]
 			out = append(out, a)
 		}
 	}
 	return out, nil
+}
+
+// Ack marks the alert with id as seen by the user.
+func (e *Engine) Ack(id string) error { return e.d.Store.MarkAlertSeen([]string{"ack/" + id}) }
+
+// Mute stops rule raising alerts for client ("" for every client), until
+// Unmute; kept in the store.
+func (e *Engine) Mute(rule, client string) error {
+	if rule != "" && !slices.Contains(Rules, rule) {
+		return fmt.Errorf("no rule %q: want one of %s", rule, strings.Join(Rules, ", "))
+	}
+	return e.d.Store.MarkAlertSeen([]string{muteKey(rule, client)})
+}
+
+// Unmute lifts a mute.
+func (e *Engine) Unmute(rule, client string) error {
+	return e.d.Store.UnmarkAlertSeen([]string{muteKey(rule, client)})
+}
+
+// Mutes lists the mutes in force, as "rule client" ("*" for any).
+func (e *Engine) Mutes() ([]Mute, error) {
+	keys, err := e.d.Store.AlertSeen("mute/")
+	if err != nil {
+		return nil, err
+	}
+	var out []Mute
+	for k := range keys {
+		rule, client, _ := strings.Cut(strings.TrimPrefix(k, "mute/"), "/")
+		out = append(out, Mute{Rule: rule, Client: client})
+	}
+	slices.SortFunc(out, func(a, b Mute) int { return strings.Compare(a.Rule+"/"+a.Client, b.Rule+"/"+b.Client) })
+	return out, nil
+}
+
+// Mute is a rule silenced for a client ("" for every one).
+type Mute struct {
+	Rule   string `json:"rule"`
+	Client string `json:"client,omitempty"`
+}
+
+func muteKey(rule, client string) string { return "mute/" + rule + "/" + client }
+
+// muted reports whether a is silenced: its rule for its client, or for
+// every client. e.mu is held (seen holds the mutes loaded at start and
+// those made since through the store: Mute marks both).
+func (e *Engine) muted(a Alert) bool {
+	mutes, err := e.d.Store.AlertSeen("mute/")
+	if err != nil || len(mutes) == 0 {
+		return false
+	}
+	return mutes[muteKey(a.Rule, a.Client)] || mutes[muteKey(a.Rule, "")]
 }
 
 // Counts returns the alerts raised per rule, and the failed deliveries

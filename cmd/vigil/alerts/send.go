@@ -28,6 +28,9 @@ type Alert struct {
 	Time    time.Time `json:"time"`
 	// Link is the dashboard's page for it ("#/device/tv").
 	Link string `json:"link,omitempty"`
+	// ID names it in the history; Acked says the user has seen it.
+	ID    string `json:"id,omitempty"`
+	Acked bool   `json:"acked,omitempty"`
 }
 
 // message is what one delivery carries: one alert, or a digest of several.

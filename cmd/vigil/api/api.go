@@ -94,6 +94,10 @@ type Alerts interface {
 	History(since time.Time, limit int) ([]alerts.Alert, error)
 	Test(ctx context.Context, destination string) error
 	Counts() (fired, failed map[string]uint64)
+	Ack(id string) error
+	Mute(rule, client string) error
+	Unmute(rule, client string) error
+	Mutes() ([]alerts.Mute, error)
 }
 
 // ListEditor changes the lists by hand, over the configuration's.
@@ -247,6 +251,9 @@ func New(d Deps) http.Handler {
 		"GET /api/v1/groups":                     a.groupsReport,
 		"GET /api/v1/alerts":                     a.alerts,
 		"POST /api/v1/alerts/test":               a.testAlert,
+		"POST /api/v1/alerts/{id}/ack":           a.ackAlert,
+		"POST /api/v1/alerts/mute":               a.muteAlerts(true),
+		"DELETE /api/v1/alerts/mute":             a.muteAlerts(false),
 		"GET /api/v1/clients/{client}/groups":    a.clientGroups,
 		"PUT /api/v1/clients/{client}/groups":    a.assign,
 		"DELETE /api/v1/clients/{client}/groups": a.unassign,

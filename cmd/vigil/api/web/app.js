@@ -424,6 +424,38 @@ async function queries(params) {
   };
 }
 
+// alerts is what Vigil noticed: new devices, new vendors, spikes, beacons
+// through the night, trouble; each with what to do about it.
+async function alertsPage() {
+  const rep = await api("/api/v1/alerts?since=30d&limit=200");
+  const ruleText = (r) => r.replace(/_/g, " ");
+  const action = (a) => {
+    const dev = a.client ? `<a href="#/device/${encodeURIComponent(a.client)}">device</a>` : "";
+    if (a.rule === "new_vendor" && a.name) return `${dev} <button class="secondary alert-allow" data-name="${esc(a.name)}" data-client="${esc(a.client)}">Allow ${esc(host(a.name))} for it</button>`;
+    if (a.rule === "new_device") return `${dev} <a href="#/device/${encodeURIComponent(a.client)}">name it</a>`;
+    if (a.link === "#/lists") return `<a href="#/lists">lists</a>`;
+    return dev;
+  };
+  main.innerHTML = `<h2>Alerts</h2>
+    ${rep.enabled ? "<p>What Vigil noticed in the last 30 days, newest first.</p>" :
+      "<p>Alerts are off: add an <code>[[alerts.destinations]]</code> (ntfy, Gotify, a webhook, Slack, Matrix or email) to the configuration.</p>"}
+    <div class="scroll"><table id="alerts"><thead><tr><th scope="col">Time</th><th scope="col">What</th><th scope="col" class="hide-narrow">Rule</th><th scope="col">Do</th></tr></thead>
+    <tbody>${rows(rep.alerts || [], (a) => [esc(when(a.time)), `${a.acked ? "" : "<strong>new</strong> "}${esc(a.message)}`,
+      `<span class="hide-narrow">${esc(ruleText(a.rule))}</span>`,
+      `${action(a)} ${a.acked ? "" : `<button class="secondary ack" data-id="${esc(a.id)}">Seen</button>`}
+       <button class="secondary mute" data-rule="${esc(a.rule)}" data-client="${esc(a.client || "")}">Mute ${esc(ruleText(a.rule))}${a.client ? " for " + esc(a.client) : ""}</button>`])}</tbody></table></div>
+    ${(rep.alerts || []).length ? "" : "<p>No alerts.</p>"}
+    ${(rep.mutes || []).length ? `<section><h3>Muted</h3><ul id="mutes">${rep.mutes.map((m) => `<li>${esc(ruleText(m.rule))} ${m.client ? "for " + esc(m.client) : "for every device"}
+      <button class="secondary unmute" data-rule="${esc(m.rule)}" data-client="${esc(m.client || "")}">Unmute</button></li>`).join("")}</ul></section>` : ""}`;
+  for (const b of document.querySelectorAll("button.ack")) b.onclick = async () => { await post(`/api/v1/alerts/${encodeURIComponent(b.dataset.id)}/ack`); route(); };
+  const muteQuery = (b) => `rule=${encodeURIComponent(b.dataset.rule)}${b.dataset.client ? "&client=" + encodeURIComponent(b.dataset.client) : ""}`;
+  for (const b of document.querySelectorAll("button.mute")) b.onclick = async () => { await post(`/api/v1/alerts/mute?${muteQuery(b)}`); say("Muted."); route(); };
+  for (const b of document.querySelectorAll("button.unmute")) b.onclick = async () => { await post(`/api/v1/alerts/mute?${muteQuery(b)}`, "DELETE"); route(); };
+  for (const b of document.querySelectorAll("button.alert-allow")) {
+    b.onclick = async () => { await post(`/api/v1/allow?name=${encodeURIComponent(b.dataset.name)}&client=${encodeURIComponent(b.dataset.client)}`); say(`${host(b.dataset.name)} is allowed for ${b.dataset.client}.`); };
+  }
+}
+
 async function lists() {
   const l = await api("/api/v1/lists");
   // One row per list (a list may have several sources), with its state.
@@ -529,6 +561,7 @@ async function route() {
     if (path.startsWith("/device/")) await device(decodeURIComponent(path.slice(8)), params);
     else if (path === "/devices") await devices(params);
     else if (path === "/queries") await queries(params);
+    else if (path === "/alerts") await alertsPage();
     else if (path === "/lists") await lists();
     else if (path === "/tools") await tools();
     else await overview();
