@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -163,7 +164,17 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	if cfg.Alerts.On() {
 		deps := alerts.Deps{Store: st, Log: r.logs, Lists: r.lists, Devices: r.neighbors.Devices,
 			AllowedLogged: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed, Logger: log.Named("alerts"),
-			UpstreamsDown: chain.Forwarder.AllFailing, LowDisk: func() bool { return st.Status().LowDisk }}
+			UpstreamsDown: chain.Forwarder.AllFailing, LowDisk: func() bool { return st.Status().LowDisk },
+			GroupsOf: func(name string, addr netip.Addr, mac string) []string {
+				var hw [6]byte
+				if m, err := net.ParseMAC(mac); err == nil && len(m) == 6 {
+					hw = [6]byte(m)
+				}
+				if m := chain.Blocker.Groups().Of(name, addr, hw); m != nil {
+					return m.Names
+				}
+				return nil
+			}}
 		if r.qlog != nil {
 			deps.LogStats = r.qlog.Stats
 		}

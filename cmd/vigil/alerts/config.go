@@ -67,6 +67,9 @@ type Config struct {
 	// device looking a blocked name up at a steady interval raises
 	// idle_beacon, once the window has passed.
 	Night [2]string `toml:"night"`
+	// Groups, when set, limit the device rules (new_device, new_vendor,
+	// spike, idle_beacon) to the devices in these [[groups]].
+	Groups []string `toml:"groups"`
 	// Quiet is a window ("HH:MM" to "HH:MM", local time; empty for none)
 	// in which alerts are held, and sent as one message when it ends.
 	Quiet []string `toml:"quiet"`
@@ -106,7 +109,7 @@ type DestinationConfig struct {
 // the log read every 20 s, a source failing for 6 h.
 func DefaultConfig() Config {
 	return Config{Enabled: true, Rules: slices.Clone(Rules), Interval: 20 * time.Second, ListFailingAfter: 6 * time.Hour,
-		SpikeFactor: 5, SpikeFloor: 50, Night: [2]string{"00:00", "05:00"}, Quiet: []string{}}
+		SpikeFactor: 5, SpikeFloor: 50, Night: [2]string{"00:00", "05:00"}, Quiet: []string{}, Groups: []string{}}
 }
 
 // On reports whether alerts are evaluated.

@@ -55,7 +55,10 @@ type Deps struct {
 	UpstreamsDown func() bool
 	LogStats      func() querylog.Stats
 	LowDisk       func() bool
-	Logger        *zap.Logger
+	// GroupsOf names the [[groups]] of a device (its name, address and
+	// MAC), for [alerts] groups; nil when there are none.
+	GroupsOf func(name string, addr netip.Addr, mac string) []string
+	Logger   *zap.Logger
 	// Now and Backoff replace the clock and the retry waits in tests.
 	Now     func() time.Time
 	Backoff []time.Duration
@@ -202,6 +205,9 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 		}
 	}
 	entry := func(en *querylog.Entry) {
+		if !e.inScope(en.ClientName, en.ClientAddr, en.MAC) {
+			return
+		}
 		mac := en.MAC
 		if mac == "" {
 			mac = macOf[en.ClientAddr]
@@ -230,6 +236,9 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 	}
 	{
 		for _, dv := range devices {
+			if !e.inScope(dv.Name, dv.Addr, dv.MAC) {
+				continue
+			}
 			who := dv.Name
 			if who == "" {
 				who = dv.Addr.String()
@@ -509,6 +518,9 @@ func (e *Engine) spikes(now time.Time) []Alert {
 	who := map[string]string{}
 	start := hour.Add(-week * time.Hour)
 	err := e.d.Log.Scan(false, start, hour.Add(time.Hour), func(en *querylog.Entry) {
+		if !e.inScope(en.ClientName, en.ClientAddr, en.MAC) {
+			return
+		}
 		k := deviceKey(en.MAC, en.ClientName, en.ClientAddr.String())
 		c := counts[k]
 		if c == nil {
@@ -568,6 +580,9 @@ func (e *Engine) idleBeacons(now time.Time) []Alert {
 	}
 	seen := map[string]*beacon{}
 	err := e.d.Log.Scan(false, start, end, func(en *querylog.Entry) {
+		if !e.inScope(en.ClientName, en.ClientAddr, en.MAC) {
+			return
+		}
 		k := deviceKey(en.MAC, en.ClientName, en.ClientAddr.String()) + "\x00" + en.QName
 		b := seen[k]
 		if b == nil {
@@ -607,4 +622,18 @@ func (e *Engine) idleBeacons(now time.Time) []Alert {
 				time.Duration(mean*float64(time.Second)).Round(time.Second), len(b.times), start.Format("15:04"), end.Format("15:04"))}, &out)
 	}
 	return out
+}
+
+// inScope reports whether a device's alerts are wanted: every device,
+// or those in [alerts] groups.
+func (e *Engine) inScope(name string, addr netip.Addr, mac string) bool {
+	if len(e.cfg.Groups) == 0 || e.d.GroupsOf == nil {
+		return true
+	}
+	for _, g := range e.d.GroupsOf(name, addr, mac) {
+		if slices.Contains(e.cfg.Groups, g) {
+			return true
+		}
+	}
+	return false
 }

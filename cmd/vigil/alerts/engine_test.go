@@ -498,3 +498,24 @@ func TestQuietHours(t *testing.T) {
 		t.Errorf("after quiet hours: %d messages %s", len(b), b)
 	}
 }
+
+// With [alerts] groups, only the devices in them raise device alerts.
+func TestAlertsScopedToGroups(t *testing.T) {
+	w := newWorld(t)
+	cfg := DefaultConfig()
+	cfg.Groups = []string{"kids"}
+	cfg.Destinations = []DestinationConfig{{Name: "home", Kind: KindWebhook, URL: newReceiver(t).URL}}
+	e := New(cfg, Deps{Store: w.st, Log: w.log, Lists: w.lists, Now: func() time.Time { return w.now }, Backoff: []time.Duration{},
+		GroupsOf: func(name string, addr netip.Addr, mac string) []string {
+			if name == "kids-tablet" {
+				return []string{"kids"}
+			}
+			return nil
+		}})
+	e.Check(context.Background())
+	w.now = w.now.Add(time.Minute)
+	w.record(blocked("kids-tablet", "10.0.0.2", "", "TikTok", "t.example."), blocked("dad-phone", "10.0.0.3", "", "Xiaomi", "x.example."))
+	if got := rules(e.Check(context.Background())); !slices.Equal(got, []string{"new_device kids-tablet ", "new_vendor kids-tablet TikTok"}) {
+		t.Errorf("alerts %q, want the kids' tablet's only", got)
+	}
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# What alerts cost the DNS path: cached and blocked QPS of Vigil with
+# [alerts] off and with every rule on (evaluated every second, against a
+# log that grows with the run), dnsperf on loopback against a local stub
+# upstream. The two configurations run in turn, a fresh process each,
+# ROUNDS times; medians. With QUOTA=P Vigil is held to P % of a core and
+# QPS per CPU-second is reported too.
+#
+#   bench/alerts.sh                        # 100k names, 10 s x 3 rounds
+#   QUOTA=20 bench/alerts.sh
+set -euo pipefail
+
+NAMES=${NAMES:-100000}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+VPORT=${VPORT:-15373}
+SPORT=${SPORT:-15320}
+
+. "$(dirname "$0")/lib.sh"
+
+echo "building..." >&2
+bench_setup cmd/vigil bench/stubdns bench/genlist bench/startup
+cg_setup
+"$work/genlist" -n "$NAMES" -miss 10 -out "$work"
+first_blocked=$(sed -n '3s/^||\(.*\)^$/\1/p' "$work/list.txt")
+
+# write_config FILE ALERTS(yes|no)
+write_config() {
+	cat >"$1" <<TOML
+[server]
+listen = ["127.0.0.1:$VPORT"]
+[upstream]
+servers = ["127.0.0.1:$SPORT"]
+strategy = "failover"
+[ratelimit]
+enabled = false
+[store]
+dir = "$work/state-$2"
+[http]
+listen = ""
+[log]
+level = "error"
+[[lists]]
+name = "bench"
+vendor = "Bench"
+sources = ["$work/list.txt"]
+format = "adblock"
+TOML
+	if [ "$2" = yes ]; then
+		# A destination nobody listens on: deliveries fail fast, and are
+		# retried off the DNS path as they would be for real.
+		cat >>"$1" <<TOML
+[alerts]
+interval = "1s"
+[[alerts.destinations]]
+name = "nowhere"
+kind = "webhook"
+url = "http://127.0.0.1:9/hook"
+TOML
+	fi
+}
+
+taskset -c "$LCPU" "$work/stubdns" -listen "127.0.0.1:$SPORT" -ttl 86400 2>/dev/null &
+pids+=($!)
+sleep 0.3
+write_config "$work/no.toml" no
+write_config "$work/yes.toml" yes
+
+start() {
+	rm -f "$work/vigil.pid" "$work/startup.ms"
+	"$work/startup" -addr "127.0.0.1:$VPORT" -name "$first_blocked" -pidfile "$work/vigil.pid" -- \
+		taskset -c 0 $(cg_cmd "$work/vigil") serve -config "$1" >"$work/startup.ms" &
+	SPID=$!
+	pids+=("$SPID")
+	while [ ! -s "$work/startup.ms" ]; do
+		kill -0 "$SPID" 2>/dev/null || { echo "vigil did not start" >&2; exit 1; }
+		sleep 0.05
+	done
+	VPID=$(cat "$work/vigil.pid")
+	pids+=("$VPID")
+}
+stop() {
+	kill -TERM "$VPID" 2>/dev/null || true
+	wait "$SPID" 2>/dev/null || true
+}
+
+declare -A cached blocked
+for r in $(seq 1 "$ROUNDS"); do
+	for a in no yes; do
+		echo "round $r: alerts $a..." >&2
+		start "$work/$a.toml"
+		warm "$VPORT" "$work/cached.txt"
+		read -r q _ < <(ROUNDS=1 mix "$VPORT" "$work/cached.txt")
+		cached[$a]="${cached[$a]:-} $q"
+		read -r q _ < <(ROUNDS=1 mix "$VPORT" "$work/blocked.txt")
+		blocked[$a]="${blocked[$a]:-} $q"
+		stop
+	done
+done
+
+echo
+echo "[alerts] cost ($NAMES names; medians of $ROUNDS rounds of ${DURATION}s; $(date -u +%F))"
+printf '%-10s %14s %14s' alerts "cached QPS" "blocked QPS"
+[ -n "$QUOTA" ] && printf ' %16s %16s' "cached /CPU-s" "blocked /CPU-s"
+echo
+for a in no yes; do
+	c=$(echo ${cached[$a]} | tr ' ' '\n' | median)
+	b=$(echo ${blocked[$a]} | tr ' ' '\n' | median)
+	printf '%-10s %14s %14s' "$a" "$c" "$b"
+	[ -n "$QUOTA" ] && printf ' %16s %16s' "$(per_cpu "$c")" "$(per_cpu "$b")"
+	echo
+done
