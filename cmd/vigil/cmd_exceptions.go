@@ -30,6 +30,7 @@ func except(ctx context.Context, verb string, block bool, args []string, stdout,
 	w := whoFlags(fs, verb+" for")
 	dur := fs.Duration("for", 0, "end the exception by itself after `DURATION` (such as 24h); 0 keeps it")
 	remove := fs.Bool("remove", false, "remove the exception for NAME (allow or block) instead")
+	asJSON := fs.Bool("json", false, "print JSON")
 	name, cfg, err := fs.loadWithOperand(args, "NAME")
 	if err != nil {
 		return err
@@ -78,6 +79,9 @@ func except(ctx context.Context, verb string, block bool, args []string, stdout,
 		})
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, reply)
 	}
 	who := "everyone"
 	if reply.Scope != "" {

@@ -16,6 +16,7 @@ func cmdName(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("name", "DEVICE NAME", "Name a device (by its current name, an address or its MAC). The name shows in the log,\n"+
 		"the API and the dashboard from now on; -forget takes it away.", stderr)
 	forget := fs.Bool("forget", false, "forget the name given to DEVICE")
+	asJSON := fs.Bool("json", false, "print JSON")
 	operands, err := parseInterleaved(fs.FlagSet, args)
 	if err != nil {
 		return err
@@ -42,6 +43,9 @@ func cmdName(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, out)
 	}
 	if *forget {
 		fmt.Fprintf(stdout, "%s: the name given to it is forgotten\n", operands[0])

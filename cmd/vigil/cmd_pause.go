@@ -18,6 +18,7 @@ func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("pause", "DURATION", "Pause blocking for DURATION (such as 5m), for everyone or one client; it resumes by itself.", stderr)
 	client := fs.String("client", "", "pause only for this `CLIENT`: its name (any case), an address, or its MAC")
 	group := fs.String("group", "", "pause only for this `GROUP` of the configuration's [[groups]]")
+	asJSON := fs.Bool("json", false, "print JSON")
 	dur, cfg, err := fs.loadWithOperand(args, "DURATION")
 	if err != nil {
 		return err
@@ -44,6 +45,9 @@ func cmdPause(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if *asJSON {
+		return printJSON(stdout, out)
+	}
 	who := "everyone"
 	switch {
 	case *group != "":
@@ -60,6 +64,7 @@ func cmdResume(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("resume", "", "End a pause of blocking (all pauses, or one client's or group's).", stderr)
 	client := fs.String("client", "", "end only this `CLIENT`'s pause (name, address or MAC)")
 	group := fs.String("group", "", "end only this `GROUP`'s pause")
+	asJSON := fs.Bool("json", false, "print JSON")
 	cfg, err := fs.load(args)
 	if err != nil {
 		return err
@@ -76,6 +81,9 @@ func cmdResume(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, st)
 	}
 	fmt.Fprintln(stdout, "blocking resumed")
 	printPauses(stdout, st)

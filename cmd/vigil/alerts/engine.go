@@ -66,6 +66,11 @@ type Deps struct {
 	Client *http.Client
 }
 
+// readBack is how far before the last check each check reads the log
+// again: more than the log's flush interval, so an entry handed over late
+// is still read.
+const readBack = 5 * time.Second
+
 // baselineKey marks that the engine has looked at the history once:
 // what was there before alerts were on is not news.
 const baselineKey = "base/done"
@@ -82,6 +87,13 @@ type Engine struct {
 	pending []Alert // the digest being gathered
 	flushed time.Time
 	seq     uint32
+
+	// hourly counts blocked lookups per device and hour (hours since
+	// 1970), for spike; counted is where counting stopped, so that what
+	// is read twice is counted once.
+	hourly  map[string]map[int64]int
+	who     map[string]string // a device key's name, for messages
+	counted time.Time
 
 	downSince  time.Time // every upstream failing since, zero when not
 	dropped    uint64    // the log's drops at the last check
@@ -151,6 +163,13 @@ func (e *Engine) Check(ctx context.Context) []Alert {
 			return nil
 		}
 		e.seen = seen
+		e.hourly, e.who = map[string]map[int64]int{}, map[string]string{}
+		if e.cfg.RuleOn(RuleSpike) {
+			// The week's hourly counts the spike rule compares with,
+			// read once; from now on each check adds what it reads.
+			e.counted = now.Add(-7*24*time.Hour - time.Hour).Truncate(time.Hour)
+			e.observe(e.counted, now, nil)
+		}
 		if !seen[baselineKey] {
 			// Everything already in the log is known; only what comes
 			// after is news.
@@ -162,9 +181,11 @@ func (e *Engine) Check(ctx context.Context) []Alert {
 		e.last = now.Add(-10 * time.Minute) // what happened while Vigil was down
 	}
 	var raised []Alert
-	// Entries are stamped when asked and written a little later: read a
-	// minute back each time; what was seen is not raised twice.
-	e.observe(e.last.Add(-time.Minute), now.Add(time.Minute), &raised)
+	// Entries are stamped when asked and written a little later (the
+	// log's lanes hand them over at each flush): read a few seconds back
+	// each time; what was seen is not raised twice. Reading only that
+	// keeps the cost per check proportional to the lookups since the last.
+	e.observe(e.last.Add(-readBack), now.Add(time.Minute), &raised)
 	e.last = now
 	raised = append(raised, e.operational(now)...)
 	raised = append(raised, e.spikes(now)...)
@@ -204,6 +225,7 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 			}
 		}
 	}
+	countFrom := e.counted
 	entry := func(en *querylog.Entry) {
 		if !e.inScope(en.ClientName, en.ClientAddr, en.MAC) {
 			return
@@ -213,6 +235,15 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 			mac = macOf[en.ClientAddr]
 		}
 		dev := deviceKey(mac, en.ClientName, en.ClientAddr.String())
+		if en.Blocked && e.hourly != nil && !en.Time.Before(countFrom) {
+			h := e.hourly[dev]
+			if h == nil {
+				h = map[int64]int{}
+				e.hourly[dev] = h
+				e.who[dev] = en.Client
+			}
+			h[en.Time.Unix()/3600]++
+		}
 		who := en.Client
 		see("dev/"+dev, func() Alert {
 			return Alert{Rule: RuleNewDevice, Client: who, Name: en.QName, Time: en.Time, Link: "#/device/" + who,
@@ -228,6 +259,9 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 	}
 	if err := e.d.Log.Scan(false, since, until, entry); err != nil {
 		e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
+	}
+	if e.hourly != nil && until.After(e.counted) {
+		e.counted = until
 	}
 	if e.d.AllowedLogged {
 		if err := e.d.Log.Scan(true, since, until, entry); err != nil {
@@ -506,47 +540,43 @@ func trimDot(s string) string {
 // spikes looks, once per hour, at the hour just ended: a device whose
 // blocked lookups in it exceed SpikeFactor times its hourly median over
 // the 7 days before (hours without any included) and SpikeFloor raises
-// spike.
+// spike. The counts are kept as the checks read the log, so this reads
+// nothing.
 func (e *Engine) spikes(now time.Time) []Alert {
 	hour := now.Truncate(time.Hour).Add(-time.Hour)
-	if !e.cfg.RuleOn(RuleSpike) || !hour.After(e.spikeHour) {
+	if !e.cfg.RuleOn(RuleSpike) || !hour.After(e.spikeHour) || e.hourly == nil {
 		return nil
 	}
 	e.spikeHour = hour
 	const week = 7 * 24
-	counts := map[string][]int{} // device -> per hour, [0, week) before, [week] the hour
-	who := map[string]string{}
-	start := hour.Add(-week * time.Hour)
-	err := e.d.Log.Scan(false, start, hour.Add(time.Hour), func(en *querylog.Entry) {
-		if !e.inScope(en.ClientName, en.ClientAddr, en.MAC) {
-			return
-		}
-		k := deviceKey(en.MAC, en.ClientName, en.ClientAddr.String())
-		c := counts[k]
-		if c == nil {
-			c = make([]int, week+1)
-			counts[k] = c
-			who[k] = en.Client
-		}
-		if i := int(en.Time.Sub(start) / time.Hour); i >= 0 && i <= week {
-			c[i]++
-		}
-	})
-	if err != nil {
-		e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
-		return nil
-	}
+	h := hour.Unix() / 3600
 	var out []Alert
-	for k, c := range counts {
-		n := c[week]
-		prior := slices.Clone(c[:week])
-		slices.Sort(prior)
-		median := float64(prior[week/2])
-		if n < e.cfg.SpikeFloor || float64(n) <= e.cfg.SpikeFactor*median {
+	for dev, counts := range e.hourly {
+		for k := range counts {
+			if k < h-week-1 {
+				delete(counts, k) // older than the week compared with
+			}
+		}
+		if len(counts) == 0 {
+			delete(e.hourly, dev)
 			continue
 		}
-		e.once(fmt.Sprintf("spike/%s/%d", k, hour.Unix()), Alert{Rule: RuleSpike, Client: who[k], Time: now, Link: "#/device/" + who[k],
-			Message: fmt.Sprintf("%s made %d blocked lookups between %s and %s, against %g an hour usually", who[k], n,
+		n := counts[h]
+		if n < e.cfg.SpikeFloor {
+			continue
+		}
+		prior := make([]int, week)
+		for i := range week {
+			prior[i] = counts[h-int64(week)+int64(i)]
+		}
+		slices.Sort(prior)
+		median := float64(prior[week/2])
+		if float64(n) <= e.cfg.SpikeFactor*median {
+			continue
+		}
+		who := e.who[dev]
+		e.once(fmt.Sprintf("spike/%s/%d", dev, hour.Unix()), Alert{Rule: RuleSpike, Client: who, Time: now, Link: "#/device/" + who,
+			Message: fmt.Sprintf("%s made %d blocked lookups between %s and %s, against %g an hour usually", who, n,
 				hour.Local().Format("15:04"), hour.Add(time.Hour).Local().Format("15:04"), median)}, &out)
 	}
 	return out

@@ -54,7 +54,8 @@ function chart(points, label, slots) {
   const bw = w / slots.n, y = (v) => top + h - (v / max) * h;
   const bars = data.map((p, i) => {
     const x = left + i * bw, bwid = Math.max(bw - 2, 1);
-    return `<g><title>${esc(when(p.hour))}: ${fmt(p.queries)} queries, ${fmt(p.blocked)} blocked</title>` +
+    const tip = `${when(p.hour)}: ${fmt(p.queries)} queries, ${fmt(p.blocked)} blocked`;
+    return `<g tabindex="0" aria-label="${esc(tip)}"><title>${esc(tip)}</title>` +
       `<rect class="q" x="${x}" y="${y(p.queries)}" width="${bwid}" height="${top + h - y(p.queries)}"></rect>` +
       `<rect class="b" x="${x}" y="${y(p.blocked)}" width="${bwid}" height="${top + h - y(p.blocked)}"></rect></g>`;
   }).join("");
@@ -84,7 +85,8 @@ function stacked(days, label) {
     let acc = 0;
     const x = left + i * bw, bwid = Math.max(bw - 2, 1);
     const day = new Date(d.day).toLocaleDateString([], { timeZone: "UTC", month: "short", day: "numeric" });
-    return `<g>` + Object.entries(d.vendors).sort().map(([v, n]) => {
+    const tip = `${day}: ${fmt(totals[i])} blocked` + Object.entries(d.vendors).sort().map(([v, n]) => `, ${v || "(untagged)"} ${fmt(n)}`).join("");
+    return `<g tabindex="0" aria-label="${esc(tip)}">` + Object.entries(d.vendors).sort().map(([v, n]) => {
       const y0 = y(acc), y1 = y(acc + n);
       acc += n;
       return `<rect x="${x}" y="${y1}" width="${bwid}" height="${y0 - y1}" fill="${color(v)}"><title>${esc(day)}: ${esc(v || "(untagged)")} ${fmt(n)}</title></rect>`;
