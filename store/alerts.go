@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -112,4 +113,35 @@ func (s *Store) UnmarkAlertSeen(keys []string) error {
 			return nil
 		})
 	})
+}
+
+// alertDataKey holds the alerts' working data (the hourly counts spike
+// compares with), so that a restart need not read the week's log again.
+const alertDataKey = "a/d/"
+
+// PutAlertData keeps the alerts' working data under name.
+func (s *Store) PutAlertData(name string, v []byte) error {
+	return s.write("recording the alerts' counts", func(db *badger.DB) error {
+		return db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(alertDataKey+name), v) })
+	})
+}
+
+// AlertData returns the alerts' working data kept under name; nil when
+// there is none.
+func (s *Store) AlertData(name string) ([]byte, error) {
+	var out []byte
+	err := s.view(func(db *badger.DB) error {
+		return db.View(func(txn *badger.Txn) error {
+			it, err := txn.Get([]byte(alertDataKey + name))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			out, err = it.ValueCopy(nil)
+			return err
+		})
+	})
+	return out, err
 }

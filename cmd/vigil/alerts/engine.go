@@ -24,6 +24,8 @@ type Store interface {
 	AlertSeen(prefix string) (map[string]bool, error)
 	MarkAlertSeen(keys []string) error
 	UnmarkAlertSeen(keys []string) error
+	PutAlertData(name string, v []byte) error
+	AlertData(name string) ([]byte, error)
 	PutAlert(t time.Time, seq uint32, body []byte) error
 	ListAlerts(since time.Time, limit int) ([][]byte, error)
 }
@@ -68,8 +70,9 @@ type Deps struct {
 
 // readBack is how far before the last check each check reads the log
 // again: more than the log's flush interval, so an entry handed over late
-// is still read.
-const readBack = 5 * time.Second
+// is still read. One written later still (a stalled disk) is missed, and
+// the device's next lookup tells instead: a delay, not a loss.
+const readBack = 2 * time.Second
 
 // baselineKey marks that the engine has looked at the history once:
 // what was there before alerts were on is not news.
@@ -94,6 +97,9 @@ type Engine struct {
 	hourly  map[string]map[int64]int
 	who     map[string]string // a device key's name, for messages
 	counted time.Time
+	// historyFrom, when set, is when counting began without the week
+	// before: spikes reads the week up to it once.
+	historyFrom time.Time
 
 	downSince  time.Time // every upstream failing since, zero when not
 	dropped    uint64    // the log's drops at the last check
@@ -165,10 +171,14 @@ func (e *Engine) Check(ctx context.Context) []Alert {
 		e.seen = seen
 		e.hourly, e.who = map[string]map[int64]int{}, map[string]string{}
 		if e.cfg.RuleOn(RuleSpike) {
-			// The week's hourly counts the spike rule compares with,
-			// read once; from now on each check adds what it reads.
-			e.counted = now.Add(-7*24*time.Hour - time.Hour).Truncate(time.Hour)
-			e.observe(e.counted, now, nil)
+			// The week's hourly counts the spike rule compares with come
+			// from the store; without them (the first start) the week's
+			// log is read once, at the first hour's end rather than now,
+			// when DNS is starting. Each check adds what it reads.
+			e.counted = now
+			if !e.loadHourly() {
+				e.historyFrom = now
+			}
 		}
 		if !seen[baselineKey] {
 			// Everything already in the log is known; only what comes
@@ -550,6 +560,11 @@ func (e *Engine) spikes(now time.Time) []Alert {
 	e.spikeHour = hour
 	const week = 7 * 24
 	h := hour.Unix() / 3600
+	if !e.historyFrom.IsZero() {
+		e.readHistory(hour.Add(-week*time.Hour), e.historyFrom)
+		e.historyFrom = time.Time{}
+	}
+	defer e.saveHourly()
 	var out []Alert
 	for dev, counts := range e.hourly {
 		for k := range counts {
@@ -666,4 +681,60 @@ func (e *Engine) inScope(name string, addr netip.Addr, mac string) bool {
 		}
 	}
 	return false
+}
+
+// hourlyData is how the hourly counts are kept in the store.
+type hourlyData struct {
+	Counts map[string]map[int64]int `json:"counts"`
+	Who    map[string]string        `json:"who"`
+}
+
+// loadHourly reads the hourly counts kept at the last hour's end; false
+// when there are none.
+func (e *Engine) loadHourly() bool {
+	raw, err := e.d.Store.AlertData("hourly")
+	if err != nil || raw == nil {
+		return false
+	}
+	var d hourlyData
+	if json.Unmarshal(raw, &d) != nil || d.Counts == nil {
+		return false
+	}
+	e.hourly, e.who = d.Counts, d.Who
+	if e.who == nil {
+		e.who = map[string]string{}
+	}
+	return true
+}
+
+// saveHourly keeps the hourly counts for the next start.
+func (e *Engine) saveHourly() {
+	raw, err := json.Marshal(hourlyData{Counts: e.hourly, Who: e.who})
+	if err == nil {
+		err = e.d.Store.PutAlertData("hourly", raw)
+	}
+	if err != nil {
+		e.d.Logger.Warn("alerts: keeping the hourly counts", zap.Error(err))
+	}
+}
+
+// readHistory adds the blocked lookups of [since, until) to the hourly
+// counts: the week before counting began, read once.
+func (e *Engine) readHistory(since, until time.Time) {
+	err := e.d.Log.Scan(false, since, until, func(en *querylog.Entry) {
+		if !e.inScope(en.ClientName, en.ClientAddr, en.MAC) {
+			return
+		}
+		dev := deviceKey(en.MAC, en.ClientName, en.ClientAddr.String())
+		h := e.hourly[dev]
+		if h == nil {
+			h = map[int64]int{}
+			e.hourly[dev] = h
+			e.who[dev] = en.Client
+		}
+		h[en.Time.Unix()/3600]++
+	})
+	if err != nil {
+		e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
+	}
 }
