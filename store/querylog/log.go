@@ -615,10 +615,28 @@ func entryClient(enc []byte) (name, addr []byte) {
 // decodeBody returns a compressed block body's entries, oldest first,
 // appended to out.
 func decodeBody(compressed []byte, out []Entry) ([]Entry, error) {
-	v, err := s2.Decode(nil, compressed)
-	if err != nil {
-		return out, errCorrupt
+	out, _, err := decodeBodyInto(nil, compressed, out)
+	return out, err
+}
+
+// decodeBodyInto is decodeBody decompressing into scratch (grown as
+// needed, and returned for the next block): the entries copy what they
+// keep, so a reader walking many blocks reuses one buffer.
+func decodeBodyInto(scratch, compressed []byte, out []Entry) ([]Entry, []byte, error) {
+	if n, err := s2.DecodedLen(compressed); err == nil && n > cap(scratch) {
+		scratch = make([]byte, n)
 	}
+	v, err := s2.Decode(scratch[:cap(scratch)], compressed)
+	if err != nil {
+		return out, scratch, errCorrupt
+	}
+	scratch = v
+	out, err = decodeEntries(v, out)
+	return out, scratch, err
+}
+
+// decodeEntries decodes a decompressed block body.
+func decodeEntries(v []byte, out []Entry) ([]Entry, error) {
 	count, k := binary.Uvarint(v)
 	if k <= 0 || count > uint64(len(v)) {
 		return nil, errCorrupt
@@ -747,19 +765,25 @@ func decodeEntry(ts, v []byte) (Entry, error) {
 	}
 	v = v[n:]
 	var proto string
-	fields := []*string{&e.QType, &e.ClientName, &e.MAC, &e.QName, &e.List, &e.Vendor, &e.Rule, &e.CNAME}
+	var fieldsArr [10]*string
+	fields := append(fieldsArr[:0], &e.QType, &e.ClientName, &e.MAC, &e.QName, &e.List, &e.Vendor, &e.Rule, &e.CNAME)
 	if flags&flagOtherProt != 0 {
 		fields = append(fields, &proto)
 	}
 	if flags&flagGroup != 0 {
 		fields = append(fields, &e.Group)
 	}
+	// The fields' text, copied once: every field is a piece of it (one
+	// allocation per entry instead of one per field; reading the log for
+	// the alerts decodes every entry).
+	all := string(v)
 	for _, f := range fields {
 		l, k := binary.Uvarint(v)
 		if k <= 0 || uint64(len(v)-k) < l {
 			return e, errCorrupt
 		}
-		*f = string(v[k : k+int(l)])
+		off := len(all) - len(v) + k
+		*f = all[off : off+int(l)]
 		v = v[k+int(l):]
 	}
 	e.Blocked = flags&flagBlocked != 0

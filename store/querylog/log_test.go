@@ -393,3 +393,29 @@ func TestTopAllowed(t *testing.T) {
 		t.Errorf("TopAllowed = %s, want %s", got, want)
 	}
 }
+
+// BenchmarkScan is what reading the log costs per entry (the alerts read
+// every entry logged once).
+func BenchmarkScan(b *testing.B) {
+	cfg := testLogConfig()
+	q := testLog(b, b.TempDir(), cfg)
+	stop := runLog(q)
+	base := time.Now().Add(-time.Hour)
+	const n = 50_000
+	for i := range n {
+		e := entry(fmt.Sprintf("device-%d", i%20), "192.168.1.10", base.Add(time.Duration(i)*time.Millisecond), fmt.Sprintf("n%d.xiaomi.example.", i%500), "Xiaomi")
+		for !q.Record(e) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	stop()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		seen := 0
+		if err := q.Scan(false, base.Add(-time.Minute), time.Now(), func(*Entry) { seen++ }); err != nil || seen != n {
+			b.Fatal(seen, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
+}

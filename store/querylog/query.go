@@ -103,7 +103,10 @@ func (q *Log) walkBlocks(blocked bool, client string, since, until time.Time, fr
 		}
 		start = &p
 	}
-	var entries []Entry
+	var (
+		entries []Entry
+		scratch []byte
+	)
 	ids := strings.Split(client, IdentitySep)
 	return q.segs.walk(kind(blocked), since, until, start, func(pos segPos, fr *frame) bool {
 		if !since.IsZero() && fr.newest.Before(since) || !until.IsZero() && !fr.first.Before(until) {
@@ -113,7 +116,7 @@ func (q *Log) walkBlocks(blocked bool, client string, since, until time.Time, fr
 			return true
 		}
 		var err error
-		entries, err = decodeBody(fr.body, entries[:0])
+		entries, scratch, err = decodeBodyInto(scratch, fr.body, entries[:0])
 		if err != nil {
 			return true // damaged: skip the block
 		}
