@@ -47,26 +47,26 @@ func isHelpFlag(s string) bool { return s == "-h" || s == "-help" || s == "--hel
 const usage = `Usage: vigil [command] [flags]
 
 Commands:
-  serve     run the DNS server (the default when no command is given)
-  check     validate the configuration and exit
-  lists     show list sources; "lists update" fetches them now;
-            "lists parse FILE" prints the rules a list yields
-  explain   say whether a name is blocked, and by which list and rule
-            (-client C or -group G: for that client or group)
-  allow     allow a name for everyone, -client C or -group G (-for 24h)
-  block     block a name for everyone, -client C or -group G (-for 24h)
+  serve       run the DNS server (the default when no command is given)
+  check       validate the configuration and exit
+  lists       show list sources; "lists update" fetches them now; "lists add",
+              "remove", "enable", "disable" change them; "lists parse FILE"
+  explain     say whether a name is blocked, by which list and rule
+              (-client C or -group G: for that client or group)
+  allow       allow a name for everyone, -client C or -group G (-for 24h)
+  block       block a name for everyone, -client C or -group G (-for 24h)
   exceptions  the names allowed or blocked by hand
-  groups    the [[groups]] and their lists; "groups move CLIENT GROUP" moves a device
-  alerts    the alerts raised (new devices, new vendors); "alerts test" sends a sample
-  log       blocked lookups, newest first (-client, -vendor, -since, -json)
-  clients   every client with its blocked lookups per vendor
-  devices   every device: name, addresses, MAC, hardware maker, vendors called
-  name      give a device a name of your own ("name 192.168.1.23 kids-tablet")
-  top       most blocked names, clients and vendors
-  pause     pause blocking for a while (everyone, -client C or -group G)
-  resume    end a pause
-  health    exit 0 if the running server is healthy
-  version   print the version
+  groups      the [[groups]] and their lists; "groups move CLIENT GROUP"
+  log         lookups, newest first (-client, -vendor, -since, -allowed, -json)
+  clients     every client with its blocked lookups per vendor
+  devices     every device: name, addresses, MAC, hardware maker, vendors called
+  name        give a device a name of your own ("name 192.168.1.23 kids-tablet")
+  top         most blocked names, clients and vendors
+  alerts      the alerts raised (new devices, new vendors, ...); "alerts test"
+  pause       pause blocking for a while (everyone, -client C or -group G)
+  resume      end a pause
+  health      exit 0 if the running server is healthy
+  version     print the version
 
 Every command takes -config FILE (default: ./config.toml if present, else
 the built-in default). Run "vigil COMMAND -h" for a command's flags.
