@@ -521,21 +521,27 @@ func parseRecords(recs []record, arena []byte) ([]record, error) {
 // buffers are reused from flush to flush: the writer allocates little per
 // entry.
 type blockBuilder struct {
-	block, body, enc, frame []byte
+	block, body, enc, frame, summary []byte
 	// The block's clients: by name, or by address when they have none.
 	names map[string]struct{}
 	addrs map[netip.Addr]struct{}
 	list  []string
+	// tuples counts the entries per distinct client name, address, MAC
+	// and vendor (each length-prefixed, concatenated), for the summary.
+	tuples map[string]int
+	order  []string
 }
 
 // add puts the records of one kind (blocked or allowed) of arena, which
 // are in time order, into blocks and hands each block's frame to emit.
 func (bb *blockBuilder) add(arena []byte, recs []record, blocked bool, emit func(k int, hour time.Time, frame []byte) error) error {
 	if bb.names == nil {
-		bb.names, bb.addrs = map[string]struct{}{}, map[netip.Addr]struct{}{}
+		bb.names, bb.addrs, bb.tuples = map[string]struct{}{}, map[netip.Addr]struct{}{}, map[string]int{}
 	}
 	var first, newest, hourEnd int64
 	var lastName, lastAddr []byte
+	var tuple, lastTuple []byte
+	lastKey := ""
 	n := 0
 	flush := func() error {
 		if n == 0 {
@@ -551,12 +557,19 @@ func (bb *blockBuilder) add(arena []byte, recs []record, blocked bool, emit func
 			bb.list = append(bb.list, a.String())
 		}
 		bb.enc = s2.Encode(bb.enc[:cap(bb.enc)], bb.body)
+		bb.summary = binary.AppendUvarint(bb.summary[:0], uint64(len(bb.order)))
+		for _, t := range bb.order {
+			bb.summary = append(bb.summary, t...)
+			bb.summary = binary.AppendUvarint(bb.summary, uint64(bb.tuples[t]))
+		}
 		ft, nt := time.Unix(0, first).UTC(), time.Unix(0, newest).UTC()
-		bb.frame = appendFrameBytes(bb.frame[:0], ft, nt, bb.list, bb.enc)
+		bb.frame = appendFrameBytes(bb.frame[:0], ft, nt, bb.list, bb.summary, bb.enc)
 		err := emit(kind(blocked), hourOf(ft), bb.frame)
 		bb.block, n = bb.block[:0], 0
 		clear(bb.names)
 		clear(bb.addrs)
+		clear(bb.tuples)
+		bb.order, lastTuple, lastKey = bb.order[:0], nil, ""
 		return err
 	}
 	for _, r := range recs {
@@ -575,6 +588,17 @@ func (bb *blockBuilder) add(arena []byte, recs []record, blocked bool, emit func
 		}
 		newest = r.ns
 		bb.block = append(bb.block, arena[r.start:r.end]...)
+		// The summary: runs of one tuple are common, so the map is asked
+		// only when it changes.
+		tuple = appendTuple(tuple[:0], arena[r.enc:r.end])
+		if lastKey == "" || !bytes.Equal(tuple, lastTuple) {
+			lastKey = string(tuple)
+			if _, ok := bb.tuples[lastKey]; !ok {
+				bb.order = append(bb.order, lastKey)
+			}
+			lastTuple = append(lastTuple[:0], tuple...)
+		}
+		bb.tuples[lastKey]++
 		name, addr := entryClient(arena[r.enc:r.end])
 		// Runs of one client's lookups are common: look the client up
 		// only when it changes.
@@ -591,6 +615,32 @@ func (bb *blockBuilder) add(arena []byte, recs []record, blocked bool, emit func
 		n++
 	}
 	return flush()
+}
+
+// appendTuple appends an encoding's client name, address, MAC and
+// vendor, each as uvarint length + bytes: the key of its summary line.
+func appendTuple(b, enc []byte) []byte {
+	if len(enc) < 3 || len(enc) < 3+int(enc[2]) {
+		return appendString(appendString(appendString(appendString(b, ""), ""), ""), "")
+	}
+	addr, v := enc[3:3+int(enc[2])], enc[3+int(enc[2]):]
+	var fields [6][]byte // query type, client name, MAC, query name, list, vendor
+	for i := range fields {
+		l, k := binary.Uvarint(v)
+		if k <= 0 || uint64(len(v)-k) < l {
+			break
+		}
+		fields[i] = v[k : k+int(l)]
+		v = v[k+int(l):]
+	}
+	b = binary.AppendUvarint(b, uint64(len(fields[1])))
+	b = append(b, fields[1]...)
+	b = binary.AppendUvarint(b, uint64(len(addr)))
+	b = append(b, addr...)
+	b = binary.AppendUvarint(b, uint64(len(fields[2])))
+	b = append(b, fields[2]...)
+	b = binary.AppendUvarint(b, uint64(len(fields[5])))
+	return append(b, fields[5]...)
 }
 
 // entryClient returns the client name and address bytes of an encoding.

@@ -419,3 +419,42 @@ func BenchmarkScan(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
 }
+
+// A block's summary tells each client's (name, address, MAC) entries per
+// vendor without decoding the block, and agrees with its entries.
+func TestScanSummaries(t *testing.T) {
+	q := testLog(t, t.TempDir(), testLogConfig())
+	stop := runLog(q)
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for i := range 30 {
+		e := entry([]string{"tv", "", "phone"}[i%3], []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}[i%3], base.Add(time.Duration(i)*time.Second),
+			"x.example.", []string{"LG", "Xiaomi"}[i%2])
+		if i%3 == 2 {
+			e.MAC = "aa:bb:cc:00:00:01"
+		}
+		q.Record(e)
+	}
+	stop()
+	got := map[string]int{}
+	blocks := 0
+	err := q.ScanSummaries(false, base.Add(-time.Minute), time.Now(), func(bs *BlockSummary) bool {
+		blocks++
+		for _, l := range bs.Lines {
+			got[l.Name+"|"+l.Addr.String()+"|"+l.MAC+"|"+l.Vendor] += l.Count
+		}
+		if len(summarize(bs.Entries())) != len(bs.Lines) {
+			t.Errorf("block %s: %d summary lines, its entries make %d", bs.Pos, len(bs.Lines), len(summarize(bs.Entries())))
+		}
+		return true
+	})
+	if err != nil || blocks == 0 {
+		t.Fatal(blocks, err)
+	}
+	want := map[string]int{
+		"tv|10.0.0.1||LG": 5, "tv|10.0.0.1||Xiaomi": 5, "|10.0.0.2||LG": 5, "|10.0.0.2||Xiaomi": 5,
+		"phone|10.0.0.3|aa:bb:cc:00:00:01|LG": 5, "phone|10.0.0.3|aa:bb:cc:00:00:01|Xiaomi": 5,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("summaries %v, want %v", got, want)
+	}
+}

@@ -2,9 +2,11 @@ package querylog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -476,4 +478,104 @@ func (q *Log) AllowedCounts(since, until time.Time) (map[string]int, error) {
 		return nil, fmt.Errorf("reading the query log: %w", err)
 	}
 	return counts, nil
+}
+
+// Summary is one line of a block's summary: the entries of one client
+// (its name, address and MAC) with one vendor ("" for none).
+type Summary struct {
+	Name   string
+	Addr   netip.Addr
+	MAC    string
+	Vendor string
+	Count  int
+}
+
+// BlockSummary is what ScanSummaries reports of one block of the log.
+type BlockSummary struct {
+	// Pos names the block: stable, so a reader can tell a block it has
+	// already seen.
+	Pos           string
+	First, Newest time.Time
+	Lines         []Summary
+	// Entries decodes the block's entries; valid only during the call.
+	Entries func() []Entry
+}
+
+// ScanSummaries calls fn for every block of the blocked (or, with
+// allowed, the allowed) log that may hold entries in [since, until),
+// newest first, with the block's summary, read without decoding its
+// entries (a block written before summaries is decoded to make one). fn
+// returns false to stop.
+func (q *Log) ScanSummaries(allowed bool, since, until time.Time, fn func(*BlockSummary) bool) error {
+	since = q.logSince(!allowed, since)
+	var scratch []byte
+	var entries []Entry
+	return q.segs.walk(kind(!allowed), since, until, nil, func(pos segPos, fr *frame) bool {
+		if !since.IsZero() && fr.newest.Before(since) || !until.IsZero() && !fr.first.Before(until) {
+			return true
+		}
+		decoded := false
+		decode := func() []Entry {
+			if !decoded {
+				var err error
+				entries, scratch, err = decodeBodyInto(scratch, fr.body, entries[:0])
+				if err != nil {
+					entries = entries[:0] // damaged: nothing to tell
+				}
+				decoded = true
+			}
+			return entries
+		}
+		bs := &BlockSummary{Pos: string(pos.bytes()), First: fr.first, Newest: fr.newest, Entries: decode}
+		if fr.summary != nil {
+			bs.Lines = parseSummary(fr.summary)
+		} else {
+			bs.Lines = summarize(decode())
+		}
+		return fn(bs)
+	})
+}
+
+// parseSummary reads a frame's summary (checked by parseFrame).
+func parseSummary(b []byte) []Summary {
+	count, k := binary.Uvarint(b)
+	b = b[k:]
+	out := make([]Summary, 0, count)
+	next := func() []byte {
+		n, k := binary.Uvarint(b)
+		v := b[k : k+int(n)]
+		b = b[k+int(n):]
+		return v
+	}
+	for range count {
+		var s Summary
+		s.Name = string(next())
+		if a, ok := netip.AddrFromSlice(next()); ok {
+			s.Addr = a
+		}
+		s.MAC, s.Vendor = string(next()), string(next())
+		c, k := binary.Uvarint(b)
+		b = b[k:]
+		s.Count = int(c)
+		out = append(out, s)
+	}
+	return out
+}
+
+// summarize makes the summary of decoded entries.
+func summarize(entries []Entry) []Summary {
+	idx := map[Summary]int{}
+	var out []Summary
+	for i := range entries {
+		e := &entries[i]
+		k := Summary{Name: e.ClientName, Addr: e.ClientAddr, MAC: e.MAC, Vendor: e.Vendor}
+		if j, ok := idx[k]; ok {
+			out[j].Count++
+			continue
+		}
+		idx[k] = len(out)
+		k.Count = 1
+		out = append(out, k)
+	}
+	return out
 }

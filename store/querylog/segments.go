@@ -33,11 +33,16 @@ import (
 //
 // A segment is a sequence of frames, one per block of entries:
 //
-//	magic   1 byte (frameMagic)
+//	magic   1 byte (frameMagic, or frameMagicV1 for a frame without a
+//	        summary, as written before summaries)
 //	length  4 bytes LE, of the payload
 //	payload oldest and newest entry time (8 bytes BE unix nanos each),
 //	        the clients in the block (uvarint count, then each identity
-//	        as uvarint length + bytes), the S2-compressed block body
+//	        as uvarint length + bytes), the summary (uvarint count, then
+//	        each distinct client name, address, MAC and vendor as
+//	        length-prefixed bytes with the uvarint number of entries:
+//	        what the alerts need, read without decoding the body), the
+//	        S2-compressed block body
 //	crc     4 bytes LE, CRC-32C of magic, length and payload
 //	length  4 bytes LE again, so frames can be walked from the end
 //
@@ -50,7 +55,8 @@ const (
 	segmentExt   = ".qlog"
 	segmentSpan  = time.Hour
 	segmentStamp = "2006010215"
-	frameMagic   = 0xB1
+	frameMagic   = 0xB2
+	frameMagicV1 = 0xB1
 	frameHead    = 5
 	frameTail    = 8
 	// maxFrame bounds a payload length read from disk before it is
@@ -274,11 +280,12 @@ func (sg *segments) cutoff(k int, now time.Time) time.Time {
 type frame struct {
 	first, newest time.Time
 	clients       []byte // uvarint count, then length-prefixed identities
+	summary       []byte // nil in a frame written before summaries
 	body          []byte
 }
 
 // appendFrameBytes encodes a frame for a block.
-func appendFrameBytes(b []byte, first, newest time.Time, clients []string, body []byte) []byte {
+func appendFrameBytes(b []byte, first, newest time.Time, clients []string, summary, body []byte) []byte {
 	start := len(b)
 	b = append(b, frameMagic, 0, 0, 0, 0)
 	b = binary.BigEndian.AppendUint64(b, uint64(max(first.UnixNano(), 0)))
@@ -287,6 +294,7 @@ func appendFrameBytes(b []byte, first, newest time.Time, clients []string, body 
 	for _, c := range clients {
 		b = appendString(b, c)
 	}
+	b = append(b, summary...)
 	b = append(b, body...)
 	payload := len(b) - start - frameHead
 	binary.LittleEndian.PutUint32(b[start+1:], uint32(payload))
@@ -297,7 +305,7 @@ func appendFrameBytes(b []byte, first, newest time.Time, clients []string, body 
 // parseFrame checks a whole frame (head, payload, tail) and decodes its
 // header.
 func parseFrame(b []byte) (frame, bool) {
-	if len(b) < frameHead+frameTail+17 || b[0] != frameMagic {
+	if len(b) < frameHead+frameTail+17 || b[0] != frameMagic && b[0] != frameMagicV1 {
 		return frame{}, false
 	}
 	l := int(binary.LittleEndian.Uint32(b[1:5]))
@@ -326,7 +334,38 @@ func parseFrame(b []byte) (frame, bool) {
 		i += k + int(n)
 	}
 	fr.clients, fr.body = rest[:i], rest[i:]
+	if b[0] == frameMagic {
+		n, ok := summaryLen(fr.body)
+		if !ok {
+			return frame{}, false
+		}
+		fr.summary, fr.body = fr.body[:n], fr.body[n:]
+	}
 	return fr, true
+}
+
+// summaryLen returns the length of the summary at the start of b.
+func summaryLen(b []byte) (int, bool) {
+	count, k := binary.Uvarint(b)
+	if k <= 0 || count > uint64(len(b)) {
+		return 0, false
+	}
+	i := k
+	for range count {
+		for range 4 { // name, address, MAC, vendor
+			n, k := binary.Uvarint(b[i:])
+			if k <= 0 || uint64(len(b)-i-k) < n {
+				return 0, false
+			}
+			i += k + int(n)
+		}
+		if _, k := binary.Uvarint(b[i:]); k <= 0 {
+			return 0, false
+		} else {
+			i += k
+		}
+	}
+	return i, true
 }
 
 // eachClient calls fn with every client identity the block holds.
@@ -394,7 +433,7 @@ func validEnd(f io.ReaderAt, size int64) int64 {
 	var head [frameHead]byte
 	var buf []byte
 	for pos+frameHead+frameTail <= size {
-		if _, err := f.ReadAt(head[:], pos); err != nil || head[0] != frameMagic {
+		if _, err := f.ReadAt(head[:], pos); err != nil || head[0] != frameMagic && head[0] != frameMagicV1 {
 			break
 		}
 		l := int64(binary.LittleEndian.Uint32(head[1:]))

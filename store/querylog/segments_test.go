@@ -1,7 +1,9 @@
 package querylog
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sync"
@@ -201,4 +203,23 @@ func FuzzParseFrame(f *testing.F) {
 		fr.hasClient("p")
 		_, _ = decodeBody(fr.body, nil)
 	})
+}
+
+// A frame written before summaries (magic 0xB1, no summary) still reads,
+// with its body where it was.
+func TestFrameWithoutSummary(t *testing.T) {
+	body := []byte("compressed body")
+	b := appendFrameBytes(nil, time.Unix(1, 0), time.Unix(2, 0), []string{"tv"}, nil, body)
+	b[0] = frameMagicV1
+	binary.LittleEndian.PutUint32(b[len(b)-8:], crc32.Checksum(b[:len(b)-frameTail], castagnoli))
+	fr, ok := parseFrame(b)
+	if !ok || fr.summary != nil || string(fr.body) != string(body) || !fr.hasClient("tv") {
+		t.Fatalf("v1 frame: %+v %v", fr, ok)
+	}
+	sum := binary.AppendUvarint(nil, 0)
+	b2 := appendFrameBytes(nil, time.Unix(1, 0), time.Unix(2, 0), []string{"tv"}, sum, body)
+	fr, ok = parseFrame(b2)
+	if !ok || fr.summary == nil || string(fr.body) != string(body) {
+		t.Fatalf("v2 frame: %+v %v", fr, ok)
+	}
 }

@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -33,6 +34,7 @@ type Store interface {
 // LogScanner reads the per-client log (*querylog.Log).
 type LogScanner interface {
 	Scan(allowed bool, since, until time.Time, fn func(*querylog.Entry)) error
+	ScanSummaries(allowed bool, since, until time.Time, fn func(*querylog.BlockSummary) bool) error
 }
 
 // ListState is what the engine reads of the lists (*blocklists.Manager).
@@ -100,6 +102,9 @@ type Engine struct {
 	// historyFrom, when set, is when counting began without the week
 	// before: spikes reads the week up to it once.
 	historyFrom time.Time
+	// processed are the log's blocks already looked at, by position, with
+	// their newest entry's time (forgotten once out of the window read).
+	processed map[string]time.Time
 
 	downSince  time.Time // every upstream failing since, zero when not
 	dropped    uint64    // the log's drops at the last check
@@ -169,7 +174,7 @@ func (e *Engine) Check(ctx context.Context) []Alert {
 			return nil
 		}
 		e.seen = seen
-		e.hourly, e.who = map[string]map[int64]int{}, map[string]string{}
+		e.hourly, e.who, e.processed = map[string]map[int64]int{}, map[string]string{}, map[string]time.Time{}
 		if e.cfg.RuleOn(RuleSpike) {
 			// The week's hourly counts the spike rule compares with come
 			// from the store; without them (the first start) the week's
@@ -236,45 +241,76 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 		}
 	}
 	countFrom := e.counted
-	entry := func(en *querylog.Entry) {
-		if !e.inScope(en.ClientName, en.ClientAddr, en.MAC) {
-			return
-		}
-		mac := en.MAC
-		if mac == "" {
-			mac = macOf[en.ClientAddr]
-		}
-		dev := deviceKey(mac, en.ClientName, en.ClientAddr.String())
-		if en.Blocked && e.hourly != nil && !en.Time.Before(countFrom) {
-			h := e.hourly[dev]
-			if h == nil {
-				h = map[int64]int{}
-				e.hourly[dev] = h
-				e.who[dev] = en.Client
+	// Each block of the log is looked at once, from its summary (the
+	// distinct clients and vendors it holds, with counts); only a block
+	// with something new in it is decoded, for the message's details.
+	block := func(blocked bool) func(bs *querylog.BlockSummary) bool {
+		return func(bs *querylog.BlockSummary) bool {
+			if _, done := e.processed[bs.Pos]; done {
+				return true
 			}
-			h[en.Time.Unix()/3600]++
-		}
-		who := en.Client
-		see("dev/"+dev, func() Alert {
-			return Alert{Rule: RuleNewDevice, Client: who, Name: en.QName, Time: en.Time, Link: "#/device/" + who,
-				Message: fmt.Sprintf("A new device, %s, is on the network (first lookup: %s)", who, trimDot(en.QName))}
-		}, RuleNewDevice)
-		if en.Blocked && en.Vendor != "" {
-			vendor := en.Vendor
-			see("ven/"+dev+"\x00"+vendor, func() Alert {
-				return Alert{Rule: RuleNewVendor, Client: who, Vendor: vendor, Name: en.QName, Time: en.Time, Link: "#/device/" + who,
-					Message: fmt.Sprintf("%s contacted %s for the first time (%s, blocked)", who, vendor, trimDot(en.QName))}
-			}, RuleNewVendor)
+			e.processed[bs.Pos] = bs.Newest
+			for _, l := range bs.Lines {
+				if !e.inScope(l.Name, l.Addr, l.MAC) {
+					continue
+				}
+				mac := l.MAC
+				if mac == "" {
+					mac = macOf[l.Addr]
+				}
+				dev := deviceKey(mac, l.Name, l.Addr.String())
+				who := l.Name
+				if who == "" {
+					who = l.Addr.String()
+				}
+				if blocked && e.hourly != nil && !bs.First.Before(countFrom) {
+					h := e.hourly[dev]
+					if h == nil {
+						h = map[int64]int{}
+						e.hourly[dev] = h
+						e.who[dev] = who
+					}
+					h[bs.First.Unix()/3600] += l.Count
+				}
+				// The first of the line's entries, for the message.
+				first := func() (string, time.Time) {
+					for _, en := range bs.Entries() {
+						if en.ClientName == l.Name && en.ClientAddr == l.Addr && en.Vendor == l.Vendor {
+							return en.QName, en.Time
+						}
+					}
+					return "", bs.First
+				}
+				see("dev/"+dev, func() Alert {
+					qname, at := first()
+					return Alert{Rule: RuleNewDevice, Client: who, Name: qname, Time: at, Link: "#/device/" + who,
+						Message: fmt.Sprintf("A new device, %s, is on the network (first lookup: %s)", who, trimDot(qname))}
+				}, RuleNewDevice)
+				if blocked && l.Vendor != "" {
+					vendor := l.Vendor
+					see("ven/"+dev+"\x00"+vendor, func() Alert {
+						qname, at := first()
+						return Alert{Rule: RuleNewVendor, Client: who, Vendor: vendor, Name: qname, Time: at, Link: "#/device/" + who,
+							Message: fmt.Sprintf("%s contacted %s for the first time (%s, blocked)", who, vendor, trimDot(qname))}
+					}, RuleNewVendor)
+				}
+			}
+			return true
 		}
 	}
-	if err := e.d.Log.Scan(false, since, until, entry); err != nil {
+	for k, newest := range e.processed {
+		if newest.Before(since) {
+			delete(e.processed, k) // out of the window read: never met again
+		}
+	}
+	if err := e.d.Log.ScanSummaries(false, since, until, block(true)); err != nil {
 		e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
 	}
 	if e.hourly != nil && until.After(e.counted) {
 		e.counted = until
 	}
 	if e.d.AllowedLogged {
-		if err := e.d.Log.Scan(true, since, until, entry); err != nil {
+		if err := e.d.Log.ScanSummaries(true, since, until, block(false)); err != nil {
 			e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
 		}
 	}
@@ -721,18 +757,24 @@ func (e *Engine) saveHourly() {
 // readHistory adds the blocked lookups of [since, until) to the hourly
 // counts: the week before counting began, read once.
 func (e *Engine) readHistory(since, until time.Time) {
-	err := e.d.Log.Scan(false, since, until, func(en *querylog.Entry) {
-		if !e.inScope(en.ClientName, en.ClientAddr, en.MAC) {
-			return
+	err := e.d.Log.ScanSummaries(false, since, until, func(bs *querylog.BlockSummary) bool {
+		if !bs.First.Before(until) {
+			return true // counted as the checks read it
 		}
-		dev := deviceKey(en.MAC, en.ClientName, en.ClientAddr.String())
-		h := e.hourly[dev]
-		if h == nil {
-			h = map[int64]int{}
-			e.hourly[dev] = h
-			e.who[dev] = en.Client
+		for _, l := range bs.Lines {
+			if !e.inScope(l.Name, l.Addr, l.MAC) {
+				continue
+			}
+			dev := deviceKey(l.MAC, l.Name, l.Addr.String())
+			h := e.hourly[dev]
+			if h == nil {
+				h = map[int64]int{}
+				e.hourly[dev] = h
+				e.who[dev] = cmp.Or(l.Name, l.Addr.String())
+			}
+			h[bs.First.Unix()/3600] += l.Count
 		}
-		h[en.Time.Unix()/3600]++
+		return true
 	})
 	if err != nil {
 		e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
