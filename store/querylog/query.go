@@ -88,6 +88,12 @@ func parseCursor(s string) (cursor, error) {
 	return cursor{suffix: b, index: n}, nil
 }
 
+// walkSlack is how much older than a window's start a frame may be before
+// a walk backwards stops: frames are written in time order but for the
+// lanes, which hand entries over at each flush, a few seconds late at
+// most.
+const walkSlack = time.Minute
+
 // IdentitySep joins the identities of one device in a client filter.
 const IdentitySep = "\n"
 
@@ -111,6 +117,9 @@ func (q *Log) walkBlocks(blocked bool, client string, since, until time.Time, fr
 	)
 	ids := strings.Split(client, IdentitySep)
 	return q.segs.walk(kind(blocked), since, until, start, func(pos segPos, fr *frame) bool {
+		if !since.IsZero() && fr.newest.Before(since.Add(-walkSlack)) {
+			return false // every frame before it is older still
+		}
 		if !since.IsZero() && fr.newest.Before(since) || !until.IsZero() && !fr.first.Before(until) {
 			return true
 		}
@@ -511,6 +520,9 @@ func (q *Log) ScanSummaries(allowed bool, since, until time.Time, fn func(*Block
 	var scratch []byte
 	var entries []Entry
 	return q.segs.walk(kind(!allowed), since, until, nil, func(pos segPos, fr *frame) bool {
+		if !since.IsZero() && fr.newest.Before(since.Add(-walkSlack)) {
+			return false // every frame before it is older still
+		}
 		if !since.IsZero() && fr.newest.Before(since) || !until.IsZero() && !fr.first.Before(until) {
 			return true
 		}
