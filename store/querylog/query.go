@@ -90,9 +90,9 @@ func parseCursor(s string) (cursor, error) {
 
 // walkSlack is how much older than a window's start a frame may be before
 // a walk backwards stops: frames are written in time order but for the
-// lanes, which hand entries over at each flush, a few seconds late at
-// most.
-const walkSlack = time.Minute
+// lanes, which hand entries over at each flush (querylog.flush_interval,
+// 1 s by default), a few seconds late at most.
+const walkSlack = 10 * time.Second
 
 // IdentitySep joins the identities of one device in a client filter.
 const IdentitySep = "\n"
