@@ -90,9 +90,9 @@ func parseCursor(s string) (cursor, error) {
 
 // walkSlack is how much older than a window's start a frame may be before
 // a walk backwards stops: frames are written in time order but for the
-// lanes, which hand entries over at each flush (querylog.flush_interval,
-// 1 s by default), a few seconds late at most.
-const walkSlack = 10 * time.Second
+// lanes, which hand entries over at each flush, so an entry may reach a
+// frame up to a flush interval after its time.
+func (q *Log) walkSlack() time.Duration { return 2*q.cfg.FlushInterval + 5*time.Second }
 
 // IdentitySep joins the identities of one device in a client filter.
 const IdentitySep = "\n"
@@ -117,7 +117,7 @@ func (q *Log) walkBlocks(blocked bool, client string, since, until time.Time, fr
 	)
 	ids := strings.Split(client, IdentitySep)
 	return q.segs.walk(kind(blocked), since, until, start, func(pos segPos, fr *frame) bool {
-		if !since.IsZero() && fr.newest.Before(since.Add(-walkSlack)) {
+		if !since.IsZero() && fr.newest.Before(since.Add(-q.walkSlack())) {
 			return false // every frame before it is older still
 		}
 		if !since.IsZero() && fr.newest.Before(since) || !until.IsZero() && !fr.first.Before(until) {
@@ -520,7 +520,7 @@ func (q *Log) ScanSummaries(allowed bool, since, until time.Time, fn func(*Block
 	var scratch []byte
 	var entries []Entry
 	return q.segs.walk(kind(!allowed), since, until, nil, func(pos segPos, fr *frame) bool {
-		if !since.IsZero() && fr.newest.Before(since.Add(-walkSlack)) {
+		if !since.IsZero() && fr.newest.Before(since.Add(-q.walkSlack())) {
 			return false // every frame before it is older still
 		}
 		if !since.IsZero() && fr.newest.Before(since) || !until.IsZero() && !fr.first.Before(until) {
