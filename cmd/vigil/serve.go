@@ -163,7 +163,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	r.reload.setListNames(cfg.Lists)
 	if cfg.Alerts.On() {
 		deps := alerts.Deps{Store: st, Log: r.logs, Lists: r.lists, Devices: r.neighbors.Devices,
-			AllowedLogged: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed, Logger: log.Named("alerts"),
+			AllowedLogged: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed, Logger: log.Named("alerts"), FlushInterval: cfg.QueryLog.FlushInterval,
 			UpstreamsDown: chain.Forwarder.AllFailing, LowDisk: func() bool { return st.Status().LowDisk },
 			GroupsOf: func(name string, addr netip.Addr, mac string) []string {
 				var hw [6]byte

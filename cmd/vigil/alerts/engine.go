@@ -63,6 +63,9 @@ type Deps struct {
 	// MAC), for [alerts] groups; nil when there are none.
 	GroupsOf func(name string, addr netip.Addr, mac string) []string
 	Logger   *zap.Logger
+	// FlushInterval is the log's (querylog.flush_interval): entries reach
+	// the log up to that late, so each check reads back a little more.
+	FlushInterval time.Duration
 	// Now and Backoff replace the clock and the retry waits in tests.
 	Now     func() time.Time
 	Backoff []time.Duration
@@ -200,7 +203,7 @@ func (e *Engine) Check(ctx context.Context) []Alert {
 	// log's lanes hand them over at each flush): read a few seconds back
 	// each time; what was seen is not raised twice. Reading only that
 	// keeps the cost per check proportional to the lookups since the last.
-	e.observe(e.last.Add(-readBack), now.Add(time.Minute), &raised)
+	e.observe(e.last.Add(-max(readBack, e.d.FlushInterval+time.Second)), now.Add(time.Minute), &raised)
 	e.last = now
 	raised = append(raised, e.operational(now)...)
 	raised = append(raised, e.spikes(now)...)
