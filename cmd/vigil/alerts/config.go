@@ -70,6 +70,8 @@ type Config struct {
 	// Groups, when set, limit the device rules (new_device, new_vendor,
 	// spike, idle_beacon) to the devices in these [[groups]].
 	Groups []string `toml:"groups"`
+	// Scope sets the groups of one rule, over Groups: {spike = ["kids"]}.
+	Scope map[string][]string `toml:"scope"`
 	// Quiet is a window ("HH:MM" to "HH:MM", local time; empty for none)
 	// in which alerts are held, and sent as one message when it ends.
 	Quiet []string `toml:"quiet"`
@@ -109,7 +111,8 @@ type DestinationConfig struct {
 // the log read every 20 s, a source failing for 6 h.
 func DefaultConfig() Config {
 	return Config{Enabled: true, Rules: slices.Clone(Rules), Interval: 20 * time.Second, ListFailingAfter: 6 * time.Hour,
-		SpikeFactor: 5, SpikeFloor: 50, Night: [2]string{"00:00", "05:00"}, Quiet: []string{}, Groups: []string{}}
+		SpikeFactor: 5, SpikeFloor: 50, Night: [2]string{"00:00", "05:00"}, Quiet: []string{}, Groups: []string{},
+		Scope: map[string][]string{}}
 }
 
 // On reports whether alerts are evaluated.
@@ -124,6 +127,11 @@ func (c *Config) Validate() error {
 	for i, r := range c.Rules {
 		if !slices.Contains(Rules, r) {
 			errs = append(errs, fmt.Errorf("alerts.rules[%d]: want one of %s, got %q", i, strings.Join(Rules, ", "), r))
+		}
+	}
+	for rule := range c.Scope {
+		if !slices.Contains([]string{RuleNewDevice, RuleNewVendor, RuleSpike, RuleIdleBeacon}, rule) {
+			errs = append(errs, fmt.Errorf("alerts.scope.%s: want a device rule (new_device, new_vendor, spike, idle_beacon)", rule))
 		}
 	}
 	if c.Digest < 0 || c.Digest > 24*time.Hour {

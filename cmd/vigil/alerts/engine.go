@@ -219,13 +219,16 @@ func (e *Engine) Check(ctx context.Context) []Alert {
 // and marks what it had not seen; with raised, it also raises alerts.
 func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 	var newKeys []string
-	see := func(key string, a func() Alert, rule string) {
+	// see marks key seen and raises the alert when the rule is on and the
+	// device in its scope (a device out of scope is still marked, so a
+	// change of scope does not announce the past).
+	see := func(key string, a func() Alert, rule string, inScope func(rule string) bool) {
 		if e.seen[key] {
 			return
 		}
 		e.seen[key] = true
 		newKeys = append(newKeys, key)
-		if raised != nil && e.cfg.RuleOn(rule) {
+		if raised != nil && e.cfg.RuleOn(rule) && inScope(rule) {
 			if al := a(); !e.muted(al) {
 				*raised = append(*raised, al)
 			}
@@ -254,9 +257,7 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 			}
 			e.processed[bs.Pos] = bs.Newest
 			for _, l := range bs.Lines {
-				if !e.inScope(l.Name, l.Addr, l.MAC) {
-					continue
-				}
+				scope := func(rule string) bool { return e.inScope(rule, l.Name, l.Addr, l.MAC) }
 				mac := l.MAC
 				if mac == "" {
 					mac = macOf[l.Addr]
@@ -288,14 +289,14 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 					qname, at := first()
 					return Alert{Rule: RuleNewDevice, Client: who, Name: qname, Time: at, Link: "#/device/" + who,
 						Message: fmt.Sprintf("A new device, %s, is on the network (first lookup: %s)", who, trimDot(qname))}
-				}, RuleNewDevice)
+				}, RuleNewDevice, scope)
 				if blocked && l.Vendor != "" {
 					vendor := l.Vendor
 					see("ven/"+dev+"\x00"+vendor, func() Alert {
 						qname, at := first()
 						return Alert{Rule: RuleNewVendor, Client: who, Vendor: vendor, Name: qname, Time: at, Link: "#/device/" + who,
 							Message: fmt.Sprintf("%s contacted %s for the first time (%s, blocked)", who, vendor, trimDot(qname))}
-					}, RuleNewVendor)
+					}, RuleNewVendor, scope)
 				}
 			}
 			return true
@@ -319,9 +320,8 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 	}
 	{
 		for _, dv := range devices {
-			if !e.inScope(dv.Name, dv.Addr, dv.MAC) {
-				continue
-			}
+			dv := dv
+			scope := func(rule string) bool { return e.inScope(rule, dv.Name, dv.Addr, dv.MAC) }
 			who := dv.Name
 			if who == "" {
 				who = dv.Addr.String()
@@ -333,7 +333,7 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 				}
 				return Alert{Rule: RuleNewDevice, Client: who, Time: e.d.Now(), Link: "#/device/" + who,
 					Message: fmt.Sprintf("A new device, %s, joined the network", what)}
-			}, RuleNewDevice)
+			}, RuleNewDevice, scope)
 		}
 	}
 	e.mark(newKeys)
@@ -629,6 +629,9 @@ func (e *Engine) spikes(now time.Time) []Alert {
 			continue
 		}
 		who := e.who[dev]
+		if !e.devInScope(RuleSpike, dev) {
+			continue
+		}
 		e.once(fmt.Sprintf("spike/%s/%d", dev, hour.Unix()), Alert{Rule: RuleSpike, Client: who, Time: now, Link: "#/device/" + who,
 			Message: fmt.Sprintf("%s made %d blocked lookups between %s and %s, against %g an hour usually", who, n,
 				hour.Local().Format("15:04"), hour.Add(time.Hour).Local().Format("15:04"), median)}, &out)
@@ -664,7 +667,7 @@ func (e *Engine) idleBeacons(now time.Time) []Alert {
 	}
 	seen := map[string]*beacon{}
 	err := e.d.Log.Scan(false, start, end, func(en *querylog.Entry) {
-		if !e.inScope(en.ClientName, en.ClientAddr, en.MAC) {
+		if !e.inScope(RuleIdleBeacon, en.ClientName, en.ClientAddr, en.MAC) {
 			return
 		}
 		k := deviceKey(en.MAC, en.ClientName, en.ClientAddr.String()) + "\x00" + en.QName
@@ -708,18 +711,37 @@ func (e *Engine) idleBeacons(now time.Time) []Alert {
 	return out
 }
 
-// inScope reports whether a device's alerts are wanted: every device,
-// or those in [alerts] groups.
-func (e *Engine) inScope(name string, addr netip.Addr, mac string) bool {
-	if len(e.cfg.Groups) == 0 || e.d.GroupsOf == nil {
+// inScope reports whether a device's alerts of rule are wanted: the
+// groups [alerts.scope] names for the rule, else [alerts] groups, else
+// every device.
+func (e *Engine) inScope(rule, name string, addr netip.Addr, mac string) bool {
+	groups, ok := e.cfg.Scope[rule]
+	if !ok {
+		groups = e.cfg.Groups
+	}
+	if len(groups) == 0 || e.d.GroupsOf == nil {
 		return true
 	}
 	for _, g := range e.d.GroupsOf(name, addr, mac) {
-		if slices.Contains(e.cfg.Groups, g) {
+		if slices.Contains(groups, g) {
 			return true
 		}
 	}
 	return false
+}
+
+// devInScope is inScope for a device known by its key ("mac …",
+// "name …", "addr …", as deviceKey makes them).
+func (e *Engine) devInScope(rule, dev string) bool {
+	kind, v, _ := strings.Cut(dev, " ")
+	switch kind {
+	case "mac":
+		return e.inScope(rule, "", netip.Addr{}, v)
+	case "name":
+		return e.inScope(rule, v, netip.Addr{}, "")
+	}
+	a, _ := netip.ParseAddr(v)
+	return e.inScope(rule, "", a, "")
 }
 
 // hourlyData is how the hourly counts are kept in the store.
@@ -765,9 +787,6 @@ func (e *Engine) readHistory(since, until time.Time) {
 			return true // counted as the checks read it
 		}
 		for _, l := range bs.Lines {
-			if !e.inScope(l.Name, l.Addr, l.MAC) {
-				continue
-			}
 			dev := deviceKey(l.MAC, l.Name, l.Addr.String())
 			h := e.hourly[dev]
 			if h == nil {

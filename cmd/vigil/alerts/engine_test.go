@@ -499,23 +499,36 @@ func TestQuietHours(t *testing.T) {
 	}
 }
 
-// With [alerts] groups, only the devices in them raise device alerts.
+// With [alerts] groups, only the devices in them raise device alerts;
+// [alerts.scope] gives one rule groups of its own.
 func TestAlertsScopedToGroups(t *testing.T) {
 	w := newWorld(t)
 	cfg := DefaultConfig()
 	cfg.Groups = []string{"kids"}
+	cfg.Scope = map[string][]string{RuleNewVendor: {"adults"}}
 	cfg.Destinations = []DestinationConfig{{Name: "home", Kind: KindWebhook, URL: newReceiver(t).URL}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	e := New(cfg, Deps{Store: w.st, Log: w.log, Lists: w.lists, Now: func() time.Time { return w.now }, Backoff: []time.Duration{},
 		GroupsOf: func(name string, addr netip.Addr, mac string) []string {
-			if name == "kids-tablet" {
+			switch name {
+			case "kids-tablet":
 				return []string{"kids"}
+			case "dad-phone":
+				return []string{"adults"}
 			}
 			return nil
 		}})
 	e.Check(context.Background())
 	w.now = w.now.Add(time.Minute)
 	w.record(blocked("kids-tablet", "10.0.0.2", "", "TikTok", "t.example."), blocked("dad-phone", "10.0.0.3", "", "Xiaomi", "x.example."))
-	if got := rules(e.Check(context.Background())); !slices.Equal(got, []string{"new_device kids-tablet ", "new_vendor kids-tablet TikTok"}) {
-		t.Errorf("alerts %q, want the kids' tablet's only", got)
+	if got := rules(e.Check(context.Background())); !slices.Equal(got, []string{"new_device kids-tablet ", "new_vendor dad-phone Xiaomi"}) {
+		t.Errorf("alerts %q, want the kids' tablet's new device and dad's new vendor", got)
+	}
+	bad := cfg
+	bad.Scope = map[string][]string{RuleLowDisk: {"kids"}}
+	if err := bad.Validate(); err == nil {
+		t.Error("a scope for an operational rule was accepted")
 	}
 }
