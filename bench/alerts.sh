@@ -67,29 +67,12 @@ sleep 0.3
 write_config "$work/no.toml" no
 write_config "$work/yes.toml" yes
 
-start() {
-	rm -f "$work/vigil.pid" "$work/startup.ms"
-	"$work/startup" -addr "127.0.0.1:$VPORT" -name "$first_blocked" -pidfile "$work/vigil.pid" -- \
-		taskset -c 0 $(cg_cmd "$work/vigil") serve -config "$1" >"$work/startup.ms" &
-	SPID=$!
-	pids+=("$SPID")
-	while [ ! -s "$work/startup.ms" ]; do
-		kill -0 "$SPID" 2>/dev/null || { echo "vigil did not start" >&2; exit 1; }
-		sleep 0.05
-	done
-	VPID=$(cat "$work/vigil.pid")
-	pids+=("$VPID")
-}
-stop() {
-	kill -TERM "$VPID" 2>/dev/null || true
-	wait "$SPID" 2>/dev/null || true
-}
 
 declare -A cached blocked
 for r in $(seq 1 "$ROUNDS"); do
 	for a in no yes; do
 		echo "round $r: alerts $a..." >&2
-		start "$work/$a.toml"
+		vigil_start "$work/$a.toml"
 		# Both settle first: a start with alerts on reads the last 10
 		# minutes of the log once (what happened while it was down).
 		sleep 5
@@ -98,7 +81,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		cached[$a]="${cached[$a]:-} $q"
 		read -r q _ < <(ROUNDS=1 mix "$VPORT" "$work/blocked.txt")
 		blocked[$a]="${blocked[$a]:-} $q"
-		stop
+		vigil_stop
 	done
 done
 

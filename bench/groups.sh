@@ -83,35 +83,18 @@ for n in 0 1 16; do write_config "$work/g$n.toml" "$n"; done
 # The lists compile once into the store; every run after starts from it.
 "$work/vigil" check -config "$work/g16.toml" >/dev/null
 
-start() {
-	rm -f "$work/vigil.pid" "$work/startup.ms"
-	"$work/startup" -addr "127.0.0.1:$VPORT" -name "$first_blocked" -pidfile "$work/vigil.pid" -- \
-		taskset -c 0 $(cg_cmd "$work/vigil") serve -config "$1" >"$work/startup.ms" &
-	SPID=$!
-	pids+=("$SPID")
-	while [ ! -s "$work/startup.ms" ]; do
-		kill -0 "$SPID" 2>/dev/null || { echo "vigil did not start" >&2; exit 1; }
-		sleep 0.05
-	done
-	VPID=$(cat "$work/vigil.pid")
-	pids+=("$VPID")
-}
-stop() {
-	kill -TERM "$VPID" 2>/dev/null || true
-	wait "$SPID" 2>/dev/null || true
-}
 
 declare -A cached blocked
 for r in $(seq 1 "$ROUNDS"); do
 	for n in 0 1 16; do
 		echo "round $r: $n groups..." >&2
-		start "$work/g$n.toml"
+		vigil_start "$work/g$n.toml"
 		warm "$VPORT" "$work/cached.txt"
 		read -r q _ < <(ROUNDS=1 mix "$VPORT" "$work/cached.txt")
 		cached[$n]="${cached[$n]:-} $q"
 		read -r q _ < <(ROUNDS=1 mix "$VPORT" "$work/blocked.txt")
 		blocked[$n]="${blocked[$n]:-} $q"
-		stop
+		vigil_stop
 	done
 done
 

@@ -142,3 +142,24 @@ wait_api() {
 	echo "vigil's API on port $1 did not answer" >&2
 	return 1
 }
+
+# vigil_start CONFIG: Vigil on core 0 (in the quota group, if any), started
+# by the startup tool, which returns once $first_blocked is answered; sets
+# VPID (Vigil) and SPID (the startup tool, its parent). vigil_stop ends it.
+vigil_start() {
+	rm -f "$work/vigil.pid" "$work/startup.ms"
+	"$work/startup" -addr "127.0.0.1:$VPORT" -name "$first_blocked" -pidfile "$work/vigil.pid" -- \
+		taskset -c 0 $(cg_cmd "$work/vigil") serve -config "$1" >"$work/startup.ms" &
+	SPID=$!
+	pids+=("$SPID")
+	while [ ! -s "$work/startup.ms" ]; do
+		kill -0 "$SPID" 2>/dev/null || { echo "vigil did not start" >&2; exit 1; }
+		sleep 0.05
+	done
+	VPID=$(cat "$work/vigil.pid")
+	pids+=("$VPID")
+}
+vigil_stop() {
+	kill -TERM "$VPID" 2>/dev/null || true
+	wait "$SPID" 2>/dev/null || true
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vigil-dns/vigil/resolver/groups"
 	"github.com/vigil-dns/vigil/resolver/neighbors"
 )
 
@@ -142,7 +143,7 @@ func unknownClient(raw string, known []string) error {
 	low := strings.ToLower(raw)
 	for _, k := range known {
 		kl := strings.ToLower(k)
-		d := editDistance(low, kl)
+		d := groups.EditDistance(low, kl)
 		if strings.Contains(kl, low) || strings.Contains(low, kl) {
 			d = min(d, 1)
 		}
@@ -160,27 +161,6 @@ func unknownClient(raw string, known []string) error {
 		msg += "; did you mean " + strings.Join(names, " or ") + "?"
 	}
 	return &httpError{status: http.StatusNotFound, err: fmt.Errorf("%s", msg)}
-}
-
-// editDistance is the Levenshtein distance between a and b (bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // namedClients are the devices named by hand, as the client matching

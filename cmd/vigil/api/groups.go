@@ -159,7 +159,7 @@ func unknownGroup(raw string, known []string) error {
 	msg := fmt.Sprintf("no group %q in the configuration", raw)
 	var close []string
 	for _, k := range known {
-		if editDistance(strings.ToLower(raw), strings.ToLower(k)) <= max(2, len(raw)/3) {
+		if groups.EditDistance(strings.ToLower(raw), strings.ToLower(k)) <= max(2, len(raw)/3) {
 			close = append(close, fmt.Sprintf("%q", k))
 		}
 	}
