@@ -5,13 +5,22 @@ import (
 	"slices"
 )
 
-// ListAudit is what one enabled deny list does, judged before a user turns
-// it on or keeps it: the names the allowlists rescue from it, and the
-// popular names (from a top-sites list the user gives) it blocks.
+// ListAudit is what one deny list does, judged before a user turns it on
+// or keeps it: the names the allowlists rescue from it, and the popular
+// names (from a top-sites list the user gives) it blocks.
 type ListAudit struct {
 	List   string `json:"list"`
 	Vendor string `json:"vendor"`
-	Rules  int    `json:"rules"`
+	// Enabled is false for a list that is off (a vendor's cloud tier):
+	// audited all the same, so it can be judged before it is turned on.
+	Enabled bool `json:"enabled"`
+	// Breaks is what the list's configuration says turning it on breaks.
+	Breaks []Breakage `json:"breaks,omitempty"`
+	Rules  int        `json:"rules"`
+	// Unread are the list's sources with no stored copy to read (never
+	// fetched: a list that is off, or a store that has not been filled),
+	// so Rules and the names below leave them out.
+	Unread []string `json:"unread,omitempty"`
 	// Rescued are allow rules' names (the curated functional allowlist,
 	// allow-now names, other allow lists) this list would block; the
 	// allowlists keep them working, unless this list's rule is $important.
@@ -30,7 +39,7 @@ type AuditedName struct {
 	AllowedBy string `json:"allowed_by,omitempty"`
 }
 
-// Audit compiles each enabled deny list on its own and reports, per list,
+// Audit compiles each deny list, on or off, on its own and reports, per list,
 // the allow rules' names it blocks and which of popular (names, most
 // popular first) it blocks. It reads the stored copies; nothing is
 // fetched, and the lists in use are not touched. It costs a compilation
@@ -71,7 +80,7 @@ func (m *Manager) Audit(popular []string) ([]ListAudit, error) {
 	var out []ListAudit
 	for i := range lists {
 		l := &lists[i]
-		if !l.IsEnabled() || l.Allow() {
+		if l.Allow() {
 			continue
 		}
 		b := NewBuilder()
@@ -86,7 +95,8 @@ func (m *Manager) Audit(popular []string) ([]ListAudit, error) {
 		if err != nil {
 			return nil, err
 		}
-		a := ListAudit{List: l.Name, Vendor: l.Vendor, Rules: deny.Len(), Rescued: []AuditedName{}, Popular: []AuditedName{}}
+		a := ListAudit{List: l.Name, Vendor: l.Vendor, Enabled: l.IsEnabled(), Breaks: l.Breaks,
+			Rules: deny.Len(), Unread: m.unread(l), Rescued: []AuditedName{}, Popular: []AuditedName{}}
 		judge := func(name string, rank int) (AuditedName, bool) {
 			v, ok := deny.Match(name)
 			if !ok || !v.Blocked {
@@ -111,4 +121,18 @@ func (m *Manager) Audit(popular []string) ([]ListAudit, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// unread returns the list's sources that have no copy to read.
+func (m *Manager) unread(l *ListConfig) []string {
+	var out []string
+	for _, src := range l.Sources {
+		if IsBuiltin(src) {
+			continue
+		}
+		if meta, err := m.store.GetListMeta(SourceID(l.Name, src)); err != nil || !meta.HasCopy {
+			out = append(out, src)
+		}
+	}
+	return out
 }

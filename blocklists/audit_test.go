@@ -7,7 +7,8 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-// TestAudit: per enabled deny list, the allow rules' names it blocks (and
+// TestAudit: per deny list (a list that is off too, so it can be judged
+// before it is turned on), the allow rules' names it blocks (and
 // the allowlist rescues, unless the deny rule is $important), and the
 // popular names it blocks, ranked.
 func TestAudit(t *testing.T) {
@@ -26,8 +27,11 @@ func TestAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].List != "vendor" {
-		t.Fatalf("audited %+v; want the one enabled deny list", got)
+	if len(got) != 2 || got[0].List != "vendor" || !got[0].Enabled || got[1].List != "off" || got[1].Enabled {
+		t.Fatalf("audited %+v; want both deny lists, the one that is off marked so", got)
+	}
+	if off := got[1]; len(off.Popular) != 1 || off.Popular[0].Name != "www.example" {
+		t.Errorf("the list that is off: popular %+v", off.Popular)
 	}
 	a := got[0]
 	if len(a.Rescued) != 1 || a.Rescued[0].Name != "find.micloud.example" || a.Rescued[0].AllowedBy != "keep" {
@@ -45,5 +49,23 @@ func TestAudit(t *testing.T) {
 		if a.Popular[i] != want[i] {
 			t.Errorf("popular[%d] = %+v; want %+v", i, a.Popular[i], want[i])
 		}
+	}
+}
+
+// A source with no stored copy (never fetched) is named in the audit, so
+// "0 rules" is not taken for a list that blocks nothing.
+func TestAuditNamesSourcesNeverFetched(t *testing.T) {
+	lists := validLists(t, []ListConfig{
+		{Name: "remote", Vendor: "R", Sources: []string{"https://lists.example/remote.txt"}, Enabled: new(bool)},
+	})
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	m := NewManager(testUpdateConfig(), lists, st, zaptest.NewLogger(t))
+	got, err := m.Audit(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Rules != 0 || len(got[0].Unread) != 1 || got[0].Unread[0] != "https://lists.example/remote.txt" {
+		t.Fatalf("audited %+v", got)
 	}
 }

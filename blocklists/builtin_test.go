@@ -2,6 +2,7 @@ package blocklists
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,5 +60,50 @@ func TestManagerReadsBuiltinSources(t *testing.T) {
 	ids, err := st.ListIDs()
 	if err != nil || len(ids) != 0 {
 		t.Errorf("stored copies %v (%v); a built-in list is never stored", ids, err)
+	}
+}
+
+// A built-in list's status says whether it is on, off, or on only for the
+// groups naming it, with what it breaks: `vigil lists` and the dashboard
+// showed every built-in list as off, and never what a cloud list breaks.
+func TestBuiltinStatusSaysOnOrOff(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	off := false
+	lists := validLists(t, []ListConfig{
+		{Name: "functional", Vendor: "Functional", Kind: KindAllow, Sources: []string{"builtin:functional"}},
+		{Name: "xiaomi-cloud", Vendor: "Xiaomi", Enabled: &off, Breaks: []Breakage{"push"}, Sources: []string{"builtin:xiaomi-cloud"}},
+		{Name: "huawei-cloud", Vendor: "Huawei", Enabled: &off, OptIn: true, Sources: []string{"builtin:huawei-cloud"}},
+	})
+	m := NewManager(testUpdateConfig(), lists, st, zaptest.NewLogger(t))
+	if err := m.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		src            string
+		status         string
+		enabled, optIn bool
+		breaks         int
+	}{
+		{"builtin:functional", StatusBuiltin, true, false, 0},
+		{"builtin:xiaomi-cloud", StatusDisabled, false, false, 1},
+		{"builtin:huawei-cloud", StatusBuiltin, true, true, 0},
+	} {
+		s := statusOf(t, m, tc.src)
+		if s.Status != tc.status || s.Enabled != tc.enabled || s.OptIn != tc.optIn || len(s.Breaks) != tc.breaks {
+			t.Errorf("%s: status %q enabled %v opt-in %v breaks %v", tc.src, s.Status, s.Enabled, s.OptIn, s.Breaks)
+		}
+	}
+	// The opt-in list is compiled, marked so that groups apply it only
+	// where named; the list that is off is not compiled.
+	var names []string
+	for _, l := range m.Current().Matcher.Lists() {
+		names = append(names, l.Name)
+		if l.Name == "huawei-cloud" && !l.OptIn {
+			t.Error("huawei-cloud compiled without its opt-in mark")
+		}
+	}
+	if !slices.Contains(names, "huawei-cloud") || slices.Contains(names, "xiaomi-cloud") {
+		t.Errorf("compiled lists %v", names)
 	}
 }

@@ -36,6 +36,12 @@ type ListConfig struct {
 	// applies to (a vendor's cloud: push, find-device, updates ...), for
 	// `vigil lists` and the API. It changes nothing in matching.
 	Breaks []Breakage `toml:"breaks,omitempty"`
+	// OptIn marks a disabled list that some [[groups]] table names: it is
+	// fetched and compiled, but applies only to the groups that name it
+	// (a vendor's cloud tier for the devices meant to be cut off), never
+	// to everyone. Set by whoever composes the configuration, not read
+	// from the file.
+	OptIn bool `toml:"-"`
 }
 
 // Allow reports whether the list is an allowlist.
@@ -44,6 +50,13 @@ func (l *ListConfig) Allow() bool { return l.Kind == KindAllow }
 // IsEnabled reports whether the list is in use: true unless enabled =
 // false is set.
 func (l *ListConfig) IsEnabled() bool { return l.Enabled == nil || *l.Enabled }
+
+// InUse reports whether the list's sources are fetched and its rules
+// compiled: it is enabled, or off for everyone but named by a group.
+func (l *ListConfig) InUse() bool { return l.IsEnabled() || l.OptIn }
+
+// OptInOnly reports whether the list applies only to the groups naming it.
+func (l *ListConfig) OptInOnly() bool { return !l.IsEnabled() && l.OptIn }
 
 // Breakage is one thing a list breaks when it is on, from a fixed set
 // (Breakages), so that the CLI, the API and the dashboard can label lists

@@ -197,7 +197,7 @@ func (m *Manager) Load(ctx context.Context) error {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
 	for _, l := range m.conf.Load().lists {
-		if !l.IsEnabled() {
+		if !l.InUse() {
 			continue
 		}
 		for _, src := range l.Sources {
@@ -270,7 +270,7 @@ func (m *Manager) refresh(ctx context.Context, progress Progress, pick func(id s
 	var jobs []job
 	conf := m.conf.Load()
 	for i := range conf.lists {
-		if !conf.lists[i].IsEnabled() {
+		if !conf.lists[i].InUse() {
 			continue // a disabled list is never fetched
 		}
 		for _, src := range conf.lists[i].Sources {
@@ -372,7 +372,7 @@ func (m *Manager) nextRetry() (time.Time, bool) {
 	defer m.retryMu.Unlock()
 	var next time.Time
 	for _, l := range m.conf.Load().lists {
-		if !l.IsEnabled() {
+		if !l.InUse() {
 			continue
 		}
 		for _, src := range l.Sources {
@@ -447,7 +447,7 @@ func (m *Manager) Status() []SourceStatus {
 				meta = store.ListMeta{List: l.Name, Source: src, Status: StatusPending}
 			}
 			st := newSourceStatus(id, &l, meta)
-			if l.IsEnabled() {
+			if l.InUse() {
 				st = m.withRetry(st)
 			}
 			out = append(out, st)
@@ -745,10 +745,10 @@ func (m *Manager) rebuild() error {
 	b.Grow(m.storedEntries())
 	for i := range m.conf.Load().lists {
 		l := &m.conf.Load().lists[i]
-		if !l.IsEnabled() {
+		if !l.InUse() {
 			continue // configured but off: its rules are not compiled
 		}
-		idx, err := b.AddList(ListInfo{Name: l.Name, Vendor: l.Vendor, Allow: l.Allow()})
+		idx, err := b.AddList(ListInfo{Name: l.Name, Vendor: l.Vendor, Allow: l.Allow(), OptIn: l.OptInOnly()})
 		if err != nil {
 			return err
 		}
@@ -800,7 +800,7 @@ func (m *Manager) rebuild() error {
 func (m *Manager) storedEntries() int {
 	n := 0
 	for _, l := range m.conf.Load().lists {
-		if !l.IsEnabled() {
+		if !l.InUse() {
 			continue
 		}
 		n += len(l.Entries)

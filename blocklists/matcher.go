@@ -21,6 +21,9 @@ type ListInfo struct {
 	// lists apply to whoever their group's lists name; scoped ones only
 	// where their scope says (see resolver/groups).
 	Scope string
+	// OptIn marks a list off for everyone that applies only to the
+	// groups naming it (ListConfig.OptIn).
+	OptIn bool
 }
 
 // ListSet is a set of a Matcher's lists, by index in Lists: the lists that

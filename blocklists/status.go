@@ -25,10 +25,13 @@ const (
 // whatever the store records; newSourceStatus converts the store's record
 // (store.ListMeta) at the boundary.
 type SourceStatus struct {
-	ID           string     `json:"id"`
-	Vendor       string     `json:"vendor"`
-	Kind         ListKind   `json:"kind"`             // "deny" or "allow"
-	Enabled      bool       `json:"enabled"`          // false: the list is configured but off
+	ID      string   `json:"id"`
+	Vendor  string   `json:"vendor"`
+	Kind    ListKind `json:"kind"`    // "deny" or "allow"
+	Enabled bool     `json:"enabled"` // false: the list is configured but off
+	// OptIn: the list is off for everyone but applies to the groups that
+	// name it (ListConfig.OptIn).
+	OptIn        bool       `json:"opt_in,omitempty"`
 	Breaks       []Breakage `json:"breaks,omitempty"` // what turning the list on breaks
 	List         string     `json:"list"`             // the configured list's name
 	Source       string     `json:"source"`           // URL, file path or builtin:NAME
@@ -57,13 +60,13 @@ type SourceStatus struct {
 // newSourceStatus is the status of source id of l from the store's record
 // of it.
 func newSourceStatus(id string, l *ListConfig, m store.ListMeta) SourceStatus {
-	if !l.IsEnabled() {
+	if !l.InUse() {
 		// Whatever the store recorded from when the list was on, it is
 		// not in use now.
 		m.Status, m.Error, m.FailedSince = StatusDisabled, "", time.Time{}
 	}
 	return SourceStatus{
-		ID: id, Vendor: l.Vendor, Kind: l.Kind, Enabled: l.IsEnabled(), Breaks: l.Breaks,
+		ID: id, Vendor: l.Vendor, Kind: l.Kind, Enabled: l.InUse(), OptIn: l.OptInOnly(), Breaks: l.Breaks,
 		List: m.List, Source: m.Source, ETag: m.ETag, LastModified: m.LastModified,
 		FetchedAt: m.FetchedAt, CheckedAt: m.CheckedAt, Size: m.Size, SHA256: m.SHA256, Format: m.Format,
 		Entries: m.Entries, Rejected: m.Rejected, Status: m.Status, Error: m.Error,
@@ -75,7 +78,8 @@ func newSourceStatus(id string, l *ListConfig, m store.ListMeta) SourceStatus {
 // copy, the one inside the binary. An unknown name (which validation
 // refuses) shows as failed without a copy.
 func builtinStatus(id string, l *ListConfig, src string) SourceStatus {
-	st := SourceStatus{ID: id, Vendor: l.Vendor, Kind: l.Kind, List: l.Name, Source: src}
+	st := SourceStatus{ID: id, Vendor: l.Vendor, Kind: l.Kind, List: l.Name, Source: src,
+		Enabled: l.InUse(), OptIn: l.OptInOnly(), Breaks: l.Breaks}
 	body, err := readBuiltin(src)
 	if err != nil {
 		st.Status, st.Error = StatusFailedNoCopy, err.Error()
@@ -85,5 +89,8 @@ func builtinStatus(id string, l *ListConfig, src string) SourceStatus {
 	sum := sha256.Sum256(body)
 	st.Size, st.SHA256, st.Format = len(body), hex.EncodeToString(sum[:]), string(ps.Format)
 	st.Entries, st.Rejected, st.Status, st.HasCopy = ps.Entries, ps.Rejected, StatusBuiltin, true
+	if !l.InUse() {
+		st.Status = StatusDisabled
+	}
 	return st
 }

@@ -47,7 +47,7 @@ func TestSourceStatusJSON(t *testing.T) {
 		})
 	}
 	// Every field of the store's record reaches the status.
-	if n, m := reflect.TypeFor[SourceStatus]().NumField(), reflect.TypeFor[store.ListMeta]().NumField(); n != m+8 {
-		t.Errorf("SourceStatus has %d fields, store.ListMeta %d: want ID, Vendor, Kind, Enabled, Breaks, each of the record's and the three retry fields", n, m)
+	if n, m := reflect.TypeFor[SourceStatus]().NumField(), reflect.TypeFor[store.ListMeta]().NumField(); n != m+9 {
+		t.Errorf("SourceStatus has %d fields, store.ListMeta %d: want ID, Vendor, Kind, Enabled, OptIn, Breaks, each of the record's and the three retry fields", n, m)
 	}
 }

@@ -14,11 +14,11 @@ import (
 // auditNames is how many popular names an audit judges by default.
 const auditNames = 10_000
 
-// cmdListsAudit is "vigil lists audit": per enabled deny list, the names
+// cmdListsAudit is "vigil lists audit": per deny list, on or off, the names
 // the allowlists rescue from it and the popular names it blocks, so a user
 // can judge a list before turning it on (or keeping it).
 func cmdListsAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("lists audit", "", "Per enabled deny list: the names the allowlists rescue from it, and the popular names it blocks\n"+
+	fs := newFlags("lists audit", "", "Per deny list, on or off: the names the allowlists rescue from it, and the popular names it blocks\n"+
 		"(from -top: a top-sites file such as Umbrella's or Tranco's top-1m.csv, or one name per line).", stderr)
 	top := fs.String("top", "", "popular names, most popular first: `FILE` (\"rank,name\" lines or one name per line)")
 	n := fs.Int("n", auditNames, "judge the first `N` popular names")
@@ -55,7 +55,15 @@ func cmdListsAudit(ctx context.Context, args []string, stdout, stderr io.Writer)
 // printAudit prints one paragraph per deny list.
 func printAudit(w io.Writer, rep api.AuditReport, limit int) {
 	for _, l := range rep.Lists {
-		fmt.Fprintf(w, "%s (%s, %d rules)\n", l.List, l.Vendor, l.Rules)
+		state := ""
+		if !l.Enabled {
+			state = ", off" + breaksNote(l.Breaks)
+		}
+		fmt.Fprintf(w, "%s (%s, %d rules%s)\n", l.List, l.Vendor, l.Rules, state)
+		if len(l.Unread) > 0 {
+			fmt.Fprintf(w, "  warning: no stored copy of %s (never fetched; run `vigil lists update`), so its rules are not counted\n",
+				strings.Join(l.Unread, ", "))
+		}
 		fmt.Fprintf(w, "  rescued by the allowlists: %d%s\n", len(l.Rescued), auditNamesText(l.Rescued, limit, false))
 		if rep.Popular > 0 {
 			allowed := 0

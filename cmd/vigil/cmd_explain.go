@@ -74,10 +74,11 @@ func printExplanation(w io.Writer, ex api.Explanation) {
 		fmt.Fprintf(w, "the list applies: %s\n", ex.Why)
 	}
 	if f := ex.Functional; f != nil {
+		breaks := strings.TrimRight(f.Breaks, ". ")
 		if ex.Blocked {
-			fmt.Fprintf(w, "note: a known functional endpoint (%s, %s): %s. It is blocked anyway: rule %s beats the functional allowlist (it is $important, or that list is off).\n", f.Category, f.Vendor, f.Breaks, ex.Rule)
+			fmt.Fprintf(w, "note: a known functional endpoint (%s, %s): %s. It is blocked anyway: rule %s beats the functional allowlist (it is $important, or that list is off).\n", f.Category, f.Vendor, breaks, ex.Rule)
 		} else {
-			fmt.Fprintf(w, "a known functional endpoint (%s, %s), kept working: %s\n", f.Category, f.Vendor, f.Breaks)
+			fmt.Fprintf(w, "a known functional endpoint (%s, %s), kept working: %s.\n", f.Category, f.Vendor, breaks)
 		}
 		fmt.Fprintf(w, "source: %s\n", f.Source)
 	}

@@ -92,10 +92,14 @@ func printSources(w io.Writer, rep api.ListsStatus) {
 	tw.Flush()
 	shown := map[string]bool{}
 	for _, s := range rep.Sources {
-		if !s.Enabled && !shown[s.List] {
-			shown[s.List] = true
+		switch {
+		case shown[s.List]:
+		case s.OptIn:
+			fmt.Fprintf(w, "%s: off for everyone, on for the groups that name it%s\n", s.List, strings.Replace(breaksNote(s.Breaks), "turning it on breaks", "it breaks there", 1))
+		case !s.Enabled:
 			fmt.Fprintf(w, "%s: off (enabled = false)%s\n", s.List, breaksNote(s.Breaks))
 		}
+		shown[s.List] = true
 	}
 	for _, s := range rep.Sources {
 		if s.Error != "" {

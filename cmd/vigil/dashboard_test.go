@@ -60,10 +60,22 @@ entries = ["||xiaomi.example^"]
 name = "lg"
 vendor = "LG"
 entries = ["||lgtv.example^"]
+[[lists]]
+name = "xiaomi-cloud"
+vendor = "Xiaomi"
+enabled = false
+breaks = ["push"]
+sources = ["builtin:xiaomi-cloud"]
+[[lists]]
+name = "lg-cloud"
+vendor = "LG"
+enabled = false
+breaks = ["updates"]
+sources = ["builtin:lg-cloud"]
 [[groups]]
 name = "tvs"
 clients = ["tv"]
-lists = ["lg"]
+lists = ["lg", "lg-cloud"]
 [[groups]]
 name = "default"
 lists = ["xiaomi", "lg"]
@@ -162,6 +174,12 @@ lists = ["xiaomi", "lg"]
 	})()`))
 	shot("overview-desktop", 1280, 900)
 	shot("overview-phone", 390, 844)
+	// The list sources say which lists are off, which apply only to the
+	// groups naming them, and what each breaks.
+	if ls := text("main"); !strings.Contains(ls, "off; turning it on breaks push") ||
+		!strings.Contains(ls, "off for everyone, on for the groups that name it") || !strings.Contains(ls, "breaks there updates") {
+		t.Errorf("list sources lack the on/off labels: %q", ls)
+	}
 	if logged != "10" || !strings.Contains(vendors, "Xiaomi") || !strings.Contains(vendors, "LG") || !strings.Contains(clients, "tv") {
 		t.Errorf("overview: logged %q, vendors %q, clients %q", logged, vendors, clients)
 	}

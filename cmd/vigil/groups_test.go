@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -604,5 +605,62 @@ func TestListsChangedByHand(t *testing.T) {
 	}
 	if got := ask("b.extra.example"); got != "forwarded" {
 		t.Errorf("extra removed: %s", got)
+	}
+}
+
+// A vendor's cloud list is off for everyone (enabled = false); a group
+// that names it gets it, and no one else does: the cloud tier applied to
+// the devices meant to be cut off. `vigil lists` says so, with what it
+// breaks there.
+func TestOffListAppliesToTheGroupsNamingIt(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cloud := filepath.Join(t.TempDir(), "xiaomi-cloud.txt")
+	if err := os.WriteFile(cloud, []byte("||xiaomi.example^$important\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := writeTestConfig(t, up.Addr, `
+[[lists]]
+name = "xiaomi"
+vendor = "Xiaomi"
+entries = ["||tracking.xiaomi.example^"]
+[[lists]]
+name = "xiaomi-cloud"
+vendor = "Xiaomi"
+enabled = false
+breaks = ["push", "find-device"]
+sources = [`+strconv.Quote(cloud)+`]
+[identify]
+neighbor_table = ""
+[[clients]]
+name = "vacuum"
+addresses = ["127.0.0.3"]
+[[groups]]
+name = "offline"
+clients = ["vacuum"]
+lists = ["xiaomi", "xiaomi-cloud"]
+[[groups]]
+name = "everyone-else"
+clients = ["127.0.0.4"]
+`)
+	inst := startServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	for _, tc := range []struct{ from, name, want string }{
+		{"127.0.0.3", "api.xiaomi.example", "blocked"},      // the group naming the cloud list
+		{"127.0.0.3", "tracking.xiaomi.example", "blocked"}, // and its telemetry list
+		{"127.0.0.4", "api.xiaomi.example", "forwarded"},    // lists omitted: every list that is on
+		{"127.0.0.4", "tracking.xiaomi.example", "blocked"}, // ... which the telemetry list is
+		{"127.0.0.6", "api.xiaomi.example", "forwarded"},    // in no group
+		{"127.0.0.6", "tracking.xiaomi.example", "blocked"}, //
+		{"127.0.0.3", "www.example.org", "forwarded"},       //
+	} {
+		if got := answerText(queryFrom(t, tc.from, addr, tc.name)); got != tc.want {
+			t.Errorf("%s asks %s: %s, want %s", tc.from, tc.name, got, tc.want)
+		}
+	}
+	out := cli(t, cfgPath, "lists")
+	for _, want := range []string{"xiaomi-cloud: off for everyone, on for the groups that name it; it breaks there push, find-device"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("vigil lists lacks %q:\n%s", want, out)
+		}
 	}
 }

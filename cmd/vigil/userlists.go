@@ -79,8 +79,26 @@ func (u *userLists) mergedLocked(cfg *Config) []blocklists.ListConfig {
 		if on, ok := u.on[out[i].Name]; ok {
 			out[i].Enabled = &on
 		}
+		out[i].OptIn = !out[i].IsEnabled() && namedByGroup(cfg, out[i].Name)
 	}
 	return out
+}
+
+// namedByGroup reports whether some [[groups]] table names the list, in
+// its lists or a schedule's: a list that is off then applies to those
+// groups alone (a vendor's cloud for the devices to cut off).
+func namedByGroup(cfg *Config, list string) bool {
+	for _, g := range cfg.Groups {
+		if slices.Contains(g.Lists, list) {
+			return true
+		}
+		for _, s := range g.Schedules {
+			if slices.Contains(s.Lists, list) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // setConfig records the configuration in force (at start and on reload).

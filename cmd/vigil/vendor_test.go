@@ -218,3 +218,38 @@ func TestMeasureFunctionalAllowlist(t *testing.T) {
 	}
 	t.Logf("%d entries (%s), %d rescued", len(entries), strings.Join(cats, ", "), total)
 }
+
+// `vigil explain` says a functional endpoint is one, in one sentence each
+// way: kept working by the allowlist, or blocked anyway by an $important
+// rule (the cloud tier turned on).
+func TestExplainTellsFunctionalEndpoints(t *testing.T) {
+	cfgPath := writeTestConfig(t, "127.0.0.1:9", `
+[[lists]]
+name = "xiaomi"
+vendor = "Xiaomi"
+entries = ["||api.micloud.xiaomi.net^"]
+[[lists]]
+name = "xiaomi-cloud"
+vendor = "Xiaomi"
+entries = ["||micloud.xiaomi.net^$important"]
+[[lists]]
+name = "functional"
+kind = "allow"
+sources = ["builtin:functional"]
+`)
+	kept := cli(t, cfgPath, "explain", "find.api.micloud.xiaomi.net")
+	if !strings.Contains(kept, "BLOCKED by list \"xiaomi-cloud\"") || !strings.Contains(kept, "note: a known functional endpoint (find-device, Xiaomi)") ||
+		!strings.Contains(kept, "It is blocked anyway: rule ||micloud.xiaomi.net^$important beats the functional allowlist") || strings.Contains(kept, "..") {
+		t.Errorf("explain with the cloud tier on:\n%s", kept)
+	}
+	body, _ := os.ReadFile(cfgPath)
+	if err := os.WriteFile(cfgPath, bytes.Replace(body, []byte(`entries = ["||micloud.xiaomi.net^$important"]`), []byte(`enabled = false
+entries = ["||micloud.xiaomi.net^$important"]`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := cli(t, cfgPath, "explain", "find.api.micloud.xiaomi.net")
+	if !strings.Contains(out, "allowed by list \"functional\"") || !strings.Contains(out, "a known functional endpoint (find-device, Xiaomi), kept working: ") ||
+		strings.Contains(out, "..") {
+		t.Errorf("explain with the cloud tier off:\n%s", out)
+	}
+}

@@ -310,7 +310,7 @@ func (g *Groups) Info(lists []string, now time.Time) []Info {
 		}
 		for _, l := range lists {
 			named := gr.lists == nil || slices.Contains(gr.lists, l) || slices.ContainsFunc(gr.windows, func(w *window) bool { return slices.Contains(w.lists, l) })
-			if named && !gr.applies(l, now) {
+			if named && !gr.applies(l, false, now) {
 				in.Off = append(in.Off, l)
 			}
 		}
@@ -399,6 +399,8 @@ func (g *Groups) ViewFor(lists []blocklists.ListInfo, now time.Time) *View {
 	groupExtra := map[string][]int{}
 	for i, l := range lists {
 		switch {
+		case l.Scope == "" && l.OptIn:
+			// Only for the groups naming it: below.
 		case l.Scope == "":
 			unscoped.Add(i)
 		case l.Scope == ScopeEveryone:
@@ -437,7 +439,7 @@ func (g *Groups) ViewFor(lists []blocklists.ListInfo, now time.Time) *View {
 			set.Add(li)
 		}
 		for i, l := range lists {
-			if l.Scope == "" && gr.applies(l.Name, now) {
+			if l.Scope == "" && gr.applies(l.Name, l.OptIn, now) {
 				set.Add(i)
 			}
 		}
@@ -458,8 +460,8 @@ func (g *Groups) scheduled() bool {
 // applies reports whether the group gets list at now: named in its lists
 // (or it names none), and not switched off by a schedule; a list an "on"
 // schedule names applies only inside that schedule's window.
-func (gr *group) applies(list string, now time.Time) bool {
-	base := gr.lists == nil || slices.Contains(gr.lists, list)
+func (gr *group) applies(list string, optIn bool, now time.Time) bool {
+	base := gr.lists == nil && !optIn || slices.Contains(gr.lists, list)
 	scheduledOn, on := false, false
 	for _, w := range gr.windows {
 		if !slices.Contains(w.lists, list) {
@@ -576,7 +578,7 @@ func (g *Groups) Why(m *Membership, list blocklists.ListInfo, now time.Time) str
 	var why []string
 	for i := range g.groups {
 		gr := &g.groups[i]
-		if m.Mask&(1<<i) == 0 || !gr.applies(list.Name, now) {
+		if m.Mask&(1<<i) == 0 || !gr.applies(list.Name, list.OptIn, now) {
 			continue
 		}
 		reason := "group " + gr.name

@@ -214,7 +214,8 @@ function listTable(lists) {
     <th scope="col">Entries</th><th scope="col" class="hide-narrow">Updated</th></tr></thead><tbody>${rows(lists.sources || [], (s) => [
     esc(s.list), esc(s.vendor), esc(s.status) + (s.error ? `<br><small>${esc(s.error)}</small>` : "") +
       (s.retrying ? `<br><small>retrying, next attempt ${esc(when(s.next_attempt))}</small>` : "") +
-      (s.breaks && s.breaks.length ? `<br><small class="breaks">${s.enabled === false ? "off; turning it on breaks" : "breaks"} ${esc(s.breaks.join(", "))}</small>` : ""), fmt(s.entries),
+      (s.opt_in ? `<br><small>off for everyone, on for the groups that name it</small>` : "") +
+      (s.breaks && s.breaks.length ? `<br><small class="breaks">${s.enabled === false ? "off; turning it on breaks" : s.opt_in ? "breaks there" : "breaks"} ${esc(s.breaks.join(", "))}</small>` : ""), fmt(s.entries),
     `<span class="hide-narrow">${esc(when(s.fetched_at))}</span>`])}</tbody></table></div>
     <p>${fmt(lists.rules)} rules in use.</p>${lists.warning ? `<p class="blocked" role="alert">Warning: ${esc(lists.warning)}</p>` : ""}`;
 }
