@@ -41,8 +41,10 @@ const (
 // Concurrency is bounded everywhere: every UDP socket is read by two
 // reader goroutines, which answer what the stages can answer from packed
 // bytes themselves (packet.go) and give each other query a goroutine of
-// its own, at most max_inflight at once across sockets (past that the
-// query is dropped and counted); TCP connections are capped at accept, and
+// its own, at most max_inflight at once across sockets (past that, a name
+// with a cached answer, fresh or stale, is answered at once from the cache
+// and any other query is dropped and counted); TCP connections are capped
+// at accept, and
 // queries pipelined on one TCP connection are answered concurrently up to
 // a per-connection limit and a server-wide one.
 type Server struct {

@@ -7,17 +7,67 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
 )
 
 // What the alerts have seen and sent, so that a restart announces nothing
-// twice: "a/s/<key>" -> empty for each thing seen (a device, a device's
-// vendor, a failing source), and "a/l/<8-byte time><seq>" -> an alert
+// twice: "A/s/<key>" -> empty for each thing seen (a device, a device's
+// vendor, a failing source), and "A/l/<8-byte time><seq>" -> an alert
 // sent, as JSON.
+//
+// Until December 2026 these keys were "a/s/", "a/l/" and "a/d/", inside
+// the allowed names' "a/" space, where ListAllowed took them for names;
+// moveAlertKeys moves them at the first writable open.
 
 const (
-	alertSeenPrefix = "a/s/"
-	alertLogPrefix  = "a/l/"
+	alertSeenPrefix = "A/s/"
+	alertLogPrefix  = "A/l/"
+	alertDataKey    = "A/d/"
+	oldAlertPrefix  = "a/" // followed by s/, l/ or d/
 )
+
+// moveAlertKeys moves the alerts' keys written under the old prefixes to
+// their own namespace. It runs once per writable open; after the first,
+// there is nothing to move.
+func (s *Store) moveAlertKeys() error {
+	var keys, values [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, sub := range []string{"s/", "l/", "d/"} {
+			opts := badger.DefaultIteratorOptions
+			opts.Prefix = []byte(oldAlertPrefix + sub)
+			it := txn.NewIterator(opts)
+			for it.Rewind(); it.Valid(); it.Next() {
+				v, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					it.Close()
+					return err
+				}
+				keys, values = append(keys, it.Item().KeyCopy(nil)), append(values, v)
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for i, k := range keys {
+		nk := append([]byte("A/"), k[len(oldAlertPrefix):]...)
+		if err := wb.Set(nk, values[i]); err != nil {
+			return err
+		}
+		if err := wb.Delete(k); err != nil {
+			return err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	s.log.Info("moved the alerts' keys to their own namespace", zap.Int("keys", len(keys)))
+	return nil
+}
 
 // AlertSeen returns every key marked seen under prefix (the part after
 // "a/s/").
@@ -115,9 +165,9 @@ func (s *Store) UnmarkAlertSeen(keys []string) error {
 	})
 }
 
-// alertDataKey holds the alerts' working data (the hourly counts spike
-// compares with), so that a restart need not read the week's log again.
-const alertDataKey = "a/d/"
+// alertDataKey ("A/d/<name>") holds the alerts' working data (the hourly
+// counts spike compares with), so that a restart need not read the week's
+// log again.
 
 // PutAlertData keeps the alerts' working data under name.
 func (s *Store) PutAlertData(name string, v []byte) error {

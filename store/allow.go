@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -36,7 +37,11 @@ func (s *Store) ListAllowed() ([]string, error) {
 			it := txn.NewIterator(opts)
 			defer it.Close()
 			for it.Rewind(); it.Valid(); it.Next() {
-				out = append(out, string(it.Item().Key()[len(allowPrefix):]))
+				name := string(it.Item().Key()[len(allowPrefix):])
+				if strings.ContainsRune(name, '/') {
+					continue // an old alert key (alerts.go), never a name
+				}
+				out = append(out, name)
 			}
 			return nil
 		})

@@ -1,9 +1,12 @@
 // Package store is Vigil's persistent state in Badger: the last good copy
 // of every blocklist source (lists.go), the names allowed now from the
-// dashboard or API (allow.go), the answer cache's snapshot (snapshot.go)
-// and the hourly totals of the dashboard's charts (series.go). It is the
-// only package that imports Badger, and its API carries no DNS library
-// types.
+// dashboard or API (allow.go), the exceptions per device and group
+// (exceptions.go), devices moved between groups (assignments.go) and
+// named by hand (names.go), the lists added or switched by hand
+// (userlists.go), what the alerts have seen and sent (alerts.go), the
+// answer cache's snapshot (snapshot.go) and the hourly totals of the
+// dashboard's charts (series.go). It is the only package that imports
+// Badger, and its API carries no DNS library types.
 //
 // The per-client log is not here: it is package querylog, in segment
 // files under <store.dir>/querylog/, beside Badger's files. The store
@@ -16,6 +19,11 @@
 //	l/<source id>/meta                             list copy metadata (JSON)
 //	l/<source id>/body/<gen 16 hex>/<chunk 8 hex>  gzip'd list copy, in chunks
 //	a/<name>                                       a name allowed now (no value)
+//	x/<scope>\x00<name>                           an exception per device, group or everyone (JSON)
+//	m/<client>                                     a device moved between groups (its groups)
+//	d/<client>                                     a device's name given by hand
+//	L/<list>, E/<list>                             a list added by hand (JSON); switched on or off
+//	A/s/<key>, A/l/<time><seq>, A/d/<name>         the alerts: seen, sent (JSON), working data
 //	s/<name>/meta                                  snapshot metadata (JSON)
 //	s/<name>/<gen 16 hex>/<chunk 8 hex>            snapshot data, in chunks
 //	h/<unix hour start, 8 bytes BE>                hourly totals (two uint64 BE)
@@ -288,6 +296,9 @@ func (s *Store) open() error {
 		db, err := s.openWritable()
 		if err == nil {
 			s.db, s.mode, s.cause = db, ReadWrite, nil
+			if err := s.moveAlertKeys(); err != nil {
+				s.log.Warn("moving the alerts' keys to their own namespace", zap.Error(err))
+			}
 			return nil
 		}
 		if errors.Is(err, ErrLocked) {

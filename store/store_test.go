@@ -4,11 +4,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -133,5 +135,48 @@ func TestLowDisk(t *testing.T) {
 	s.checkDisk()
 	if s.LowDisk() {
 		t.Error("still low with the space back")
+	}
+}
+
+// The alerts' keys once lived under "a/", the allowed names' namespace,
+// where ListAllowed returned them as names (and the allow-now list
+// compiled them). A store written then has them moved at its first
+// writable open, and the allowed names are names only.
+func TestAlertKeysLeaveTheAllowedNames(t *testing.T) {
+	dir := t.TempDir()
+	s := testStore(t, dir)
+	if err := s.PutAllowed("good.example"); err != nil {
+		t.Fatal(err)
+	}
+	// Written as before the move.
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for _, k := range []string{"a/s/dev/aa:bb:cc:dd:ee:ff", "a/d/spike"} {
+			if err := txn.Set([]byte(k), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ListAllowed(); !slices.Equal(got, []string{"good.example"}) {
+		t.Errorf("allowed names before the move: %q", got)
+	}
+	s.Close()
+	s = testStore(t, dir)
+	defer s.Close()
+	seen, err := s.AlertSeen("dev/")
+	if err != nil || !seen["dev/aa:bb:cc:dd:ee:ff"] {
+		t.Errorf("seen after the move: %v, %v", seen, err)
+	}
+	if v, err := s.AlertData("spike"); err != nil || string(v) != "v" {
+		t.Errorf("alert data after the move: %q, %v", v, err)
+	}
+	if err := s.MarkAlertSeen([]string{"dev/11:22:33:44:55:66"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ListAllowed(); !slices.Equal(got, []string{"good.example"}) {
+		t.Errorf("allowed names after the move: %q", got)
 	}
 }

@@ -57,7 +57,6 @@ func openOffline(cfg *Config, apiErr error) (*offline, error) {
 	return &offline{store: st, qlog: ql, lists: blocklists.NewManager(cfg.Updates, lists, st, zap.NewNop())}, nil
 }
 
-// Close closes the log and the store.
 // resolveClient matches what the user typed to a client as the API
 // does: a name in any case, an address, or a MAC, from the
 // configuration, the network's lease files and neighbour table, and the

@@ -218,88 +218,16 @@ func (e *Engine) Check(ctx context.Context) []Alert {
 // observe reads the log (and the network's devices) over [since, until)
 // and marks what it had not seen; with raised, it also raises alerts.
 func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
-	var newKeys []string
-	// see marks key seen and raises the alert when the rule is on and the
-	// device in its scope (a device out of scope is still marked, so a
-	// change of scope does not announce the past).
-	see := func(key string, a func() Alert, rule string, inScope func(rule string) bool) {
-		if e.seen[key] {
-			return
-		}
-		e.seen[key] = true
-		newKeys = append(newKeys, key)
-		if raised != nil && e.cfg.RuleOn(rule) && inScope(rule) {
-			if al := a(); !e.muted(al) {
-				*raised = append(*raised, al)
-			}
-		}
-	}
+	o := &observation{e: e, raised: raised, macOf: map[netip.Addr]string{}, countFrom: e.counted}
 	// The MAC the network gives each address, for entries logged before
 	// it was known: one device, one key.
-	macOf := map[netip.Addr]string{}
 	var devices []neighbors.Device
 	if e.d.Devices != nil {
 		devices = e.d.Devices()
 		for _, dv := range devices {
 			if dv.MAC != "" {
-				macOf[dv.Addr] = dv.MAC
+				o.macOf[dv.Addr] = dv.MAC
 			}
-		}
-	}
-	countFrom := e.counted
-	// Each block of the log is looked at once, from its summary (the
-	// distinct clients and vendors it holds, with counts); only a block
-	// with something new in it is decoded, for the message's details.
-	block := func(blocked bool) func(bs *querylog.BlockSummary) bool {
-		return func(bs *querylog.BlockSummary) bool {
-			if _, done := e.processed[bs.Pos]; done {
-				return true
-			}
-			e.processed[bs.Pos] = bs.Newest
-			for _, l := range bs.Lines {
-				scope := func(rule string) bool { return e.inScope(rule, l.Name, l.Addr, l.MAC) }
-				mac := l.MAC
-				if mac == "" {
-					mac = macOf[l.Addr]
-				}
-				dev := deviceKey(mac, l.Name, l.Addr.String())
-				who := l.Name
-				if who == "" {
-					who = l.Addr.String()
-				}
-				if blocked && e.hourly != nil && !bs.First.Before(countFrom) {
-					h := e.hourly[dev]
-					if h == nil {
-						h = map[int64]int{}
-						e.hourly[dev] = h
-						e.who[dev] = who
-					}
-					h[bs.First.Unix()/3600] += l.Count
-				}
-				// The first of the line's entries, for the message.
-				first := func() (string, time.Time) {
-					for _, en := range bs.Entries() {
-						if en.ClientName == l.Name && en.ClientAddr == l.Addr && en.Vendor == l.Vendor {
-							return en.QName, en.Time
-						}
-					}
-					return "", bs.First
-				}
-				see("dev/"+dev, func() Alert {
-					qname, at := first()
-					return Alert{Rule: RuleNewDevice, Client: who, Name: qname, Time: at, Link: "#/device/" + who,
-						Message: fmt.Sprintf("A new device, %s, is on the network (first lookup: %s)", who, trimDot(qname))}
-				}, RuleNewDevice, scope)
-				if blocked && l.Vendor != "" {
-					vendor := l.Vendor
-					see("ven/"+dev+"\x00"+vendor, func() Alert {
-						qname, at := first()
-						return Alert{Rule: RuleNewVendor, Client: who, Vendor: vendor, Name: qname, Time: at, Link: "#/device/" + who,
-							Message: fmt.Sprintf("%s contacted %s for the first time (%s, blocked)", who, vendor, trimDot(qname))}
-					}, RuleNewVendor, scope)
-				}
-			}
-			return true
 		}
 	}
 	for k, newest := range e.processed {
@@ -307,36 +235,130 @@ func (e *Engine) observe(since, until time.Time, raised *[]Alert) {
 			delete(e.processed, k) // out of the window read: never met again
 		}
 	}
-	if err := e.d.Log.ScanSummaries(false, since, until, block(true)); err != nil {
+	if err := e.d.Log.ScanSummaries(false, since, until, o.block(true)); err != nil {
 		e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
 	}
 	if e.hourly != nil && until.After(e.counted) {
 		e.counted = until
 	}
 	if e.d.AllowedLogged {
-		if err := e.d.Log.ScanSummaries(true, since, until, block(false)); err != nil {
+		if err := e.d.Log.ScanSummaries(true, since, until, o.block(false)); err != nil {
 			e.d.Logger.Warn("alerts: reading the log", zap.Error(err))
 		}
 	}
-	{
-		for _, dv := range devices {
-			dv := dv
-			scope := func(rule string) bool { return e.inScope(rule, dv.Name, dv.Addr, dv.MAC) }
-			who := dv.Name
-			if who == "" {
-				who = dv.Addr.String()
-			}
-			see("dev/"+deviceKey(dv.MAC, dv.Name, dv.Addr.String()), func() Alert {
-				what := who
-				if dv.Vendor.Name != "" {
-					what += " (" + dv.Vendor.Name + ")"
-				}
-				return Alert{Rule: RuleNewDevice, Client: who, Time: e.d.Now(), Link: "#/device/" + who,
-					Message: fmt.Sprintf("A new device, %s, joined the network", what)}
-			}, RuleNewDevice, scope)
+	for _, dv := range devices {
+		o.device(dv)
+	}
+	e.mark(o.newKeys)
+}
+
+// observation is one pass of observe: the keys it marked seen and the
+// alerts it raised.
+type observation struct {
+	e *Engine
+	// raised collects the alerts; nil marks without raising.
+	raised  *[]Alert
+	newKeys []string
+	macOf   map[netip.Addr]string
+	// countFrom is where the hourly counts stood before this pass.
+	countFrom time.Time
+}
+
+// see marks key seen and raises the alert when the rule is on and the
+// device in its scope (a device out of scope is still marked, so a change
+// of scope does not announce the past).
+func (o *observation) see(key string, a func() Alert, rule string, inScope func(rule string) bool) {
+	e := o.e
+	if e.seen[key] {
+		return
+	}
+	e.seen[key] = true
+	o.newKeys = append(o.newKeys, key)
+	if o.raised != nil && e.cfg.RuleOn(rule) && inScope(rule) {
+		if al := a(); !e.muted(al) {
+			*o.raised = append(*o.raised, al)
 		}
 	}
-	e.mark(newKeys)
+}
+
+// block looks at each block of the log once, from its summary (the
+// distinct clients and vendors it holds, with counts); only a block with
+// something new in it is decoded, for the message's details.
+func (o *observation) block(blocked bool) func(bs *querylog.BlockSummary) bool {
+	return func(bs *querylog.BlockSummary) bool {
+		if _, done := o.e.processed[bs.Pos]; done {
+			return true
+		}
+		o.e.processed[bs.Pos] = bs.Newest
+		for _, l := range bs.Lines {
+			o.line(bs, l, blocked)
+		}
+		return true
+	}
+}
+
+// line takes one line of a block's summary: one client with one vendor.
+func (o *observation) line(bs *querylog.BlockSummary, l querylog.Summary, blocked bool) {
+	e := o.e
+	scope := func(rule string) bool { return e.inScope(rule, l.Name, l.Addr, l.MAC) }
+	mac := l.MAC
+	if mac == "" {
+		mac = o.macOf[l.Addr]
+	}
+	dev := deviceKey(mac, l.Name, l.Addr.String())
+	who := l.Name
+	if who == "" {
+		who = l.Addr.String()
+	}
+	if blocked && e.hourly != nil && !bs.First.Before(o.countFrom) {
+		h := e.hourly[dev]
+		if h == nil {
+			h = map[int64]int{}
+			e.hourly[dev] = h
+			e.who[dev] = who
+		}
+		h[bs.First.Unix()/3600] += l.Count
+	}
+	// The first of the line's entries, for the message.
+	first := func() (string, time.Time) {
+		for _, en := range bs.Entries() {
+			if en.ClientName == l.Name && en.ClientAddr == l.Addr && en.Vendor == l.Vendor {
+				return en.QName, en.Time
+			}
+		}
+		return "", bs.First
+	}
+	o.see("dev/"+dev, func() Alert {
+		qname, at := first()
+		return Alert{Rule: RuleNewDevice, Client: who, Name: qname, Time: at, Link: "#/device/" + who,
+			Message: fmt.Sprintf("A new device, %s, is on the network (first lookup: %s)", who, trimDot(qname))}
+	}, RuleNewDevice, scope)
+	if blocked && l.Vendor != "" {
+		vendor := l.Vendor
+		o.see("ven/"+dev+"\x00"+vendor, func() Alert {
+			qname, at := first()
+			return Alert{Rule: RuleNewVendor, Client: who, Vendor: vendor, Name: qname, Time: at, Link: "#/device/" + who,
+				Message: fmt.Sprintf("%s contacted %s for the first time (%s, blocked)", who, vendor, trimDot(qname))}
+		}, RuleNewVendor, scope)
+	}
+}
+
+// device takes one device the network knows, seen in the log or not.
+func (o *observation) device(dv neighbors.Device) {
+	e := o.e
+	scope := func(rule string) bool { return e.inScope(rule, dv.Name, dv.Addr, dv.MAC) }
+	who := dv.Name
+	if who == "" {
+		who = dv.Addr.String()
+	}
+	o.see("dev/"+deviceKey(dv.MAC, dv.Name, dv.Addr.String()), func() Alert {
+		what := who
+		if dv.Vendor.Name != "" {
+			what += " (" + dv.Vendor.Name + ")"
+		}
+		return Alert{Rule: RuleNewDevice, Client: who, Time: e.d.Now(), Link: "#/device/" + who,
+			Message: fmt.Sprintf("A new device, %s, joined the network", what)}
+	}, RuleNewDevice, scope)
 }
 
 // once raises a (rule on) unless key was seen, and marks it.

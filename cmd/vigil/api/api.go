@@ -166,7 +166,7 @@ type Lists interface {
 	Audit(popular []string) ([]blocklists.ListAudit, error)
 }
 
-// LogReader answers questions about the per-client log (*store.Store).
+// LogReader answers questions about the per-client log (*querylog.Log).
 type LogReader interface {
 	Entries(f querylog.Filter) (querylog.Page, error)
 	Clients(since, until time.Time) ([]querylog.ClientSummary, error)
