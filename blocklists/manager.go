@@ -119,6 +119,11 @@ type Manager struct {
 	// none will), for Run, which rebuilds the lists then.
 	expiryMu   sync.Mutex
 	nextExpiry time.Time
+
+	// compiledMu guards savedFP, the fingerprint of the compiled copy
+	// the store keeps (compiled.go); nil until first known.
+	compiledMu sync.Mutex
+	savedFP    []byte
 }
 
 // retryState is one failing source's place in the retry schedule.
@@ -743,6 +748,7 @@ func (m *Manager) rebuild() error {
 	debug.FreeOSMemory()
 	b := NewBuilder()
 	b.Grow(m.storedEntries())
+	listIdx := map[string]int{}
 	for i := range m.conf.Load().lists {
 		l := &m.conf.Load().lists[i]
 		if !l.InUse() {
@@ -752,8 +758,24 @@ func (m *Manager) rebuild() error {
 		if err != nil {
 			return err
 		}
+		listIdx[l.Name] = idx
 		if err := m.eachRule(l, func(r Rule) { b.Add(idx, r) }); err != nil {
 			return err
+		}
+	}
+	stored := m.storedSources(listIdx)
+	unavailable := m.compiledUnavailable()
+	if unavailable {
+		// Badger cannot be read: the stored sources' rules come from the
+		// last compiled copy, if there is one.
+		n, err := m.addCompiled(b, stored)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			m.log.Warn("the store is unavailable and no compiled copy of the lists exists: blocking with built-in lists and inline entries only")
+		case err != nil:
+			m.log.Warn("the store is unavailable and its compiled copy of the lists cannot be read", zap.Error(err))
+		default:
+			m.log.Warn("the store is unavailable: blocking with the last compiled copy of the lists", zap.Int("rules", n))
 		}
 	}
 	if allowed, err := m.store.ListAllowed(); err == nil && len(allowed) > 0 {
@@ -774,6 +796,9 @@ func (m *Manager) rebuild() error {
 	}
 	set := &Set{Matcher: mt, Generation: m.generation.Add(1), Built: m.now()}
 	m.current.Store(set)
+	if !unavailable {
+		m.saveCompiled(stored)
+	}
 	// Building a million-name set briefly takes several times the final
 	// matcher's memory (list text, parser, builder). Hand it back to the
 	// OS now rather than whenever the scavenger gets to it, so the resident

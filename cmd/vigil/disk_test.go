@@ -509,3 +509,46 @@ func firstA(m *dns.Msg) (string, bool) {
 	}
 	return "", false
 }
+
+// Badger cannot be opened at all (its MANIFEST damaged) at a restart: the
+// lists fetched before are still applied, from the compiled copy the store
+// keeps beside Badger, and DNS answers. Before, only inline entries and
+// local files blocked until the store opened again.
+func TestUnopenableStoreBlocksFromCompiledCopy(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "||stored-blocked.example^\n@@||ok.stored-blocked.example^\n||*.wild.example^")
+	}))
+	defer srv.Close()
+	cfgPath := writeTestConfig(t, up.Addr, "[[lists]]\nname = \"remote\"\nsources = [\""+srv.URL+"/list.txt\"]\n")
+	blocked := func(inst *running, name string) bool {
+		r := rt.Exchange(t, "udp", inst.srv.UDPAddrs()[0].String(), rt.Question(name, dns.TypeA))
+		a, ok := firstA(r)
+		return !ok || a != "192.0.2.1"
+	}
+	inst, stop := runServe(t, cfgPath)
+	waitFor(t, "the list fetched", func() bool { return blocked(inst, "stored-blocked.example") })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close() // no network at the restart either
+	if err := os.WriteFile(filepath.Join(cfg.Store.Dir, "MANIFEST"), []byte("not a manifest at all"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inst = startServe(t, cfgPath)
+	if st := inst.store.Status(); st.Mode != store.Unavailable {
+		t.Fatalf("store status %+v; want unavailable", st)
+	}
+	for name, want := range map[string]bool{
+		"stored-blocked.example": true, "a.stored-blocked.example": true, "ok.stored-blocked.example": false,
+		"x.wild.example": true, "wild.example": false, "fine.example": false,
+	} {
+		if got := blocked(inst, name); got != want {
+			t.Errorf("%s: blocked %v, want %v (from the compiled copy)", name, got, want)
+		}
+	}
+}
