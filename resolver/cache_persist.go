@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"time"
+
 	"encoding/binary"
 	"errors"
 
@@ -18,7 +20,7 @@ const snapshotV1 = 1
 // Snapshot encodes every fresh entry, S2-compressed. It takes each shard's
 // lock in turn (lookups take none, so the query path is not held up).
 func (c *Cache) Snapshot() []byte {
-	now := c.now().UnixNano()
+	now := c.now()
 	b := []byte{snapshotV1}
 	for i := range c.shards {
 		sh := &c.shards[i]
@@ -60,7 +62,7 @@ func (c *Cache) Restore(snap []byte) (int, error) {
 		return 0, errSnapshot
 	}
 	b = b[1:]
-	now := c.now().UnixNano()
+	now := c.now()
 	n := 0
 	for len(b) > 0 {
 		l, k := binary.Uvarint(b)
@@ -80,7 +82,10 @@ func (c *Cache) Restore(snap []byte) (int, error) {
 		}
 		wire := b[k : k+int(l)] // newCacheEntry copies it
 		b = b[k+int(l):]
-		if now >= expires {
+		if now >= expires || stored > now+int64(time.Minute) {
+			// Expired, or stored after now: the clock went back since the
+			// snapshot (a router booting without a real-time clock), and
+			// the entry would look fresh until the clock caught up.
 			continue
 		}
 		m := new(dns.Msg)

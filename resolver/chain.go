@@ -89,7 +89,7 @@ func NewChain(cfg ChainConfig) (*Chain, error) {
 	if cfg.Cache.Enabled {
 		ch.Cache = NewCache(cfg.Cache, router)
 		if cfg.Now != nil {
-			ch.Cache.now = cfg.Now
+			ch.Cache.useClock(cfg.Now)
 		}
 		ch.Handler = ch.Cache
 	}

@@ -677,3 +677,50 @@ func TestTCPCrowdCannotHoardSlots(t *testing.T) {
 		t.Errorf("%d idle connections evicted, want at least one", st.TCPEvicted)
 	}
 }
+
+// Under pressure (more than three quarters of the TCP slots taken) an idle
+// connection gets a second, not tcp_idle_timeout (RFC 7766 section 6.2.3);
+// below it, the configured idle timeout holds.
+func TestTCPIdleTimeoutShortensUnderPressure(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	v := startVigil(t, []string{up.Addr}, func(c *testConfig) {
+		c.Server.MaxTCPConns = 8
+		c.Server.MaxTCPConnsPerClient = 8
+		c.Server.TCPIdleTimeout = 20 * time.Second
+	})
+	open := func(n int) []*dns.Conn {
+		var conns []*dns.Conn
+		for range n {
+			nc, err := net.DialTimeout("tcp", v.addr, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &dns.Conn{Conn: nc}
+			t.Cleanup(func() { c.Close() })
+			if err := c.WriteMsg(rt.Question("idle.example", dns.TypeA)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.ReadMsg(); err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		return conns
+	}
+	// closedWithin reports whether the server closes c within d.
+	closedWithin := func(c *dns.Conn, d time.Duration) bool {
+		_ = c.SetReadDeadline(time.Now().Add(d))
+		_, err := c.Read(make([]byte, 1))
+		return err != nil && !isTimeout(err)
+	}
+	calm := open(2) // 2 of 8: no pressure
+	if closedWithin(calm[0], 2500*time.Millisecond) {
+		t.Fatal("an idle connection was closed within 2.5 s with 2 of 8 slots taken; want tcp_idle_timeout (20 s)")
+	}
+	busy := open(5) // 7 of 8
+	start := time.Now()
+	if !closedWithin(busy[4], 5*time.Second) {
+		t.Fatalf("with 7 of 8 slots taken an idle connection was not closed within 5 s")
+	}
+	t.Logf("idle connection closed after %s under pressure", time.Since(start).Round(time.Millisecond))
+}

@@ -61,10 +61,27 @@ func (c *counters) count(stripe int, proto Proto, result int, qtype uint16) {
 }
 
 func (c *counters) countBlocked(stripe int, k BlockedKey) {
+	c.blockedCounter(k).Add(stripe, 1)
+}
+
+// countBlockedFrom is countBlocked for a UDP reader, which remembers the
+// last key it counted and its counter: a reader's blocked lookups come in
+// runs of one list, vendor and client, and comparing four strings that
+// are mostly the same pointers is cheaper than hashing them into the map
+// (an eighth of a packed blocked answer's cost). Counters are never
+// removed from the map, so a remembered one stays the map's.
+func (c *counters) countBlockedFrom(rb *readerBufs, k BlockedKey) {
+	if rb.blockedCount == nil || rb.blockedKey != k {
+		rb.blockedKey, rb.blockedCount = k, c.blockedCounter(k)
+	}
+	rb.blockedCount.Add(rb.stripe, 1)
+}
+
+// blockedCounter returns k's counter, adding it when new.
+func (c *counters) blockedCounter(k BlockedKey) *stripedUint64 {
 	if m := c.blocked.Load(); m != nil {
 		if n := (*m)[k]; n != nil {
-			n.Add(stripe, 1)
-			return
+			return n
 		}
 	}
 	c.blockedMu.Lock()
@@ -83,7 +100,7 @@ func (c *counters) countBlocked(stripe int, k BlockedKey) {
 		c.blocked.Store(&m)
 	}
 	c.blockedMu.Unlock()
-	n.Add(stripe, 1)
+	return n
 }
 
 // QueryMetrics is a snapshot of the per-query counters.

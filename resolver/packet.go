@@ -47,6 +47,15 @@ type readerBufs struct {
 	// lane, when not nil, takes logged lookups; else they go to the
 	// Server's Recorder.
 	lane *querylog.Lane
+	// batchAt, when not zero, is when the reader's current batch of
+	// queries arrived (one recvmmsg): the time each of them is answered
+	// at, so that a busy reader reads the clock once per batch rather
+	// than once per query. Zero: each query reads the clock.
+	batchAt time.Time
+	// blockedKey and blockedCount are the last blocked-lookup counter
+	// this reader counted (counters.countBlockedFrom).
+	blockedKey   BlockedKey
+	blockedCount *stripedUint64
 }
 
 func newReaderBufs(stripe int, lane *querylog.Lane) *readerBufs {
@@ -104,7 +113,7 @@ func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte,
 		listed bool
 	)
 	// Who asked is found out only if a rule hits the name (asker).
-	a := asker{cl: Client{Addr: client}, clients: pol.clients}
+	a := asker{cl: Client{Addr: client}, clients: pol.clients, now: rb.batchAt}
 	if b != nil {
 		// The verdict goes into pre only when the chain will need it: a
 		// packed answer, the common case, copies nothing.
@@ -127,7 +136,7 @@ func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte,
 			view = b.viewFor(&a)
 		}
 		pre.view = view
-		if reply, ok := s.cache.PackedHit(out, req, wq, name, view, proto, s.cfg.MaxUDPSize, rb.stripe, accept); ok {
+		if reply, ok := s.cache.PackedHit(out, req, wq, name, view, proto, s.cfg.MaxUDPSize, rb.stripe, rb.batchAt, accept); ok {
 			s.stats.queries.Add(rb.stripe, 1)
 			s.metrics.count(rb.stripe, proto, ResultCached, wq.qtype)
 			return reply, true
@@ -160,7 +169,7 @@ func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, a *asker,
 	if a.mem != nil {
 		bk.Group = a.mem.Joined
 	}
-	s.metrics.countBlocked(rb.stripe, bk)
+	s.metrics.countBlockedFrom(rb, bk)
 	if s.recorder != nil {
 		e := querylog.Entry{
 			Time: now, ClientName: cl.Name, ClientAddr: cl.Addr, MAC: cl.MAC,

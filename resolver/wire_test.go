@@ -407,6 +407,38 @@ func TestCacheSnapshotRestore(t *testing.T) {
 	if _, err := s2.cache.Restore([]byte("garbage")); err == nil {
 		t.Error("garbage snapshot accepted")
 	}
+	// A clock that went back since the snapshot (a router booting without
+	// a real-time clock): the entries look stored in the future, and would
+	// look fresh for as long as the clock is behind. None is restored.
+	s3, clock3 := fastTestServer(t)
+	clock3.now = clock.now.Add(-24 * time.Hour)
+	if n, err := s3.cache.Restore(snap); err != nil || n != 0 {
+		t.Errorf("restored %d entries, %v, with the clock a day behind the snapshot; want none", n, err)
+	}
+}
+
+// A UDP reader's batch time answers the batch's cache hits: the answer's
+// TTL is aged to it, not to a clock read per query.
+func TestPackedHitAtBatchTime(t *testing.T) {
+	s, _ := fastTestServer(t)
+	client := netip.MustParseAddr("127.0.0.1")
+	pkt := request{name: "www.example.", qtype: dns.TypeA, rd: true}.pack(t, 1)
+	s.answer(pkt, client, ProtoUDP, nil, nil)
+	rb := newReaderBufs(0, nil)
+	rb.batchAt = time.Now() // a test clock ignores it: entries stay on the test's clock
+	out, ok := s.prepare(pkt, client, ProtoUDP, nil, rb, new(prepared))
+	if !ok || unpack(t, out).Answer[0].Header().Ttl != 3600 {
+		t.Fatalf("packed hit with a batch time on a test clock: %v", ok)
+	}
+	// On the real clock, the batch time is the answer's time.
+	c := NewCache(DefaultCacheConfig(), nil)
+	base := time.Now()
+	if got, want := c.nowAt(base.Add(90*time.Second))-c.nowAt(base), int64(90*time.Second); got != want {
+		t.Errorf("nowAt moves %d ns for 90 s, want %d", got, want)
+	}
+	if d := c.now() - time.Now().UnixNano(); d < -int64(time.Second) || d > int64(time.Second) {
+		t.Errorf("the cache's clock is %d ns off the wall clock at start", d)
+	}
 }
 
 // TestZeroBitCleared: an upstream that sets the header's Z bit does not

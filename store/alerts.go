@@ -125,7 +125,7 @@ func (s *Store) PutAlert(t time.Time, seq uint32, body []byte) error {
 // ListAlerts returns the alerts sent since, newest first, at most limit.
 func (s *Store) ListAlerts(since time.Time, limit int) ([][]byte, error) {
 	var out [][]byte
-	err := s.view(func(db *badger.DB) error {
+	err := s.viewAll(func(db *badger.DB) error {
 		return db.View(func(txn *badger.Txn) error {
 			opts := badger.DefaultIteratorOptions
 			opts.Reverse = true

@@ -29,7 +29,7 @@ func (s *Store) DeleteAllowed(name string) error {
 // ListAllowed returns every allowed name, sorted.
 func (s *Store) ListAllowed() ([]string, error) {
 	var out []string
-	err := s.view(func(db *badger.DB) error {
+	err := s.viewAll(func(db *badger.DB) error {
 		return db.View(func(txn *badger.Txn) error {
 			opts := badger.DefaultIteratorOptions
 			opts.PrefetchValues = false

@@ -38,7 +38,7 @@ func (s *Store) DeleteAssignment(client string) error {
 // ListAssignments returns every client's assigned groups.
 func (s *Store) ListAssignments() (map[string][]string, error) {
 	out := map[string][]string{}
-	err := s.view(func(db *badger.DB) error {
+	err := s.viewAll(func(db *badger.DB) error {
 		return db.View(func(txn *badger.Txn) error {
 			opts := badger.DefaultIteratorOptions
 			opts.Prefix = []byte(assignmentPrefix)

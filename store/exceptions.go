@@ -58,7 +58,7 @@ func (s *Store) DeleteException(scope, name string) error {
 // ListExceptions returns every exception, by scope and name.
 func (s *Store) ListExceptions() ([]Exception, error) {
 	var out []Exception
-	err := s.view(func(db *badger.DB) error {
+	err := s.viewAll(func(db *badger.DB) error {
 		return db.View(func(txn *badger.Txn) error {
 			opts := badger.DefaultIteratorOptions
 			opts.Prefix = []byte(exceptionPrefix)

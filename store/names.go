@@ -29,7 +29,7 @@ func (s *Store) DeleteDeviceName(key string) error {
 // ListDeviceNames returns every name given, by key.
 func (s *Store) ListDeviceNames() (map[string]string, error) {
 	out := map[string]string{}
-	err := s.view(func(db *badger.DB) error {
+	err := s.viewAll(func(db *badger.DB) error {
 		return db.View(func(txn *badger.Txn) error {
 			opts := badger.DefaultIteratorOptions
 			opts.Prefix = []byte(namePrefix)

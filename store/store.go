@@ -528,6 +528,17 @@ func (s *Store) view(fn func(db *badger.DB) error) error {
 	return fn(s.db)
 }
 
+// viewAll is view for the readers that list what is kept (allowed names,
+// exceptions, names, moves, alerts): with no database open, nothing can
+// be read, and that is an empty list, not an error — the dashboard's
+// pages and the CLI still show, with the store's state reported apart.
+func (s *Store) viewAll(fn func(db *badger.DB) error) error {
+	if err := s.view(fn); !errors.Is(err, errUnavailable) {
+		return err
+	}
+	return nil
+}
+
 // RunDiskWatch checks free space every few seconds until ctx ends.
 func (s *Store) RunDiskWatch(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
