@@ -28,15 +28,15 @@ const (
 // evictions take the shard's mutex. Identical misses in flight at the same
 // time are coalesced into one call to the next stage.
 type Cache struct {
-	next   Handler
-	cfg    CacheConfig
-	seed   maphash.Seed
+	next Handler
+	cfg  CacheConfig
+	seed maphash.Seed
 	// now is the time in Unix nanoseconds (monoClock, or a test's
 	// clock): entries' stored and expiry times are on it. nowAt is the
 	// same clock's reading for a time the caller read already (a UDP
 	// reader's batch): a test's clock ignores it.
-	now   func() int64
-	nowAt func(time.Time) int64
+	now    func() int64
+	nowAt  func(time.Time) int64
 	shards [cacheShards]cacheShard
 
 	// health, when the next stage reports it, says the upstreams are
