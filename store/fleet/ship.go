@@ -1,0 +1,330 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+
+	"github.com/vigil-dns/vigil/store/querylog"
+)
+
+// The shipper. Entries are read from the local segments (the spool) from
+// where the last batch ended and sent with COPY in a transaction that also
+// moves this replica's position for the segment (vigil_ship). A batch is
+// committed whole or not at all, so a crash or an outage between two
+// batches ships nothing twice and skips nothing: the next Run starts at the
+// committed position. Should a position ever be lost (a restored database,
+// say), the entries' primary key makes the replay harmless: the batch is
+// then inserted through a staging table with ON CONFLICT DO NOTHING.
+
+// columns are the log tables' columns in COPY order.
+var columns = []string{"ts", "replica", "seq", "client", "client_name", "client_addr", "mac",
+	"qname", "qtype", "list", "vendor", "rule", "reason", "cname", "proto", "grp"}
+
+// row is one entry to ship.
+type row struct {
+	e   querylog.Entry
+	seq int64
+}
+
+// batch is what one transaction ships: rows of one segment, and the
+// segment's position after them.
+type batch struct {
+	seg  querylog.SpoolSegment
+	rows []row
+	end  int64
+}
+
+// shipOnce ships what the spool holds beyond the positions, one batch per
+// transaction; full reports that it stopped at a full batch (more may
+// be waiting).
+func (f *Fleet) shipOnce(ctx context.Context) (full bool, err error) {
+	kinds := []bool{true}
+	if f.shipAllowed {
+		kinds = append(kinds, false)
+	}
+	defer func() {
+		if err != nil {
+			f.measurePending(kinds) // what waits, for as long as the database is away
+		}
+	}()
+	if err := f.loadPositions(ctx); err != nil {
+		return false, err
+	}
+	var pending int64
+	for _, blocked := range kinds {
+		segs, err := f.spool.SpoolSegments(blocked)
+		if err != nil {
+			return false, err
+		}
+		f.noteExpired(blocked, segs)
+		for _, seg := range segs {
+			pos := f.position(seg)
+			if seg.Size <= pos {
+				continue
+			}
+			if full {
+				pending += seg.Size - pos
+				f.noteUnshipped(seg, seg.Size-pos)
+				continue
+			}
+			b, err := f.read(seg, pos)
+			if err != nil {
+				return false, err
+			}
+			if len(b.rows) > 0 || b.end > pos {
+				if err := f.ship(ctx, b); err != nil {
+					return false, err
+				}
+			}
+			pending += seg.Size - b.end
+			f.noteUnshipped(seg, seg.Size-b.end)
+			full = len(b.rows) >= f.cfg.BatchSize
+		}
+	}
+	f.pending.Store(pending)
+	return full, nil
+}
+
+// read gathers up to BatchSize entries of seg from pos, whole blocks only.
+func (f *Fleet) read(seg querylog.SpoolSegment, pos int64) (batch, error) {
+	b := batch{seg: seg, end: pos}
+	cutoff := f.cutoff(seg.Blocked)
+	_, ok, err := f.spool.ReadSpool(seg, pos, func(start, end int64, entries []querylog.Entry) bool {
+		if len(b.rows) > 0 && len(b.rows)+len(entries) > f.cfg.BatchSize {
+			return false // the next batch starts with this block
+		}
+		for i, e := range entries {
+			if e.Time.Before(cutoff) {
+				continue // past retention: its partition is gone or going
+			}
+			b.rows = append(b.rows, row{e: e, seq: querylog.Seq(start, i)})
+		}
+		b.end = end
+		return true
+	})
+	if err != nil {
+		return b, err
+	}
+	if !ok && len(b.rows) == 0 && b.end == pos {
+		// A damaged block (a crash's torn write in a segment closed
+		// since): nothing after it can be read forward. The rest of the
+		// segment is given up, counted as lost, so the position moves on.
+		f.lostBytes.Add(uint64(seg.Size - pos))
+		f.log.Warn("a damaged block in the log's segment: the rest of it is not shipped",
+			zap.Time("hour", seg.Hour), zap.Bool("blocked", seg.Blocked), zap.Int64("offset", pos), zap.Int64("bytes", seg.Size-pos))
+		b.end = seg.Size
+	}
+	return b, nil
+}
+
+// cutoff is when the kind's entries are too old to ship.
+func (f *Fleet) cutoff(blocked bool) time.Time {
+	keep := f.retention
+	if !blocked {
+		keep = f.allowedRetention
+	}
+	if keep <= 0 {
+		return time.Time{}
+	}
+	return f.now().Add(-keep)
+}
+
+// ship sends one batch and moves the position, in one transaction.
+func (f *Fleet) ship(ctx context.Context, b batch) error {
+	if err := f.ensurePartitions(ctx, b); err != nil {
+		return err
+	}
+	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+		if len(b.rows) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{table(b.seg.Blocked)}, columns, f.source(b.rows)); err != nil {
+				return err
+			}
+		}
+		return f.savePosition(ctx, tx, b)
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation: a replay
+		err = f.shipIdempotent(ctx, b)
+	}
+	if err != nil {
+		return fmt.Errorf("shipping %d entries: %w", len(b.rows), err)
+	}
+	f.setPosition(b.seg, b.end)
+	f.shipped.Add(uint64(len(b.rows)))
+	f.batches.Add(1)
+	f.lastShip.Store(f.now().UnixNano())
+	return nil
+}
+
+// shipIdempotent ships a batch some of whose entries are there already.
+func (f *Fleet) shipIdempotent(ctx context.Context, b batch) error {
+	return pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE vigil_staging (LIKE vigil_blocked INCLUDING DEFAULTS) ON COMMIT DROP"); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"vigil_staging"}, columns, f.source(b.rows)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+table(b.seg.Blocked)+" SELECT * FROM vigil_staging ON CONFLICT DO NOTHING"); err != nil {
+			return err
+		}
+		return f.savePosition(ctx, tx, b)
+	})
+}
+
+func (f *Fleet) savePosition(ctx context.Context, tx pgx.Tx, b batch) error {
+	_, err := tx.Exec(ctx, `INSERT INTO vigil_ship (replica, blocked, hour, position, shipped) VALUES ($1, $2, $3, $4, now())
+		ON CONFLICT (replica, blocked, hour) DO UPDATE SET position = excluded.position, shipped = now()`,
+		f.replica, b.seg.Blocked, b.seg.Hour, b.end)
+	return err
+}
+
+// source feeds COPY the rows, one reused values slice (pgx encodes each
+// row before asking for the next).
+func (f *Fleet) source(rows []row) pgx.CopyFromSource {
+	vals := make([]any, len(columns))
+	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := &rows[i]
+		e := &r.e
+		addr := ""
+		if e.ClientAddr.IsValid() {
+			addr = e.ClientAddr.String()
+		}
+		// Microseconds, as PostgreSQL keeps them, truncated (not rounded)
+		// so an entry stays in its hour's segment and its day's partition.
+		vals[0] = e.Time.Truncate(time.Microsecond)
+		vals[1], vals[2], vals[3], vals[4], vals[5], vals[6] = f.replica, r.seq, e.Client, e.ClientName, addr, e.MAC
+		vals[7], vals[8], vals[9], vals[10], vals[11] = e.QName, e.QType, e.List, e.Vendor, e.Rule
+		vals[12], vals[13], vals[14], vals[15] = string(e.Reason), e.CNAME, string(e.Proto), e.Group
+		return vals, nil
+	})
+}
+
+// ensurePartitions creates the day partitions the batch's rows need.
+func (f *Fleet) ensurePartitions(ctx context.Context, b batch) error {
+	var days []time.Time
+	f.mu.Lock()
+	for _, r := range b.rows {
+		d := r.e.Time.UTC().Truncate(24 * time.Hour)
+		name := partitionName(b.seg.Blocked, d)
+		if !f.partitions[name] && !slices.ContainsFunc(days, d.Equal) {
+			days = append(days, d)
+		}
+	}
+	f.mu.Unlock()
+	if len(days) == 0 {
+		return nil
+	}
+	if err := ensurePartitions(ctx, f.pool, b.seg.Blocked, days); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	for _, d := range days {
+		f.partitions[partitionName(b.seg.Blocked, d)] = true
+	}
+	f.mu.Unlock()
+	return nil
+}
+
+// loadPositions reads this replica's positions, once.
+func (f *Fleet) loadPositions(ctx context.Context) error {
+	f.mu.Lock()
+	loaded := f.positions != nil
+	f.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	rows, err := f.pool.Query(ctx, "SELECT blocked, hour, position FROM vigil_ship WHERE replica = $1", f.replica)
+	if err != nil {
+		return err
+	}
+	pos := map[posKey]int64{}
+	var (
+		blocked bool
+		hour    time.Time
+		p       int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&blocked, &hour, &p}, func() error {
+		pos[posKey{blocked, hour.Unix()}] = p
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.positions = pos
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *Fleet) position(seg querylog.SpoolSegment) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.positions[posKey{seg.Blocked, seg.Hour.Unix()}]
+}
+
+func (f *Fleet) setPosition(seg querylog.SpoolSegment, end int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.positions[posKey{seg.Blocked, seg.Hour.Unix()}] = end
+}
+
+// noteUnshipped records how much of a segment is not shipped yet, so
+// that its loss can be counted should the local retention delete it first.
+func (f *Fleet) noteUnshipped(seg querylog.SpoolSegment, n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := posKey{seg.Blocked, seg.Hour.Unix()}
+	if n > 0 {
+		f.unshipped[k] = n
+	} else {
+		delete(f.unshipped, k)
+	}
+}
+
+// noteExpired forgets the positions of segments the local retention has
+// deleted, counting what was never shipped of them.
+func (f *Fleet) noteExpired(blocked bool, segs []querylog.SpoolSegment) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	present := map[int64]bool{}
+	for _, s := range segs {
+		present[s.Hour.Unix()] = true
+	}
+	for k := range f.positions {
+		if k.blocked == blocked && !present[k.hour] {
+			delete(f.positions, k)
+		}
+	}
+	for k, n := range f.unshipped {
+		if k.blocked == blocked && !present[k.hour] {
+			f.lostBytes.Add(uint64(n))
+			delete(f.unshipped, k)
+		}
+	}
+}
+
+// measurePending counts the spool's bytes beyond the positions.
+func (f *Fleet) measurePending(kinds []bool) {
+	var pending int64
+	for _, blocked := range kinds {
+		segs, err := f.spool.SpoolSegments(blocked)
+		if err != nil {
+			return
+		}
+		for _, seg := range segs {
+			if n := seg.Size - f.position(seg); n > 0 {
+				pending += n
+				f.noteUnshipped(seg, n)
+			}
+		}
+	}
+	f.pending.Store(pending)
+}

@@ -1,0 +1,199 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vigil-dns/vigil/store/fleet/pgtest"
+	"github.com/vigil-dns/vigil/store/querylog"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// replicaLog is one replica's local log with its writer running.
+type replicaLog struct {
+	*querylog.Log
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func startLog(t *testing.T, dir string) *replicaLog {
+	t.Helper()
+	cfg := querylog.DefaultConfig()
+	cfg.FlushInterval = 10 * time.Millisecond
+	cfg.LogLines = false
+	cfg.LogAllowed = true
+	q, err := querylog.Open(dir, cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &replicaLog{Log: q, stop: cancel, done: make(chan struct{})}
+	go func() { q.Run(ctx); close(r.done) }()
+	t.Cleanup(func() { r.stop(); <-r.done; q.Close() })
+	return r
+}
+
+// record writes n blocked lookups (and one allowed) of client and waits
+// until the writer has them on disk.
+func (r *replicaLog) record(t *testing.T, client string, n int) {
+	t.Helper()
+	before := r.Stats().Written
+	for i := range n {
+		r.Record(querylog.Entry{Time: time.Now(), ClientName: client, ClientAddr: netip.MustParseAddr("192.0.2.7"),
+			QName: fmt.Sprintf("t%d.xiaomi.example.", i), QType: "A", Blocked: true, List: "xiaomi", Vendor: "Xiaomi",
+			Rule: "||xiaomi.example^", Reason: querylog.ReasonName, Proto: querylog.ProtoUDP})
+	}
+	r.Record(querylog.Entry{Time: time.Now(), ClientName: client, QName: "ok.example.", QType: "A", Proto: querylog.ProtoUDP})
+	waitFor(t, "the local log", func() bool { return r.Stats().Written >= before+uint64(n)+1 })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runFleet starts a replica's shipper on dsn.
+func runFleet(t *testing.T, dsn, replica string, spool Spool) *Fleet {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Postgres, cfg.Replica, cfg.ShipInterval = dsn, replica, 50*time.Millisecond
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(cfg, Options{Spool: spool, Retention: 30 * 24 * time.Hour, AllowedRetention: 24 * time.Hour, ShipAllowed: true}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; f.Close() })
+	return f
+}
+
+// count runs a count query; -1 when it fails (the schema not there yet,
+// the server down).
+func count(t *testing.T, dsn, query string, args ...any) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return -1
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, query, args...).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// Every entry of the local log arrives once, tagged with its replica; a
+// shipper that lost its positions replays and doubles nothing.
+func TestShipEveryEntryOnce(t *testing.T) {
+	dsn := pgtest.DB(t)
+	log := startLog(t, t.TempDir())
+	log.record(t, "phone", 500)
+	f := runFleet(t, dsn, "r1", log)
+	waitFor(t, "the entries in PostgreSQL", func() bool {
+		return count(t, dsn, "SELECT count(*) FROM vigil_blocked") == 500
+	})
+	waitFor(t, "the allowed entry", func() bool { return count(t, dsn, "SELECT count(*) FROM vigil_allowed") == 1 })
+	if n := count(t, dsn, "SELECT count(DISTINCT (ts, seq)) FROM vigil_blocked WHERE replica = 'r1' AND client = 'phone' AND vendor = 'Xiaomi'"); n != 500 {
+		t.Errorf("%d distinct entries of r1's phone, want 500", n)
+	}
+	log.record(t, "phone", 100)
+	waitFor(t, "the next entries", func() bool { return count(t, dsn, "SELECT count(*) FROM vigil_blocked") == 600 })
+	if st := f.Stats(); st.Shipped != 602 || !st.Connected || st.Pending != 0 {
+		t.Errorf("stats %+v", st)
+	}
+
+	// The positions are lost (a database restored from an older backup,
+	// say): a new shipper replays the whole log, and nothing is doubled.
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(context.Background(), "DELETE FROM vigil_ship"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+	f2 := runFleet(t, dsn, "r1", log)
+	waitFor(t, "the replay", func() bool { return f2.Stats().Shipped == 602 })
+	if n := count(t, dsn, "SELECT count(*) FROM vigil_blocked"); n != 600 {
+		t.Errorf("%d entries after a replay, want 600", n)
+	}
+}
+
+// Replicas starting at once on an empty database all migrate it: one
+// does the work, the others find it done.
+func TestConcurrentMigrations(t *testing.T) {
+	dsn := pgtest.DB(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		cfg := DefaultConfig()
+		cfg.Postgres, cfg.Replica = dsn, fmt.Sprintf("r%d", i)
+		f, err := Open(cfg, Options{}, zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = f.start(context.Background()) }()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: %v", i, err)
+		}
+	}
+	if n := count(t, dsn, "SELECT count(*) FROM vigil_schema"); n != SchemaVersion() {
+		t.Errorf("%d migrations recorded, want %d", n, SchemaVersion())
+	}
+	if n := count(t, dsn, "SELECT count(*) FROM vigil_replicas"); n != 4 {
+		t.Errorf("%d replicas recorded, want 4", n)
+	}
+}
+
+// PostgreSQL stopped while lookups go on: they wait in the local log,
+// and every one arrives exactly once when it is back.
+func TestShipAfterOutage(t *testing.T) {
+	if !pgtest.Local() {
+		t.Skip("needs this test binary's own PostgreSQL to stop and start it (unset " + pgtest.EnvDSN + ")")
+	}
+	dsn := pgtest.DB(t)
+	log := startLog(t, t.TempDir())
+	f := runFleet(t, dsn, "r1", log)
+	log.record(t, "tv", 200)
+	waitFor(t, "the first entries", func() bool { return count(t, dsn, "SELECT count(*) FROM vigil_blocked") == 200 })
+	pgtest.Stop(t)
+	log.record(t, "tv", 300)
+	waitFor(t, "the shipper to notice", func() bool { return !f.Stats().Connected })
+	if st := f.Stats(); st.Pending == 0 || st.LastError == "" {
+		t.Errorf("during the outage: %+v; want pending bytes and the error", st)
+	}
+	pgtest.Start(t)
+	waitFor(t, "the entries after the outage", func() bool {
+		return count(t, dsn, "SELECT count(*) FROM vigil_blocked") >= 500 && f.Stats().Pending == 0
+	})
+	if n := count(t, dsn, "SELECT count(*) FROM vigil_blocked"); n != 500 {
+		t.Errorf("%d entries, want exactly 500", n)
+	}
+}
