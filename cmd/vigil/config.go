@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/resolver/groups"
 	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/fleet"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
 
@@ -45,6 +46,7 @@ type Config struct {
 	HTTP      api.Config               `toml:"http"`
 	Metrics   api.MetricsConfig        `toml:"metrics"`
 	Alerts    alerts.Config            `toml:"alerts"`
+	Fleet     fleet.Config             `toml:"fleet"`
 	Log       LogConfig                `toml:"log"`
 
 	// Source names where the configuration came from, for messages.
@@ -94,6 +96,7 @@ func defaultConfig() Config {
 		HTTP:      api.Config{Listen: netip.MustParseAddrPort("127.0.0.1:8053"), SessionTTL: 12 * time.Hour, AllowedHosts: []string{}},
 		Metrics:   api.MetricsConfig{Enabled: true, ClientLabels: true},
 		Alerts:    alerts.DefaultConfig(),
+		Fleet:     fleet.DefaultConfig(),
 		Log:       LogConfig{Level: zapcore.InfoLevel, Format: "console"},
 	}
 }
@@ -485,6 +488,7 @@ func (c *Config) Validate() error {
 		c.Store.Validate(),
 		c.HTTP.Validate(),
 		c.Alerts.Validate(),
+		c.Fleet.Validate(),
 		c.Log.Validate(),
 	)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
 	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/fleet/pgtest"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
 
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(pgtest.Main(m)) // stops the fleet tests' PostgreSQL, if one was started
 }
 
 const logTestLists = `

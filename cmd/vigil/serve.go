@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-dns/vigil/resolver"
 	"github.com/vigil-dns/vigil/resolver/neighbors"
 	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/fleet"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
 
@@ -56,6 +57,9 @@ type running struct {
 	alerts *alerts.Engine
 	// neighbors learns device names and MACs from the network.
 	neighbors *neighbors.Watcher
+	// fleet ships the log to the fleet's PostgreSQL and reads it back;
+	// nil without [fleet].
+	fleet *fleet.Fleet
 	// api serves the HTTP API on apiAddr; nil (and "") when http.listen
 	// is off.
 	api     *http.Server
@@ -145,6 +149,17 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 		return nil, err
 	}
 	r.startQueryLog()
+	if cfg.Fleet.Enabled() {
+		// Opening connects to nothing: PostgreSQL is reached in the
+		// background (startBackground), never before DNS answers.
+		f, err := fleet.Open(cfg.Fleet, fleet.Options{Spool: r.logs, Retention: cfg.QueryLog.Retention,
+			AllowedRetention: cfg.QueryLog.AllowedRetention, ShipAllowed: cfg.QueryLog.LogAllowed}, log.Named("fleet"))
+		if err != nil {
+			r.stopQueryLog()
+			return nil, err
+		}
+		r.fleet = f
+	}
 	r.srv = resolver.NewServer(cfg.Server, resolver.ServerDeps{
 		Limiter: newLimiter(cfg), LimitRefuse: cfg.RateLimit.Action == "refused",
 		Chain: chain, Log: log.Named("resolver"), Clients: clientsFor(cfg, r.neighbors, r.names),
@@ -274,6 +289,10 @@ func (r *running) apiDeps() api.Deps {
 	if r.qlog != nil {
 		d.QueryLog = r.qlog
 	}
+	if r.fleet != nil {
+		d.Log, d.LogFor = r.fleetReaders()
+		d.Fleet = r.fleet
+	}
 	return d
 }
 
@@ -295,6 +314,9 @@ func (r *running) startBackground() {
 	r.bg.Go(func() { r.neighbors.Run(bg, neighborsInterval) })
 	if r.alerts != nil {
 		r.bg.Go(func() { r.alerts.Run(bg) })
+	}
+	if r.fleet != nil {
+		r.bg.Go(func() { r.fleet.Run(bg) })
 	}
 	if r.persistCache() {
 		// After the sockets open: the lists, not the cache, must be ready
@@ -349,6 +371,9 @@ func (r *running) stop() {
 	r.bg.Wait()
 	if r.persistCache() {
 		saveCache(r.chain.Cache, r.store, r.log) // after the server stopped: the final state
+	}
+	if r.fleet != nil {
+		r.fleet.Close() // its shipper stopped with the background work
 	}
 	r.stopQueryLog()
 	if r.qlog != nil {

@@ -140,6 +140,9 @@ type Entry struct {
 	// Group is the client's groups when groups are configured, joined
 	// with "," ([[groups]]).
 	Group string `json:"group,omitempty"`
+	// Replica names the Vigil that answered the lookup, in a fleet's log
+	// (store/fleet); a replica's own segments do not keep it.
+	Replica string `json:"replica,omitempty"`
 }
 
 // Identity returns the key the log groups a client under.

@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-dns/vigil/resolver/groups"
 	"github.com/vigil-dns/vigil/resolver/neighbors"
 	"github.com/vigil-dns/vigil/store"
+	"github.com/vigil-dns/vigil/store/fleet"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
 
@@ -40,8 +41,14 @@ type Deps struct {
 	Cache CacheStats
 	// Lists is the blocklists manager; never nil.
 	Lists Lists
-	// Log reads the per-client log from the store; never nil.
+	// Log reads the per-client log from the store; never nil. With a
+	// fleet, it reads the fleet-wide log.
 	Log LogReader
+	// LogFor reads one replica's log in a fleet (?replica=NAME); nil
+	// without a fleet.
+	LogFor func(replica string) LogReader
+	// Fleet reports the fleet shipper's state; nil without a fleet.
+	Fleet FleetReporter
 	// QueryLog reports the log writer's counters; nil when the log is off.
 	QueryLog QueryLogStats
 	// Neighbors is what the network told about devices (leases, the
@@ -176,6 +183,20 @@ type LogReader interface {
 	TopAllowed(since, until time.Time, n int) (querylog.TopReport, error)
 	Identities(since time.Time) ([]string, error)
 	AllowedCounts(since, until time.Time) (map[string]int, error)
+}
+
+// FleetReporter reports a fleet replica's shipping (*fleet.Fleet).
+type FleetReporter interface {
+	Stats() fleet.Stats
+}
+
+// logOf is the log a request reads: the fleet's, or with ?replica= one
+// replica's.
+func (a *api) logOf(r *http.Request) LogReader {
+	if rep := r.URL.Query().Get("replica"); rep != "" && a.d.LogFor != nil {
+		return a.d.LogFor(rep)
+	}
+	return a.d.Log
 }
 
 // NeighborTable is what the API reads of the learned devices

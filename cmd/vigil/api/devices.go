@@ -237,7 +237,7 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) error {
 		return badRequest(fmt.Errorf("sort: want one of %s, got %q", strings.Join(deviceSorts, ", "), sortBy))
 	}
 	return a.answerWindow(w, r, func(since, until time.Time) (any, error) {
-		cs, err := a.d.Log.Clients(since, until)
+		cs, err := a.logOf(r).Clients(since, until)
 		if err != nil {
 			return nil, err
 		}
@@ -255,7 +255,7 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) error {
 		a.applyNames(ds)
 		a.groupDevices(ds)
 		if a.d.AllowedLogged {
-			allowed, err := a.d.Log.AllowedCounts(since, until)
+			allowed, err := a.logOf(r).AllowedCounts(since, until)
 			if err != nil {
 				return nil, err
 			}

@@ -24,6 +24,9 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) error {
 	if a.d.Store != nil {
 		out["store"] = a.d.Store.Status()
 	}
+	if a.d.Fleet != nil {
+		out["fleet"] = a.d.Fleet.Stats() // shipping behind or PostgreSQL away: DNS answers all the same
+	}
 	return ok(w, out)
 }
 

@@ -29,7 +29,7 @@ func (a *api) blocked(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badRequest(err)
 	}
-	page, err := a.d.Log.Entries(f)
+	page, err := a.logOf(r).Entries(f)
 	if errors.Is(err, querylog.ErrBadCursor) {
 		return badRequest(err)
 	}
@@ -42,7 +42,7 @@ func (a *api) blocked(w http.ResponseWriter, r *http.Request) error {
 // clients summarises every client with blocked lookups in the window.
 func (a *api) clients(w http.ResponseWriter, r *http.Request) error {
 	return a.answerWindow(w, r, func(since, until time.Time) (any, error) {
-		cs, err := a.d.Log.Clients(since, until)
+		cs, err := a.logOf(r).Clients(since, until)
 		return ClientsReport{Since: since, Until: until, Clients: cs}, err
 	})
 }
@@ -55,7 +55,7 @@ func (a *api) client(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return a.answerWindow(w, r, func(since, until time.Time) (any, error) {
-		return a.d.Log.Client(client, since, until)
+		return a.logOf(r).Client(client, since, until)
 	})
 }
 
@@ -66,7 +66,7 @@ func (a *api) clientDays(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return a.answerWindow(w, r, func(since, until time.Time) (any, error) {
-		days, err := a.d.Log.ClientDays(client, since, until)
+		days, err := a.logOf(r).ClientDays(client, since, until)
 		return map[string]any{"client": client, "days": days}, err
 	})
 }
@@ -107,12 +107,12 @@ func (a *api) top(w http.ResponseWriter, r *http.Request) error {
 		}
 		n = min(n, maxLimit)
 	}
-	top := a.d.Log.Top
+	top := a.logOf(r).Top
 	if q.Get("allowed") == "1" || q.Get("allowed") == "true" {
 		if !a.d.AllowedLogged {
 			return badRequest(errors.New("allowed lookups are not logged: turn querylog.log_allowed on to see the top permitted names"))
 		}
-		top = a.d.Log.TopAllowed
+		top = a.logOf(r).TopAllowed
 	}
 	rep, err := top(since, until, n)
 	if err != nil {

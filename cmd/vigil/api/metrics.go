@@ -23,6 +23,7 @@ type metricsCollector struct {
 	logQueued, logWritten, logDropped, logErrors, paused, tcpConns, scrubbed, rebind *prometheus.Desc
 	shed, alertsFired, alertsFailed                                                  *prometheus.Desc
 	storeMode, storeLowDisk, storeSkipped                                            *prometheus.Desc
+	fleetConnected, fleetShipped, fleetPending, fleetErrors, fleetLost               *prometheus.Desc
 }
 
 // newMetricsCollector describes every metric once; Collect reads deps at
@@ -63,6 +64,11 @@ func newMetricsCollector(deps Deps) *metricsCollector {
 		storeMode:      d("store_mode", "1 for the store's current mode: read-write, or read-only or unavailable on a full or damaged disk (DNS answers either way).", "mode"),
 		storeLowDisk:   d("store_low_disk", "1 while the store's disk has less free space than store.min_free_bytes."),
 		storeSkipped:   d("store_skipped_writes_total", "Store writes skipped for want of disk space or a writable store."),
+		fleetConnected: d("fleet_connected", "1 while the fleet's PostgreSQL answers the shipper."),
+		fleetShipped:   d("fleet_shipped_total", "Log entries shipped to the fleet's PostgreSQL."),
+		fleetPending:   d("fleet_pending_bytes", "Bytes of the local log not shipped yet (they wait there while PostgreSQL is away)."),
+		fleetErrors:    d("fleet_errors_total", "Failed attempts to reach or ship to the fleet's PostgreSQL."),
+		fleetLost:      d("fleet_lost_bytes_total", "Bytes of the local log deleted by its retention, or damaged, before they were shipped."),
 	}
 }
 
@@ -119,6 +125,18 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		m.gauge(c.storeLowDisk, low)
 		m.counter(c.storeSkipped, float64(st.SkippedWrites))
+	}
+	if c.d.Fleet != nil {
+		st := c.d.Fleet.Stats()
+		connected := 0.0
+		if st.Connected {
+			connected = 1
+		}
+		m.gauge(c.fleetConnected, connected)
+		m.counter(c.fleetShipped, float64(st.Shipped))
+		m.gauge(c.fleetPending, float64(st.Pending))
+		m.counter(c.fleetErrors, float64(st.Errors))
+		m.counter(c.fleetLost, float64(st.LostBytes))
 	}
 }
 

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
+	"github.com/vigil-dns/vigil/store/fleet/pgtest"
+)
+
+// Three replicas on one PostgreSQL: the blocked lookups sent to each
+// appear once in every replica's API, fleet-wide and per replica.
+func TestFleetOfThree(t *testing.T) {
+	dsn := pgtest.DB(t)
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	var replicas []*running
+	for i := range 3 {
+		cfgPath := writeTestConfig(t, up.Addr, fmt.Sprintf(`
+[querylog]
+flush_interval = "20ms"
+log_lines = false
+[[lists]]
+name = "xiaomi"
+vendor = "Xiaomi"
+entries = ["||xiaomi.example^"]
+[fleet]
+postgres = %q
+replica = "r%d"
+ship_interval = "50ms"
+`, dsn, i))
+		replicas = append(replicas, startServe(t, cfgPath))
+	}
+	// Each replica is asked by its own client: 2, 3 and 4 lookups.
+	for i, inst := range replicas {
+		addr := inst.srv.UDPAddrs()[0].String()
+		for j := range i + 2 {
+			r, _, err := sendFromT(fmt.Sprintf("127.0.0.%d", 10+i)).Exchange(rt.Question(fmt.Sprintf("n%d.xiaomi.example", j), dns.TypeA), addr)
+			if err != nil || len(r.Answer) != 1 {
+				t.Fatalf("replica %d: %v", i, err)
+			}
+		}
+	}
+	for i, inst := range replicas {
+		c := apiClient(t, inst)
+		waitFor(t, fmt.Sprintf("replica %d's API to show the fleet's 9 lookups", i), func() bool {
+			page, err := c.Blocked(t.Context(), url.Values{"limit": {"100"}})
+			return err == nil && len(page.Entries) == 9
+		})
+		page, err := c.Blocked(t.Context(), url.Values{"limit": {"100"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		per := map[string]int{}
+		for _, e := range page.Entries {
+			per[e.Replica+" "+e.Client]++
+		}
+		if per["r0 127.0.0.10"] != 2 || per["r1 127.0.0.11"] != 3 || per["r2 127.0.0.12"] != 4 {
+			t.Errorf("replica %d sees %v", i, per)
+		}
+		one, err := c.Blocked(t.Context(), url.Values{"limit": {"100"}, "replica": {"r2"}})
+		if err != nil || len(one.Entries) != 4 {
+			t.Errorf("replica %d, ?replica=r2: %d entries, %v; want 4", i, len(one.Entries), err)
+		}
+		// Paging through the fleet's log with its cursor.
+		first, err := c.Blocked(t.Context(), url.Values{"limit": {"5"}})
+		if err != nil || len(first.Entries) != 5 || !strings.HasPrefix(first.Next, "f") {
+			t.Fatalf("replica %d, first page: %d entries, next %q, %v", i, len(first.Entries), first.Next, err)
+		}
+		second, err := c.Blocked(t.Context(), url.Values{"limit": {"5"}, "cursor": {first.Next}})
+		if err != nil || len(second.Entries) != 4 || second.Next != "" {
+			t.Errorf("replica %d, second page: %d entries, next %q, %v", i, len(second.Entries), second.Next, err)
+		}
+		top, err := c.Top(t.Context(), "1h", 10)
+		if err != nil || top.Total != 9 || len(top.Clients) != 3 {
+			t.Errorf("replica %d, top: %+v, %v", i, top, err)
+		}
+	}
+}
