@@ -736,6 +736,11 @@ func looksLikeHTML(body []byte) bool {
 		bytes.Contains(head, []byte("<head>")) || bytes.Contains(head, []byte("<body"))
 }
 
+// Rebuild compiles the lists again from what the store holds: after a
+// change made elsewhere (another replica of a fleet allowed a name or
+// added an exception).
+func (m *Manager) Rebuild() error { return m.rebuild() }
+
 // rebuild compiles a new Set from every stored copy and inline entries and
 // swaps it in. The old set stays in use until the swap, and is collected
 // once the queries using it finish.

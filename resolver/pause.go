@@ -65,6 +65,25 @@ func (p *Pauser) Pause(client string, d time.Duration) time.Time {
 	return until
 }
 
+// PauseUntil pauses blocking for client ("" for everyone) until a time:
+// a pause set on another replica of a fleet.
+func (p *Pauser) PauseUntil(client string, until time.Time) {
+	p.Pause(client, until.Sub(p.now()))
+}
+
+// ResumeOnly ends the pause of exactly client: "" ends the pause for
+// everyone but leaves devices' and groups' pauses (Resume("") ends all).
+func (p *Pauser) ResumeOnly(client string) {
+	if client != "" {
+		p.Resume(client)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.state.Load()
+	p.state.Store(&pauseState{clients: old.clients, groups: old.groups})
+}
+
 // Resume ends the pause for client ("" ends every pause).
 func (p *Pauser) Resume(client string) {
 	p.mu.Lock()

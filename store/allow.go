@@ -14,16 +14,12 @@ const allowPrefix = "a/"
 
 // PutAllowed records name as allowed.
 func (s *Store) PutAllowed(name string) error {
-	return s.write("storing allowed name "+name, func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(allowPrefix+name), nil) })
-	})
+	return s.setShared("storing allowed name "+name, allowPrefix+name, []byte{}, false)
 }
 
 // DeleteAllowed forgets name.
 func (s *Store) DeleteAllowed(name string) error {
-	return s.write("deleting allowed name "+name, func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(allowPrefix + name)) })
-	})
+	return s.setShared("deleting allowed name "+name, allowPrefix+name, nil, true)
 }
 
 // ListAllowed returns every allowed name, sorted.

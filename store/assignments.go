@@ -23,16 +23,12 @@ func (s *Store) PutAssignment(client string, groups []string) error {
 	if err != nil {
 		return err
 	}
-	return s.write("storing the groups of "+client, func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(assignmentPrefix+client), v) })
-	})
+	return s.setShared("storing the groups of "+client, assignmentPrefix+client, v, false)
 }
 
 // DeleteAssignment gives client back the groups the configuration gives it.
 func (s *Store) DeleteAssignment(client string) error {
-	return s.write("deleting the groups of "+client, func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(assignmentPrefix + client)) })
-	})
+	return s.setShared("deleting the groups of "+client, assignmentPrefix+client, nil, true)
 }
 
 // ListAssignments returns every client's assigned groups.

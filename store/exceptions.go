@@ -43,16 +43,12 @@ func (s *Store) PutException(e Exception) error {
 	if err != nil {
 		return err
 	}
-	return s.write("storing the exception for "+e.Name, func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error { return txn.Set(exceptionKey(e.Scope, e.Name), v) })
-	})
+	return s.setShared("storing the exception for "+e.Name, string(exceptionKey(e.Scope, e.Name)), v, false)
 }
 
 // DeleteException forgets the exception for name in scope.
 func (s *Store) DeleteException(scope, name string) error {
-	return s.write("deleting the exception for "+name, func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error { return txn.Delete(exceptionKey(scope, name)) })
-	})
+	return s.setShared("deleting the exception for "+name, string(exceptionKey(scope, name)), nil, true)
 }
 
 // ListExceptions returns every exception, by scope and name.

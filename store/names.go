@@ -14,16 +14,12 @@ const namePrefix = "d/"
 
 // PutDeviceName names the device with key (a MAC or an address).
 func (s *Store) PutDeviceName(key, name string) error {
-	return s.write("naming "+key, func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(namePrefix+key), []byte(name)) })
-	})
+	return s.setShared("naming "+key, namePrefix+key, []byte(name), false)
 }
 
 // DeleteDeviceName forgets the name given to the device with key.
 func (s *Store) DeleteDeviceName(key string) error {
-	return s.write("forgetting the name of "+key, func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(namePrefix + key)) })
-	})
+	return s.setShared("forgetting the name of "+key, namePrefix+key, nil, true)
 }
 
 // ListDeviceNames returns every name given, by key.

@@ -24,6 +24,7 @@
 //	d/<client>                                     a device's name given by hand
 //	L/<list>, E/<list>                             a list added by hand (JSON); switched on or off
 //	A/s/<key>, A/l/<time><seq>, A/d/<name>         the alerts: seen, sent (JSON), working data
+//	S/<key>                                        a shared key's version and deleted flag (shared.go)
 //	s/<name>/meta                                  snapshot metadata (JSON)
 //	s/<name>/<gen 16 hex>/<chunk 8 hex>            snapshot data, in chunks
 //	h/<unix hour start, 8 bytes BE>                hourly totals (two uint64 BE)
@@ -110,8 +111,9 @@ func (c *Config) Validate() error {
 // (write). OpenForServe never fails for a full or damaged disk: it opens
 // what it can, and RunReopen takes the directory for writing once it can.
 type Store struct {
-	cfg Config
-	log *zap.Logger
+	cfg         Config
+	log         *zap.Logger
+	sharedState // the fleet's shared keys' observer and versions (shared.go)
 
 	// mu guards db, mode, cause and viewDir: every operation holds it for
 	// reading while it uses db, a switch between modes for writing.

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -79,4 +80,79 @@ ship_interval = "50ms"
 			t.Errorf("replica %d, top: %+v, %v", i, top, err)
 		}
 	}
+}
+
+// What a user sets on one replica takes effect on the others within a
+// second: a name allowed for everyone, a device's exception, a device's
+// name, a pause; and a replica started later catches up on all of it.
+func TestFleetSharesState(t *testing.T) {
+	dsn := pgtest.DB(t)
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgFor := func(name string) string {
+		return writeTestConfig(t, up.Addr, fmt.Sprintf(`
+[querylog]
+flush_interval = "20ms"
+log_lines = false
+[identify]
+neighbor_table = ""
+[[lists]]
+name = "xiaomi"
+vendor = "Xiaomi"
+entries = ["||xiaomi.example^"]
+[fleet]
+postgres = %q
+replica = %q
+ship_interval = "50ms"
+`, dsn, name))
+	}
+	a, b := startServe(t, cfgFor("a")), startServe(t, cfgFor("b"))
+	ask := func(inst *running, from, name string) string {
+		r, _, err := sendFromT(from).Exchange(rt.Question(name, dns.TypeA), inst.srv.UDPAddrs()[0].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return answerText(r)
+	}
+	waitFor(t, "both replicas to reach PostgreSQL", func() bool { return a.fleet.Ready() && b.fleet.Ready() })
+	ca := apiClient(t, a)
+	if _, err := ca.Except(t.Context(), "api.xiaomi.example", false, url.Values{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.Except(t.Context(), "tv.xiaomi.example", false, url.Values{"client": {"127.0.0.20"}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitFor(t, "replica b to allow api.xiaomi.example", func() bool { return ask(b, "127.0.0.1", "api.xiaomi.example") == "forwarded" })
+	t.Logf("an allow on a took effect on b after %s", time.Since(start).Round(time.Millisecond))
+	waitFor(t, "replica b to apply the device's exception", func() bool { return ask(b, "127.0.0.20", "tv.xiaomi.example") == "forwarded" })
+	if got := ask(b, "127.0.0.21", "tv.xiaomi.example"); got != "blocked" {
+		t.Errorf("another device on b: %s, want blocked (the exception is the device's)", got)
+	}
+	if _, err := ca.Pause(t.Context(), "127.0.0.30", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replica b to pause the device", func() bool { return ask(b, "127.0.0.30", "x.xiaomi.example") == "forwarded" })
+	var named map[string]any
+	if err := ca.Call(t.Context(), "PUT", "/api/v1/devices/name?device=127.0.0.31&name=kitchen-tv", &named); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replica b to know the device's name", func() bool { _, ok := b.names.Names()["127.0.0.31"]; return ok })
+
+	// A third replica, started now, catches up on all of it.
+	c := startServe(t, cfgFor("c"))
+	waitFor(t, "replica c to catch up", func() bool {
+		return ask(c, "127.0.0.1", "api.xiaomi.example") == "forwarded" && ask(c, "127.0.0.20", "tv.xiaomi.example") == "forwarded" &&
+			ask(c, "127.0.0.30", "x.xiaomi.example") == "forwarded" && c.names.Names()["127.0.0.31"] == "kitchen-tv"
+	})
+	// Undone on b: undone on a.
+	cb := apiClient(t, b)
+	if _, err := cb.Unexcept(t.Context(), "api.xiaomi.example", url.Values{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.Resume(t.Context(), "127.0.0.30"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replica a to block the name again and end the pause", func() bool {
+		return ask(a, "127.0.0.1", "api.xiaomi.example") == "blocked" && ask(a, "127.0.0.30", "x.xiaomi.example") == "blocked"
+	})
 }

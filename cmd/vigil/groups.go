@@ -91,3 +91,13 @@ func (k *groupKeeper) apply() {
 		k.blocker.SetGroups(k.compile())
 	}
 }
+
+// reapply puts the groups in force again with the moves the store holds
+// now (a change from the fleet).
+func (k *groupKeeper) reapply() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cfg != nil {
+		k.apply()
+	}
+}

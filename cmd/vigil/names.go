@@ -71,3 +71,19 @@ func (n *deviceNames) change(key string, fn func(map[string]string) error) error
 	}
 	return nil
 }
+
+// reload reads the names again from the store (a change from the fleet)
+// and puts them in force.
+func (n *deviceNames) reload() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	names, err := n.store.ListDeviceNames()
+	if err != nil {
+		n.log.Warn("reading the names given to devices", zap.Error(err))
+		return
+	}
+	n.names.Store(&names)
+	if n.apply != nil {
+		n.apply()
+	}
+}

@@ -60,6 +60,9 @@ type running struct {
 	// fleet ships the log to the fleet's PostgreSQL and reads it back;
 	// nil without [fleet].
 	fleet *fleet.Fleet
+	// fleetState is what this replica shares with the fleet; nil
+	// without [fleet].
+	fleetState *fleetState
 	// api serves the HTTP API on apiAddr; nil (and "") when http.listen
 	// is off.
 	api     *http.Server
@@ -159,6 +162,8 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 			return nil, err
 		}
 		r.fleet = f
+		r.fleetState = &fleetState{store: st, pause: r.pause, publish: f.Publish, log: log.Named("fleet"), pauses: map[string]store.SharedChange{}}
+		st.ObserveShared(f.Publish)
 	}
 	r.srv = resolver.NewServer(cfg.Server, resolver.ServerDeps{
 		Limiter: newLimiter(cfg), LimitRefuse: cfg.RateLimit.Action == "refused",
@@ -292,6 +297,7 @@ func (r *running) apiDeps() api.Deps {
 	if r.fleet != nil {
 		d.Log, d.LogFor = r.fleetReaders()
 		d.Fleet = r.fleet
+		d.Pause = sharedPauser{Pauser: r.pause, fs: r.fleetState}
 	}
 	return d
 }
@@ -317,6 +323,7 @@ func (r *running) startBackground() {
 	}
 	if r.fleet != nil {
 		r.bg.Go(func() { r.fleet.Run(bg) })
+		r.bg.Go(func() { r.fleet.RunState(bg, r.fleetState, r.applyShared) })
 	}
 	if r.persistCache() {
 		// After the sockets open: the lists, not the cache, must be ready
@@ -373,6 +380,7 @@ func (r *running) stop() {
 		saveCache(r.chain.Cache, r.store, r.log) // after the server stopped: the final state
 	}
 	if r.fleet != nil {
+		r.store.ObserveShared(nil)
 		r.fleet.Close() // its shipper stopped with the background work
 	}
 	r.stopQueryLog()

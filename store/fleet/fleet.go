@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/vigil-dns/vigil/store"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
 
@@ -46,7 +47,13 @@ type Fleet struct {
 	partitions map[string]bool  // partitions known to exist
 	unshipped  map[posKey]int64 // bytes not shipped yet, per segment, for counting losses
 
+	// outbox carries local changes of the shared state to RunState;
+	// resync asks it for a full merge (the outbox overflowed, or time).
+	outbox chan store.SharedChange
+	resync atomic.Bool
+
 	shipped, batches, errorsTotal, lostBytes atomic.Uint64
+	statePushed, stateApplied                atomic.Uint64
 	pending                                  atomic.Int64 // bytes of the spool not shipped yet
 	connected                                atomic.Bool
 	lastErr                                  atomic.Pointer[string]
@@ -93,6 +100,7 @@ func Open(cfg Config, opts Options, log *zap.Logger) (*Fleet, error) {
 		cfg: cfg, replica: cfg.ReplicaName(), pool: pool, log: log, spool: opts.Spool,
 		retention: opts.Retention, allowedRetention: opts.AllowedRetention, shipAllowed: opts.ShipAllowed,
 		now: time.Now, partitions: map[string]bool{}, unshipped: map[posKey]int64{},
+		outbox: make(chan store.SharedChange, 1024),
 	}, nil
 }
 
@@ -224,13 +232,18 @@ type Stats struct {
 	// they were shipped.
 	LostBytes uint64    `json:"lost_bytes,omitempty"`
 	LastShip  time.Time `json:"last_ship,omitzero"`
-	LastError string    `json:"last_error,omitempty"`
+	// StatePushed and StateApplied count shared-state changes sent to the
+	// fleet and taken from it.
+	StatePushed  uint64 `json:"state_pushed"`
+	StateApplied uint64 `json:"state_applied"`
+	LastError    string `json:"last_error,omitempty"`
 }
 
 // Stats returns the fleet's counters.
 func (f *Fleet) Stats() Stats {
 	st := Stats{Replica: f.replica, Connected: f.connected.Load(), Ready: f.ready.Load(), Shipped: f.shipped.Load(),
-		Batches: f.batches.Load(), Errors: f.errorsTotal.Load(), Pending: f.pending.Load(), LostBytes: f.lostBytes.Load()}
+		Batches: f.batches.Load(), Errors: f.errorsTotal.Load(), Pending: f.pending.Load(), LostBytes: f.lostBytes.Load(),
+		StatePushed: f.statePushed.Load(), StateApplied: f.stateApplied.Load()}
 	if ns := f.lastShip.Load(); ns > 0 {
 		st.LastShip = time.Unix(0, ns)
 	}
