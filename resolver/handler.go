@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/vigil-dns/vigil/resolver/dnstap"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
 
@@ -25,6 +26,19 @@ const (
 	ProtoDoH // DNS over HTTPS (RFC 8484)
 	numProtos
 )
+
+// tapProtocol is the transport as dnstap names it.
+func (p Proto) tapProtocol() dnstap.Protocol {
+	switch p {
+	case ProtoTCP:
+		return dnstap.TCP
+	case ProtoDoT:
+		return dnstap.DoT
+	case ProtoDoH:
+		return dnstap.DoH
+	}
+	return dnstap.UDP
+}
 
 // String returns the lowercase transport name, as used in logs and the API.
 func (p Proto) String() string { return string(p.logName()) }

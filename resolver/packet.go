@@ -6,6 +6,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/miekg/dns"
+
 	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
@@ -31,10 +33,15 @@ import (
 // part to a goroutine of its own). nil means no answer.
 func (s *Server) respond(req []byte, client netip.Addr, proto Proto, out []byte, rb *readerBufs) []byte {
 	var pre prepared
-	if reply, ok := s.prepare(req, client, proto, out, rb, &pre); ok {
-		return reply
+	reply, ok := s.prepare(req, client, proto, out, rb, &pre)
+	if !ok {
+		reply = s.answer(req, client, proto, out, &pre)
 	}
-	return s.answer(req, client, proto, out, &pre)
+	if s.tap != nil && reply != nil {
+		s.tap.Tap(req, reply, netip.AddrPortFrom(client, 0), proto.tapProtocol(), time.Time{}, rb.tapExtra)
+		rb.tapExtra = ""
+	}
+	return reply
 }
 
 // readerBufs is what one goroutine lends prepare from query to query:
@@ -56,6 +63,9 @@ type readerBufs struct {
 	// this reader counted (counters.countBlockedFrom).
 	blockedKey   BlockedKey
 	blockedCount *stripedUint64
+	// tapExtra is the verdict of the packed blocked answer just built,
+	// for dnstap; set only with dnstap on.
+	tapExtra string
 }
 
 func newReaderBufs(stripe int, lane *querylog.Lane) *readerBufs {
@@ -170,6 +180,9 @@ func (s *Server) packedBlocked(req []byte, wq *wireQuery, name string, a *asker,
 		bk.Group = a.mem.Joined
 	}
 	s.metrics.countBlockedFrom(rb, bk)
+	if s.tap != nil {
+		rb.tapExtra = tapVerdict(v, cl.Name)
+	}
 	if s.recorder != nil {
 		e := querylog.Entry{
 			Time: now, ClientName: cl.Name, ClientAddr: cl.Addr, MAC: cl.MAC,
@@ -221,4 +234,41 @@ func logStrings(qname string, r blocklists.Rule) (name, rule string) {
 	// b is never written again, so strings may share it.
 	both := unsafe.String(unsafe.SliceData(b), len(b))
 	return both[:len(qname)], both[len(qname):]
+}
+
+// tapVerdict is a blocked answer's verdict as dnstap's extra field
+// carries it: "vigil blocked list=L vendor=V rule=R client=C".
+func tapVerdict(v *blocklists.Match, client string) string {
+	b := make([]byte, 0, 96)
+	b = append(b, "vigil blocked list="...)
+	b = append(b, v.List.Name...)
+	if v.List.Vendor != "" {
+		b = append(append(b, " vendor="...), v.List.Vendor...)
+	}
+	b = append(b, " rule="...)
+	b = v.Rule.AppendText(b)
+	if client != "" {
+		b = append(append(b, " client="...), client...)
+	}
+	return string(b)
+}
+
+// DescribeAnswer is the verdict dnstap's extra field carries for an answer
+// the chain built (a packed blocked answer brings its own, tapVerdict):
+// read back from the answer, off the query path. "vigil blocked ..." when
+// the answer carries Vigil's Extended DNS Error (a client that asked with
+// EDNS), else "vigil answered RCODE".
+func DescribeAnswer(_, response []byte) string {
+	var m dns.Msg
+	if m.Unpack(response) != nil {
+		return ""
+	}
+	if opt := m.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if ede, ok := o.(*dns.EDNS0_EDE); ok && ede.InfoCode == dns.ExtendedErrorCodeBlocked {
+				return "vigil " + ede.ExtraText
+			}
+		}
+	}
+	return "vigil answered " + dns.RcodeToString[m.Rcode]
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
 
+	"github.com/vigil-dns/vigil/resolver/dnstap"
 	"github.com/vigil-dns/vigil/store/querylog"
 )
 
@@ -62,6 +63,8 @@ type Server struct {
 	local   *Local
 	// recordAllowed also records lookups that were not blocked.
 	recordAllowed bool
+	// tap sees every query and its answer; nil without dnstap.
+	tap *dnstap.Writer
 
 	// baseCtx is the parent of every query's context; it is cancelled when
 	// a graceful shutdown runs out of time, cutting upstream waits short.
@@ -178,6 +181,8 @@ type ServerDeps struct {
 	Limiter *Limiter
 	// LimitRefuse answers limited queries REFUSED instead of dropping them.
 	LimitRefuse bool
+	// Tap, when set, is handed every query with its answer (dnstap).
+	Tap *dnstap.Writer
 }
 
 // NewServer returns a Server. It does not listen until Start.
@@ -189,6 +194,7 @@ func NewServer(cfg ServerConfig, deps ServerDeps) *Server {
 		log:           deps.Log,
 		recorder:      deps.Recorder,
 		recordAllowed: deps.RecordAllowed,
+		tap:           deps.Tap,
 		tcpPerClient:  make(map[netip.Addr]int),
 		baseCtx:       ctx,
 		cancel:        cancel,
@@ -409,6 +415,10 @@ func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, from netip.AddrPort, out 
 		return nil
 	}
 	if reply, ok := s.prepare(pkt, client, ProtoUDP, out, r.rb, &r.pre); ok {
+		if s.tap != nil {
+			s.tap.Tap(pkt, reply, from, dnstap.UDP, r.rb.batchAt, r.rb.tapExtra)
+			r.rb.tapExtra = ""
+		}
 		return reply
 	}
 	// Not answered packed, the answer may wait for an upstream: it gets
@@ -428,7 +438,11 @@ func (s *Server) handleUDP(c *net.UDPConn, pkt []byte, from netip.AddrPort, out 
 			return nil
 		}
 		r.pre.noWait = true
-		return s.answer(pkt, client, ProtoUDP, out, &r.pre)
+		reply := s.answer(pkt, client, ProtoUDP, out, &r.pre)
+		if s.tap != nil && reply != nil {
+			s.tap.Tap(pkt, reply, from, dnstap.UDP, r.rb.batchAt, "")
+		}
+		return reply
 	}
 	s.wg.Add(1)
 	go s.answerUDP(c, append([]byte(nil), pkt...), from, client, r.pre)
@@ -447,6 +461,9 @@ func (s *Server) answerUDP(c *net.UDPConn, req []byte, from netip.AddrPort, clie
 	reply := s.answer(req, client, ProtoUDP, (*buf)[:0], &pre)
 	if reply != nil {
 		_, _ = c.WriteToUDPAddrPort(reply, from)
+		if s.tap != nil {
+			s.tap.Tap(req, reply, from, dnstap.UDP, time.Time{}, "")
+		}
 		if cap(reply) <= maxKeptReply {
 			*buf = reply[:0]
 		}

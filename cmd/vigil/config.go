@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-dns/vigil/cmd/vigil/alerts"
 	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/resolver/dnstap"
 	"github.com/vigil-dns/vigil/resolver/groups"
 	"github.com/vigil-dns/vigil/store"
 	"github.com/vigil-dns/vigil/store/fleet"
@@ -47,6 +48,7 @@ type Config struct {
 	Metrics   api.MetricsConfig        `toml:"metrics"`
 	Alerts    alerts.Config            `toml:"alerts"`
 	Fleet     fleet.Config             `toml:"fleet"`
+	Dnstap    dnstap.Config            `toml:"dnstap"`
 	Log       LogConfig                `toml:"log"`
 
 	// Source names where the configuration came from, for messages.
@@ -97,6 +99,7 @@ func defaultConfig() Config {
 		Metrics:   api.MetricsConfig{Enabled: true, ClientLabels: true},
 		Alerts:    alerts.DefaultConfig(),
 		Fleet:     fleet.DefaultConfig(),
+		Dnstap:    dnstap.DefaultConfig(),
 		Log:       LogConfig{Level: zapcore.InfoLevel, Format: "console"},
 	}
 }
@@ -489,6 +492,7 @@ func (c *Config) Validate() error {
 		c.HTTP.Validate(),
 		c.Alerts.Validate(),
 		c.Fleet.Validate(),
+		c.Dnstap.Validate(),
 		c.Log.Validate(),
 	)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-dns/vigil/cmd/vigil/alerts"
 	"github.com/vigil-dns/vigil/cmd/vigil/api"
 	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/resolver/dnstap"
 	"github.com/vigil-dns/vigil/resolver/neighbors"
 	"github.com/vigil-dns/vigil/store"
 	"github.com/vigil-dns/vigil/store/fleet"
@@ -63,6 +64,9 @@ type running struct {
 	// fleetState is what this replica shares with the fleet; nil
 	// without [fleet].
 	fleetState *fleetState
+	// tap sends every query and answer to a dnstap collector; nil
+	// without [dnstap].
+	tap *dnstap.Writer
 	// api serves the HTTP API on apiAddr; nil (and "") when http.listen
 	// is off.
 	api     *http.Server
@@ -165,7 +169,12 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 		r.fleetState = &fleetState{store: st, pause: r.pause, publish: f.Publish, log: log.Named("fleet"), pauses: map[string]store.SharedChange{}}
 		st.ObserveShared(f.Publish)
 	}
+	if cfg.Dnstap.Enabled() {
+		r.tap = dnstap.New(cfg.Dnstap, log.Named("dnstap"))
+		r.tap.Describe(func(q, resp []byte, _ netip.Addr) string { return resolver.DescribeAnswer(q, resp) })
+	}
 	r.srv = resolver.NewServer(cfg.Server, resolver.ServerDeps{
+		Tap:     r.tap,
 		Limiter: newLimiter(cfg), LimitRefuse: cfg.RateLimit.Action == "refused",
 		Chain: chain, Log: log.Named("resolver"), Clients: clientsFor(cfg, r.neighbors, r.names),
 		Recorder: r.recorder(), RecordAllowed: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed,
@@ -299,6 +308,9 @@ func (r *running) apiDeps() api.Deps {
 		d.Fleet = r.fleet
 		d.Pause = sharedPauser{Pauser: r.pause, fs: r.fleetState}
 	}
+	if r.tap != nil {
+		d.Dnstap = r.tap
+	}
 	return d
 }
 
@@ -320,6 +332,9 @@ func (r *running) startBackground() {
 	r.bg.Go(func() { r.neighbors.Run(bg, neighborsInterval) })
 	if r.alerts != nil {
 		r.bg.Go(func() { r.alerts.Run(bg) })
+	}
+	if r.tap != nil {
+		r.bg.Go(func() { r.tap.Run(bg) })
 	}
 	if r.fleet != nil {
 		r.bg.Go(func() { r.fleet.Run(bg) })

@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-dns/vigil/blocklists"
 	"github.com/vigil-dns/vigil/cmd/vigil/alerts"
 	"github.com/vigil-dns/vigil/resolver"
+	"github.com/vigil-dns/vigil/resolver/dnstap"
 	"github.com/vigil-dns/vigil/resolver/groups"
 	"github.com/vigil-dns/vigil/resolver/neighbors"
 	"github.com/vigil-dns/vigil/store"
@@ -49,6 +50,8 @@ type Deps struct {
 	LogFor func(replica string) LogReader
 	// Fleet reports the fleet shipper's state; nil without a fleet.
 	Fleet FleetReporter
+	// Dnstap reports the dnstap output; nil without one.
+	Dnstap DnstapReporter
 	// QueryLog reports the log writer's counters; nil when the log is off.
 	QueryLog QueryLogStats
 	// Neighbors is what the network told about devices (leases, the
@@ -183,6 +186,11 @@ type LogReader interface {
 	TopAllowed(since, until time.Time, n int) (querylog.TopReport, error)
 	Identities(since time.Time) ([]string, error)
 	AllowedCounts(since, until time.Time) (map[string]int, error)
+}
+
+// DnstapReporter reports the dnstap output (*dnstap.Writer).
+type DnstapReporter interface {
+	Stats() dnstap.Stats
 }
 
 // FleetReporter reports a fleet replica's shipping (*fleet.Fleet).

@@ -27,6 +27,9 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) error {
 	if a.d.Fleet != nil {
 		out["fleet"] = a.d.Fleet.Stats() // shipping behind or PostgreSQL away: DNS answers all the same
 	}
+	if a.d.Dnstap != nil {
+		out["dnstap"] = a.d.Dnstap.Stats()
+	}
 	return ok(w, out)
 }
 

@@ -24,6 +24,7 @@ type metricsCollector struct {
 	shed, alertsFired, alertsFailed                                                  *prometheus.Desc
 	storeMode, storeLowDisk, storeSkipped                                            *prometheus.Desc
 	fleetConnected, fleetShipped, fleetPending, fleetErrors, fleetLost               *prometheus.Desc
+	dnstapSent, dnstapDropped, dnstapConnected                                       *prometheus.Desc
 }
 
 // newMetricsCollector describes every metric once; Collect reads deps at
@@ -33,42 +34,45 @@ func newMetricsCollector(deps Deps) *metricsCollector {
 		return prometheus.NewDesc("vigil_"+name, help, labels, nil)
 	}
 	return &metricsCollector{
-		d:              deps,
-		queries:        d("queries_total", "Queries answered, by transport and result.", "proto", "result"),
-		types:          d("queries_by_type_total", "Queries answered, by query type.", "type"),
-		blocked:        d("blocked_total", "Blocked lookups by list, vendor and named client (\"\" for unnamed clients).", "list", "vendor", "client"),
-		blockedGroup:   d("blocked_by_group_total", "Blocked lookups by the client's groups ([[groups]]; \"\" for clients in none), joined with \",\".", "group"),
-		alertsFired:    d("alerts_total", "Alerts raised, by rule.", "rule"),
-		alertsFailed:   d("alert_delivery_failures_total", "Alert deliveries given up after their retries, by destination.", "destination"),
-		upLatency:      d("upstream_duration_seconds", "Round trip of answered upstream exchanges.", "upstream"),
-		upErrors:       d("upstream_errors_total", "Failed upstream exchanges (timeouts, errors, SERVFAIL/REFUSED answers).", "upstream"),
-		cacheEntries:   d("cache_entries", "Answers in the cache."),
-		cacheBytes:     d("cache_bytes", "Memory held by cached answers."),
-		cacheHits:      d("cache_hits_total", "Cache hits."),
-		cacheMisses:    d("cache_misses_total", "Cache misses."),
-		cacheStale:     d("cache_stale_answers_total", "Stale answers served while no upstream answered (RFC 8767)."),
-		listEntries:    d("list_source_entries", "Rules in a list source's copy in use.", "list", "vendor", "source", "status"),
-		listUpdated:    d("list_source_last_update_timestamp_seconds", "When a list source's copy in use was fetched.", "list", "source"),
-		listFailing:    d("list_source_failing", "1 while a list source's latest update failed.", "list", "source"),
-		listRules:      d("list_rules", "Distinct rules compiled from every list."),
-		listGeneration: d("list_generation", "Compilations of the lists since start."),
-		logQueued:      d("querylog_queue_length", "Entries waiting for the per-client log writer."),
-		logWritten:     d("querylog_written_total", "Entries written to the per-client log."),
-		logDropped:     d("querylog_dropped_total", "Entries dropped: queue full, or disk nearly full.", "reason"),
-		logErrors:      d("querylog_write_errors_total", "Entries lost to write errors."),
-		paused:         d("blocking_paused", "1 while blocking is paused for everyone."),
-		tcpConns:       d("tcp_connections", "Open TCP connections."),
-		scrubbed:       d("upstream_scrubbed_records_total", "Out-of-bailiwick records dropped from upstream answers."),
-		rebind:         d("rebind_dropped_records_total", "Private, loopback and link-local addresses dropped from public answers (DNS-rebinding protection)."),
-		shed:           d("udp_shed_total", "UDP queries dropped unanswered: server.max_inflight queries were already waiting for upstreams."),
-		storeMode:      d("store_mode", "1 for the store's current mode: read-write, or read-only or unavailable on a full or damaged disk (DNS answers either way).", "mode"),
-		storeLowDisk:   d("store_low_disk", "1 while the store's disk has less free space than store.min_free_bytes."),
-		storeSkipped:   d("store_skipped_writes_total", "Store writes skipped for want of disk space or a writable store."),
-		fleetConnected: d("fleet_connected", "1 while the fleet's PostgreSQL answers the shipper."),
-		fleetShipped:   d("fleet_shipped_total", "Log entries shipped to the fleet's PostgreSQL."),
-		fleetPending:   d("fleet_pending_bytes", "Bytes of the local log not shipped yet (they wait there while PostgreSQL is away)."),
-		fleetErrors:    d("fleet_errors_total", "Failed attempts to reach or ship to the fleet's PostgreSQL."),
-		fleetLost:      d("fleet_lost_bytes_total", "Bytes of the local log deleted by its retention, or damaged, before they were shipped."),
+		d:               deps,
+		queries:         d("queries_total", "Queries answered, by transport and result.", "proto", "result"),
+		types:           d("queries_by_type_total", "Queries answered, by query type.", "type"),
+		blocked:         d("blocked_total", "Blocked lookups by list, vendor and named client (\"\" for unnamed clients).", "list", "vendor", "client"),
+		blockedGroup:    d("blocked_by_group_total", "Blocked lookups by the client's groups ([[groups]]; \"\" for clients in none), joined with \",\".", "group"),
+		alertsFired:     d("alerts_total", "Alerts raised, by rule.", "rule"),
+		alertsFailed:    d("alert_delivery_failures_total", "Alert deliveries given up after their retries, by destination.", "destination"),
+		upLatency:       d("upstream_duration_seconds", "Round trip of answered upstream exchanges.", "upstream"),
+		upErrors:        d("upstream_errors_total", "Failed upstream exchanges (timeouts, errors, SERVFAIL/REFUSED answers).", "upstream"),
+		cacheEntries:    d("cache_entries", "Answers in the cache."),
+		cacheBytes:      d("cache_bytes", "Memory held by cached answers."),
+		cacheHits:       d("cache_hits_total", "Cache hits."),
+		cacheMisses:     d("cache_misses_total", "Cache misses."),
+		cacheStale:      d("cache_stale_answers_total", "Stale answers served while no upstream answered (RFC 8767)."),
+		listEntries:     d("list_source_entries", "Rules in a list source's copy in use.", "list", "vendor", "source", "status"),
+		listUpdated:     d("list_source_last_update_timestamp_seconds", "When a list source's copy in use was fetched.", "list", "source"),
+		listFailing:     d("list_source_failing", "1 while a list source's latest update failed.", "list", "source"),
+		listRules:       d("list_rules", "Distinct rules compiled from every list."),
+		listGeneration:  d("list_generation", "Compilations of the lists since start."),
+		logQueued:       d("querylog_queue_length", "Entries waiting for the per-client log writer."),
+		logWritten:      d("querylog_written_total", "Entries written to the per-client log."),
+		logDropped:      d("querylog_dropped_total", "Entries dropped: queue full, or disk nearly full.", "reason"),
+		logErrors:       d("querylog_write_errors_total", "Entries lost to write errors."),
+		paused:          d("blocking_paused", "1 while blocking is paused for everyone."),
+		tcpConns:        d("tcp_connections", "Open TCP connections."),
+		scrubbed:        d("upstream_scrubbed_records_total", "Out-of-bailiwick records dropped from upstream answers."),
+		rebind:          d("rebind_dropped_records_total", "Private, loopback and link-local addresses dropped from public answers (DNS-rebinding protection)."),
+		shed:            d("udp_shed_total", "UDP queries dropped unanswered: server.max_inflight queries were already waiting for upstreams."),
+		storeMode:       d("store_mode", "1 for the store's current mode: read-write, or read-only or unavailable on a full or damaged disk (DNS answers either way).", "mode"),
+		storeLowDisk:    d("store_low_disk", "1 while the store's disk has less free space than store.min_free_bytes."),
+		storeSkipped:    d("store_skipped_writes_total", "Store writes skipped for want of disk space or a writable store."),
+		fleetConnected:  d("fleet_connected", "1 while the fleet's PostgreSQL answers the shipper."),
+		fleetShipped:    d("fleet_shipped_total", "Log entries shipped to the fleet's PostgreSQL."),
+		fleetPending:    d("fleet_pending_bytes", "Bytes of the local log not shipped yet (they wait there while PostgreSQL is away)."),
+		fleetErrors:     d("fleet_errors_total", "Failed attempts to reach or ship to the fleet's PostgreSQL."),
+		fleetLost:       d("fleet_lost_bytes_total", "Bytes of the local log deleted by its retention, or damaged, before they were shipped."),
+		dnstapSent:      d("dnstap_sent_total", "Queries (each a query and a response message) sent to the dnstap collector."),
+		dnstapDropped:   d("dnstap_dropped_total", "Queries not sent to the dnstap collector: its queue was full or it was away."),
+		dnstapConnected: d("dnstap_connected", "1 while the dnstap collector is connected."),
 	}
 }
 
@@ -137,6 +141,16 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		m.gauge(c.fleetPending, float64(st.Pending))
 		m.counter(c.fleetErrors, float64(st.Errors))
 		m.counter(c.fleetLost, float64(st.LostBytes))
+	}
+	if c.d.Dnstap != nil {
+		st := c.d.Dnstap.Stats()
+		connected := 0.0
+		if st.Connected {
+			connected = 1
+		}
+		m.counter(c.dnstapSent, float64(st.Sent))
+		m.counter(c.dnstapDropped, float64(st.Dropped))
+		m.gauge(c.dnstapConnected, connected)
 	}
 }
 
