@@ -42,6 +42,10 @@ type Fleet struct {
 
 	ready atomic.Bool // the schema is migrated: reads may go to the database
 
+	// copyBuf is the shipper's COPY text, reused batch to batch (only
+	// Run's goroutine ships).
+	copyBuf []byte
+
 	mu         sync.Mutex
 	positions  map[posKey]int64 // shipped up to, per segment; loaded at the first ship
 	partitions map[string]bool  // partitions known to exist

@@ -197,3 +197,26 @@ func TestShipAfterOutage(t *testing.T) {
 		t.Errorf("%d entries, want exactly 500", n)
 	}
 }
+
+// Text that COPY's format would misread (a tab, a newline, a backslash in
+// a device's name) arrives as it was.
+func TestShipEscapesText(t *testing.T) {
+	dsn := pgtest.DB(t)
+	log := startLog(t, t.TempDir())
+	odd := "kid's\ttablet\\2\nnew\r"
+	log.Record(querylog.Entry{Time: time.Now(), ClientName: odd, ClientAddr: netip.MustParseAddr("2001:db8::7"),
+		QName: "a.xiaomi.example.", QType: "AAAA", Blocked: true, List: "x", Vendor: "Xiaomi", Rule: `||xiaomi.example^`,
+		Reason: querylog.ReasonCNAME, CNAME: "c.example.", Proto: querylog.ProtoDoH, Group: "kids,guests"})
+	waitFor(t, "the local log", func() bool { return log.Stats().Written == 1 })
+	f := runFleet(t, dsn, "r1", log)
+	waitFor(t, "the entry", func() bool { return f.Stats().Shipped == 1 })
+	page, err := f.Reader("").Entries(querylog.Filter{})
+	if err != nil || len(page.Entries) != 1 {
+		t.Fatalf("%d entries, %v", len(page.Entries), err)
+	}
+	e := page.Entries[0]
+	if e.ClientName != odd || e.Client != odd || e.ClientAddr != netip.MustParseAddr("2001:db8::7") || e.CNAME != "c.example." ||
+		e.Reason != querylog.ReasonCNAME || e.Proto != querylog.ProtoDoH || e.Group != "kids,guests" || e.Replica != "r1" || !e.Blocked {
+		t.Errorf("read back %+v", e)
+	}
+}
