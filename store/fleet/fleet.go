@@ -118,10 +118,15 @@ func (f *Fleet) Ready() bool { return f.ready.Load() }
 // Close closes the pool. Call it after Run has returned.
 func (f *Fleet) Close() { f.pool.Close() }
 
+// maxBackoff bounds the wait between two attempts to reach the database:
+// the entries pile up locally meanwhile, and each second of waiting after
+// it is back is a second more of catching up.
+const maxBackoff = 8 * time.Second
+
 // Run migrates the schema (retrying until the database answers), then
 // ships the log every ShipInterval and drops expired partitions hourly,
-// until ctx ends. Each failure waits longer before the next try, up to a
-// minute; DNS is never waited for.
+// until ctx ends. Each failure waits longer before the next try, up to
+// maxBackoff; DNS is never waited for.
 func (f *Fleet) Run(ctx context.Context) {
 	backoff := time.Second
 	wait := func(d time.Duration) bool {
@@ -137,7 +142,7 @@ func (f *Fleet) Run(ctx context.Context) {
 	fail := func(what string, err error) bool {
 		f.noteError(what, err)
 		d := backoff/2 + rand.N(backoff/2+1)
-		backoff = min(backoff*2, time.Minute)
+		backoff = min(backoff*2, maxBackoff)
 		return wait(d)
 	}
 	for !f.ready.Load() {

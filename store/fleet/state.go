@@ -88,7 +88,7 @@ func (f *Fleet) RunState(ctx context.Context, st StateStore, applied func(keys [
 		if !sleep(ctx, backoff) {
 			return
 		}
-		backoff = min(backoff*2, time.Minute)
+		backoff = min(backoff*2, maxBackoff)
 	}
 }
 
