@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/miekg/dns"
 
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
@@ -155,4 +160,110 @@ ship_interval = "50ms"
 	waitFor(t, "replica a to block the name again and end the pause", func() bool {
 		return ask(a, "127.0.0.1", "api.xiaomi.example") == "blocked" && ask(a, "127.0.0.30", "x.xiaomi.example") == "blocked"
 	})
+}
+
+// PostgreSQL stopped under load: DNS answers every query, the lookups
+// wait in the local log, and every one arrives exactly once when it is
+// back. Then the replica is killed with SIGKILL under load and started
+// again: PostgreSQL ends with exactly what the local log kept (which
+// loses at most its documented bound, TestKillLosesAtMostTheBound).
+func TestFleetOutageAndKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops PostgreSQL and runs a separate process")
+	}
+	if !pgtest.Local() {
+		t.Skip("needs this test binary's own PostgreSQL to stop and start it (unset " + pgtest.EnvDSN + ")")
+	}
+	dsn := pgtest.DB(t)
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	cfgPath := writeTestConfig(t, up.Addr, fmt.Sprintf(`
+[querylog]
+flush_interval = "50ms"
+log_lines = false
+[[lists]]
+name = "xiaomi"
+vendor = "Xiaomi"
+entries = ["||xiaomi.example^"]
+[fleet]
+postgres = %q
+replica = "r1"
+ship_interval = "100ms"
+`, dsn))
+	inPostgres := func() int { return countRows(t, dsn) }
+
+	// The outage, in this process.
+	inst, stop := runServe(t, cfgPath)
+	addr := inst.srv.UDPAddrs()[0].String()
+	waitFor(t, "the replica to reach PostgreSQL", func() bool { return inst.fleet.Ready() })
+	pgtest.Stop(t)
+	const n = 4000
+	if got := blast(addr, 4, n, make(chan struct{})); got != n {
+		t.Errorf("answered %d of %d queries with PostgreSQL down", got, n)
+	}
+	waitFor(t, "the local log", func() bool { return inst.qlog.Stats().Written == n })
+	if st := inst.fleet.Stats(); st.Pending == 0 {
+		t.Errorf("nothing pending during the outage: %+v", st)
+	}
+	pgtest.Start(t)
+	waitFor(t, "every entry in PostgreSQL", func() bool { return inPostgres() >= n })
+	time.Sleep(300 * time.Millisecond)
+	if got := inPostgres(); got != n {
+		t.Errorf("%d entries in PostgreSQL after the outage, want exactly %d", got, n)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// SIGKILL under load, as a separate process, then a restart.
+	dnsAddr := freeAddr(t)
+	start := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "serve", "-config", cfgPath, "-listen", dnsAddr)
+		cmd.Env = append(os.Environ(), "VIGIL_TEST_RUN_MAIN=1")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		waitFor(t, "the child to answer", func() bool {
+			c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
+			_, _, err := c.Exchange(rt.Question("ready.example", dns.TypeA), dnsAddr)
+			return err == nil
+		})
+		return cmd
+	}
+	cmd := start()
+	halt := make(chan struct{})
+	answered := make(chan int64)
+	go func() { answered <- blast(dnsAddr, 8, 1_000_000, halt) }()
+	time.Sleep(700 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	close(halt)
+	got := <-answered
+	kept := countStored(t, cfgPath)
+	cmd = start()
+	waitFor(t, "the restarted replica to ship what the log kept", func() bool { return inPostgres() >= kept })
+	time.Sleep(300 * time.Millisecond)
+	if in := inPostgres(); in != kept {
+		t.Errorf("PostgreSQL holds %d entries, the local log %d: want the same", in, kept)
+	}
+	t.Logf("killed after %d answers beyond the first %d; the log kept %d in all, all in PostgreSQL once", got, n, kept)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+}
+
+func countRows(t *testing.T, dsn string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return -1
+	}
+	defer conn.Close(ctx)
+	var n int
+	if conn.QueryRow(ctx, "SELECT count(*) FROM vigil_blocked").Scan(&n) != nil {
+		return -1
+	}
+	return n
 }
