@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,6 +25,7 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	limit := fs.Int("limit", 50, "at most `N` entries")
 	allowed := fs.Bool("allowed", false, "show allowed lookups instead (when querylog.log_allowed is on)")
 	cursor := fs.String("cursor", "", "continue after the last page: the `CURSOR` it printed")
+	replica := fs.String("replica", "", "in a fleet ([fleet]): only what `REPLICA` answered")
 	asJSON := fs.Bool("json", false, "print JSON")
 	cfg, err := fs.load(args)
 	if err != nil {
@@ -33,7 +35,7 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{fmt.Errorf("-limit: want 1 to 1000, got %d", *limit)}
 	}
 	q := url.Values{"limit": {strconv.Itoa(*limit)}}
-	for k, v := range map[string]string{"client": *client, "vendor": *vendor, "list": *list, "name": *name, "since": since.text} {
+	for k, v := range map[string]string{"client": *client, "vendor": *vendor, "list": *list, "name": *name, "since": since.text, "replica": *replica} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -48,6 +50,9 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	page, err := fetch(ctx, cfg,
 		func(c *api.Client) (querylog.Page, error) { return c.Blocked(ctx, q) },
 		func(o *offline) (querylog.Page, error) {
+			if *replica != "" {
+				return querylog.Page{}, fmt.Errorf("-replica needs the running server (the fleet's log is in PostgreSQL)")
+			}
 			var err error
 			if filter.Client, err = o.resolveClient(cfg, *client); err != nil {
 				return querylog.Page{}, err
@@ -75,11 +80,18 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // "allowed".
 func printLogPage(w io.Writer, page querylog.Page, what string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fleet := slices.ContainsFunc(page.Entries, func(e querylog.Entry) bool { return e.Replica != "" })
+	if fleet {
+		fmt.Fprint(tw, "REPLICA\t")
+	}
 	fmt.Fprintln(tw, "TIME\tCLIENT\tNAME\tTYPE\tVENDOR\tLIST\tRULE")
 	for _, e := range page.Entries {
 		rule := e.Rule
 		if e.Reason == querylog.ReasonCNAME {
 			rule += " (via CNAME " + e.CNAME + ")"
+		}
+		if fleet {
+			fmt.Fprintf(tw, "%s\t", e.Replica)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Client,
 			strings.TrimSuffix(e.QName, "."), e.QType, e.Vendor, e.List, rule)

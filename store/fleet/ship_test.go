@@ -220,3 +220,37 @@ func TestShipEscapesText(t *testing.T) {
 		t.Errorf("read back %+v", e)
 	}
 }
+
+// Retention drops whole day partitions past it, and nothing younger.
+func TestDropExpiredPartitions(t *testing.T) {
+	dsn := pgtest.DB(t)
+	cfg := DefaultConfig()
+	cfg.Postgres, cfg.Replica = dsn, "r1"
+	f, err := Open(cfg, Options{}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx := context.Background()
+	if err := f.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	days := []time.Time{now.AddDate(0, 0, -40), now.AddDate(0, 0, -31), now.AddDate(0, 0, -30), now}
+	if err := ensurePartitions(ctx, f.pool, true, days); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensurePartitions(ctx, f.pool, true, days); err != nil { // again: nothing to do
+		t.Fatal(err)
+	}
+	dropped, err := dropExpired(ctx, f.pool, true, now.AddDate(0, 0, -30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dropped) != 2 || dropped[0] != "vigil_blocked_20261022" && dropped[1] != "vigil_blocked_20261022" {
+		t.Errorf("dropped %v, want the partitions of 22 and 31 October", dropped)
+	}
+	if n := count(t, dsn, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'vigil_blocked'::regclass"); n != 2 {
+		t.Errorf("%d partitions left, want 2 (1 November, where the cutoff falls, and today)", n)
+	}
+}

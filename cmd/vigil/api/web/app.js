@@ -393,12 +393,15 @@ async function device(client, params) {
 async function queries(params) {
   const stats = await api("/api/v1/stats");
   const result = params.get("result") || (stats.log_allowed ? "allowed" : "blocked");
-  const f = { client: params.get("client") || "", name: params.get("name") || "", type: params.get("type") || "", since: params.get("since") || "24h" };
+  const f = { client: params.get("client") || "", name: params.get("name") || "", type: params.get("type") || "", since: params.get("since") || "24h",
+    replica: params.get("replica") || "" };
   const q = new URLSearchParams({ since: f.since, limit: "100" });
-  for (const k of ["client", "name", "type"]) if (f[k]) q.set(k, f[k]);
+  for (const k of ["client", "name", "type", "replica"]) if (f[k]) q.set(k, f[k]);
   if (result === "allowed") q.set("allowed", "true");
   if (params.get("cursor")) q.set("cursor", params.get("cursor"));
   const page = await api(`/api/v1/blocked?${q}`);
+  // A fleet ([fleet]): every entry names the resolver that answered it.
+  const fleet = f.replica !== "" || (page.entries || []).some((e) => e.replica);
   const link = (over) => {
     const p = new URLSearchParams({ ...f, result, ...over });
     for (const [k, v] of [...p]) if (!v) p.delete(k);
@@ -412,18 +415,20 @@ async function queries(params) {
       <div><label for="q-client">Device</label><input id="q-client" value="${esc(f.client)}" placeholder="name or address"></div>
       <div><label for="q-name">Name</label><input id="q-name" value="${esc(f.name)}" placeholder="example.com"></div>
       <div><label for="q-type">Type</label><input id="q-type" value="${esc(f.type)}" placeholder="A, AAAA, HTTPS" size="6"></div>
+      ${fleet ? `<div><label for="q-replica">Resolver</label><input id="q-replica" value="${esc(f.replica)}" placeholder="every one" size="10"></div>` : ""}
       <div><label for="q-since">Since</label><select id="q-since">${["1h", "24h", "7d", "30d"].map((x) => `<option${x === f.since ? " selected" : ""}>${x}</option>`).join("")}</select></div>
       <button type="submit">Show</button></form>
     <div class="scroll"><table id="queries"><thead><tr><th scope="col">Time</th><th scope="col">Device</th><th scope="col">Name</th><th scope="col">Type</th>
-      <th scope="col" class="hide-narrow">${result === "blocked" ? "List" : "Protocol"}</th></tr></thead>
+      <th scope="col" class="hide-narrow">${result === "blocked" ? "List" : "Protocol"}</th>${fleet ? `<th scope="col" class="hide-narrow">Resolver</th>` : ""}</tr></thead>
     <tbody>${rows(page.entries || [], (e) => [esc(when(e.time)), `<a href="#/device/${encodeURIComponent(e.client)}">${esc(e.client)}</a>`,
-      esc(host(e.qname)), esc(e.qtype), `<span class="hide-narrow">${esc(result === "blocked" ? e.list : e.proto)}</span>`])}</tbody></table></div>
+      esc(host(e.qname)), esc(e.qtype), `<span class="hide-narrow">${esc(result === "blocked" ? e.list : e.proto)}</span>`,
+      ...(fleet ? [`<span class="hide-narrow">${esc(e.replica || "")}</span>`] : [])])}</tbody></table></div>
     ${(page.entries || []).length === 0 ? "<p>Nothing matches.</p>" : ""}
     ${page.next ? `<p><a id="q-next" href="${link({ cursor: page.next })}">Older →</a></p>` : ""}`;
   $("#q-filter").onsubmit = (ev) => {
     ev.preventDefault();
     location.hash = link({ result: $("#q-result").value, client: $("#q-client").value.trim(), name: $("#q-name").value.trim(),
-      type: $("#q-type").value.trim(), since: $("#q-since").value, cursor: "" });
+      type: $("#q-type").value.trim(), since: $("#q-since").value, replica: fleet ? $("#q-replica").value.trim() : "", cursor: "" });
   };
 }
 
