@@ -27,18 +27,8 @@ first_blocked=$(sed -n '3s/^||\(.*\)^$/\1/p' "$work/list.txt")
 
 # write_config FILE ALERTS(yes|no)
 write_config() {
-	cat >"$1" <<TOML
-[server]
-listen = ["127.0.0.1:$VPORT"]
-[upstream]
-servers = ["127.0.0.1:$SPORT"]
-strategy = "failover"
-[ratelimit]
-enabled = false
-[store]
-dir = "$work/state-$2"
-[http]
-listen = ""
+	base_config "$1" "$work/state-$2" ""
+	cat >>"$1" <<TOML
 [log]
 level = "error"
 [[lists]]

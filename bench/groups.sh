@@ -36,18 +36,8 @@ done
 
 # write_config FILE GROUPS
 write_config() {
-	cat >"$1" <<TOML
-[server]
-listen = ["127.0.0.1:$VPORT"]
-[upstream]
-servers = ["127.0.0.1:$SPORT"]
-strategy = "failover"
-[ratelimit]
-enabled = false
-[store]
-dir = "$work/state"
-[http]
-listen = ""
+	base_config "$1" "$work/state" ""
+	cat >>"$1" <<TOML
 [log]
 level = "warn"
 [[clients]]

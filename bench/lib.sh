@@ -134,6 +134,25 @@ warm() { taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$1" -d "$2" -n 1 >/dev/null
 
 # wait_api PORT: until Vigil's HTTP API on PORT answers its health check
 # (at most 20 s).
+# base_config FILE STATE_DIR HTTP_LISTEN: what every benchmark's Vigil is
+# configured with (its port, the stub upstream, no rate limit, its store,
+# its API or none); a script appends its own sections.
+base_config() {
+	cat >"$1" <<TOML
+[server]
+listen = ["127.0.0.1:$VPORT"]
+[upstream]
+servers = ["127.0.0.1:$SPORT"]
+strategy = "failover"
+[ratelimit]
+enabled = false
+[store]
+dir = "$2"
+[http]
+listen = "$3"
+TOML
+}
+
 wait_api() {
 	for _ in $(seq 1 400); do
 		curl -sf "http://127.0.0.1:$1/api/v1/health" >/dev/null 2>&1 && return 0

@@ -41,18 +41,8 @@ first_blocked=$(sed -n '3s/^||\(.*\)^$/\1/p' "$work/list.txt")
 
 # write_config FILE STATE_DIR WITH_LIST
 write_config() {
-	cat >"$1" <<TOML
-[server]
-listen = ["127.0.0.1:$VPORT"]
-[upstream]
-servers = ["127.0.0.1:$SPORT"]
-strategy = "failover"
-[ratelimit]
-enabled = false
-[store]
-dir = "$2"
-[http]
-listen = "127.0.0.1:$APIPORT"
+	base_config "$1" "$2" "127.0.0.1:$APIPORT"
+	cat >>"$1" <<TOML
 [log]
 level = "warn"
 TOML

@@ -66,6 +66,20 @@ type readerBufs struct {
 	// tapExtra is the verdict of the packed blocked answer just built,
 	// for dnstap; set only with dnstap on.
 	tapExtra string
+	// The access list's last answer: a reader's queries come in runs
+	// from one client, and comparing an address is cheaper than walking
+	// the prefixes.
+	aclFor  *AccessList
+	aclAddr netip.Addr
+	aclOK   bool
+}
+
+// allowed is acl.Allowed(client), remembered for the next query.
+func (rb *readerBufs) allowed(acl *AccessList, client netip.Addr) bool {
+	if rb.aclFor != acl || rb.aclAddr != client {
+		rb.aclFor, rb.aclAddr, rb.aclOK = acl, client, acl.Allowed(client)
+	}
+	return rb.aclOK
 }
 
 func newReaderBufs(stripe int, lane *querylog.Lane) *readerBufs {
@@ -102,7 +116,7 @@ func (s *Server) prepare(req []byte, client netip.Addr, proto Proto, out []byte,
 		return nil, false
 	}
 	pol := s.policy.Load()
-	if !pol.acl.Allowed(client) {
+	if !rb.allowed(pol.acl, client) {
 		return nil, false // answer refuses and counts it
 	}
 	if cl := pol.clients; cl != nil && len(cl.trusted) > 0 && wq.edns && cl.isTrusted(client) {

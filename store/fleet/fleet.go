@@ -129,16 +129,7 @@ const maxBackoff = 8 * time.Second
 // maxBackoff; DNS is never waited for.
 func (f *Fleet) Run(ctx context.Context) {
 	backoff := time.Second
-	wait := func(d time.Duration) bool {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
-	}
+	wait := func(d time.Duration) bool { return sleep(ctx, d) }
 	fail := func(what string, err error) bool {
 		f.noteError(what, err)
 		d := backoff/2 + rand.N(backoff/2+1)

@@ -112,31 +112,19 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		m.counter(c.logDropped, float64(st.LowDiskDropped), "low_disk")
 		m.counter(c.logErrors, float64(st.WriteErrors))
 	}
-	paused := 0.0
-	if !c.d.Pause.Status().All.IsZero() {
-		paused = 1
-	}
-	m.gauge(c.paused, paused)
+	m.gauge(c.paused, one(!c.d.Pause.Status().All.IsZero()))
 	srv := c.d.Server.Stats()
 	m.gauge(c.tcpConns, float64(srv.TCPConns))
 	m.counter(c.shed, float64(srv.Shed))
 	if c.d.Store != nil {
 		st := c.d.Store.Status()
 		m.gauge(c.storeMode, 1, string(st.Mode))
-		low := 0.0
-		if st.LowDisk {
-			low = 1
-		}
-		m.gauge(c.storeLowDisk, low)
+		m.gauge(c.storeLowDisk, one(st.LowDisk))
 		m.counter(c.storeSkipped, float64(st.SkippedWrites))
 	}
 	if c.d.Fleet != nil {
 		st := c.d.Fleet.Stats()
-		connected := 0.0
-		if st.Connected {
-			connected = 1
-		}
-		m.gauge(c.fleetConnected, connected)
+		m.gauge(c.fleetConnected, one(st.Connected))
 		m.counter(c.fleetShipped, float64(st.Shipped))
 		m.gauge(c.fleetPending, float64(st.Pending))
 		m.counter(c.fleetErrors, float64(st.Errors))
@@ -144,14 +132,18 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.d.Dnstap != nil {
 		st := c.d.Dnstap.Stats()
-		connected := 0.0
-		if st.Connected {
-			connected = 1
-		}
 		m.counter(c.dnstapSent, float64(st.Sent))
 		m.counter(c.dnstapDropped, float64(st.Dropped))
-		m.gauge(c.dnstapConnected, connected)
+		m.gauge(c.dnstapConnected, one(st.Connected))
 	}
+}
+
+// one is 1 for true, 0 for false: a state as a gauge.
+func one(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // metricSink sends constant metrics to a scrape.
