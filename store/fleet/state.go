@@ -121,10 +121,14 @@ func (f *Fleet) syncState(ctx context.Context, st StateStore, applied func([]str
 		return err
 	}
 	lctx, stop := context.WithCancel(ctx)
-	defer stop()
 	notes := make(chan *pgconn.Notification)
 	errc := make(chan error, 1)
+	listening := make(chan struct{})
+	// Before the connection closes (the deferred Close above, which runs
+	// after this), the listener must have stopped using it.
+	defer func() { stop(); <-listening }()
 	go func() {
+		defer close(listening)
 		for {
 			n, err := conn.WaitForNotification(lctx)
 			if err != nil {
