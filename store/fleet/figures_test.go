@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
 
 	"github.com/vigil-dns/vigil/store/fleet/pgtest"
 	"github.com/vigil-dns/vigil/store/querylog"
@@ -113,4 +114,51 @@ func TestFleetFigures(t *testing.T) {
 	if n := count(t, dsn, "SELECT count(*) FROM vigil_blocked"); n != million+written {
 		t.Errorf("%d entries in PostgreSQL, want %d", n, million+written)
 	}
+}
+
+// BenchmarkShipSide is the shipper's own work per entry, without
+// PostgreSQL: reading a block of the spool back, decoding it, and writing
+// COPY's text. go test -run NONE -bench ShipSide ./store/fleet/
+func BenchmarkShipSide(b *testing.B) {
+	cfg := querylog.DefaultConfig()
+	cfg.FlushInterval = 10 * time.Millisecond
+	cfg.LogLines = false
+	q, err := querylog.Open(b.TempDir(), cfg, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx); close(done) }()
+	const n = 100_000
+	for i := range n {
+		for !q.Record(querylog.Entry{Time: time.Now(), ClientName: "phone", ClientAddr: netip.AddrFrom4([4]byte{192, 168, 1, byte(i)}),
+			QName: fmt.Sprintf("t%d.telemetry.xiaomi.example.", i%5000), QType: "A", Blocked: true, List: "xiaomi", Vendor: "Xiaomi",
+			Rule: "||xiaomi.example^", Reason: querylog.ReasonName, Proto: querylog.ProtoUDP}) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for q.Stats().Written < n {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	defer q.Close()
+	segs, _ := q.SpoolSegments(true)
+	f := &Fleet{cfg: Config{BatchSize: 20000}, replica: "r1", spool: q, now: time.Now, log: zap.NewNop()}
+	b.ResetTimer()
+	entries := 0
+	for range b.N {
+		for _, seg := range segs {
+			for pos := int64(0); pos < seg.Size; {
+				bt, err := f.read(seg, pos)
+				if err != nil || bt.end <= pos {
+					b.Fatal(err)
+				}
+				entries += bt.n
+				pos = bt.end
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(entries), "ns/entry")
 }

@@ -45,6 +45,9 @@ type Fleet struct {
 	// copyBuf is the shipper's COPY text, reused batch to batch (only
 	// Run's goroutine ships).
 	copyBuf []byte
+	// tsSecond and tsText are the last second encodeEntry wrote, as text.
+	tsSecond int64
+	tsText   []byte
 
 	mu         sync.Mutex
 	positions  map[posKey]int64 // shipped up to, per segment; loaded at the first ship

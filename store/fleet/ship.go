@@ -30,17 +30,13 @@ import (
 var columns = []string{"ts", "replica", "seq", "client", "client_name", "client_addr", "mac",
 	"qname", "qtype", "list", "vendor", "rule", "reason", "cname", "proto", "grp"}
 
-// row is one entry to ship.
-type row struct {
-	e   querylog.Entry
-	seq int64
-}
-
-// batch is what one transaction ships: rows of one segment, and the
-// segment's position after them.
+// batch is what one transaction ships: entries of one segment, already
+// written as COPY text into the Fleet's copyBuf, the UTC days they fall on
+// (their partitions), and the segment's position after them.
 type batch struct {
 	seg  querylog.SpoolSegment
-	rows []row
+	n    int // entries in copyBuf
+	days []time.Time
 	end  int64
 }
 
@@ -81,14 +77,14 @@ func (f *Fleet) shipOnce(ctx context.Context) (full bool, err error) {
 			if err != nil {
 				return false, err
 			}
-			if len(b.rows) > 0 || b.end > pos {
+			if b.n > 0 || b.end > pos {
 				if err := f.ship(ctx, b); err != nil {
 					return false, err
 				}
 			}
 			pending += seg.Size - b.end
 			f.noteUnshipped(seg, seg.Size-b.end)
-			full = len(b.rows) >= f.cfg.BatchSize
+			full = b.n >= f.cfg.BatchSize
 		}
 	}
 	f.pending.Store(pending)
@@ -99,15 +95,28 @@ func (f *Fleet) shipOnce(ctx context.Context) (full bool, err error) {
 func (f *Fleet) read(seg querylog.SpoolSegment, pos int64) (batch, error) {
 	b := batch{seg: seg, end: pos}
 	cutoff := f.cutoff(seg.Blocked)
+	f.copyBuf = f.copyBuf[:0]
+	var lastDay time.Time
+	// Each entry is written as COPY text as it is read: no copy of it is
+	// kept (holding the batch's entries cost more in copies and garbage
+	// collection than everything else the shipper does).
 	_, ok, err := f.spool.ReadSpool(seg, pos, func(start, end int64, entries []querylog.Entry) bool {
-		if len(b.rows) > 0 && len(b.rows)+len(entries) > f.cfg.BatchSize {
+		if b.n > 0 && b.n+len(entries) > f.cfg.BatchSize {
 			return false // the next batch starts with this block
 		}
-		for i, e := range entries {
+		for i := range entries {
+			e := &entries[i]
 			if e.Time.Before(cutoff) {
 				continue // past retention: its partition is gone or going
 			}
-			b.rows = append(b.rows, row{e: e, seq: querylog.Seq(start, i)})
+			if d := e.Time.UTC().Truncate(24 * time.Hour); !d.Equal(lastDay) {
+				lastDay = d
+				if !slices.ContainsFunc(b.days, d.Equal) {
+					b.days = append(b.days, d)
+				}
+			}
+			f.copyBuf = f.encodeEntry(f.copyBuf, e, querylog.Seq(start, i))
+			b.n++
 		}
 		b.end = end
 		return true
@@ -115,7 +124,7 @@ func (f *Fleet) read(seg querylog.SpoolSegment, pos int64) (batch, error) {
 	if err != nil {
 		return b, err
 	}
-	if !ok && len(b.rows) == 0 && b.end == pos {
+	if !ok && b.n == 0 && b.end == pos {
 		// A damaged block (a crash's torn write in a segment closed
 		// since): nothing after it can be read forward. The rest of the
 		// segment is given up, counted as lost, so the position moves on.
@@ -144,9 +153,8 @@ func (f *Fleet) ship(ctx context.Context, b batch) error {
 	if err := f.ensurePartitions(ctx, b); err != nil {
 		return err
 	}
-	f.copyBuf = f.encodeRows(f.copyBuf[:0], b.rows)
 	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
-		if len(b.rows) > 0 {
+		if b.n > 0 {
 			if err := f.copyInto(ctx, tx, table(b.seg.Blocked)); err != nil {
 				return err
 			}
@@ -158,10 +166,10 @@ func (f *Fleet) ship(ctx context.Context, b batch) error {
 		err = f.shipIdempotent(ctx, b)
 	}
 	if err != nil {
-		return fmt.Errorf("shipping %d entries: %w", len(b.rows), err)
+		return fmt.Errorf("shipping %d entries: %w", b.n, err)
 	}
 	f.setPosition(b.seg, b.end)
-	f.shipped.Add(uint64(len(b.rows)))
+	f.shipped.Add(uint64(b.n))
 	f.batches.Add(1)
 	f.lastShip.Store(f.now().UnixNano())
 	return nil
@@ -197,41 +205,64 @@ func (f *Fleet) copyInto(ctx context.Context, tx pgx.Tx, tbl string) error {
 	return err
 }
 
-// encodeRows writes the rows as COPY's text format, one line each. It is
-// the shipper's hot loop: plain appends into one reused buffer, where
-// pgx's generic COPY boxed every value in an interface and looked up its
-// encoding (a fifth of a replica's CPU at 24,000 blocked lookups a
-// second under a 20 % quota, against 5 % now; docs/BENCHMARKS.md).
-func (f *Fleet) encodeRows(b []byte, rows []row) []byte {
-	for i := range rows {
-		r := &rows[i]
-		e := &r.e
-		// Microseconds, as PostgreSQL keeps them, truncated (not rounded)
-		// so an entry stays in its hour's segment and its day's partition.
-		b = e.Time.UTC().AppendFormat(b, "2006-01-02 15:04:05.000000")
-		b = append(b, "+00\t"...)
-		b = appendText(b, f.replica)
+// encodeEntry writes one entry as a line of COPY's text format. It is the
+// shipper's hot loop: plain appends into one reused buffer, where pgx's
+// generic COPY boxed every value in an interface and looked up its
+// encoding.
+func (f *Fleet) encodeEntry(b []byte, e *querylog.Entry, seq int64) []byte {
+	// Microseconds, as PostgreSQL keeps them, truncated (not rounded) so
+	// an entry stays in its hour's segment and its day's partition.
+	b = f.appendTime(b, e.Time)
+	b = append(b, "+00\t"...)
+	b = appendText(b, f.replica)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, seq, 10)
+	for _, s := range [...]string{e.Client, e.ClientName} {
 		b = append(b, '\t')
-		b = strconv.AppendInt(b, r.seq, 10)
-		for _, s := range [...]string{e.Client, e.ClientName} {
-			b = append(b, '\t')
-			b = appendText(b, s)
-		}
-		b = append(b, '\t')
-		if e.ClientAddr.IsValid() {
-			b = e.ClientAddr.AppendTo(b)
-		}
-		for _, s := range [...]string{e.MAC, e.QName, e.QType, e.List, e.Vendor, e.Rule, string(e.Reason), e.CNAME, string(e.Proto), e.Group} {
-			b = append(b, '\t')
-			b = appendText(b, s)
-		}
-		b = append(b, '\n')
+		b = appendText(b, s)
 	}
-	return b
+	b = append(b, '\t')
+	if e.ClientAddr.IsValid() {
+		b = e.ClientAddr.AppendTo(b)
+	}
+	for _, s := range [...]string{e.MAC, e.QName, e.QType, e.List, e.Vendor, e.Rule, string(e.Reason), e.CNAME, string(e.Proto), e.Group} {
+		b = append(b, '\t')
+		b = appendText(b, s)
+	}
+	return append(b, '\n')
+}
+
+// appendTime appends t as "2006-01-02 15:04:05.000000" (UTC). The
+// seconds' text is kept from the entry before: a batch's entries come in
+// time order, many in the same second.
+func (f *Fleet) appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	if sec := t.Unix(); sec != f.tsSecond || f.tsText == nil {
+		f.tsSecond = sec
+		f.tsText = t.AppendFormat(f.tsText[:0], "2006-01-02 15:04:05.")
+	}
+	b = append(b, f.tsText...)
+	us := t.Nanosecond() / 1000
+	var d [6]byte
+	for i := 5; i >= 0; i-- {
+		d[i] = byte('0' + us%10)
+		us /= 10
+	}
+	return append(b, d[:]...)
 }
 
 // appendText appends s escaped for COPY's text format.
 func appendText(b []byte, s string) []byte {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '\t' || c == '\n' || c == '\r' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return append(b, s...)
+	}
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\\':
@@ -249,14 +280,12 @@ func appendText(b []byte, s string) []byte {
 	return b
 }
 
-// ensurePartitions creates the day partitions the batch's rows need.
+// ensurePartitions creates the day partitions the batch's entries need.
 func (f *Fleet) ensurePartitions(ctx context.Context, b batch) error {
 	var days []time.Time
 	f.mu.Lock()
-	for _, r := range b.rows {
-		d := r.e.Time.UTC().Truncate(24 * time.Hour)
-		name := partitionName(b.seg.Blocked, d)
-		if !f.partitions[name] && !slices.ContainsFunc(days, d.Equal) {
+	for _, d := range b.days {
+		if !f.partitions[partitionName(b.seg.Blocked, d)] {
 			days = append(days, d)
 		}
 	}

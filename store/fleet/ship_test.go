@@ -205,17 +205,21 @@ func TestShipEscapesText(t *testing.T) {
 	dsn := pgtest.DB(t)
 	log := startLog(t, t.TempDir())
 	odd := "kid's\ttablet\\2\nnew\r"
-	log.Record(querylog.Entry{Time: time.Now(), ClientName: odd, ClientAddr: netip.MustParseAddr("2001:db8::7"),
+	at := time.Date(2026, 12, 1, 23, 59, 59, 999_999_999, time.UTC) // the last microsecond of a day, and some
+	log.Record(querylog.Entry{Time: at, ClientName: odd, ClientAddr: netip.MustParseAddr("2001:db8::7"),
 		QName: "a.xiaomi.example.", QType: "AAAA", Blocked: true, List: "x", Vendor: "Xiaomi", Rule: `||xiaomi.example^`,
 		Reason: querylog.ReasonCNAME, CNAME: "c.example.", Proto: querylog.ProtoDoH, Group: "kids,guests"})
 	waitFor(t, "the local log", func() bool { return log.Stats().Written == 1 })
 	f := runFleet(t, dsn, "r1", log)
 	waitFor(t, "the entry", func() bool { return f.Stats().Shipped == 1 })
-	page, err := f.Reader("").Entries(querylog.Filter{})
+	page, err := f.Reader("").Entries(querylog.Filter{Since: at.Add(-time.Hour), Until: at.Add(time.Hour)})
 	if err != nil || len(page.Entries) != 1 {
 		t.Fatalf("%d entries, %v", len(page.Entries), err)
 	}
 	e := page.Entries[0]
+	if want := at.Truncate(time.Microsecond); !e.Time.Equal(want) {
+		t.Errorf("time %s, want %s (truncated to the microsecond, in its day)", e.Time, want)
+	}
 	if e.ClientName != odd || e.Client != odd || e.ClientAddr != netip.MustParseAddr("2001:db8::7") || e.CNAME != "c.example." ||
 		e.Reason != querylog.ReasonCNAME || e.Proto != querylog.ProtoDoH || e.Group != "kids,guests" || e.Replica != "r1" || !e.Blocked {
 		t.Errorf("read back %+v", e)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/klauspost/compress/s2"
 	"go.uber.org/zap"
@@ -668,14 +669,17 @@ func entryClient(enc []byte) (name, addr []byte) {
 // decodeBody returns a compressed block body's entries, oldest first,
 // appended to out.
 func decodeBody(compressed []byte, out []Entry) ([]Entry, error) {
-	out, _, err := decodeBodyInto(nil, compressed, out)
+	out, _, err := decodeBodyInto(nil, compressed, out, false)
 	return out, err
 }
 
 // decodeBodyInto is decodeBody decompressing into scratch (grown as
 // needed, and returned for the next block): the entries copy what they
-// keep, so a reader walking many blocks reuses one buffer.
-func decodeBodyInto(scratch, compressed []byte, out []Entry) ([]Entry, []byte, error) {
+// keep, so a reader walking many blocks reuses one buffer. With view, the
+// entries' strings are views of scratch instead, valid until it is used
+// again: no allocation per entry, for a reader that keeps nothing (the
+// spool's shipper).
+func decodeBodyInto(scratch, compressed []byte, out []Entry, view bool) ([]Entry, []byte, error) {
 	if n, err := s2.DecodedLen(compressed); err == nil && n > cap(scratch) {
 		scratch = make([]byte, n)
 	}
@@ -684,12 +688,12 @@ func decodeBodyInto(scratch, compressed []byte, out []Entry) ([]Entry, []byte, e
 		return out, scratch, errCorrupt
 	}
 	scratch = v
-	out, err = decodeEntries(v, out)
+	out, err = decodeEntries(v, out, view)
 	return out, scratch, err
 }
 
-// decodeEntries decodes a decompressed block body.
-func decodeEntries(v []byte, out []Entry) ([]Entry, error) {
+// decodeEntries decodes a decompressed block body (view: decodeBodyInto).
+func decodeEntries(v []byte, out []Entry, view bool) ([]Entry, error) {
 	count, k := binary.Uvarint(v)
 	if k <= 0 || count > uint64(len(v)) {
 		return nil, errCorrupt
@@ -706,7 +710,7 @@ func decodeEntries(v []byte, out []Entry) ([]Entry, error) {
 		if k <= 0 || uint64(len(v)-k) < l {
 			return out, errCorrupt
 		}
-		e, err := decodeEntry(ts, v[k:k+int(l)])
+		e, err := decodeEntryView(ts, v[k:k+int(l)], view)
 		if err != nil {
 			return out, err
 		}
@@ -798,7 +802,10 @@ func appendString(b []byte, s string) []byte {
 var errCorrupt = errors.New("corrupt log entry")
 
 // decodeEntry decodes an entry whose time is the 8 bytes in ts.
-func decodeEntry(ts, v []byte) (Entry, error) {
+func decodeEntry(ts, v []byte) (Entry, error) { return decodeEntryView(ts, v, false) }
+
+// decodeEntryView is decodeEntry; with view, the strings are views of v.
+func decodeEntryView(ts, v []byte, view bool) (Entry, error) {
 	var e Entry
 	if len(ts) < 8 {
 		return e, errCorrupt
@@ -829,7 +836,12 @@ func decodeEntry(ts, v []byte) (Entry, error) {
 	// The fields' text, copied once: every field is a piece of it (one
 	// allocation per entry instead of one per field; reading the log for
 	// the alerts decodes every entry).
-	all := string(v)
+	var all string
+	if view && len(v) > 0 {
+		all = unsafe.String(&v[0], len(v))
+	} else {
+		all = string(v)
+	}
 	for _, f := range fields {
 		l, k := binary.Uvarint(v)
 		if k <= 0 || uint64(len(v)-k) < l {

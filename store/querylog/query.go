@@ -127,7 +127,7 @@ func (q *Log) walkBlocks(blocked bool, client string, since, until time.Time, fr
 			return true
 		}
 		var err error
-		entries, scratch, err = decodeBodyInto(scratch, fr.body, entries[:0])
+		entries, scratch, err = decodeBodyInto(scratch, fr.body, entries[:0], false)
 		if err != nil {
 			return true // damaged: skip the block
 		}
@@ -530,7 +530,7 @@ func (q *Log) ScanSummaries(allowed bool, since, until time.Time, fn func(*Block
 		decode := func() []Entry {
 			if !decoded {
 				var err error
-				entries, scratch, err = decodeBodyInto(scratch, fr.body, entries[:0])
+				entries, scratch, err = decodeBodyInto(scratch, fr.body, entries[:0], false)
 				if err != nil {
 					entries = entries[:0] // damaged: nothing to tell
 				}

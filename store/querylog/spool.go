@@ -67,8 +67,9 @@ func (sg *segments) committed(k int, h time.Time) (int64, error) {
 func Seq(blockStart int64, index int) int64 { return blockStart<<16 | int64(index) }
 
 // ReadSpool reads the segment forward from offset, a frame boundary, to
-// the end of its whole frames (at most until), calling fn with each
-// block's start and end and its entries, which fn must not keep. It stops
+// the end of its whole frames, calling fn with each block's start and end
+// and its entries, which fn must not keep: their strings are views of a
+// buffer the next block reuses (no allocation per entry). It stops
 // early when fn returns false, and returns the offset it read up to: the
 // end of the last block fn accepted. A damaged block ends the read there
 // (ok false): nothing after it in the segment can be trusted to be a
@@ -109,7 +110,7 @@ func (q *Log) ReadSpool(seg SpoolSegment, offset int64, fn func(start, end int64
 		if !good {
 			return pos, false, nil
 		}
-		entries, scratch, err = decodeBodyInto(scratch, fr.body, entries[:0])
+		entries, scratch, err = decodeBodyInto(scratch, fr.body, entries[:0], true)
 		if err != nil {
 			return pos, false, nil
 		}

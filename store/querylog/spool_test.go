@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,7 +51,7 @@ func TestReadSpoolResumes(t *testing.T) {
 					if seen[e.QName] {
 						t.Errorf("%s read twice", e.QName)
 					}
-					seen[e.QName] = true
+					seen[strings.Clone(e.QName)] = true // a view of the block: fn keeps nothing
 					if s := Seq(start, i); seqs[s] {
 						t.Errorf("seq %d twice", s)
 					} else {
