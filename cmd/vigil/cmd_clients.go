@@ -16,14 +16,18 @@ import (
 func cmdClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("clients", "", "Show every client with blocked lookups: totals per vendor, first and last seen.", stderr)
 	since := fs.since()
+	replica := fs.replica()
 	asJSON := fs.Bool("json", false, "print JSON")
 	cfg, err := fs.load(args)
 	if err != nil {
 		return err
 	}
 	rep, err := fetch(ctx, cfg,
-		func(c *api.Client) (api.ClientsReport, error) { return c.Clients(ctx, since.text) },
+		func(c *api.Client) (api.ClientsReport, error) { return c.ForReplica(*replica).Clients(ctx, since.text) },
 		func(o *offline) (api.ClientsReport, error) {
+			if err := fleetNeedsServer(*replica); err != nil {
+				return api.ClientsReport{}, err
+			}
 			cs, err := o.qlog.Clients(since.time, time.Time{})
 			return api.ClientsReport{Since: since.time, Clients: cs}, err
 		})

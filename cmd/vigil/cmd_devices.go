@@ -19,6 +19,7 @@ import (
 func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("devices", "", "Show every device seen: its name and where it came from, addresses, MAC and hardware maker, and the vendors it called.", stderr)
 	since := fs.since()
+	replica := fs.replica()
 	maker := fs.String("maker", "", "only devices whose hardware maker contains `TEXT` (e.g. Xiaomi)")
 	sortBy := fs.String("sort", "blocked", "order by `COLUMN`: blocked, name, last_seen or hardware_vendor")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -27,8 +28,13 @@ func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	rep, err := fetch(ctx, cfg,
-		func(c *api.Client) (api.DevicesReport, error) { return c.Devices(ctx, since.text, *maker, *sortBy) },
+		func(c *api.Client) (api.DevicesReport, error) {
+			return c.ForReplica(*replica).Devices(ctx, since.text, *maker, *sortBy)
+		},
 		func(o *offline) (api.DevicesReport, error) {
+			if err := fleetNeedsServer(*replica); err != nil {
+				return api.DevicesReport{}, err
+			}
 			cs, err := o.qlog.Clients(since.time, time.Time{})
 			if err != nil {
 				return api.DevicesReport{}, err

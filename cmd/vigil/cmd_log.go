@@ -25,7 +25,7 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	limit := fs.Int("limit", 50, "at most `N` entries")
 	allowed := fs.Bool("allowed", false, "show allowed lookups instead (when querylog.log_allowed is on)")
 	cursor := fs.String("cursor", "", "continue after the last page: the `CURSOR` it printed")
-	replica := fs.String("replica", "", "in a fleet ([fleet]): only what `REPLICA` answered")
+	replica := fs.replica()
 	asJSON := fs.Bool("json", false, "print JSON")
 	cfg, err := fs.load(args)
 	if err != nil {
@@ -50,8 +50,8 @@ func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	page, err := fetch(ctx, cfg,
 		func(c *api.Client) (querylog.Page, error) { return c.Blocked(ctx, q) },
 		func(o *offline) (querylog.Page, error) {
-			if *replica != "" {
-				return querylog.Page{}, fmt.Errorf("-replica needs the running server (the fleet's log is in PostgreSQL)")
+			if err := fleetNeedsServer(*replica); err != nil {
+				return querylog.Page{}, err
 			}
 			var err error
 			if filter.Client, err = o.resolveClient(cfg, *client); err != nil {

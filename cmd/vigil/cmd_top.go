@@ -16,6 +16,7 @@ import (
 func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("top", "", "Show the most blocked names, clients and vendors.", stderr)
 	since := fs.since()
+	replica := fs.replica()
 	limit := fs.Int("limit", 10, "rows per table")
 	asJSON := fs.Bool("json", false, "print JSON")
 	cfg, err := fs.load(args)
@@ -23,8 +24,15 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	rep, err := fetch(ctx, cfg,
-		func(c *api.Client) (querylog.TopReport, error) { return c.Top(ctx, since.text, *limit) },
-		func(o *offline) (querylog.TopReport, error) { return o.qlog.Top(since.time, time.Time{}, *limit) })
+		func(c *api.Client) (querylog.TopReport, error) {
+			return c.ForReplica(*replica).Top(ctx, since.text, *limit)
+		},
+		func(o *offline) (querylog.TopReport, error) {
+			if err := fleetNeedsServer(*replica); err != nil {
+				return querylog.TopReport{}, err
+			}
+			return o.qlog.Top(since.time, time.Time{}, *limit)
+		})
 	if err != nil {
 		return err
 	}

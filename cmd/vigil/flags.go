@@ -40,6 +40,21 @@ func (f *flags) since() *sinceFlag {
 	return s
 }
 
+// replica registers -replica: in a fleet, one replica's part of the log
+// (the running server's API answers it from PostgreSQL).
+func (f *flags) replica() *string {
+	return f.String("replica", "", "in a fleet ([fleet]): only what `REPLICA` answered")
+}
+
+// fleetNeedsServer refuses -replica without a running server: the
+// fleet's log is in PostgreSQL, which only the server reads.
+func fleetNeedsServer(replica string) error {
+	if replica != "" {
+		return errors.New("-replica needs the running server: the fleet's log is in PostgreSQL, read through its API")
+	}
+	return nil
+}
+
 // sinceFlag is -since: the text as given, for the API, which counts back
 // from its own clock, and the time it means here, for the store.
 type sinceFlag struct {

@@ -93,6 +93,12 @@ ship_interval = "50ms"
 	if !strings.Contains(out, "REPLICA") || strings.Count(out, "r1 ") != 3 || strings.Contains(out, "r2 ") {
 		t.Errorf("vigil log -replica r1:\n%s", out)
 	}
+	if out := cli(t, replicas[0].cfg.path, "top", "-replica", "r2"); !strings.Contains(out, "127.0.0.12") || strings.Contains(out, "127.0.0.10") {
+		t.Errorf("vigil top -replica r2:\n%s", out)
+	}
+	if out := cli(t, replicas[0].cfg.path, "clients"); !strings.Contains(out, "127.0.0.10") || !strings.Contains(out, "127.0.0.12") {
+		t.Errorf("vigil clients (the fleet):\n%s", out)
+	}
 	if testing.Short() {
 		return
 	}

@@ -31,6 +31,16 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// replica, when set, narrows every read to one replica of a fleet.
+	replica string
+}
+
+// ForReplica returns a client whose reads ask for one replica's part of a
+// fleet's log (?replica=NAME); "" for the whole fleet.
+func (c *Client) ForReplica(name string) *Client {
+	cc := *c
+	cc.replica = name
+	return &cc
 }
 
 // NewClient returns a client of the API listening on addr, sending token
@@ -330,6 +340,13 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 // send sends a request with the token and returns a 200 answer; any other
 // status is an *Error.
 func (c *Client) send(ctx context.Context, method, path string) (*http.Response, error) {
+	if c.replica != "" && method == http.MethodGet {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path += sep + "replica=" + url.QueryEscape(c.replica)
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("building the request for %s: %w", path, err)
