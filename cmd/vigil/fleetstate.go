@@ -72,9 +72,10 @@ func (fs *fleetState) ApplyShared(c store.SharedChange) (bool, error) {
 	return true, nil
 }
 
-// changed records a local pause change and hands it to the fleet.
+// changed records a local pause change and hands it to the fleet. fs.mu
+// is held (by the sharedPauser), so that a change from the fleet cannot
+// land between the Pauser's change and its record.
 func (fs *fleetState) changed(client string, until time.Time, deleted bool) {
-	fs.mu.Lock()
 	v := max(time.Now().UnixMicro(), fs.last+1)
 	fs.last = v
 	c := store.SharedChange{Key: pauseKey(client), Version: v, Deleted: deleted}
@@ -82,8 +83,7 @@ func (fs *fleetState) changed(client string, until time.Time, deleted bool) {
 		c.Value = []byte(until.UTC().Format(time.RFC3339Nano))
 	}
 	fs.pauses[c.Key] = c
-	fs.mu.Unlock()
-	fs.publish(c)
+	fs.publish(c) // never blocks
 }
 
 // sharedPauser is the Pauser the API uses with a fleet: each pause and
@@ -94,12 +94,16 @@ type sharedPauser struct {
 }
 
 func (p sharedPauser) Pause(client string, d time.Duration) time.Time {
+	p.fs.mu.Lock()
+	defer p.fs.mu.Unlock()
 	until := p.Pauser.Pause(client, d)
 	p.fs.changed(client, until, false)
 	return until
 }
 
 func (p sharedPauser) Resume(client string) {
+	p.fs.mu.Lock()
+	defer p.fs.mu.Unlock()
 	if client == "" { // every pause ends, the devices' and groups' too
 		st := p.Pauser.Status()
 		for c := range st.Clients {

@@ -105,6 +105,7 @@ type Writer struct {
 	free     sync.Pool
 
 	sent, dropped, reconnects atomic.Uint64
+	queuedBytes               atomic.Int64
 	connected                 atomic.Bool
 	// describe, when set, gives the verdict text of a response that did
 	// not come with one (answers the chain built).
@@ -138,10 +139,29 @@ func (w *Writer) Tap(query, response []byte, client netip.AddrPort, proto dt.Soc
 		queryAt = e.at
 	}
 	e.qlen, e.client, e.proto, e.queryAt, e.extra = len(query), client, proto, queryAt, extra
+	// Bounded in bytes as well as in events: TCP answers can be 64 KiB.
+	if w.queuedBytes.Add(int64(len(e.buf))) > maxQueuedBytes {
+		w.queuedBytes.Add(-int64(len(e.buf)))
+		w.dropped.Add(1)
+		w.release(e)
+		return
+	}
 	select {
 	case w.queue <- e:
 	default:
+		w.queuedBytes.Add(-int64(len(e.buf)))
 		w.dropped.Add(1)
+		w.release(e)
+	}
+}
+
+// maxQueuedBytes bounds the bytes waiting for the writer.
+const maxQueuedBytes = 16 << 20
+
+// release returns an event to the pool, unless it grew large (a long TCP
+// answer), which the pool would keep for ever.
+func (w *Writer) release(e *event) {
+	if cap(e.buf) <= 4096 {
 		w.free.Put(e)
 	}
 }
@@ -164,8 +184,11 @@ func (w *Writer) Stats() Stats {
 func (w *Writer) Run(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
-		err := w.session(ctx)
+		connected, err := w.session(ctx)
 		w.connected.Store(false)
+		if connected {
+			backoff = time.Second // it worked: the next outage starts from a second
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -189,24 +212,26 @@ func (w *Writer) drainFor(ctx context.Context, d time.Duration) bool {
 		case <-t.C:
 			return true
 		case e := <-w.queue:
+			w.queuedBytes.Add(-int64(len(e.buf)))
 			w.dropped.Add(1)
-			w.free.Put(e)
+			w.release(e)
 		}
 	}
 }
 
-// session writes to one connection until it fails or ctx ends.
-func (w *Writer) session(ctx context.Context) error {
+// session writes to one connection until it fails or ctx ends;
+// connected says the handshake succeeded.
+func (w *Writer) session(ctx context.Context) (connected bool, err error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	addr := w.cfg.addr()
 	conn, err := d.DialContext(ctx, addr.Network(), addr.String())
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close()
 	fw, err := dt.NewWriter(conn, &dt.WriterOptions{Bidirectional: true, Timeout: 5 * time.Second})
 	if err != nil {
-		return fmt.Errorf("frame streams handshake: %w", err)
+		return false, fmt.Errorf("frame streams handshake: %w", err)
 	}
 	w.connected.Store(true)
 	w.reconnects.Add(1)
@@ -218,14 +243,15 @@ func (w *Writer) session(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return fw.Close() // flushes and says goodbye
+			return true, fw.Close() // flushes and says goodbye
 		case <-flush.C:
 			if f, ok := fw.(interface{ Flush() error }); ok {
 				if err := f.Flush(); err != nil {
-					return err
+					return true, err
 				}
 			}
 		case e := <-w.queue:
+			w.queuedBytes.Add(-int64(len(e.buf)))
 			for _, typ := range []dt.Message_Type{dt.Message_CLIENT_QUERY, dt.Message_CLIENT_RESPONSE} {
 				w.fill(msg, e, typ)
 				frame, err = proto.MarshalOptions{}.MarshalAppend(frame[:0], msg)
@@ -233,12 +259,12 @@ func (w *Writer) session(ctx context.Context) error {
 					continue
 				}
 				if _, err := fw.WriteFrame(frame); err != nil {
-					w.free.Put(e)
-					return err
+					w.release(e)
+					return true, err
 				}
 			}
 			w.sent.Add(1)
-			w.free.Put(e)
+			w.release(e)
 		}
 	}
 }

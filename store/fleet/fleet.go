@@ -19,7 +19,7 @@ import (
 // (*querylog.Log).
 type Spool interface {
 	SpoolSegments(blocked bool) ([]querylog.SpoolSegment, error)
-	ReadSpool(seg querylog.SpoolSegment, offset int64, fn func(start, end int64, entries []querylog.Entry) bool) (int64, bool, error)
+	ReadSpool(seg querylog.SpoolSegment, offset int64, fn func(start, end int64, entries []querylog.Entry) bool) (int64, querylog.SpoolState, error)
 }
 
 // Fleet is this replica's connection to the shared database: the shipper
@@ -33,8 +33,8 @@ type Fleet struct {
 	log     *zap.Logger
 	spool   Spool
 	// Retention per kind: partitions whose whole day is older are
-	// dropped (the longer of the replicas' settings wins in practice: each
-	// drops only what its own retention says is old).
+	// dropped. Every replica drops by its own settings, so the shortest
+	// retention in the fleet wins: give them all the same.
 	retention, allowedRetention time.Duration
 	// shipAllowed ships the log of allowed lookups too (log_allowed).
 	shipAllowed bool
@@ -153,7 +153,7 @@ func (f *Fleet) Run(ctx context.Context) {
 	backoff = time.Second
 	lastRetention := time.Time{}
 	for {
-		full, err := f.shipOnce(ctx)
+		err := f.shipOnce(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -170,7 +170,7 @@ func (f *Fleet) Run(ctx context.Context) {
 			f.expire(ctx)
 			lastRetention = f.now()
 		}
-		if !full && !wait(f.cfg.ShipInterval) { // a full batch: more is waiting, go on at once
+		if !wait(f.cfg.ShipInterval) {
 			return
 		}
 	}
@@ -208,6 +208,11 @@ func (f *Fleet) expire(ctx context.Context) {
 		dropped, err := dropExpired(ctx, f.pool, k.blocked, f.now().Add(-k.keep))
 		if err != nil {
 			f.noteError("dropping expired partitions", err)
+		}
+		// The positions of segments long expired everywhere.
+		if _, err := f.pool.Exec(ctx, "DELETE FROM vigil_ship WHERE replica = $1 AND blocked = $2 AND hour < $3",
+			f.replica, k.blocked, f.now().Add(-k.keep-24*time.Hour)); err != nil {
+			f.noteError("forgetting old shipping positions", err)
 		}
 		if len(dropped) > 0 {
 			f.mu.Lock()

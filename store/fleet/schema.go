@@ -183,6 +183,12 @@ func dropExpired(ctx context.Context, pool *pgxpool.Pool, blocked bool, cutoff t
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(lockPartitions)); err != nil {
 				return err
 			}
+			// Dropping a partition locks the whole table: rather than
+			// queue every COPY and read behind a long read, give up and
+			// try again at the next hourly round.
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '2s'"); err != nil {
+				return err
+			}
 			_, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+name)
 			return err
 		})

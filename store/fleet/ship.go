@@ -41,9 +41,8 @@ type batch struct {
 }
 
 // shipOnce ships what the spool holds beyond the positions, one batch per
-// transaction; full reports that it stopped at a full batch (more may
-// be waiting).
-func (f *Fleet) shipOnce(ctx context.Context) (full bool, err error) {
+// transaction.
+func (f *Fleet) shipOnce(ctx context.Context) (err error) {
 	kinds := []bool{true}
 	if f.shipAllowed {
 		kinds = append(kinds, false)
@@ -54,41 +53,54 @@ func (f *Fleet) shipOnce(ctx context.Context) (full bool, err error) {
 		}
 	}()
 	if err := f.loadPositions(ctx); err != nil {
-		return false, err
+		return err
 	}
 	var pending int64
 	for _, blocked := range kinds {
 		segs, err := f.spool.SpoolSegments(blocked)
 		if err != nil {
-			return false, err
+			return err
 		}
 		f.noteExpired(blocked, segs)
 		for _, seg := range segs {
 			pos := f.position(seg)
-			if seg.Size <= pos {
-				continue
+			if seg.Size < pos {
+				// The segment is shorter than what was shipped of it: the
+				// writer cut a torn frame off after a crash, or the file
+				// was replaced. Read it again from the start; what was
+				// shipped already is recognised by its key and skipped.
+				f.log.Warn("a log segment is shorter than its shipping position: shipping it again from its start",
+					zap.Time("hour", seg.Hour), zap.Int64("size", seg.Size), zap.Int64("position", pos))
+				pos = 0
+				f.setPosition(seg, 0)
 			}
-			if full {
-				pending += seg.Size - pos
-				f.noteUnshipped(seg, seg.Size-pos)
-				continue
-			}
-			b, err := f.read(seg, pos)
-			if err != nil {
-				return false, err
-			}
-			if b.n > 0 || b.end > pos {
-				if err := f.ship(ctx, b); err != nil {
-					return false, err
+			// Batch after batch until the segment's whole frames are
+			// shipped: a pass ships everything waiting, not one batch
+			// per ship_interval.
+			for pos < seg.Size {
+				if ctx.Err() != nil {
+					return ctx.Err()
 				}
+				b, err := f.read(seg, pos)
+				if err != nil {
+					return err
+				}
+				if b.n > 0 || b.end > pos {
+					if err := f.ship(ctx, b); err != nil {
+						return err
+					}
+				}
+				if b.end == pos {
+					break // a frame being written: the next pass
+				}
+				pos = b.end
 			}
-			pending += seg.Size - b.end
-			f.noteUnshipped(seg, seg.Size-b.end)
-			full = b.n >= f.cfg.BatchSize
+			pending += seg.Size - pos
+			f.noteUnshipped(seg, seg.Size-pos)
 		}
 	}
 	f.pending.Store(pending)
-	return full, nil
+	return nil
 }
 
 // read gathers up to BatchSize entries of seg from pos, whole blocks only.
@@ -100,7 +112,7 @@ func (f *Fleet) read(seg querylog.SpoolSegment, pos int64) (batch, error) {
 	// Each entry is written as COPY text as it is read: no copy of it is
 	// kept (holding the batch's entries cost more in copies and garbage
 	// collection than everything else the shipper does).
-	_, ok, err := f.spool.ReadSpool(seg, pos, func(start, end int64, entries []querylog.Entry) bool {
+	_, state, err := f.spool.ReadSpool(seg, pos, func(start, end int64, entries []querylog.Entry) bool {
 		if b.n > 0 && b.n+len(entries) > f.cfg.BatchSize {
 			return false // the next batch starts with this block
 		}
@@ -124,15 +136,24 @@ func (f *Fleet) read(seg querylog.SpoolSegment, pos int64) (batch, error) {
 	if err != nil {
 		return b, err
 	}
-	if !ok && b.n == 0 && b.end == pos {
-		// A damaged block (a crash's torn write in a segment closed
-		// since): nothing after it can be read forward. The rest of the
-		// segment is given up, counted as lost, so the position moves on.
+	if b.n > 0 || b.end > pos {
+		return b, nil
+	}
+	// Stopped at the very first frame: damaged, or not whole.
+	final := f.now().Sub(seg.Hour.Add(time.Hour)) > time.Hour // an hour past its end: nothing writes there any more
+	switch {
+	case state == querylog.SpoolDamaged, state == querylog.SpoolIncomplete && final:
+		// A damaged frame, or a crash's torn write at the end of a
+		// segment no one will append to: nothing after it can be read
+		// forward. The rest of the segment is given up, counted as lost.
 		f.lostBytes.Add(uint64(seg.Size - pos))
-		f.log.Warn("a damaged block in the log's segment: the rest of it is not shipped",
+		f.log.Warn("a damaged or torn block in the log's segment: the rest of it is not shipped",
 			zap.Time("hour", seg.Hour), zap.Bool("blocked", seg.Blocked), zap.Int64("offset", pos), zap.Int64("bytes", seg.Size-pos))
 		b.end = seg.Size
 	}
+	// SpoolIncomplete in a segment still written to: a frame being
+	// written, or a torn one the writer cuts off when it reopens the
+	// segment; the position stays, so what is appended after is shipped.
 	return b, nil
 }
 
@@ -166,6 +187,12 @@ func (f *Fleet) ship(ctx context.Context, b batch) error {
 		err = f.shipIdempotent(ctx, b)
 	}
 	if err != nil {
+		// A partition this replica created may have been dropped since by
+		// another replica with a shorter retention ("no partition of
+		// relation found for row"): ask again before the next attempt.
+		f.mu.Lock()
+		clear(f.partitions)
+		f.mu.Unlock()
 		return fmt.Errorf("shipping %d entries: %w", b.n, err)
 	}
 	f.setPosition(b.seg, b.end)

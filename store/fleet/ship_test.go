@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -257,5 +258,40 @@ func TestDropExpiredPartitions(t *testing.T) {
 	}
 	if n := count(t, dsn, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'vigil_blocked'::regclass"); n != 2 {
 		t.Errorf("%d partitions left, want 2 (1 November, where the cutoff falls, and today)", n)
+	}
+}
+
+// A crash's torn write at the end of the segment being written is not
+// damage: the shipper waits at it, the writer cuts it off when it next
+// opens the segment, and what it appends then is shipped — nothing lost.
+func TestShipPastATornTail(t *testing.T) {
+	dsn := pgtest.DB(t)
+	dir := t.TempDir()
+	first := startLog(t, dir)
+	first.record(t, "phone", 100) // 100 blocked, 1 allowed
+	first.stop()
+	<-first.done
+	segs, _ := filepath.Glob(filepath.Join(dir, "querylog", "blocked-*.qlog"))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v", segs)
+	}
+	torn, err := os.OpenFile(segs[0], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = torn.Write([]byte{0xB2, 0xe8, 0x03, 0, 0, 1, 2, 3}) // a frame's head promising 1,000 bytes, then the crash
+	torn.Close()
+
+	second := startLog(t, dir)
+	f := runFleet(t, dsn, "r1", second)
+	waitFor(t, "the first entries", func() bool { return count(t, dsn, "SELECT count(*) FROM vigil_blocked") == 100 })
+	time.Sleep(200 * time.Millisecond) // a few passes at the torn tail
+	if st := f.Stats(); st.LostBytes != 0 {
+		t.Fatalf("a torn tail counted as lost: %+v", st)
+	}
+	second.record(t, "phone", 50) // the writer reopens the segment and cuts the torn frame off
+	waitFor(t, "the entries after the torn tail", func() bool { return count(t, dsn, "SELECT count(*) FROM vigil_blocked") == 150 })
+	if st := f.Stats(); st.LostBytes != 0 {
+		t.Errorf("lost bytes %d", st.LostBytes)
 	}
 }

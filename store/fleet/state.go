@@ -80,9 +80,12 @@ func (f *Fleet) RunState(ctx context.Context, st StateStore, applied func(keys [
 			}
 			continue
 		}
-		err := f.syncState(ctx, st, applied)
+		merged, err := f.syncState(ctx, st, applied)
 		if ctx.Err() != nil {
 			return
+		}
+		if merged {
+			backoff = time.Second // it worked for a while: start again from a second
 		}
 		f.noteError("sharing state with the fleet", err)
 		if !sleep(ctx, backoff) {
@@ -103,22 +106,23 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// syncState merges, then pushes and listens until an error.
-func (f *Fleet) syncState(ctx context.Context, st StateStore, applied func([]string)) error {
+// syncState merges, then pushes and listens until an error; merged says
+// it got as far as a merge.
+func (f *Fleet) syncState(ctx context.Context, st StateStore, applied func([]string)) (merged bool, err error) {
 	pc, err := f.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// The listening connection leaves the pool: a LISTEN must not follow
 	// it back to other users.
 	conn := pc.Hijack()
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "LISTEN "+stateChannel); err != nil {
-		return err
+		return false, err
 	}
 	f.resync.Store(false)
 	if err := f.mergeState(ctx, st, applied); err != nil {
-		return err
+		return false, err
 	}
 	lctx, stop := context.WithCancel(ctx)
 	notes := make(chan *pgconn.Notification)
@@ -147,26 +151,35 @@ func (f *Fleet) syncState(ctx context.Context, st StateStore, applied func([]str
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return true, nil
 		case err := <-errc:
-			return err
+			return true, err
 		case c := <-f.outbox:
-			if err := f.push(ctx, c); err != nil {
-				return err // the change is in the local store: the next merge carries it
+			if err := f.push(ctx, c); err != nil && !badData(err) {
+				return true, err // the change is in the local store: the next merge carries it
 			}
 		case n := <-notes:
 			if err := f.receive(ctx, st, n.Payload, applied); err != nil {
-				return err
+				return true, err
 			}
 		case <-tick.C:
 			f.resync.Store(true)
 		}
 		if f.resync.Swap(false) {
 			if err := f.mergeState(ctx, st, applied); err != nil {
-				return err
+				return true, err
 			}
 		}
 	}
+}
+
+// badData reports whether PostgreSQL refused a change for what it holds
+// (SQLSTATE class 22, data exception: say, a byte sequence that is not
+// UTF-8), not for being away: that change is skipped (and logged by push),
+// so one bad key does not hold up every other.
+func badData(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
 }
 
 // push writes one change, if it is newer than the database's, and
@@ -186,6 +199,9 @@ func (f *Fleet) push(ctx context.Context, c store.SharedChange) error {
 		WHERE vigil_state.version < excluded.version
 		RETURNING key)
 		SELECT pg_notify($6, $7) FROM up`, dbKey(c.Key), value, c.Deleted, c.Version, f.replica, stateChannel, string(payload))
+	if badData(err) {
+		f.log.Warn("the fleet's database refused a shared change; it stays on this replica", zap.String("key", c.Key), zap.Error(err))
+	}
 	if err != nil {
 		return err
 	}
@@ -246,7 +262,7 @@ func (f *Fleet) mergeState(ctx context.Context, st StateStore, applied func([]st
 			if l.Version == 0 && l.Deleted {
 				continue
 			}
-			if err := f.push(ctx, l); err != nil {
+			if err := f.push(ctx, l); err != nil && !badData(err) {
 				return err
 			}
 		}

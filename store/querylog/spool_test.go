@@ -42,7 +42,7 @@ func TestReadSpoolResumes(t *testing.T) {
 		pos := int64(0)
 		for pos < seg.Size {
 			blocks := 0
-			next, ok, err := q.ReadSpool(seg, pos, func(start, end int64, entries []Entry) bool {
+			next, state, err := q.ReadSpool(seg, pos, func(start, end int64, entries []Entry) bool {
 				if blocks == 2 {
 					return false // stop early: the next read resumes here
 				}
@@ -60,8 +60,8 @@ func TestReadSpoolResumes(t *testing.T) {
 				}
 				return true
 			})
-			if err != nil || !ok || next <= pos {
-				t.Fatalf("ReadSpool from %d: next %d, ok %v, %v", pos, next, ok, err)
+			if err != nil || state != SpoolDone || next <= pos {
+				t.Fatalf("ReadSpool from %d: next %d, state %v, %v", pos, next, state, err)
 			}
 			pos = next
 		}
