@@ -46,7 +46,7 @@ func TestFleetFigures(t *testing.T) {
 	t.Logf("local log: %d entries written in %s", million, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	f := runFleet(t, dsn, "r1", log)
+	f := runFleetEvery(t, dsn, "r1", log, DefaultConfig().ShipInterval) // as shipped
 	deadline := time.Now().Add(10 * time.Minute)
 	for f.Stats().Shipped < million {
 		if time.Now().After(deadline) {

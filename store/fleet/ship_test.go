@@ -68,11 +68,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// runFleet starts a replica's shipper on dsn.
+// runFleet starts a replica's shipper on dsn, looking for new entries
+// every 50 ms.
 func runFleet(t *testing.T, dsn, replica string, spool Spool) *Fleet {
+	return runFleetEvery(t, dsn, replica, spool, 50*time.Millisecond)
+}
+
+// runFleetEvery is runFleet with another ship_interval.
+func runFleetEvery(t *testing.T, dsn, replica string, spool Spool, every time.Duration) *Fleet {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Postgres, cfg.Replica, cfg.ShipInterval = dsn, replica, 50*time.Millisecond
+	cfg.Postgres, cfg.Replica, cfg.ShipInterval = dsn, replica, every
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
