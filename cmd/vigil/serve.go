@@ -156,22 +156,9 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 		return nil, err
 	}
 	r.startQueryLog()
-	if cfg.Fleet.Enabled() {
-		// Opening connects to nothing: PostgreSQL is reached in the
-		// background (startBackground), never before DNS answers.
-		f, err := fleet.Open(cfg.Fleet, fleet.Options{Spool: r.logs, Retention: cfg.QueryLog.Retention,
-			AllowedRetention: cfg.QueryLog.AllowedRetention, ShipAllowed: cfg.QueryLog.LogAllowed}, log.Named("fleet"))
-		if err != nil {
-			r.stopQueryLog()
-			return nil, err
-		}
-		r.fleet = f
-		r.fleetState = &fleetState{store: st, pause: r.pause, publish: f.Publish, log: log.Named("fleet"), pauses: map[string]store.SharedChange{}}
-		st.ObserveShared(f.Publish)
-	}
-	if cfg.Dnstap.Enabled() {
-		r.tap = dnstap.New(cfg.Dnstap, log.Named("dnstap"))
-		r.tap.Describe(func(q, resp []byte, _ netip.Addr) string { return resolver.DescribeAnswer(q, resp) })
+	if err := r.openOutputs(); err != nil {
+		r.stopQueryLog()
+		return nil, err
 	}
 	r.srv = resolver.NewServer(cfg.Server, resolver.ServerDeps{
 		Tap:     r.tap,
@@ -191,23 +178,7 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 	r.reload.setClients(cfg.Clients)
 	r.reload.setListNames(cfg.Lists)
 	if cfg.Alerts.On() {
-		deps := alerts.Deps{Store: st, Log: r.logs, Lists: r.lists, Devices: r.neighbors.Devices,
-			AllowedLogged: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed, Logger: log.Named("alerts"), FlushInterval: cfg.QueryLog.FlushInterval,
-			UpstreamsDown: chain.Forwarder.AllFailing, LowDisk: func() bool { return st.Status().LowDisk },
-			GroupsOf: func(name string, addr netip.Addr, mac string) []string {
-				var hw [6]byte
-				if m, err := net.ParseMAC(mac); err == nil && len(m) == 6 {
-					hw = [6]byte(m)
-				}
-				if m := chain.Blocker.Groups().Of(name, addr, hw); m != nil {
-					return m.Names
-				}
-				return nil
-			}}
-		if r.qlog != nil {
-			deps.LogStats = r.qlog.Stats
-		}
-		r.alerts = alerts.New(cfg.Alerts, deps)
+		r.alerts = alerts.New(cfg.Alerts, r.alertsDeps())
 	}
 	if err := r.startAPI(); err != nil {
 		r.shutdownDNS()
@@ -219,6 +190,52 @@ func start(ctx context.Context, cfg *Config, log *zap.Logger, st *store.Store, l
 		zap.Int("rules", r.lists.Current().Matcher.Len()), zap.Stringers("upstreams", cfg.Upstream.Servers),
 		zap.String("strategy", string(cfg.Upstream.Strategy)), zap.String("store", string(st.Status().Mode)))
 	return r, nil
+}
+
+// openOutputs prepares where the log and the queries go besides this
+// replica's own log: the fleet's PostgreSQL ([fleet]) and a dnstap
+// collector ([dnstap]). Opening connects to nothing: both are reached in
+// the background (startBackground), never before DNS answers.
+func (r *running) openOutputs() error {
+	cfg, log := r.cfg, r.log
+	if cfg.Fleet.Enabled() {
+		f, err := fleet.Open(cfg.Fleet, fleet.Options{Spool: r.logs, Retention: cfg.QueryLog.Retention,
+			AllowedRetention: cfg.QueryLog.AllowedRetention, ShipAllowed: cfg.QueryLog.LogAllowed}, log.Named("fleet"))
+		if err != nil {
+			return err
+		}
+		r.fleet = f
+		r.fleetState = &fleetState{store: r.store, pause: r.pause, publish: f.Publish, log: log.Named("fleet"), pauses: map[string]store.SharedChange{}}
+		r.store.ObserveShared(f.Publish)
+	}
+	if cfg.Dnstap.Enabled() {
+		r.tap = dnstap.New(cfg.Dnstap, log.Named("dnstap"))
+		r.tap.Describe(func(q, resp []byte, _ netip.Addr) string { return resolver.DescribeAnswer(q, resp) })
+	}
+	return nil
+}
+
+// alertsDeps is what the alerts read: the log, the lists, the network's
+// devices, the upstreams' and the disk's state, and each device's groups.
+func (r *running) alertsDeps() alerts.Deps {
+	cfg, st, chain := r.cfg, r.store, r.chain
+	deps := alerts.Deps{Store: st, Log: r.logs, Lists: r.lists, Devices: r.neighbors.Devices,
+		AllowedLogged: cfg.QueryLog.Enabled && cfg.QueryLog.LogAllowed, Logger: r.log.Named("alerts"), FlushInterval: cfg.QueryLog.FlushInterval,
+		UpstreamsDown: chain.Forwarder.AllFailing, LowDisk: func() bool { return st.Status().LowDisk },
+		GroupsOf: func(name string, addr netip.Addr, mac string) []string {
+			var hw [6]byte
+			if m, err := net.ParseMAC(mac); err == nil && len(m) == 6 {
+				hw = [6]byte(m)
+			}
+			if m := chain.Blocker.Groups().Of(name, addr, hw); m != nil {
+				return m.Names
+			}
+			return nil
+		}}
+	if r.qlog != nil {
+		deps.LogStats = r.qlog.Stats
+	}
+	return deps
 }
 
 // newLimiter returns the per-client rate limiter; nil when it is off.
