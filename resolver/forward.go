@@ -135,7 +135,7 @@ func (f *Forwarder) Resolve(ctx context.Context, q *Query) (*Response, error) {
 		if late() {
 			break
 		}
-		resp, err := f.try(ctx, st, q, u)
+		resp, err := f.try(ctx, st, q, u, false)
 		if err == nil {
 			return resp, nil
 		}
@@ -158,7 +158,7 @@ func (f *Forwarder) race(ctx context.Context, st *forwarderState, q *Query, a, b
 	results := make(chan result, 2)
 	for _, u := range [2]*upstreamState{a, b} {
 		go func() {
-			resp, err := f.try(ctx, st, q, u)
+			resp, err := f.try(ctx, st, q, u, true)
 			results <- result{resp, err}
 		}()
 	}
@@ -173,17 +173,26 @@ func (f *Forwarder) race(ctx context.Context, st *forwarderState, q *Query, a, b
 	return nil, errors.Join(errs...)
 }
 
-// try asks one upstream once and records how it went.
-func (f *Forwarder) try(ctx context.Context, st *forwarderState, q *Query, u *upstreamState) (*Response, error) {
+// try asks one upstream once and records how it went. racing says another
+// upstream is asked at once, and ctx is cancelled when it wins.
+func (f *Forwarder) try(ctx context.Context, st *forwarderState, q *Query, u *upstreamState, racing bool) (*Response, error) {
 	deadline := time.Now().Add(st.attempt)
 	if !q.Deadline.IsZero() && q.Deadline.Before(deadline) {
 		deadline = q.Deadline
 	}
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
 	m := upstreamRequest(q)
 	start := f.now()
-	r, err := u.up.Exchange(ctx, m)
+	var (
+		r   *dns.Msg
+		err error
+	)
+	if de, ok := u.up.(deadlineExchanger); ok && !racing {
+		r, err = de.ExchangeBy(deadline, m)
+	} else {
+		dctx, cancel := context.WithDeadline(ctx, deadline)
+		r, err = u.up.Exchange(dctx, m)
+		cancel()
+	}
 	elapsed := f.now().Sub(start)
 	if err == nil {
 		switch r.Rcode {

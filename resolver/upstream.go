@@ -118,13 +118,52 @@ func (u *PlainUpstream) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, err
 	return u.exchangeTCP(ctx, m, wire)
 }
 
+// deadlineExchanger is an Upstream that can exchange bounded by a
+// deadline alone (*PlainUpstream).
+type deadlineExchanger interface {
+	ExchangeBy(deadline time.Time, m *dns.Msg) (*dns.Msg, error)
+}
+
+// ExchangeBy is Exchange bounded by a deadline alone, for an exchange
+// nothing cancels early (the forwarder's, but for the parallel race): the
+// socket's deadline ends it. Exchange derives the same deadline from a
+// context, which costs a context and a callback registered on its parent
+// per query — and the parent, the server's, is shared by every query:
+// its lock was taken twice per forwarded query.
+func (u *PlainUpstream) ExchangeBy(deadline time.Time, m *dns.Msg) (*dns.Msg, error) {
+	wire, err := m.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("packing query: %w", err)
+	}
+	if u.spec.Net == "udp" {
+		pc, err := u.takeUDP(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		_ = pc.c.SetDeadline(deadline)
+		r, err := u.exchangeOn(pc, m, wire, func() bool { return true })
+		if err != nil || !r.Truncated {
+			return r, err
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	return u.exchangeTCP(ctx, m, wire)
+}
+
 func (u *PlainUpstream) exchangeUDP(ctx context.Context, m *dns.Msg, wire []byte) (r *dns.Msg, err error) {
 	pc, err := u.takeUDP(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return u.exchangeOn(pc, m, wire, deadlineFromContext(ctx, pc.c))
+}
+
+// exchangeOn sends wire on pc and reads the matching reply; stop ends
+// whatever else may still set the socket's deadline, and says whether
+// nothing will.
+func (u *PlainUpstream) exchangeOn(pc *pooledUDP, m *dns.Msg, wire []byte, stop func() bool) (r *dns.Msg, err error) {
 	conn := pc.c
-	stop := deadlineFromContext(ctx, conn)
 	defer func() {
 		// Reusable only when it answered and no deadline can still fire.
 		reusable := err == nil && stop() && conn.SetDeadline(time.Time{}) == nil
