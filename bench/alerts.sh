@@ -51,9 +51,7 @@ TOML
 	fi
 }
 
-taskset -c "$LCPU" "$work/stubdns" -listen "127.0.0.1:$SPORT" -ttl 86400 2>/dev/null &
-pids+=($!)
-sleep 0.3
+stub_start
 write_config "$work/no.toml" no
 write_config "$work/yes.toml" yes
 

@@ -65,9 +65,7 @@ TOML
 	done
 }
 
-taskset -c "$LCPU" "$work/stubdns" -listen "127.0.0.1:$SPORT" -ttl 86400 2>/dev/null &
-pids+=($!)
-sleep 0.3
+stub_start
 
 for n in 0 1 16; do write_config "$work/g$n.toml" "$n"; done
 # The lists compile once into the store; every run after starts from it.

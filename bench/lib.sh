@@ -153,6 +153,14 @@ listen = "$3"
 TOML
 }
 
+# stub_start runs the stub upstream on $SPORT (on core LCPU, answers kept
+# a day), killed on exit.
+stub_start() {
+	taskset -c "$LCPU" "$work/stubdns" -listen "127.0.0.1:$SPORT" -ttl 86400 2>/dev/null &
+	pids+=($!)
+	sleep 0.3
+}
+
 wait_api() {
 	for _ in $(seq 1 400); do
 		curl -sf "http://127.0.0.1:$1/api/v1/health" >/dev/null 2>&1 && return 0

@@ -237,9 +237,7 @@ stop() {
 	sleep 0.5
 }
 
-taskset -c "$LCPU" "$work/stubdns" -listen "127.0.0.1:$SPORT" -ttl 86400 2>/dev/null &
-pids+=($!)
-sleep 0.3
+stub_start
 
 rows=()
 for s in $PEERS; do

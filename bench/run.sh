@@ -81,9 +81,7 @@ stop_vigil() {
 	wait "$SPID" 2>/dev/null || true
 }
 
-taskset -c "$LCPU" "$work/stubdns" -listen "127.0.0.1:$SPORT" -ttl 86400 2>/dev/null &
-pids+=($!)
-sleep 0.3
+stub_start
 
 echo "run 1: vigil with $NAMES names, cold store (list parsed from its file)..." >&2
 write_config "$work/with.toml" "$work/state-with" yes

@@ -541,3 +541,25 @@ func TestGracefulShutdownFinishesInflight(t *testing.T) {
 		t.Fatalf("in-flight query got %v, want its answer", r)
 	}
 }
+
+// A reload that changes the access list applies at the next query, also on
+// a UDP reader that remembered the old list's answer for the client.
+func TestAccessListReloadReachesEveryReader(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 300))
+	v := startVigil(t, []string{up.Addr}, nil)
+	for range 4 { // each reader answers 127.0.0.1 at least once, most likely
+		if r := rt.Exchange(t, "udp", v.addr, rt.Question("example.com", dns.TypeA)); r.Rcode != dns.RcodeSuccess {
+			t.Fatalf("rcode %s before the reload", dns.RcodeToString[r.Rcode])
+		}
+	}
+	v.srv.Reconfigure([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, nil, nil, false)
+	for i := range 4 {
+		if r := rt.Exchange(t, "udp", v.addr, rt.Question("example.com", dns.TypeA)); r.Rcode != dns.RcodeRefused {
+			t.Errorf("query %d after the reload: rcode %s, want REFUSED", i, dns.RcodeToString[r.Rcode])
+		}
+	}
+	v.srv.Reconfigure([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, nil, nil, false)
+	if r := rt.Exchange(t, "udp", v.addr, rt.Question("example.com", dns.TypeA)); r.Rcode != dns.RcodeSuccess {
+		t.Errorf("after allowing loopback again: rcode %s", dns.RcodeToString[r.Rcode])
+	}
+}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -115,5 +117,17 @@ identity = "vigil-test"
 	}
 	if got[7].proto != dt.SocketProtocol_TCP || got[7].qname != "tcp.example.org." {
 		t.Errorf("TCP message %+v", got[7])
+	}
+	waitFor(t, "the counters", func() bool { return inst.tap.Stats().Sent == 4 })
+	resp, err := http.Get("http://" + inst.apiAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"vigil_dnstap_connected 1\n", "vigil_dnstap_sent_total 4\n", "vigil_dnstap_dropped_total 0\n"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -1,11 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,14 +22,10 @@ import (
 	"github.com/vigil-dns/vigil/store/fleet/pgtest"
 )
 
-// Three replicas on one PostgreSQL: the blocked lookups sent to each
-// appear once in every replica's API, fleet-wide and per replica.
-func TestFleetOfThree(t *testing.T) {
-	dsn := pgtest.DB(t)
-	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
-	var replicas []*running
-	for i := range 3 {
-		cfgPath := writeTestConfig(t, up.Addr, fmt.Sprintf(`
+// replicaConfig writes a fleet replica's configuration: the Xiaomi test
+// list, a log flushed every 20 ms, shipping every 50 ms to dsn, and extra.
+func replicaConfig(t *testing.T, upstream, dsn, replica, extra string) string {
+	return writeTestConfig(t, upstream, fmt.Sprintf(`
 [querylog]
 flush_interval = "20ms"
 log_lines = false
@@ -38,10 +35,19 @@ vendor = "Xiaomi"
 entries = ["||xiaomi.example^"]
 [fleet]
 postgres = %q
-replica = "r%d"
+replica = %q
 ship_interval = "50ms"
-`, dsn, i))
-		replicas = append(replicas, startServe(t, cfgPath))
+%s`, dsn, replica, extra))
+}
+
+// Three replicas on one PostgreSQL: the blocked lookups sent to each
+// appear once in every replica's API, fleet-wide and per replica.
+func TestFleetOfThree(t *testing.T) {
+	dsn := pgtest.DB(t)
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
+	var replicas []*running
+	for i := range 3 {
+		replicas = append(replicas, startServe(t, replicaConfig(t, up.Addr, dsn, fmt.Sprintf("r%d", i), "")))
 	}
 	// Each replica is asked by its own client: 2, 3 and 4 lookups.
 	for i, inst := range replicas {
@@ -88,6 +94,26 @@ ship_interval = "50ms"
 			t.Errorf("replica %d, top: %+v, %v", i, top, err)
 		}
 	}
+	// Health and metrics say how shipping goes.
+	var health struct {
+		Fleet struct {
+			Replica   string `json:"replica"`
+			Connected bool   `json:"connected"`
+		} `json:"fleet"`
+	}
+	if err := apiClient(t, replicas[1]).Call(t.Context(), "GET", "/api/v1/health", &health); err != nil || !health.Fleet.Connected || health.Fleet.Replica != "r1" {
+		t.Errorf("health %+v, %v", health, err)
+	}
+	resp, err := http.Get("http://" + replicas[1].apiAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "vigil_fleet_connected 1\n") || !strings.Contains(string(metrics), "vigil_fleet_pending_bytes 0\n") ||
+		!strings.Contains(string(metrics), "vigil_fleet_shipped_total 3\n") {
+		t.Errorf("/metrics lacks the fleet's figures")
+	}
 	// The CLI and the dashboard name each entry's replica.
 	out := cli(t, replicas[0].cfg.path, "log", "-replica", "r1")
 	if !strings.Contains(out, "REPLICA") || strings.Count(out, "r1 ") != 3 || strings.Contains(out, "r2 ") {
@@ -122,21 +148,7 @@ func TestFleetSharesState(t *testing.T) {
 	dsn := pgtest.DB(t)
 	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
 	cfgFor := func(name string) string {
-		return writeTestConfig(t, up.Addr, fmt.Sprintf(`
-[querylog]
-flush_interval = "20ms"
-log_lines = false
-[identify]
-neighbor_table = ""
-[[lists]]
-name = "xiaomi"
-vendor = "Xiaomi"
-entries = ["||xiaomi.example^"]
-[fleet]
-postgres = %q
-replica = %q
-ship_interval = "50ms"
-`, dsn, name))
+		return replicaConfig(t, up.Addr, dsn, name, "[identify]\nneighbor_table = \"\"\n")
 	}
 	a, b := startServe(t, cfgFor("a")), startServe(t, cfgFor("b"))
 	ask := func(inst *running, from, name string) string {
@@ -204,19 +216,7 @@ func TestFleetOutageAndKill(t *testing.T) {
 	}
 	dsn := pgtest.DB(t)
 	up := rt.NewUpstream(t, rt.A("192.0.2.1", 60))
-	cfgPath := writeTestConfig(t, up.Addr, fmt.Sprintf(`
-[querylog]
-flush_interval = "50ms"
-log_lines = false
-[[lists]]
-name = "xiaomi"
-vendor = "Xiaomi"
-entries = ["||xiaomi.example^"]
-[fleet]
-postgres = %q
-replica = "r1"
-ship_interval = "100ms"
-`, dsn))
+	cfgPath := replicaConfig(t, up.Addr, dsn, "r1", "")
 	inPostgres := func() int { return countRows(t, dsn) }
 
 	// The outage, in this process.
@@ -245,33 +245,9 @@ ship_interval = "100ms"
 
 	// SIGKILL under load, as a separate process, then a restart.
 	dnsAddr := freeAddr(t)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "serve", "-config", cfgPath, "-listen", dnsAddr)
-		cmd.Env = append(os.Environ(), "VIGIL_TEST_RUN_MAIN=1")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		waitFor(t, "the child to answer", func() bool {
-			c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
-			_, _, err := c.Exchange(rt.Question("ready.example", dns.TypeA), dnsAddr)
-			return err == nil
-		})
-		return cmd
-	}
-	cmd := start()
-	halt := make(chan struct{})
-	answeredKill := make(chan int64)
-	go func() { answeredKill <- blast(dnsAddr, 8, 1_000_000, halt) }()
-	time.Sleep(700 * time.Millisecond)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	close(halt)
-	got := <-answeredKill
+	got := killUnderLoad(t, startChild(t, cfgPath, dnsAddr, nil), dnsAddr)
 	kept := countStored(t, cfgPath)
-	cmd = start()
+	cmd := startChild(t, cfgPath, dnsAddr, nil)
 	waitFor(t, "the restarted replica to ship what the log kept", func() bool { return inPostgres() >= kept })
 	time.Sleep(300 * time.Millisecond)
 	if in := inPostgres(); in != kept {
@@ -319,4 +295,16 @@ func loadFor(addr string, workers int, d time.Duration) (sent, answered int64) {
 	}
 	wg.Wait()
 	return s.Load(), a.Load()
+}
+
+// -replica needs a running server: without one the command says so.
+func TestReplicaNeedsServer(t *testing.T) {
+	cfgPath := writeTestConfig(t, "127.0.0.1:9", "")
+	for _, cmd := range []string{"log", "top", "clients", "devices"} {
+		var out, errOut bytes.Buffer
+		err := run(t.Context(), []string{cmd, "-config", cfgPath, "-replica", "r1"}, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "-replica needs the running server") {
+			t.Errorf("vigil %s -replica without a server: %v", cmd, err)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -328,30 +329,9 @@ entries = ["||xiaomi.example^"]
 `, queue, batch))
 	// A fixed DNS port, so the test knows where the child listens.
 	dnsAddr := freeAddr(t)
-	cmd := exec.Command(os.Args[0], "serve", "-config", cfgPath, "-listen", dnsAddr)
-	cmd.Env = append(os.Environ(), "VIGIL_TEST_RUN_MAIN=1")
 	var childErr bytes.Buffer
-	cmd.Stderr = &childErr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitFor(t, "the child to answer", func() bool {
-		c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
-		_, _, err := c.Exchange(rt.Question("ready.example", dns.TypeA), dnsAddr)
-		return err == nil
-	})
-
-	stop := make(chan struct{})
-	answered := make(chan int64)
-	go func() { answered <- blast(dnsAddr, 8, 1_000_000, stop) }()
-	time.Sleep(700 * time.Millisecond)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	close(stop)
-	got := <-answered
+	cmd := startChild(t, cfgPath, dnsAddr, &childErr)
+	got := killUnderLoad(t, cmd, dnsAddr)
 	stored := countStored(t, cfgPath)
 	// Two UDP readers on the one socket (udp_sockets = 1), each with a
 	// lane of up to 128 entries, and as many drained into the batch
@@ -364,6 +344,42 @@ entries = ["||xiaomi.example^"]
 	if lost := got - int64(stored); lost > bound {
 		t.Errorf("lost %d entries, more than the documented bound of %d", lost, bound)
 	}
+}
+
+// startChild runs Vigil as a separate process (the test binary acting as
+// it) with cfgPath, its DNS on dnsAddr and its stderr to stderr (nil:
+// dropped), killed when the test ends; it returns once the child answers.
+func startChild(t *testing.T, cfgPath, dnsAddr string, stderr io.Writer) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "serve", "-config", cfgPath, "-listen", dnsAddr)
+	cmd.Env = append(os.Environ(), "VIGIL_TEST_RUN_MAIN=1")
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitFor(t, "the child to answer", func() bool {
+		c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
+		_, _, err := c.Exchange(rt.Question("ready.example", dns.TypeA), dnsAddr)
+		return err == nil
+	})
+	return cmd
+}
+
+// killUnderLoad sends blocked queries to dnsAddr from eight workers, kills
+// cmd with SIGKILL after 700 ms of it, and returns how many were answered.
+func killUnderLoad(t *testing.T, cmd *exec.Cmd, dnsAddr string) int64 {
+	t.Helper()
+	stop := make(chan struct{})
+	answered := make(chan int64)
+	go func() { answered <- blast(dnsAddr, 8, 1_000_000, stop) }()
+	time.Sleep(700 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	close(stop)
+	return <-answered
 }
 
 // TestCLIExplainsWhenNeitherAPINorStore checks the error when the API does

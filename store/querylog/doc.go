@@ -9,7 +9,9 @@
 // <store.dir>/querylog/ (segments.go), syncs them every sync_interval and
 // deletes the hours past the retention. Readers (Entries, Clients, Client,
 // Top, ClientDays) walk the segments newest first, while the writer
-// appends or with no writer at all. The log does not use Badger.
+// appends or with no writer at all; a fleet's shipper reads them forward
+// as a spool (spool.go: SpoolSegments, ReadSpool), keeping its own
+// position. The log does not use Badger.
 //
 // Loss bound. A graceful shutdown (Run's context ends) drains the queue
 // and the lanes and loses nothing. A process crash, even SIGKILL, loses
