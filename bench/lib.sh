@@ -88,10 +88,15 @@ LCPU=${LCPU:-1}
 
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
 
-# perf PORT FILE -> "qps lost": dnsperf at full speed on core LCPU.
+# perf PORT FILE -> "qps lost failed": dnsperf at full speed on core LCPU.
+# qps counts good answers only: a SERVFAIL or REFUSED (a server giving up
+# under load) is counted in failed, not in qps, so a server cannot look
+# fast by failing fast.
 perf() {
 	taskset -c "$LCPU" dnsperf -s 127.0.0.1 -p "$1" -d "$2" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" -T 1 2>/dev/null |
-		awk '/Queries per second/ {q=$4} /Queries lost/ {l=$3} END {printf "%d %d\n", q, l}'
+		awk '/Queries completed/ {c=$3} /Queries per second/ {q=$4} /Queries lost/ {l=$3}
+			/Response codes/ {for (i = 3; i < NF; i++) if ($i ~ /^(SERVFAIL|REFUSED)$/) f += $(i + 1)}
+			END {if (c > 0) q = q * (c - f) / c; printf "%d %d %d\n", q, l, f}'
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -109,18 +114,19 @@ split_rounds() {
 	done
 }
 
-# mix PORT FILE -> "median_qps total_lost" over ROUNDS runs (round i reads
-# FILE.i when split_rounds made it)
+# mix PORT FILE -> "median_qps total_lost total_failed" over ROUNDS runs
+# (round i reads FILE.i when split_rounds made it)
 mix() {
-	local qs="" lost=0 r i f
+	local qs="" lost=0 failed=0 i f q l fl
 	for i in $(seq 1 "$ROUNDS"); do
 		f=$2
 		[ -e "$2.$i" ] && f="$2.$i"
-		r=$(perf "$1" "$f")
-		qs="$qs ${r% *}"
-		lost=$((lost + ${r#* }))
+		read -r q l fl < <(perf "$1" "$f")
+		qs="$qs $q"
+		lost=$((lost + l))
+		failed=$((failed + fl))
 	done
-	echo "$(echo $qs | tr ' ' '\n' | median) $lost"
+	echo "$(echo $qs | tr ' ' '\n' | median) $lost $failed"
 }
 
 # p99 PORT FILE QPS -> p99 latency in ms at a fixed rate

@@ -247,15 +247,15 @@ for s in $PEERS; do
 	esac
 	echo "$s: with the list..." >&2
 	if ! start "$(config "$s" yes)"; then
-		rows+=("| $s | failed to start | | | | | | |")
+		rows+=("| $s | failed to start | | | | | | | |")
 		continue
 	fi
 	sleep 1
 	ready=$(rss_kb "$SRV")
 	warm "$PORT" "$work/cached.txt"
-	read -r cq cl < <(mix "$PORT" "$work/cached.txt")
-	read -r bq bl < <(mix "$PORT" "$work/blocked-exact.txt")
-	read -r fq fl < <(mix "$PORT" "$work/miss.txt")
+	read -r cq cl cf < <(mix "$PORT" "$work/cached.txt")
+	read -r bq bl bf < <(mix "$PORT" "$work/blocked-exact.txt")
+	read -r fq fl ff < <(mix "$PORT" "$work/miss.txt")
 	lat="n/a"
 	[ -n "$QUOTA" ] || lat=$(p99 "$PORT" "$work/cached.txt" 10000)
 	after=$(rss_kb "$SRV")
@@ -268,9 +268,9 @@ for s in $PEERS; do
 	fi
 	stop
 	if [ -n "$QUOTA" ]; then
-		rows+=("| $s | $(per_cpu "$cq") | $(per_cpu "$bq") | $(per_cpu "$fq") | $cq / $bq / $fq | $(awk -v m="$STARTUP_MS" 'BEGIN {printf "%.2f", m / 1000}') | $((ready / 1024)) → $((after / 1024)) |")
+		rows+=("| $s | $(per_cpu "$cq") | $(per_cpu "$bq") | $(per_cpu "$fq") | $cq / $bq / $fq | $((cf + bf + ff)) | $(awk -v m="$STARTUP_MS" 'BEGIN {printf "%.2f", m / 1000}') | $((ready / 1024)) → $((after / 1024)) |")
 	else
-		rows+=("| $s | $cq | $bq | $fq | $lat | $((cl + bl + fl)) | $(awk -v m="$STARTUP_MS" 'BEGIN {printf "%.2f", m / 1000}') | $((ready / 1024)) → $((after / 1024)) | $nolist |")
+		rows+=("| $s | $cq | $bq | $fq | $lat | $((cl + bl + fl)) | $((cf + bf + ff)) | $(awk -v m="$STARTUP_MS" 'BEGIN {printf "%.2f", m / 1000}') | $((ready / 1024)) → $((after / 1024)) | $nolist |")
 	fi
 done
 
@@ -279,16 +279,16 @@ if [ -n "$QUOTA" ]; then
 
 $NAMES blocked names; each server pinned to core $VCPU and held to $QUOTA % of it (cgroup CPU quota), dnsperf ($CLIENTS clients, $OUTSTANDING outstanding, ${DURATION}s, median of $ROUNDS) and the stub upstream on core $LCPU; QPS per CPU-second = QPS / ($QUOTA / 100)
 
-| server | cached QPS per CPU-s | blocked QPS per CPU-s | forwarded QPS per CPU-s | QPS at the quota (cached / blocked / forwarded) | start-up with list, s | RSS with list, MiB (ready → after load) |
-|---|---|---|---|---|---|---|
+| server | cached QPS per CPU-s | blocked QPS per CPU-s | forwarded QPS per CPU-s | QPS at the quota (cached / blocked / forwarded) | SERVFAIL or REFUSED | start-up with list, s | RSS with list, MiB (ready → after load) |
+|---|---|---|---|---|---|---|---|
 EOF
 else
 	cat <<EOF
 
 $NAMES blocked names; each server pinned to core $VCPU, dnsperf ($CLIENTS clients, $OUTSTANDING outstanding, ${DURATION}s, median of $ROUNDS) and the stub upstream on core $LCPU
 
-| server | cached QPS | blocked QPS | forwarded QPS | cached p99 ms at 10k QPS | lost | start-up with list, s | RSS with list, MiB (ready → after load) | RSS without list, MiB |
-|---|---|---|---|---|---|---|---|---|
+| server | cached QPS | blocked QPS | forwarded QPS | cached p99 ms at 10k QPS | lost | SERVFAIL or REFUSED | start-up with list, s | RSS with list, MiB (ready → after load) | RSS without list, MiB |
+|---|---|---|---|---|---|---|---|---|---|
 EOF
 fi
 printf '%s\n' "${rows[@]}"

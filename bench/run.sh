@@ -90,9 +90,9 @@ cold_ms=$STARTUP_MS
 sleep 1
 rss_ready=$(rss_kb "$VPID")
 warm "$VPORT" "$work/cached.txt"
-read -r cached_qps cached_lost < <(mix "$VPORT" "$work/cached.txt")
-read -r blocked_qps blocked_lost < <(mix "$VPORT" "$work/blocked.txt")
-read -r miss_qps miss_lost < <(mix "$VPORT" "$work/miss.txt")
+read -r cached_qps cached_lost cached_failed < <(mix "$VPORT" "$work/cached.txt")
+read -r blocked_qps blocked_lost blocked_failed < <(mix "$VPORT" "$work/blocked.txt")
+read -r miss_qps miss_lost miss_failed < <(mix "$VPORT" "$work/miss.txt")
 warm "$VPORT" "$work/cached.txt" # the miss mix may have evicted them
 cached_p99=$(p99 "$VPORT" "$work/cached.txt" 10000)
 rss_after=$(rss_kb "$VPID")
@@ -146,11 +146,11 @@ cat <<EOF
 Vigil, $NAMES blocked names, one core for Vigil (GOMAXPROCS=1, taskset -c $VCPU), dnsperf and the stub on core $LCPU
 dnsperf: $CLIENTS clients, $OUTSTANDING outstanding, ${DURATION}s per run, median of $ROUNDS
 
-| mix | QPS | lost |
-|---|---|---|
-| cached (10k names, warm cache) | $cached_qps | $cached_lost |
-| blocked (list names and subdomains) | $blocked_qps | $blocked_lost |
-| forwarded (unique names, cache misses) | $miss_qps | $miss_lost |
+| mix | QPS (good answers) | lost | SERVFAIL or REFUSED |
+|---|---|---|---|
+| cached (10k names, warm cache) | $cached_qps | $cached_lost | $cached_failed |
+| blocked (list names and subdomains) | $blocked_qps | $blocked_lost | $blocked_failed |
+| forwarded (unique names, cache misses) | $miss_qps | $miss_lost | $miss_failed |
 ${QUOTA:+
 under a CPU quota of $QUOTA % of a core, QPS per CPU-second: cached $(per_cpu "$cached_qps"), blocked $(per_cpu "$blocked_qps"), forwarded $(per_cpu "$miss_qps") (the scaling and no-list runs are under the quota too)
 }

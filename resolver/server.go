@@ -239,30 +239,16 @@ func (s *Server) Start() error {
 		if ap.Addr().Is6() && !ap.Addr().Is4In6() {
 			udpNet, tcpNet = "udp6", "tcp6"
 		}
-		// TCP first: with port 0 it picks the port the UDP sockets share.
-		lc := listenConfig(s.cfg.sockets() > 1)
-		ln, err := lc.Listen(context.Background(), tcpNet, ap.String())
+		ln, pcs, err := s.bind(ap, tcpNet, udpNet)
 		if err != nil {
 			if ap.Addr().IsUnspecified() && ap.Addr().Is6() && errors.Is(err, syscall.EAFNOSUPPORT) {
 				s.log.Warn("skipping IPv6 listener: no IPv6 on this host", zap.Stringer("addr", ap))
 				continue
 			}
-			return fail(fmt.Errorf("listening on tcp %s: %w", ap, err))
+			return fail(err)
 		}
 		tcp = append(tcp, ln)
-		bound := netip.AddrPortFrom(ap.Addr(), uint16(ln.Addr().(*net.TCPAddr).Port))
-		for range s.cfg.sockets() {
-			pc, err := lc.ListenPacket(context.Background(), udpNet, bound.String())
-			if err != nil {
-				return fail(fmt.Errorf("listening on udp %s: %w", bound, err))
-			}
-			uc := pc.(*net.UDPConn)
-			if s.cfg.UDPReadBuffer > 0 {
-				// Best effort: the kernel caps it at net.core.rmem_max.
-				_ = uc.SetReadBuffer(s.cfg.UDPReadBuffer)
-			}
-			udp = append(udp, uc)
-		}
+		udp = append(udp, pcs...)
 	}
 	if len(tcp) == 0 {
 		return errors.New("no address could be bound")
@@ -288,6 +274,43 @@ func (s *Server) Start() error {
 		return err
 	}
 	return nil
+}
+
+// bind opens ap's TCP listener and its UDP sockets. TCP goes first: with
+// port 0 it picks the port the UDP sockets share; should that port be
+// taken over UDP (by an upstream socket, say), it tries another.
+func (s *Server) bind(ap netip.AddrPort, tcpNet, udpNet string) (net.Listener, []*net.UDPConn, error) {
+	lc := listenConfig(s.cfg.sockets() > 1)
+	for attempt := 0; ; attempt++ {
+		ln, err := lc.Listen(context.Background(), tcpNet, ap.String())
+		if err != nil {
+			return nil, nil, fmt.Errorf("listening on tcp %s: %w", ap, err)
+		}
+		bound := netip.AddrPortFrom(ap.Addr(), uint16(ln.Addr().(*net.TCPAddr).Port))
+		var udp []*net.UDPConn
+		for range s.cfg.sockets() {
+			pc, err := lc.ListenPacket(context.Background(), udpNet, bound.String())
+			if err != nil {
+				ln.Close()
+				for _, c := range udp {
+					c.Close()
+				}
+				if ap.Port() == 0 && errors.Is(err, syscall.EADDRINUSE) && attempt < 16 {
+					break
+				}
+				return nil, nil, fmt.Errorf("listening on udp %s: %w", bound, err)
+			}
+			uc := pc.(*net.UDPConn)
+			if s.cfg.UDPReadBuffer > 0 {
+				// Best effort: the kernel caps it at net.core.rmem_max.
+				_ = uc.SetReadBuffer(s.cfg.UDPReadBuffer)
+			}
+			udp = append(udp, uc)
+		}
+		if len(udp) == s.cfg.sockets() {
+			return ln, udp, nil
+		}
+	}
 }
 
 // UDPAddrs returns the bound UDP addresses, one per listen address (useful

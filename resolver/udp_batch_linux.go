@@ -111,10 +111,16 @@ func (b *udpBatchBufs) read(rc syscall.RawConn) (int, error) {
 		b.recv[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		b.recv[i].hdr.Flags = 0
 	}
+	return recvmmsg(rc, b.recv[:])
+}
+
+// recvmmsg waits for at least one datagram on rc and reads up to
+// len(hdrs) into the buffers hdrs point at.
+func recvmmsg(rc syscall.RawConn, hdrs []mmsghdr) (int, error) {
 	var n int
 	var errno syscall.Errno
 	err := rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.recv[0])), udpBatch, unix.MSG_DONTWAIT, 0, 0)
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
 			return false // nothing waiting: let the netpoller wait
 		}
@@ -128,6 +134,45 @@ func (b *udpBatchBufs) read(rc syscall.RawConn) (int, error) {
 		return 0, errno
 	}
 	return n, nil
+}
+
+// replyBatch reads the replies waiting on a connected upstream socket
+// (udpMux) in one recvmmsg(2).
+type replyBatch struct {
+	rc   syscall.RawConn
+	bufs [][]byte
+	iov  []unix.Iovec
+	hdrs []mmsghdr
+}
+
+func newReplyBatch(c *net.UDPConn, n, size int) *replyBatch {
+	rc, _ := c.SyscallConn() // fails only for a nil conn
+	b := &replyBatch{rc: rc, bufs: make([][]byte, n), iov: make([]unix.Iovec, n), hdrs: make([]mmsghdr, n)}
+	for i := range n {
+		b.bufs[i] = make([]byte, size)
+		b.iov[i].Base = &b.bufs[i][0]
+		b.iov[i].SetLen(size)
+		b.hdrs[i].hdr.Iov = &b.iov[i]
+		b.hdrs[i].hdr.SetIovlen(1)
+	}
+	return b
+}
+
+// read waits for at least one reply and reads those waiting.
+func (b *replyBatch) read() (int, error) {
+	for i := range b.hdrs {
+		b.hdrs[i].hdr.Flags = 0
+	}
+	return recvmmsg(b.rc, b.hdrs)
+}
+
+// datagram returns reply i of the last read; one cut short by its buffer
+// is returned empty (a misbehaving upstream: ignored like garbage).
+func (b *replyBatch) datagram(i int) []byte {
+	if b.hdrs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
+		return nil
+	}
+	return b.bufs[i][:b.hdrs[i].len]
 }
 
 // sender returns query i's source address.
