@@ -217,8 +217,10 @@ func TestAdblockListOfHostsLinesIsValid(t *testing.T) {
 		}
 	}
 	m := NewManager(testUpdateConfig(), nil, nil, zaptest.NewLogger(t))
-	if _, err := m.check(&ListConfig{Name: "l", Format: FormatAdblock}, "src", []byte(text), store.ListMeta{}); err != nil {
-		t.Errorf("check refused the list: %v", err)
+	got, err := m.read(&ListConfig{Name: "l", Format: FormatAdblock}, "src", strings.NewReader(text), int64(len(text)), store.ListMeta{})
+	got.gz.free()
+	if err != nil {
+		t.Errorf("the update's checks refused the list: %v", err)
 	}
 	// Detection: a hosts file with some adblock rules is an adblock list.
 	mixed := "0.0.0.0 a.example\n0.0.0.0 b.example\n0.0.0.0 c.example\n||d.example^\n"

@@ -1,7 +1,9 @@
 package blocklists
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,7 +27,7 @@ import (
 
 // ListStore is the part of the store the Manager uses.
 type ListStore interface {
-	PutList(id string, meta store.ListMeta, body []byte) error
+	PutListGzip(id string, meta store.ListMeta, gz io.Reader) error
 	PutListMeta(id string, meta store.ListMeta) error
 	GetListMeta(id string) (store.ListMeta, error)
 	ReadListBody(id string, fn func(io.Reader) error) error
@@ -524,18 +526,14 @@ func (m *Manager) update(ctx context.Context, l *ListConfig, src string) SourceS
 	now := m.now()
 	meta.CheckedAt = now
 
-	text, etag, lastMod, err := m.fetch(ctx, src, meta)
-	defer text.free()
-	body := text.bytes()
-	var st ParseStats
+	var got fetched
+	defer got.gz.free()
+	body, size, etag, lastMod, err := m.fetch(ctx, src, meta)
 	if err == nil {
-		sum := sha256.Sum256(body)
-		if meta.HasCopy && hex.EncodeToString(sum[:]) == meta.SHA256 {
-			err = errNotModified
-		} else {
-			st, err = m.check(l, src, body, meta)
-		}
+		got, err = m.read(l, src, body, size, meta)
+		body.Close()
 	}
+	st := got.stats
 	switch {
 	case errors.Is(err, errNotModified):
 		meta.Status, meta.Error, meta.FailedSince = StatusUnchanged, "", time.Time{}
@@ -561,14 +559,13 @@ func (m *Manager) update(ctx context.Context, l *ListConfig, src string) SourceS
 			zap.String("status", meta.Status), zap.Error(err), zap.Time("next_attempt", next))
 		return m.withRetry(newSourceStatus(id, l, meta))
 	default:
-		sum := sha256.Sum256(body)
 		meta = store.ListMeta{
 			List: l.Name, Source: src, ETag: etag, LastModified: lastMod,
-			FetchedAt: now, CheckedAt: now, Size: len(body), SHA256: hex.EncodeToString(sum[:]),
+			FetchedAt: now, CheckedAt: now, Size: got.size, SHA256: got.sum,
 			Format: string(st.Format), Entries: st.Entries, Rejected: st.Rejected,
 			Status: StatusUpdated, HasCopy: true,
 		}
-		if err := m.store.PutList(id, meta, body); err != nil {
+		if err := m.store.PutListGzip(id, meta, got.gz.reader()); err != nil {
 			meta.Status, meta.Error, meta.HasCopy = StatusFailedNoCopy, err.Error(), false
 			if old, gerr := m.store.GetListMeta(id); gerr == nil && old.HasCopy {
 				meta = old
@@ -597,40 +594,42 @@ func (m *Manager) putMeta(id string, meta store.ListMeta) {
 	}
 }
 
-// fetch reads a source: a file, or a URL with a conditional GET.
-func (m *Manager) fetch(ctx context.Context, src string, meta store.ListMeta) (text listText, etag, lastMod string, err error) {
+// fetch opens a source: a file, or a URL with a conditional GET. size is
+// the length the source announced (-1 if unknown). The caller closes body.
+func (m *Manager) fetch(ctx context.Context, src string, meta store.ListMeta) (body io.ReadCloser, size int64, etag, lastMod string, err error) {
 	if !IsURL(src) {
 		f, err := os.Open(src)
 		if err != nil {
-			return listText{}, "", "", fmt.Errorf("reading list file: %w", err)
+			return nil, 0, "", "", fmt.Errorf("reading list file: %w", err)
 		}
-		defer f.Close()
 		// A file is read at every start and reload. When it is the stored
-		// copy, hashing it as it streams saves holding its whole text.
+		// copy, hashing it first saves compressing and parsing it again.
 		if meta.HasCopy && meta.SHA256 != "" {
 			h := sha256.New()
 			if _, err := io.Copy(h, f); err != nil {
-				return listText{}, "", "", fmt.Errorf("reading list file: %w", err)
+				f.Close()
+				return nil, 0, "", "", fmt.Errorf("reading list file: %w", err)
 			}
 			if hex.EncodeToString(h.Sum(nil)) == meta.SHA256 {
-				return listText{}, "", "", errNotModified
+				f.Close()
+				return nil, 0, "", "", errNotModified
 			}
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				return listText{}, "", "", fmt.Errorf("reading list file: %w", err)
+				f.Close()
+				return nil, 0, "", "", fmt.Errorf("reading list file: %w", err)
 			}
 		}
 		size := int64(-1)
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 			size = fi.Size()
 		}
-		text, err = readCapped(f, size, m.conf.Load().cfg.MaxListBytes)
-		return text, "", "", err
+		return f, size, "", "", nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.conf.Load().cfg.DownloadTimeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
 	if err != nil {
-		return listText{}, "", "", fmt.Errorf("building request: %w", err)
+		cancel()
+		return nil, 0, "", "", fmt.Errorf("building request: %w", err)
 	}
 	req.Header.Set("User-Agent", "vigil")
 	if meta.HasCopy {
@@ -643,91 +642,126 @@ func (m *Manager) fetch(ctx context.Context, src string, meta store.ListMeta) (t
 	}
 	resp, err := m.client.Do(req)
 	if err != nil {
-		return listText{}, "", "", fmt.Errorf("downloading: %w", err)
+		cancel()
+		return nil, 0, "", "", fmt.Errorf("downloading: %w", err)
 	}
-	defer resp.Body.Close()
 	etag, lastMod = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	fail := func(err error) (io.ReadCloser, int64, string, string, error) {
+		resp.Body.Close()
+		cancel()
+		return nil, 0, "", "", err
+	}
 	switch {
 	case resp.StatusCode == http.StatusNotModified && meta.HasCopy:
-		return listText{}, etag, lastMod, errNotModified
+		resp.Body.Close()
+		cancel()
+		return nil, 0, etag, lastMod, errNotModified
 	case resp.StatusCode != http.StatusOK:
-		return listText{}, "", "", fmt.Errorf("downloading: HTTP %s", resp.Status)
+		return fail(fmt.Errorf("downloading: HTTP %s", resp.Status))
 	}
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(ct), "text/html") {
-		return listText{}, "", "", errors.New("the server sent an HTML page, not a list (a captive portal or an error page?)")
+		return fail(errors.New("the server sent an HTML page, not a list (a captive portal or an error page?)"))
 	}
-	text, err = readCapped(resp.Body, resp.ContentLength, m.conf.Load().cfg.MaxListBytes)
-	return text, etag, lastMod, err
+	return cancelOnClose{resp.Body, cancel}, resp.ContentLength, etag, lastMod, nil
 }
 
-// readCapped reads r whole, refusing more than limit bytes, into memory
-// outside the heap (offheap.go): a five-million-name list is some 90 MB of
-// text, and on the heap it would also set the garbage collector's goal to
-// twice that while it is checked and stored. size is the length r
-// announced (-1 if unknown): the buffer is allocated once at that size;
-// without one it doubles, each old buffer freed at once. The caller frees
-// the result.
-func readCapped(r io.Reader, size, limit int64) (listText, error) {
-	if size > limit {
-		return listText{}, fmt.Errorf("larger than blocklists.max_list_bytes (%d bytes)", limit)
+// cancelOnClose ends a download's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// fetched is a source read, checked and compressed in one pass.
+type fetched struct {
+	gz    spool // the body, gzip-compressed as the store keeps it
+	size  int   // the body's length
+	sum   string
+	stats ParseStats
+}
+
+// read reads a fetched body once, refusing more than max_list_bytes: it
+// is hashed (errNotModified when it is the stored copy), compressed into
+// got.gz for the store and parsed for the gates that protect the last
+// good copy. The text is never held whole: a five-million-name list is
+// some 90 MB of it, compressed four to one. size is the length the
+// source announced (-1 if unknown). The caller frees got.gz, also on
+// error.
+func (m *Manager) read(l *ListConfig, src string, body io.Reader, size int64, old store.ListMeta) (got fetched, err error) {
+	cfg := m.conf.Load().cfg
+	if size > cfg.MaxListBytes {
+		return got, fmt.Errorf("larger than blocklists.max_list_bytes (%d bytes)", cfg.MaxListBytes)
 	}
-	want := size + 1 // one more byte: the read that finds the end
-	if size < 0 {
-		want = 1 << 20
-	}
-	text, n := newRegion(int(min(want, limit+1))), 0
-	for {
-		k, err := r.Read(text.b[n:])
-		n += k
-		switch {
-		case err == io.EOF:
-			return listText{text, n}, nil
-		case err != nil:
-			text.free()
-			return listText{}, fmt.Errorf("reading: %w", err)
-		case int64(n) > limit:
-			text.free()
-			return listText{}, fmt.Errorf("larger than blocklists.max_list_bytes (%d bytes)", limit)
-		case n == len(text.b):
-			bigger := newRegion(int(min(int64(2*len(text.b)), limit+1)))
-			copy(bigger.b, text.b[:n])
-			text.free()
-			text = bigger
+	h := sha256.New()
+	zw, _ := gzip.NewWriterLevel(&got.gz, gzip.BestSpeed)
+	capped := &cappedReader{r: body, left: cfg.MaxListBytes}
+	br := bufio.NewReaderSize(io.TeeReader(capped, io.MultiWriter(h, zw)), 64<<10)
+	readErr := func(err error) error {
+		if capped.over {
+			return fmt.Errorf("larger than blocklists.max_list_bytes (%d bytes)", cfg.MaxListBytes)
 		}
+		return fmt.Errorf("reading: %w", err)
 	}
-}
-
-// listText is a fetched list's text: the first n bytes of mem.
-type listText struct {
-	mem region
-	n   int
-}
-
-func (t listText) bytes() []byte { return t.mem.b[:t.n:t.n] }
-
-// free releases the text; it must not be used after.
-func (t listText) free() { t.mem.free() }
-
-// check parses a fetched body and applies the sanity gates that protect
-// the last good copy.
-func (m *Manager) check(l *ListConfig, src string, body []byte, old store.ListMeta) (ParseStats, error) {
-	if looksLikeHTML(body) {
-		return ParseStats{}, errors.New("the body is an HTML page, not a list (a captive portal or an error page?)")
+	if head, err := br.Peek(1024); err != nil && err != io.EOF && err != bufio.ErrBufferFull {
+		return got, readErr(err)
+	} else if looksLikeHTML(head) {
+		return got, errors.New("the body is an HTML page, not a list (a captive portal or an error page?)")
 	}
-	st, err := Parse(bytes.NewReader(body), ParseOptions{
-		Source: src, Format: l.Format, MaxRejected: m.conf.Load().cfg.MaxRejectedLines, Allow: l.Allow(),
+	st, perr := Parse(br, ParseOptions{
+		Source: src, Format: l.Format, MaxRejected: cfg.MaxRejectedLines, Allow: l.Allow(),
 	}, func(Rule) {})
-	switch {
-	case err != nil:
-		return st, err
-	case st.Entries == 0:
-		return st, fmt.Errorf("no entries (%d lines, %d rejected)", st.Lines, st.Rejected)
-	case st.Rejected > st.Entries:
-		return st, fmt.Errorf("mostly invalid: %d rejected lines against %d entries (first: %v)", st.Rejected, st.Entries, st.Errors[0])
-	case old.HasCopy && old.Entries > 0 && float64(st.Entries) < float64(old.Entries)*(1-m.conf.Load().cfg.MaxShrink):
-		return st, fmt.Errorf("shrank from %d to %d entries, more than blocklists.max_shrink (%g) allows", old.Entries, st.Entries, m.conf.Load().cfg.MaxShrink)
+	got.stats = st
+	if _, err := io.Copy(io.Discard, br); err != nil { // what the parse left, if it stopped early
+		return got, readErr(err)
 	}
-	return st, nil
+	if capped.over {
+		return got, readErr(nil)
+	}
+	if err := zw.Close(); err != nil {
+		return got, fmt.Errorf("compressing: %w", err)
+	}
+	got.size, got.sum = int(capped.read), hex.EncodeToString(h.Sum(nil))
+	switch {
+	case old.HasCopy && got.sum == old.SHA256:
+		return got, errNotModified
+	case perr != nil:
+		return got, perr
+	case st.Entries == 0:
+		return got, fmt.Errorf("no entries (%d lines, %d rejected)", st.Lines, st.Rejected)
+	case st.Rejected > st.Entries:
+		return got, fmt.Errorf("mostly invalid: %d rejected lines against %d entries (first: %v)", st.Rejected, st.Entries, st.Errors[0])
+	case old.HasCopy && old.Entries > 0 && float64(st.Entries) < float64(old.Entries)*(1-cfg.MaxShrink):
+		return got, fmt.Errorf("shrank from %d to %d entries, more than blocklists.max_shrink (%g) allows", old.Entries, st.Entries, cfg.MaxShrink)
+	}
+	return got, nil
+}
+
+// cappedReader reads r until more than left bytes came, then fails.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+	read int64
+	over bool
+}
+
+var errTooLarge = errors.New("too large")
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.over {
+		return 0, errTooLarge
+	}
+	n, err := c.r.Read(p)
+	c.read += int64(n)
+	if c.read > c.left {
+		c.over = true
+		return 0, errTooLarge
+	}
+	return n, err
 }
 
 func looksLikeHTML(body []byte) bool {

@@ -2,9 +2,12 @@ package blocklists
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -646,11 +649,13 @@ func TestReconfigureFetchesNewSourceThroughRun(t *testing.T) {
 	}
 }
 
-// readCapped reads the whole text whatever size was announced (right,
-// unknown, too small, too large), and refuses more than the limit.
-func TestReadCapped(t *testing.T) {
-	text := bytes.Repeat([]byte("||tracker.example^\n"), 200_000) // 3.8 MB: past the first 1 MiB guess
+// read takes the whole text whatever size was announced (right, unknown,
+// too small, too large), refuses more than the limit, and hands the store
+// the text gzip-compressed, hashed as read.
+func TestReadStreamsAndCaps(t *testing.T) {
+	text := bytes.Repeat([]byte("||tracker.example^\n"), 200_000) // 3.8 MB: many of the reader's 64 KiB reads
 	n := int64(len(text))
+	sum := sha256.Sum256(text)
 	for _, tc := range []struct {
 		name         string
 		size, limit  int64
@@ -665,8 +670,11 @@ func TestReadCapped(t *testing.T) {
 		{"over the limit, size unknown", -1, n - 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := readCapped(bytes.NewReader(text), tc.size, tc.limit)
-			defer got.free()
+			cfg := testUpdateConfig()
+			cfg.MaxListBytes = tc.limit
+			m := NewManager(cfg, nil, nil, zaptest.NewLogger(t))
+			got, err := m.read(&ListConfig{Name: "l", Format: FormatAdblock}, "src", bytes.NewReader(text), tc.size, store.ListMeta{})
+			defer got.gz.free()
 			if tc.wantTooLarge {
 				if err == nil || !strings.Contains(err.Error(), "max_list_bytes") {
 					t.Fatalf("err %v, want larger than max_list_bytes", err)
@@ -676,8 +684,19 @@ func TestReadCapped(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got.bytes(), text) {
-				t.Fatalf("read %d bytes, want the %d written", len(got.bytes()), len(text))
+			zr, err := gzip.NewReader(got.gz.reader())
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(back, text) || got.size != len(text) || got.sum != hex.EncodeToString(sum[:]) {
+				t.Fatalf("read %d bytes (size %d, sum %s), want the %d written", len(back), got.size, got.sum, len(text))
+			}
+			if got.stats.Entries != 200_000 {
+				t.Errorf("%d entries, want 200000", got.stats.Entries)
 			}
 		})
 	}

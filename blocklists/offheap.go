@@ -1,6 +1,8 @@
 package blocklists
 
 import (
+	"bytes"
+	"io"
 	"runtime"
 	"unsafe"
 )
@@ -72,4 +74,52 @@ func releaseWith(m *Matcher, released func(), regions ...region) {
 			}
 		}, regions)
 	}
+}
+
+// spool keeps what is written to it in regions outside the heap, a MiB
+// each: a downloaded list, compressed as it is read, until it is stored.
+// On the heap, a five-million-name list's 25 MB would set the collector's
+// goal to twice that.
+type spool struct {
+	regions []region
+	n       int // bytes used in the last region
+}
+
+const spoolRegion = 1 << 20
+
+// Write implements io.Writer; it never fails.
+func (s *spool) Write(p []byte) (int, error) {
+	written := len(p)
+	for len(p) > 0 {
+		if len(s.regions) == 0 || s.n == spoolRegion {
+			s.regions = append(s.regions, newRegion(spoolRegion))
+			s.n = 0
+		}
+		k := copy(s.regions[len(s.regions)-1].b[s.n:spoolRegion], p)
+		s.n += k
+		p = p[k:]
+	}
+	return written, nil
+}
+
+// reader reads back what was written; s must not be written or freed
+// until it is done.
+func (s *spool) reader() io.Reader {
+	parts := make([]io.Reader, len(s.regions))
+	for i, r := range s.regions {
+		end := spoolRegion
+		if i == len(s.regions)-1 {
+			end = s.n
+		}
+		parts[i] = bytes.NewReader(r.b[:end])
+	}
+	return io.MultiReader(parts...)
+}
+
+// free releases the regions; s is empty after.
+func (s *spool) free() {
+	for i := range s.regions {
+		s.regions[i].release()
+	}
+	*s = spool{}
 }

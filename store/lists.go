@@ -75,6 +75,33 @@ type storedMeta struct {
 // transaction, so a crash at any point leaves either the old or the new
 // copy complete. The old generation is deleted afterwards.
 func (s *Store) PutList(id string, meta ListMeta, body []byte) error {
+	return s.putList(id, meta, func(w io.Writer) error {
+		zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		if _, err := zw.Write(body); err != nil {
+			return fmt.Errorf("compressing list %s: %w", id, err)
+		}
+		if err := zw.Close(); err != nil {
+			return fmt.Errorf("compressing list %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// PutListGzip is PutList for a body already gzip-compressed, read from
+// gz: the list manager compresses a download as it reads and checks it,
+// so that a big list is never held whole as text.
+func (s *Store) PutListGzip(id string, meta ListMeta, gz io.Reader) error {
+	return s.putList(id, meta, func(w io.Writer) error {
+		if _, err := io.Copy(w, gz); err != nil {
+			return fmt.Errorf("storing list %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// putList stores a new generation of chunks, filled by writeBody with the
+// compressed body, and switches the metadata to it.
+func (s *Store) putList(id string, meta ListMeta, writeBody func(io.Writer) error) error {
 	old, err := s.getStoredMeta(id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
@@ -82,17 +109,13 @@ func (s *Store) PutList(id string, meta ListMeta, body []byte) error {
 	sm := storedMeta{ListMeta: meta, BodyGen: old.BodyGen + 1}
 	var mb []byte
 	// One guarded write: the disk is checked once, and a copy is stored
-	// whole or not at all. The body is compressed straight into chunks:
-	// no compressed copy of a big list is held beside its text.
+	// whole or not at all. The body goes straight into chunks: no
+	// compressed copy of a big list is held beside its text.
 	err = s.write("storing list "+id, func(db *badger.DB) error {
 		cw := newChunkWriter(db, listBodyPrefix(id, sm.BodyGen))
 		defer cw.wb.Cancel()
-		zw, _ := gzip.NewWriterLevel(cw, gzip.BestSpeed)
-		if _, err := zw.Write(body); err != nil {
-			return fmt.Errorf("compressing list %s: %w", id, err)
-		}
-		if err := zw.Close(); err != nil {
-			return fmt.Errorf("compressing list %s: %w", id, err)
+		if err := writeBody(cw); err != nil {
+			return err
 		}
 		if sm.BodyChunks, err = cw.close(); err != nil {
 			return err
