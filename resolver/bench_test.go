@@ -243,18 +243,25 @@ func BenchmarkFastPathLocalLoaded(b *testing.B) {
 
 func benchFastPath(b *testing.B, s *Server) {
 	client := netip.MustParseAddr("127.0.0.1")
-	var hits, blocked [][]byte
+	var hits, blocked, hits16k [][]byte
 	for i := range 1024 {
 		p := packQuery(b, "h"+strconv.Itoa(i)+".example.com")
 		s.answer(p, client, ProtoUDP, nil, nil)
 		hits = append(hits, p)
 		blocked = append(blocked, packQuery(b, "t"+strconv.Itoa(i)+".xiaomi.example"))
 	}
+	// A cache of 16,384 names: 64 per shard, where the shards' tables
+	// show how far a lookup probes.
+	for i := range 16384 {
+		p := packQuery(b, "k"+strconv.Itoa(i)+".example.com")
+		s.answer(p, client, ProtoUDP, nil, nil)
+		hits16k = append(hits16k, p)
+	}
 	for _, bc := range []struct {
 		name  string
 		pkts  [][]byte
 		batch int // queries per reader batch (one clock read each); 0: a clock read per query
-	}{{"hit", hits, 0}, {"blocked", blocked, 0}, {"hit-batch16", hits, 16}, {"blocked-batch16", blocked, 16}} {
+	}{{"hit", hits, 0}, {"blocked", blocked, 0}, {"hit-batch16", hits, 16}, {"blocked-batch16", blocked, 16}, {"hit16k-batch16", hits16k, 16}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			start := time.Now()
@@ -272,7 +279,7 @@ func benchFastPath(b *testing.B, s *Server) {
 					if bc.batch > 0 && i%bc.batch == 0 {
 						rb.batchAt = time.Now() // as the UDP reader does per recvmmsg
 					}
-					if _, ok := s.prepare(bc.pkts[i&1023], client, ProtoUDP, out, rb, &pre); !ok {
+					if _, ok := s.prepare(bc.pkts[i&(len(bc.pkts)-1)], client, ProtoUDP, out, rb, &pre); !ok {
 						b.Error("fast path declined")
 						return
 					}

@@ -97,7 +97,7 @@ func (c *Cache) Restore(snap []byte) (int, error) {
 			continue
 		}
 		e.hash = c.hashKey(key)
-		c.insert(&c.shards[e.hash%cacheShards], e, now)
+		c.insert(c.shardOf(e.hash), e, now)
 		n++
 	}
 	return n, nil

@@ -43,7 +43,7 @@ func TestCacheBytesMatchTheHeap(t *testing.T) {
 	before := heap()
 	for i, m := range msgs {
 		h := c.hashKey(keys[i])
-		c.store(&c.shards[h%cacheShards], h, keys[i], m, now)
+		c.store(c.shardOf(h), h, keys[i], m, now)
 	}
 	grown := float64(heap() - before)
 	st := c.Stats()
