@@ -1,9 +1,11 @@
 package resolver_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -723,4 +725,71 @@ func TestTCPIdleTimeoutShortensUnderPressure(t *testing.T) {
 		t.Fatalf("with 7 of 8 slots taken an idle connection was not closed within 5 s")
 	}
 	t.Logf("idle connection closed after %s under pressure", time.Since(start).Round(time.Millisecond))
+}
+
+// TestShutdownUnderFlood shuts the server down while its UDP socket is
+// flooded, so that its readers answer batch after batch and pause for the
+// scheduler's network poll (letPollerRun) as shutdown wakes them: every
+// reader must still see the shutdown and return. A pause that cleared the
+// socket's read deadline after shutdown had set it left the other reader
+// waiting for ever.
+func TestShutdownUnderFlood(t *testing.T) {
+	up := rt.NewUpstream(t, rt.A("192.0.2.1", 3600))
+	for round := range 5 {
+		v := startVigil(t, []string{up.Addr}, nil)
+		pkt, err := rt.Question("flood.example", dns.TypeA).Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.Exchange(t, "udp", v.addr, rt.Question("flood.example", dns.TypeA)) // cached from now on
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				c, err := net.Dial("udp", v.addr)
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				go func() { // drain the answers so that the sender is never blocked
+					buf := make([]byte, 512)
+					for {
+						if _, err := c.Read(buf); err != nil {
+							return
+						}
+					}
+				}()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_, _ = c.Write(pkt)
+				}
+			})
+		}
+		time.Sleep(200 * time.Millisecond)
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			done <- v.srv.Shutdown(ctx)
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("round %d: shutdown: %v", round, err)
+			}
+		case <-time.After(10 * time.Second):
+			// Not t.Fatal, nor a panic: either runs the cleanup, whose
+			// Shutdown would wait for this one for ever. The dump shows
+			// who is stuck.
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "FAIL: TestShutdownUnderFlood round %d: shutdown under a flood did not return in 10 s\n%s", round, buf[:runtime.Stack(buf, true)])
+			os.Exit(1)
+		}
+		close(stop)
+		wg.Wait()
+	}
 }
