@@ -63,6 +63,12 @@ const (
 	// muxReplyBatch is how many replies one read takes at most, each in a
 	// buffer of udpReplySize.
 	muxReplyBatch = 8
+	// muxReadBuffer is each socket's receive buffer (SO_RCVBUF).
+	muxReadBuffer = 1 << 20
+	// A query unanswered after half its time (at most muxResendAfter) is
+	// sent once more, when that half is at least muxResendMin.
+	muxResendAfter = time.Second
+	muxResendMin   = 100 * time.Millisecond
 )
 
 // muxSocket is one connected socket and the queries in flight on it.
@@ -136,15 +142,37 @@ func (x *udpMux) exchange(deadline time.Time, done <-chan struct{}, m *dns.Msg, 
 		return nil, fmt.Errorf("sending to %s: %w", x.spec, err)
 	}
 	var expired <-chan time.Time
+	resend := false
 	if !deadline.IsZero() {
-		w.timer.Reset(time.Until(deadline))
+		// Half the time left (at most muxResendAfter) for the reply,
+		// then the query once more: a datagram lost on the way (a full
+		// buffer, a lossy link) costs a retransmission, as in Unbound
+		// and BIND, not the whole attempt and a SERVFAIL.
+		left := time.Until(deadline)
+		first := min(left/2, muxResendAfter)
+		resend = first >= muxResendMin
+		if !resend {
+			first = left
+		}
+		w.timer.Reset(first)
 		defer w.timer.Stop()
 		expired = w.timer.C
 	}
+wait:
 	select {
 	case res := <-w.done:
 		return res.r, res.err
 	case <-expired:
+		if resend {
+			resend = false
+			binary.BigEndian.PutUint16(wire, id)
+			_, err := s.c.Write(wire)
+			binary.BigEndian.PutUint16(wire, m.Id)
+			if err == nil {
+				w.timer.Reset(time.Until(deadline))
+				goto wait
+			}
+		}
 	case <-done:
 	}
 	if !s.unregister(id, w) {
@@ -173,7 +201,14 @@ func (x *udpMux) socket() (*muxSocket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", x.spec, err)
 	}
-	s := &muxSocket{m: x, c: c.(*net.UDPConn), born: time.Now(), pending: map[uint16]*muxWait{}}
+	uc := c.(*net.UDPConn)
+	// Replies to a few thousand queries in flight can arrive at once, a
+	// sixteenth of them on each socket; with the kernel's default buffer
+	// (208 KiB, some 200 small datagrams) a burst overflowed it and each
+	// reply dropped cost its query a SERVFAIL after the attempt's timeout.
+	// Best effort: the kernel caps it at net.core.rmem_max.
+	_ = uc.SetReadBuffer(muxReadBuffer)
+	s := &muxSocket{m: x, c: uc, born: time.Now(), pending: map[uint16]*muxWait{}}
 	x.socks[i] = s
 	go s.read()
 	return s, nil

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -301,4 +303,64 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool, what string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestUDPMuxResendsALostQuery: an upstream that never sees the first copy
+// of a query (dropped on the way) answers the second, sent after half the
+// attempt's time, well before the deadline; a query the upstream never
+// answers still times out at its deadline.
+func TestUDPMuxResendsALostQuery(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	up := newRawUpstream(t, func(q *dns.Msg) (time.Duration, []*dns.Msg) {
+		key := q.Question[0].Name + "/" + strconv.Itoa(int(q.Id))
+		mu.Lock()
+		seen[key]++
+		n := seen[key]
+		mu.Unlock()
+		if n == 1 || q.Question[0].Name == "never.mux.example." {
+			return 0, nil // the first copy is "lost"
+		}
+		return 0, []*dns.Msg{answerA(q, "192.0.2.1")}
+	})
+	u := newTestPlainUpstream(t, up.pc.LocalAddr().String())
+	m := new(dns.Msg)
+	m.SetQuestion("lossy.mux.example.", dns.TypeA)
+	start := time.Now()
+	r, err := u.ExchangeBy(start.Add(2*time.Second), m)
+	if err != nil {
+		t.Fatalf("a query whose first copy was lost: %v, want the answer to the second", err)
+	}
+	if took := time.Since(start); took < 900*time.Millisecond || took > 1500*time.Millisecond {
+		t.Errorf("answered after %v, want about 1 s (half the 2-s attempt)", took)
+	}
+	if len(r.Answer) != 1 {
+		t.Errorf("answer %v", r)
+	}
+	mu.Lock()
+	copies := seen["lossy.mux.example./"+strconv.Itoa(int(firstWireID(seen, "lossy.mux.example.")))]
+	mu.Unlock()
+	if copies != 2 {
+		t.Errorf("the upstream saw %d copies under one wire ID, want 2 (a retransmission, same ID)", copies)
+	}
+	m.SetQuestion("never.mux.example.", dns.TypeA)
+	start = time.Now()
+	if _, err := u.ExchangeBy(start.Add(400*time.Millisecond), m); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("unanswered query: %v, want a timeout", err)
+	}
+	if took := time.Since(start); took < 350*time.Millisecond || took > 900*time.Millisecond {
+		t.Errorf("unanswered query ended after %v, want its 400-ms deadline", took)
+	}
+}
+
+// firstWireID returns the wire ID the upstream saw name under (the test
+// asks each name once).
+func firstWireID(seen map[string]int, name string) int {
+	for k := range seen {
+		if strings.HasPrefix(k, name+"/") {
+			id, _ := strconv.Atoi(strings.TrimPrefix(k, name+"/"))
+			return id
+		}
+	}
+	return -1
 }
