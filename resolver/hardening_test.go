@@ -728,11 +728,10 @@ func TestTCPIdleTimeoutShortensUnderPressure(t *testing.T) {
 }
 
 // TestShutdownUnderFlood shuts the server down while its UDP socket is
-// flooded, so that its readers answer batch after batch and pause for the
-// scheduler's network poll (letPollerRun) as shutdown wakes them: every
-// reader must still see the shutdown and return. A pause that cleared the
-// socket's read deadline after shutdown had set it left the other reader
-// waiting for ever.
+// flooded, its readers answering batch after batch: every reader must
+// still see the shutdown (the read deadline Shutdown sets) and return. A
+// reader that set and cleared the socket's deadline for its own purposes
+// once undid Shutdown's and left the other reader waiting for ever.
 func TestShutdownUnderFlood(t *testing.T) {
 	up := rt.NewUpstream(t, rt.A("192.0.2.1", 3600))
 	for round := range 5 {

@@ -73,9 +73,8 @@ func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 	defer s.wg.Done()
 	b := newUDPBatchBufs()
 	r := s.newUDPReader(stripe)
-	var lastWait time.Time // when this reader last waited for its socket
 	for {
-		n, waited, err := b.read(rc)
+		n, err := b.read(rc)
 		if err != nil {
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -103,58 +102,11 @@ func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
 			answers++
 		}
 		b.write(rc, answers)
-		if waited {
-			lastWait = r.rb.batchAt
-		} else if r.rb.batchAt.Sub(lastWait) > udpFairSlice {
-			s.letPollerRun(c, rc)
-			lastWait = time.Now()
-		}
 	}
 }
 
-// udpFairSlice is how long a reader answers batch after batch, never
-// finding its socket empty, before it lets the scheduler poll the network
-// (letPollerRun); udpFairWait bounds that pause.
-const (
-	udpFairSlice = time.Millisecond
-	udpFairWait  = time.Millisecond
-)
-
-// letPollerRun parks the reader until its socket reports more queries (at
-// most udpFairWait). The raw system calls never give the processor up,
-// and the scheduler polls the network only when it has nothing else to
-// run or every 10 ms: while one socket is flooded, its readers would run
-// on and a query on another socket would wait up to 10 ms
-// (bench/fairness.sh: p99 4.3 ms before the raw calls, 9.4 ms with them
-// and no pause, with the pause below). Parking the readers of the busy
-// socket in turn lets the poll happen.
-//
-// The pause is bounded by the socket's read deadline, which Shutdown also
-// uses to wake the readers: a deadline it set must never be cleared here.
-func (s *Server) letPollerRun(c *net.UDPConn, rc syscall.RawConn) {
-	if s.stopping.Load() {
-		return
-	}
-	_ = c.SetReadDeadline(time.Now().Add(udpFairWait))
-	first := true
-	_ = rc.Read(func(uintptr) bool {
-		if first {
-			first = false
-			return false // wait for the socket, as if it were empty
-		}
-		return true
-	})
-	_ = c.SetReadDeadline(time.Time{})
-	if s.stopping.Load() {
-		// Shutdown may have set its deadline in the meantime, which the
-		// line above undid: set it again. (Shutdown sets stopping first.)
-		_ = c.SetReadDeadline(time.Unix(1, 0))
-	}
-}
-
-// read waits for at least one query and reads up to udpBatch; waited
-// says whether it found the socket empty first.
-func (b *udpBatchBufs) read(rc syscall.RawConn) (n int, waited bool, err error) {
+// read waits for at least one query and reads up to udpBatch.
+func (b *udpBatchBufs) read(rc syscall.RawConn) (int, error) {
 	for i := range udpBatch {
 		b.recv[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		b.recv[i].hdr.Flags = 0
@@ -174,24 +126,24 @@ func (b *udpBatchBufs) read(rc syscall.RawConn) (n int, waited bool, err error) 
 // 10,000 context switches and 1,500 futex calls in 3 s of cached answers,
 // against 1,700 and 32 raw (perf stat), and 20 % more cached answers per
 // CPU-second (bench/peers.sh's cached mix, 4 alternating runs each).
-func recvmmsg(rc syscall.RawConn, hdrs []mmsghdr) (n int, waited bool, err error) {
+func recvmmsg(rc syscall.RawConn, hdrs []mmsghdr) (int, error) {
+	var n int
 	var errno syscall.Errno
-	err = rc.Read(func(fd uintptr) bool {
+	err := rc.Read(func(fd uintptr) bool {
 		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
-			waited = true
 			return false // nothing waiting: let the netpoller wait
 		}
 		n, errno = int(r), e
 		return true
 	})
 	if err != nil {
-		return 0, waited, err
+		return 0, err
 	}
 	if errno != 0 {
-		return 0, waited, errno
+		return 0, errno
 	}
-	return n, waited, nil
+	return n, nil
 }
 
 // replyBatch reads the replies waiting on a connected upstream socket
@@ -221,8 +173,7 @@ func (b *replyBatch) read() (int, error) {
 	for i := range b.hdrs {
 		b.hdrs[i].hdr.Flags = 0
 	}
-	n, _, err := recvmmsg(b.rc, b.hdrs)
-	return n, err
+	return recvmmsg(b.rc, b.hdrs)
 }
 
 // datagram returns reply i of the last read; one cut short by its buffer
