@@ -133,11 +133,7 @@ func TestCacheProbesStayShort(t *testing.T) {
 	const n = 10_000
 	for i := range n {
 		name := "probe-" + strconv.Itoa(i) + ".example."
-		m := new(dns.Msg)
-		m.SetQuestion(name, dns.TypeA)
-		m.Response = true
-		rr, _ := dns.NewRR(name + " 300 IN A 192.0.2.1")
-		m.Answer = []dns.RR{rr}
+		m := answerOfA(name)
 		k := cacheKey{name: name, qtype: dns.TypeA, cls: dns.ClassINET}
 		h := c.hashKey(k)
 		c.store(c.shardOf(h), h, k, m, now)

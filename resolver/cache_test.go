@@ -29,14 +29,10 @@ func TestCacheBytesMatchTheHeap(t *testing.T) {
 	keys := make([]cacheKey, len(msgs))
 	for i := range msgs {
 		name := "host-" + strconv.Itoa(i) + ".example.com."
-		m := new(dns.Msg)
-		m.SetQuestion(name, dns.TypeA)
-		m.Response = true
-		rr, _ := dns.NewRR(name + " 300 IN A 192.0.2.1")
-		m.Answer = []dns.RR{rr}
+		m := answerOfA(name)
 		if i%4 == 0 { // some answers behind a CNAME
 			cn, _ := dns.NewRR(name + " 300 IN CNAME edge-" + strconv.Itoa(i) + ".cdn.example.net.")
-			m.Answer = []dns.RR{cn, rr}
+			m.Answer = []dns.RR{cn, m.Answer[0]}
 		}
 		msgs[i], keys[i] = m, cacheKey{name: name, qtype: dns.TypeA, cls: dns.ClassINET}
 	}
@@ -56,4 +52,15 @@ func TestCacheBytesMatchTheHeap(t *testing.T) {
 		t.Errorf("the heap grew %.2f times what the cache counts", ratio)
 	}
 	runtime.KeepAlive(msgs)
+}
+
+// answerOfA is an upstream's answer for name: one A record, 192.0.2.1,
+// 300 s.
+func answerOfA(name string) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	m.Response = true
+	rr, _ := dns.NewRR(name + " 300 IN A 192.0.2.1")
+	m.Answer = []dns.RR{rr}
+	return m
 }

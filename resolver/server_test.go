@@ -251,40 +251,24 @@ func TestTruncatedUpstreamRetriedOverTCP(t *testing.T) {
 // match (wrong ID, wrong name, wrong type), then with the real answer.
 func spoofingUpstream(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil {
-				continue
-			}
-			answer := func(id uint16, name string, qtype uint16, ip string) {
-				m := new(dns.Msg)
-				m.SetReply(q)
-				m.Id = id
-				m.Question[0].Name, m.Question[0].Qtype = name, qtype
-				m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(ip)}}
-				b, _ := m.Pack()
-				_, _ = pc.WriteTo(b, from)
-			}
-			name := q.Question[0].Name
-			answer(q.Id+1, name, dns.TypeA, "203.0.113.66")                    // wrong ID
-			answer(q.Id, "evil.example.", dns.TypeA, "203.0.113.66")           // wrong name
-			answer(q.Id, name, dns.TypeAAAA, "203.0.113.66")                   // wrong type
-			_, _ = pc.WriteTo([]byte{byte(q.Id >> 8), byte(q.Id), 0x81}, from) // garbage
-			answer(q.Id, name, dns.TypeA, "192.0.2.7")
+	return rt.NewRawUDP(t, func(q *dns.Msg) (time.Duration, [][]byte) {
+		answer := func(id uint16, name string, qtype uint16, ip string) *dns.Msg {
+			m := new(dns.Msg)
+			m.SetReply(q)
+			m.Id = id
+			m.Question[0].Name, m.Question[0].Qtype = name, qtype
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(ip)}}
+			return m
 		}
-	}()
-	return pc.LocalAddr().String()
+		name := q.Question[0].Name
+		out := rt.Wire(
+			answer(q.Id+1, name, dns.TypeA, "203.0.113.66"),          // wrong ID
+			answer(q.Id, "evil.example.", dns.TypeA, "203.0.113.66"), // wrong name
+			answer(q.Id, name, dns.TypeAAAA, "203.0.113.66"),         // wrong type
+		)
+		out = append(out, []byte{byte(q.Id >> 8), byte(q.Id), 0x81}) // garbage
+		return 0, append(out, rt.Wire(answer(q.Id, name, dns.TypeA, "192.0.2.7"))...)
+	}).Addr
 }
 
 func TestMismatchedUpstreamReplyIgnored(t *testing.T) {

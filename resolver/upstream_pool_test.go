@@ -17,62 +17,6 @@ import (
 	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
 )
 
-// rawUpstream is a UDP server the test drives datagram by datagram: for
-// each query it sends whatever replies returns (none, several, late ones),
-// from a goroutine of its own so that replies can be delayed. It records
-// the source ports queries came from.
-type rawUpstream struct {
-	pc    net.PacketConn
-	mu    sync.Mutex
-	ports map[int]int
-}
-
-func newRawUpstream(t *testing.T, replies func(q *dns.Msg) (delay time.Duration, out []*dns.Msg)) *rawUpstream {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &rawUpstream{pc: pc, ports: map[int]int{}}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil {
-				continue
-			}
-			u.mu.Lock()
-			u.ports[from.(*net.UDPAddr).Port]++
-			u.mu.Unlock()
-			go func() {
-				delay, out := replies(q)
-				time.Sleep(delay)
-				for _, r := range out {
-					if wire, err := r.Pack(); err == nil {
-						_, _ = pc.WriteTo(wire, from)
-					}
-				}
-			}()
-		}
-	}()
-	return u
-}
-
-func (u *rawUpstream) portCounts() map[int]int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	out := make(map[int]int, len(u.ports))
-	for p, n := range u.ports {
-		out[p] = n
-	}
-	return out
-}
-
 // answerA answers q with an A record of ip.
 func answerA(q *dns.Msg, ip string) *dns.Msg {
 	r := new(dns.Msg)
@@ -105,15 +49,15 @@ func ipFor(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0x
 func TestUDPMuxAnswersReachTheirQueries(t *testing.T) {
 	var idsMu sync.Mutex
 	wireIDs := map[uint16]int{}
-	up := newRawUpstream(t, func(q *dns.Msg) (time.Duration, []*dns.Msg) {
+	up := rt.NewRawUDP(t, func(q *dns.Msg) (time.Duration, [][]byte) {
 		idsMu.Lock()
 		wireIDs[q.Id]++
 		idsMu.Unlock()
 		var i int
 		fmt.Sscanf(q.Question[0].Name, "n%d.", &i)
-		return time.Duration(rand.IntN(20)) * time.Millisecond, []*dns.Msg{answerA(q, ipFor(i))}
+		return time.Duration(rand.IntN(20)) * time.Millisecond, rt.Wire(answerA(q, ipFor(i)))
 	})
-	u := newTestPlainUpstream(t, up.pc.LocalAddr().String())
+	u := newTestPlainUpstream(t, up.Addr)
 	// 600 exchanges, 100 at a time: more at once could overflow the test
 	// upstream's socket buffer under the race detector.
 	const n = 600
@@ -143,7 +87,7 @@ func TestUDPMuxAnswersReachTheirQueries(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if ports := up.portCounts(); len(ports) > muxSockets {
+	if ports := up.Ports(); len(ports) > muxSockets {
 		t.Errorf("%d exchanges used %d source ports; want at most %d sockets", n, len(ports), muxSockets)
 	}
 	idsMu.Lock()
@@ -157,10 +101,10 @@ func TestUDPMuxAnswersReachTheirQueries(t *testing.T) {
 // and is then replaced by one on a new port (RFC 5452: the ports in use
 // keep changing).
 func TestUDPMuxRotatesPorts(t *testing.T) {
-	up := newRawUpstream(t, func(q *dns.Msg) (time.Duration, []*dns.Msg) {
-		return 0, []*dns.Msg{answerA(q, "192.0.2.1")}
+	up := rt.NewRawUDP(t, func(q *dns.Msg) (time.Duration, [][]byte) {
+		return 0, rt.Wire(answerA(q, "192.0.2.1"))
 	})
-	u := newTestPlainUpstream(t, up.pc.LocalAddr().String())
+	u := newTestPlainUpstream(t, up.Addr)
 	u.udp.uses = 8
 	const queries = 400
 	for i := range queries {
@@ -170,7 +114,7 @@ func TestUDPMuxRotatesPorts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ports := up.portCounts()
+	ports := up.Ports()
 	most := 0
 	for _, n := range ports {
 		most = max(most, n)
@@ -188,18 +132,18 @@ func TestUDPMuxRotatesPorts(t *testing.T) {
 // late answer to a query that gave up, are both dropped; the query waiting
 // keeps waiting for its own answer.
 func TestUDPMuxDropsWhatIsNotTheAnswer(t *testing.T) {
-	up := newRawUpstream(t, func(q *dns.Msg) (time.Duration, []*dns.Msg) {
+	up := rt.NewRawUDP(t, func(q *dns.Msg) (time.Duration, [][]byte) {
 		switch q.Question[0].Name {
 		case "slow.mux.example.":
-			return 300 * time.Millisecond, []*dns.Msg{answerA(q, "192.0.2.66")}
+			return 300 * time.Millisecond, rt.Wire(answerA(q, "192.0.2.66"))
 		default:
 			spoof := answerA(q, "192.0.2.66")
 			spoof.Question[0].Name = "victim.example."
 			spoof.Answer[0].Header().Name = "victim.example."
-			return 0, []*dns.Msg{spoof, answerA(q, "192.0.2.1")}
+			return 0, rt.Wire(spoof, answerA(q, "192.0.2.1"))
 		}
 	})
-	u := newTestPlainUpstream(t, up.pc.LocalAddr().String())
+	u := newTestPlainUpstream(t, up.Addr)
 	m := new(dns.Msg)
 	m.SetQuestion("slow.mux.example.", dns.TypeA)
 	if _, err := u.ExchangeBy(time.Now().Add(100*time.Millisecond), m); !errors.Is(err, ErrTimeout) {
@@ -246,13 +190,13 @@ func TestUDPMuxRefusedFailsFast(t *testing.T) {
 // in flight finish.
 func TestUDPMuxClosesIdleSockets(t *testing.T) {
 	release := make(chan struct{})
-	up := newRawUpstream(t, func(q *dns.Msg) (time.Duration, []*dns.Msg) {
+	up := rt.NewRawUDP(t, func(q *dns.Msg) (time.Duration, [][]byte) {
 		if q.Question[0].Name == "held.mux.example." {
 			<-release
 		}
-		return 0, []*dns.Msg{answerA(q, "192.0.2.1")}
+		return 0, rt.Wire(answerA(q, "192.0.2.1"))
 	})
-	u := newTestPlainUpstream(t, up.pc.LocalAddr().String())
+	u := newTestPlainUpstream(t, up.Addr)
 	u.udp.age = 200 * time.Millisecond
 	m := new(dns.Msg)
 	m.SetQuestion("idle.mux.example.", dns.TypeA)
@@ -312,7 +256,7 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool, what string) {
 func TestUDPMuxResendsALostQuery(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{}
-	up := newRawUpstream(t, func(q *dns.Msg) (time.Duration, []*dns.Msg) {
+	up := rt.NewRawUDP(t, func(q *dns.Msg) (time.Duration, [][]byte) {
 		key := q.Question[0].Name + "/" + strconv.Itoa(int(q.Id))
 		mu.Lock()
 		seen[key]++
@@ -321,9 +265,9 @@ func TestUDPMuxResendsALostQuery(t *testing.T) {
 		if n == 1 || q.Question[0].Name == "never.mux.example." {
 			return 0, nil // the first copy is "lost"
 		}
-		return 0, []*dns.Msg{answerA(q, "192.0.2.1")}
+		return 0, rt.Wire(answerA(q, "192.0.2.1"))
 	})
-	u := newTestPlainUpstream(t, up.pc.LocalAddr().String())
+	u := newTestPlainUpstream(t, up.Addr)
 	m := new(dns.Msg)
 	m.SetQuestion("lossy.mux.example.", dns.TypeA)
 	start := time.Now()

@@ -5,6 +5,7 @@ package resolvertest
 import (
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -168,4 +169,74 @@ func Port(addr string) int {
 	_, p, _ := net.SplitHostPort(addr)
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// RawUDP is a UDP-only upstream a test drives datagram by datagram: for
+// each query it sends whatever replies returns — none, several, wrong or
+// garbage ones, after a delay — from a goroutine of its own, so that a
+// delayed reply holds up no other query. It records the source ports the
+// queries came from. It is closed when the test ends.
+type RawUDP struct {
+	// Addr is "127.0.0.1:port".
+	Addr  string
+	mu    sync.Mutex
+	ports map[int]int
+}
+
+// NewRawUDP starts a RawUDP answering each query with replies(q).
+func NewRawUDP(t testing.TB, replies func(q *dns.Msg) (delay time.Duration, out [][]byte)) *RawUDP {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("raw upstream: %v", err)
+	}
+	u := &RawUDP{Addr: pc.LocalAddr().String(), ports: map[int]int{}}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			u.mu.Lock()
+			u.ports[from.(*net.UDPAddr).Port]++
+			u.mu.Unlock()
+			go func() {
+				delay, out := replies(q)
+				time.Sleep(delay)
+				for _, b := range out {
+					_, _ = pc.WriteTo(b, from)
+				}
+			}()
+		}
+	}()
+	return u
+}
+
+// Ports returns how many queries came from each source port.
+func (u *RawUDP) Ports() map[int]int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make(map[int]int, len(u.ports))
+	for p, n := range u.ports {
+		out[p] = n
+	}
+	return out
+}
+
+// Wire packs msgs for a RawUDP's replies; one that does not pack is left
+// out.
+func Wire(msgs ...*dns.Msg) [][]byte {
+	var out [][]byte
+	for _, m := range msgs {
+		if b, err := m.Pack(); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
 }
