@@ -106,8 +106,8 @@ var muxWaits = sync.Pool{New: func() any {
 }}
 
 // exchange sends wire (m packed) and waits for the reply until deadline
-// (zero: none) or until done is closed (nil: never). wire's ID bytes are overwritten while
-// it is sent and put back after.
+// (zero: none) or until done is closed (nil: never). wire's ID bytes are
+// overwritten while it is sent and put back after.
 func (x *udpMux) exchange(deadline time.Time, done <-chan struct{}, m *dns.Msg, wire []byte) (*dns.Msg, error) {
 	s, err := x.socket()
 	if err != nil {
@@ -132,10 +132,7 @@ func (x *udpMux) exchange(deadline time.Time, done <-chan struct{}, m *dns.Msg, 
 	if s.sent.Add(1) >= x.uses {
 		x.retire(s)
 	}
-	binary.BigEndian.PutUint16(wire, id)
-	_, err = s.c.Write(wire)
-	binary.BigEndian.PutUint16(wire, m.Id)
-	if err != nil {
+	if err := s.send(wire, id, m.Id); err != nil {
 		if !s.unregister(id, w) {
 			<-w.done // failed meanwhile by the reader: empty the channel
 		}
@@ -165,10 +162,7 @@ wait:
 	case <-expired:
 		if resend {
 			resend = false
-			binary.BigEndian.PutUint16(wire, id)
-			_, err := s.c.Write(wire)
-			binary.BigEndian.PutUint16(wire, m.Id)
-			if err == nil {
+			if s.send(wire, id, m.Id) == nil {
 				w.timer.Reset(time.Until(deadline))
 				goto wait
 			}
@@ -238,6 +232,14 @@ func (x *udpMux) close() {
 			s.retire()
 		}
 	}
+}
+
+// send writes wire under the wire ID id, then puts the caller's ID back.
+func (s *muxSocket) send(wire []byte, id, callerID uint16) error {
+	binary.BigEndian.PutUint16(wire, id)
+	_, err := s.c.Write(wire)
+	binary.BigEndian.PutUint16(wire, callerID)
+	return err
 }
 
 // register puts w in flight under a random ID free on s.
