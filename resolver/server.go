@@ -258,7 +258,7 @@ func (s *Server) Start() error {
 	for _, c := range udp {
 		for range udpReaders {
 			s.wg.Add(1)
-			go s.serveUDP(c, stripe)
+			go s.serveUDP(c, udp, stripe)
 			stripe++
 		}
 	}

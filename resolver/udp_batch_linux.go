@@ -44,6 +44,8 @@ type udpBatchBufs struct {
 	out    [udpBatch][]byte                // answers, kept across batches
 	iovOut [udpBatch]unix.Iovec            // one per answer
 	send   [udpBatch]mmsghdr               // sendmmsg's vector
+	recvmm mmsgCall                        // recvmmsg into recv, made once
+	sendmm mmsgCall                        // sendmmsg from send, made once
 }
 
 func newUDPBatchBufs() *udpBatchBufs {
@@ -58,92 +60,178 @@ func newUDPBatchBufs() *udpBatchBufs {
 		h.Iov = &b.iovIn[i]
 		h.SetIovlen(1)
 	}
+	b.recvmm.init(unix.SYS_RECVMMSG)
+	b.sendmm.init(unix.SYS_SENDMMSG)
 	return b
 }
 
-// serveUDP is one reader of a UDP socket: it reads the queries waiting,
-// answers each (handleUDP) and writes the answers back in one call, until
-// shutdown.
-func (s *Server) serveUDP(c *net.UDPConn, stripe int) {
-	rc, err := c.SyscallConn()
+// serveUDP is one reader of a UDP socket, c, one of the server's
+// listening sockets, all: it reads the queries waiting, answers each
+// (handleUDP) and writes the answers back in one call, until shutdown.
+//
+// A reader that keeps finding queries waiting never gives its processor
+// back: its system calls are raw, and the Go scheduler looks for sockets
+// that became readable only when a processor has nothing else to run, or
+// every 10 ms. On one core, a flood on one socket then left a query on
+// another waiting up to 10–20 ms for its reader (bench/fairness.sh). So a
+// busy reader does what an event loop does: after every udpBatch queries
+// answered without waiting, it reads what is waiting on one other
+// listening socket, in turn, and answers it there. On an idle socket that
+// is one system call that finds nothing, per batch of 32.
+func (s *Server) serveUDP(c *net.UDPConn, all []*net.UDPConn, stripe int) {
+	own, err := c.SyscallConn()
 	if err != nil {
 		s.serveUDPEach(c, stripe)
 		return
 	}
 	defer s.wg.Done()
+	var others []udpSocket
+	for _, o := range all {
+		if o == c {
+			continue
+		}
+		if rc, err := o.SyscallConn(); err == nil {
+			others = append(others, udpSocket{o, rc})
+		}
+	}
 	b := newUDPBatchBufs()
 	r := s.newUDPReader(stripe)
+	turn := stripe // which other socket is looked at next; readers start apart
+	unwaited := 0  // queries answered since this reader last waited
 	for {
-		n, err := b.read(rc)
+		n, waited, err := b.read(own, true)
 		if err != nil {
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue // transient: an error about one packet, not the socket
 		}
-		// One clock read for the batch: under load, where a batch holds
-		// many queries, the clock was a sixth of a cached answer's cost.
-		r.rb.batchAt = time.Now()
-		answers := 0
-		for i := range n {
-			from, ok := b.sender(i)
-			if !ok {
-				continue
-			}
-			pkt := b.in[i][:b.recv[i].len]
-			reply := s.handleUDP(c, pkt, from, b.out[i][:0], r)
-			if reply == nil {
-				continue
-			}
-			if cap(reply) <= maxKeptReply {
-				b.out[i] = reply[:0] // keeps a grown buffer for the next batch
-			}
-			b.queue(answers, i, reply)
-			answers++
+		s.answerBatch(udpSocket{c, own}, b, r, n)
+		if waited {
+			unwaited = 0
 		}
-		b.write(rc, answers)
+		if unwaited += n; unwaited < udpBatch || len(others) == 0 {
+			continue
+		}
+		unwaited = 0
+		o := others[turn%len(others)]
+		turn++
+		if n, _, err := b.read(o.rc, false); err == nil && n > 0 {
+			s.answerBatch(o, b, r, n)
+		}
 	}
 }
 
-// read waits for at least one query and reads up to udpBatch.
-func (b *udpBatchBufs) read(rc syscall.RawConn) (int, error) {
+// udpSocket is a listening UDP socket and its raw descriptor.
+type udpSocket struct {
+	c  *net.UDPConn
+	rc syscall.RawConn
+}
+
+// answerBatch answers the n queries read into b from sock and writes the
+// answers back to it.
+func (s *Server) answerBatch(sock udpSocket, b *udpBatchBufs, r *udpReader, n int) {
+	// One clock read for the batch: under load, where a batch holds many
+	// queries, the clock was a sixth of a cached answer's cost.
+	r.rb.batchAt = time.Now()
+	answers := 0
+	for i := range n {
+		from, ok := b.sender(i)
+		if !ok {
+			continue
+		}
+		pkt := b.in[i][:b.recv[i].len]
+		reply := s.handleUDP(sock.c, pkt, from, b.out[i][:0], r)
+		if reply == nil {
+			continue
+		}
+		if cap(reply) <= maxKeptReply {
+			b.out[i] = reply[:0] // keeps a grown buffer for the next batch
+		}
+		b.queue(answers, i, reply)
+		answers++
+	}
+	b.write(sock.rc, answers)
+}
+
+// read reads up to udpBatch queries from rc. With wait it waits for at
+// least one and says whether it had to; without, it returns 0 when none is
+// waiting.
+func (b *udpBatchBufs) read(rc syscall.RawConn, wait bool) (n int, waited bool, err error) {
 	for i := range udpBatch {
 		b.recv[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		b.recv[i].hdr.Flags = 0
 	}
-	return recvmmsg(rc, b.recv[:])
+	return b.recvmm.do(rc, b.recv[:], wait)
 }
 
-// recvmmsg waits for at least one datagram on rc and reads up to
-// len(hdrs) into the buffers hdrs point at.
+// mmsgCall is one recvmmsg(2) or sendmmsg(2) on a socket, as the callback
+// its RawConn takes. A reader makes its calls once and reuses them: a
+// closure made per call cost six allocations per batch.
 //
-// recvmmsg and sendmmsg are raw system calls, made without telling the
-// scheduler: with MSG_DONTWAIT neither can block (nothing waiting, or no
-// room, is EAGAIN, and the netpoller waits), and a batch of 32 takes tens
-// of microseconds. Announced, a sendmmsg that delivers 32 answers over
-// loopback outlived the scheduler's patience, which handed the processor
-// to another thread to run the socket's other reader: under a CPU quota,
-// 10,000 context switches and 1,500 futex calls in 3 s of cached answers,
-// against 1,700 and 32 raw (perf stat), and 20 % more cached answers per
-// CPU-second (bench/peers.sh's cached mix, 4 alternating runs each).
-func recvmmsg(rc syscall.RawConn, hdrs []mmsghdr) (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
-			return false // nothing waiting: let the netpoller wait
-		}
-		n, errno = int(r), e
-		return true
-	})
-	if err != nil {
-		return 0, err
+// The system calls are raw, made without telling the scheduler: with
+// MSG_DONTWAIT neither can block (nothing waiting, or no room, is EAGAIN,
+// and the netpoller waits), and a batch of 32 takes tens of microseconds.
+// Announced, a sendmmsg that delivers 32 answers over loopback outlived
+// the scheduler's patience, which handed the processor to another thread
+// to run the socket's other reader: under a CPU quota, 10,000 context
+// switches and 1,500 futex calls in 3 s of cached answers, against 1,700
+// and 32 raw (perf stat), and 20 % more cached answers per CPU-second
+// (bench/peers.sh's cached mix, 4 alternating runs each).
+type mmsgCall struct {
+	trap  uintptr // SYS_RECVMMSG or SYS_SENDMMSG
+	hdrs  []mmsghdr
+	wait  bool // on EAGAIN, let the netpoller wait for the socket
+	tries int  // calls made by the last do; more than one means it waited
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool // m.call, bound once, for RawConn.Read and Write
+	peek  func(fd uintptr)      // the same for RawConn.Control
+}
+
+func (m *mmsgCall) init(trap uintptr) {
+	m.trap = trap
+	m.fn = m.call
+	m.peek = func(fd uintptr) { m.call(fd) }
+}
+
+func (m *mmsgCall) call(fd uintptr) bool {
+	m.tries++
+	r, _, e := unix.RawSyscall6(m.trap, fd, uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(len(m.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+	if (e == unix.EAGAIN || e == unix.EWOULDBLOCK) && m.wait {
+		return false // nothing waiting, or no room: the netpoller waits
 	}
-	if errno != 0 {
-		return 0, errno
+	m.n, m.errno = int(r), e
+	return true
+}
+
+// do makes the call on rc for hdrs: the number of messages moved, whether
+// it waited for the socket, and the error. Without wait, EAGAIN is 0
+// messages and no error.
+func (m *mmsgCall) do(rc syscall.RawConn, hdrs []mmsghdr, wait bool) (int, bool, error) {
+	m.hdrs, m.wait, m.tries, m.n, m.errno = hdrs, wait, 0, 0, 0
+	var err error
+	switch {
+	case !wait:
+		// Control holds the descriptor open but takes none of its locks:
+		// Read's would wait for the socket's own reader, which holds it
+		// for as long as it waits for a datagram.
+		err = rc.Control(m.peek)
+	case m.trap == unix.SYS_RECVMMSG:
+		err = rc.Read(m.fn)
+	default:
+		err = rc.Write(m.fn)
 	}
-	return n, nil
+	m.hdrs = nil
+	switch {
+	case err != nil:
+		return 0, false, err
+	case m.errno == unix.EAGAIN || m.errno == unix.EWOULDBLOCK:
+		return 0, m.tries > 1, nil
+	case m.errno != 0:
+		return 0, m.tries > 1, m.errno
+	}
+	return m.n, m.tries > 1, nil
 }
 
 // replyBatch reads the replies waiting on a connected upstream socket
@@ -153,6 +241,7 @@ type replyBatch struct {
 	bufs [][]byte
 	iov  []unix.Iovec
 	hdrs []mmsghdr
+	call mmsgCall
 }
 
 func newReplyBatch(c *net.UDPConn, n, size int) *replyBatch {
@@ -165,6 +254,7 @@ func newReplyBatch(c *net.UDPConn, n, size int) *replyBatch {
 		b.hdrs[i].hdr.Iov = &b.iov[i]
 		b.hdrs[i].hdr.SetIovlen(1)
 	}
+	b.call.init(unix.SYS_RECVMMSG)
 	return b
 }
 
@@ -173,7 +263,8 @@ func (b *replyBatch) read() (int, error) {
 	for i := range b.hdrs {
 		b.hdrs[i].hdr.Flags = 0
 	}
-	return recvmmsg(b.rc, b.hdrs)
+	n, _, err := b.call.do(b.rc, b.hdrs, true)
+	return n, err
 }
 
 // datagram returns reply i of the last read; one cut short by its buffer
@@ -215,20 +306,12 @@ func (b *udpBatchBufs) queue(k, i int, reply []byte) {
 // (an unreachable sender, say) is skipped, as a failed sendto was.
 func (b *udpBatchBufs) write(rc syscall.RawConn, n int) {
 	for sent := 0; sent < n; {
-		var errno syscall.Errno
-		var k int
-		err := rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.send[sent])), uintptr(n-sent), unix.MSG_DONTWAIT, 0, 0)
-			if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
-				return false
-			}
-			k, errno = int(r), e
-			return true
-		})
-		switch {
-		case err != nil:
+		k, _, err := b.sendmm.do(rc, b.send[sent:n], true)
+		if _, refused := err.(syscall.Errno); err != nil && !refused {
 			return // the socket is closing
-		case errno != 0 || k <= 0:
+		}
+		switch {
+		case err != nil || k <= 0:
 			sent++ // the first unsent answer failed: skip it
 		default:
 			sent += k

@@ -6,7 +6,9 @@ import "net"
 
 // serveUDP is one reader of a UDP socket; without batched system calls
 // (udp_batch_linux.go) it reads a packet at a time.
-func (s *Server) serveUDP(c *net.UDPConn, stripe int) { s.serveUDPEach(c, stripe) }
+func (s *Server) serveUDP(c *net.UDPConn, _ []*net.UDPConn, stripe int) {
+	s.serveUDPEach(c, stripe)
+}
 
 // replyBatch reads a connected upstream socket's replies (udpMux) one at a
 // time where recvmmsg(2) is not available.

@@ -1,4 +1,4 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+//go:build linux || darwin || freebsd || dragonfly
 
 package store
 
@@ -11,5 +11,8 @@ func freeBytes(dir string) (uint64, error) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, err
 	}
-	return st.Bavail * uint64(st.Bsize), nil
+	if st.Bavail <= 0 { // int64 on the BSDs, where it goes negative past the reserve
+		return 0, nil
+	}
+	return uint64(st.Bavail) * uint64(st.Bsize), nil
 }

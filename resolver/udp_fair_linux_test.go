@@ -1,0 +1,143 @@
+//go:build linux && (amd64 || arm64 || riscv64 || ppc64le || s390x || mips64 || mips64le || loong64)
+
+package resolver
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"go.uber.org/zap"
+)
+
+// TestBusyReaderServesOtherSockets: a reader that finds a batch of queries
+// waiting on its own socket also reads, in turn, what waits on the
+// server's other listening sockets and answers it from there — so one
+// flooded socket cannot keep a query on another waiting for the
+// scheduler. Here the other socket has no reader of its own at all: its
+// query is answered only by the busy reader's sweep.
+func TestBusyReaderServesOtherSockets(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		waiting     int  // queries queued on the busy socket before its reader starts
+		otherReader bool // the other socket has a reader of its own, waiting in Read
+		swept       bool // the query on the other socket is answered by the busy reader
+	}{
+		{"a full batch waiting", udpBatch + 8, false, true},
+		{"a few waiting", 3, false, false}, // not busy: the reader waits, and sweeps nothing
+		// The other socket's own reader holds its read lock while it waits:
+		// the sweep must not wait for it (the busy socket would stall).
+		{"the other socket's reader waiting", 3 * udpBatch, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultServerConfig()
+			cfg.Listen = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			s := NewServer(cfg, ServerDeps{Handler: NewLocal(LocalConfig{}, nil), Log: zap.NewNop()})
+			busy := listenUDPLoopback(t)
+			other := listenUDPLoopback(t)
+			all := []*net.UDPConn{busy, other}
+			t.Cleanup(func() {
+				s.stopping.Store(true)
+				busy.Close()
+				other.Close()
+				s.wg.Wait()
+			})
+			if tc.otherReader {
+				s.wg.Add(1)
+				go s.serveUDP(other, all, 1)
+				time.Sleep(50 * time.Millisecond) // let it settle into waiting for a datagram
+			}
+
+			flood := dialUDP(t, busy)
+			for i := range tc.waiting {
+				sendQuery(t, flood, uint16(i), "busy.example.")
+			}
+			gentle := dialUDP(t, other)
+			if !tc.otherReader {
+				sendQuery(t, gentle, 4242, "gentle.example.")
+			}
+
+			s.wg.Add(1)
+			go s.serveUDP(busy, all, 0)
+
+			for i := range tc.waiting {
+				if _, err := readAnswer(flood); err != nil {
+					t.Fatalf("busy socket, answer %d of %d: %v", i, tc.waiting, err)
+				}
+			}
+			if tc.otherReader {
+				return
+			}
+			// The gentle client is connected to the other socket's address:
+			// an answer from anywhere else would not reach it.
+			id, err := readAnswer(gentle)
+			if !tc.swept {
+				if err == nil {
+					t.Fatalf("answered from the other socket (ID %d) by a reader that was not busy", id)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("query on the other socket not answered by the busy reader: %v", err)
+			}
+			if id != 4242 {
+				t.Fatalf("answer ID %d, want 4242", id)
+			}
+		})
+	}
+}
+
+func listenUDPLoopback(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func dialUDP(t *testing.T, to *net.UDPConn) *net.UDPConn {
+	t.Helper()
+	c, err := net.DialUDP("udp4", nil, to.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func sendQuery(t *testing.T, c *net.UDPConn, id uint16, name string) {
+	t.Helper()
+	q := new(dns.Msg)
+	q.SetQuestion(name, dns.TypeA)
+	q.Id = id
+	wire, err := q.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(wire); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readAnswer(c *net.UDPConn) (uint16, error) {
+	buf := make([]byte, 1500)
+	if err := c.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+		return 0, err
+	}
+	n, err := c.Read(buf)
+	if err != nil {
+		return 0, err
+	}
+	var m dns.Msg
+	if err := m.Unpack(buf[:n]); err != nil {
+		return 0, err
+	}
+	return m.Id, nil
+}
