@@ -6,14 +6,19 @@
 # average and p99 latency alone, and during the flood. A reader kept busy
 # by one socket must not leave the other waiting for the scheduler.
 #
+# GENTLE=tcp asks the second address over TCP instead: a flood of UDP must
+# not keep a TCP (or DoT, DoH) connection waiting either.
+#
 # Only 127.0.0.1 and 127.0.0.2; every run bounded by DURATION seconds.
 #
 #   bench/fairness.sh
 #   DURATION=5 RATE=500 bench/fairness.sh
+#   GENTLE=tcp bench/fairness.sh
 set -euo pipefail
 
 DURATION=${DURATION:-8}
 RATE=${RATE:-200}
+GENTLE=${GENTLE:-udp}
 VPORT=${VPORT:-15373}
 SPORT=${SPORT:-15374}
 
@@ -42,7 +47,7 @@ taskset -c "$LCPU" dnsperf -s 127.0.0.2 -p "$VPORT" -d "$work/cached.txt" -n 1 >
 
 # gentle -> "average_ms p99_ms" of the gentle client on 127.0.0.2
 gentle() {
-	taskset -c "$LCPU" dnsperf -s 127.0.0.2 -p "$VPORT" -d "$work/cached.txt" -c 1 -Q "$RATE" -l "$DURATION" -T 1 -v 2>/dev/null |
+	taskset -c "$LCPU" dnsperf -m "$GENTLE" -s 127.0.0.2 -p "$VPORT" -d "$work/cached.txt" -c 1 -Q "$RATE" -l "$DURATION" -T 1 -v 2>/dev/null |
 		awk '/^> / {print $NF}' | sort -n |
 		awk '{a[NR]=$1; s+=$1} END {if (NR) printf "%.3f %.3f\n", s/NR*1000, a[int(NR*0.99)]*1000; else print "n/a n/a"}'
 }
@@ -57,9 +62,9 @@ vigil_stop
 
 cat <<EOF
 
-Vigil on one core (GOMAXPROCS=1), listening on 127.0.0.1 and 127.0.0.2; a gentle client at $RATE QPS on 127.0.0.2, cached names, ${DURATION}s
+Vigil on one core (GOMAXPROCS=1), listening on 127.0.0.1 and 127.0.0.2; a gentle client at $RATE QPS over $GENTLE on 127.0.0.2, cached names, ${DURATION}s
 
-| the other socket | gentle client's mean latency, ms | p99, ms |
+| 127.0.0.1 over UDP | gentle client's mean latency, ms | p99, ms |
 |---|---|---|
 | idle | $alone_avg | $alone_p99 |
 | flooded (dnsperf, $CLIENTS clients × $OUTSTANDING outstanding) | $busy_avg | $busy_p99 |
