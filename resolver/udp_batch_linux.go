@@ -77,8 +77,9 @@ func newUDPBatchBufs() *udpBatchBufs {
 // another waiting up to 10–20 ms for its reader (bench/fairness.sh). So a
 // busy reader does what an event loop does: after every udpBatch queries
 // answered without waiting, it reads what is waiting on one other
-// listening socket, in turn, and answers it there. On an idle socket that
-// is one system call that finds nothing, per batch of 32. The rest of
+// listening socket, in turn, and answers it there: after every udpBatch
+// queries answered since it last found its own socket empty. On an idle
+// socket that is one system call that finds nothing, per batch of 32. The rest of
 // the server — TCP connections, DoT, DoH, the API, timers — it lets run,
 // on one processor, by giving the scheduler a look at the network after
 // each yieldEvery of work without waiting (netpollYield).
@@ -98,20 +99,14 @@ func (s *Server) serveUDP(c *net.UDPConn, all []*net.UDPConn, stripe int) {
 			others = append(others, udpSocket{o, rc})
 		}
 	}
-	// Only with one processor: with more, an idle one waits in the poller
-	// and sees the rest of the server's sockets at once, and under a
-	// quota with two processors the yields cost 10–20 % of the answers
-	// per CPU-second (bench/peers.sh), for little.
-	var yield *netpollYield // nil: no yields
-	if runtime.GOMAXPROCS(0) == 1 {
-		yield = newNetpollYield()
-	}
-	defer yield.close()
+	var yield *netpollYield // made when first needed
+	yieldTried := false
+	defer func() { yield.close() }()
 	b := newUDPBatchBufs()
 	r := s.newUDPReader(stripe)
-	turn := stripe // which other socket is looked at next; readers start apart
-	unwaited := 0  // queries answered since this reader last waited
-	var busySince time.Time
+	turn := stripe          // which other socket is looked at next; readers start apart
+	unwaited := 0           // queries answered since this reader last found its socket empty
+	busySince := time.Now() // when it last found its socket empty, or yielded
 	for {
 		n, waited, err := b.read(own, true)
 		if err != nil {
@@ -120,21 +115,37 @@ func (s *Server) serveUDP(c *net.UDPConn, all []*net.UDPConn, stripe int) {
 			}
 			continue // transient: an error about one packet, not the socket
 		}
-		s.answerBatch(udpSocket{c, own}, b, r, n)
+		s.answerBatch(udpSocket{c, own}, b, r, n, true)
 		if waited {
 			unwaited, busySince = 0, r.rb.batchAt
 		} else if r.rb.batchAt.Sub(busySince) >= yieldEvery {
-			yield.yield()
-			busySince = time.Now()
+			busySince = r.rb.batchAt
+			// Only with one processor: with more, an idle one waits in the
+			// poller and sees the rest of the server's sockets at once, and
+			// under a quota with two processors the yields cost 10–20 % of
+			// the answers per CPU-second (bench/peers.sh), for little. Asked
+			// here, not once: Go changes GOMAXPROCS at run time when a
+			// cgroup's CPU limit changes (and never sets it below 2 for a
+			// limit; one is a machine's single CPU, or GOMAXPROCS=1).
+			if runtime.GOMAXPROCS(0) == 1 {
+				if !yieldTried {
+					yield, yieldTried = newNetpollYield(), true // nil if no descriptor: no yields
+				}
+				yield.yield()
+				busySince = time.Now()
+			}
 		}
-		if unwaited += n; unwaited < udpBatch || len(others) == 0 {
+		if unwaited += n; unwaited < udpBatch || len(others) == 0 || s.stopping.Load() {
 			continue
 		}
 		unwaited = 0
 		o := others[turn%len(others)]
 		turn++
 		if n, _, err := b.read(o.rc, false); err == nil && n > 0 {
-			s.answerBatch(o, b, r, n)
+			// Answers that find no room in the other socket's send buffer
+			// are dropped, not waited for: this reader's own socket must
+			// not wait on another's.
+			s.answerBatch(o, b, r, n, false)
 		}
 	}
 }
@@ -158,7 +169,8 @@ type netpollYield struct {
 	f      *os.File
 	rc     syscall.RawConn
 	parked bool
-	one    [8]byte               // the eventfd counter's increment: 1, host order (nonzero either way round)
+	one    [8]byte               // the eventfd counter's increment: 1, in host order
+	drain  [8]byte               // where the counter is read to
 	fn     func(fd uintptr) bool // y.wait, bound once
 }
 
@@ -173,7 +185,8 @@ func newNetpollYield() *netpollYield {
 		f.Close()
 		return nil
 	}
-	y := &netpollYield{f: f, rc: rc, one: [8]byte{1}}
+	y := &netpollYield{f: f, rc: rc}
+	binary.NativeEndian.PutUint64(y.one[:], 1)
 	y.fn = y.wait
 	return y
 }
@@ -190,8 +203,7 @@ func (y *netpollYield) wait(fd uintptr) bool {
 		_, _, _ = unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&y.one[0])), 8)
 		return false
 	}
-	var counter [8]byte
-	_, _, _ = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&counter[0])), 8)
+	_, _, _ = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&y.drain[0])), 8)
 	return true
 }
 
@@ -219,8 +231,8 @@ type udpSocket struct {
 }
 
 // answerBatch answers the n queries read into b from sock and writes the
-// answers back to it.
-func (s *Server) answerBatch(sock udpSocket, b *udpBatchBufs, r *udpReader, n int) {
+// answers back to it; without wait, those that find no room are dropped.
+func (s *Server) answerBatch(sock udpSocket, b *udpBatchBufs, r *udpReader, n int, wait bool) {
 	// One clock read for the batch: under load, where a batch holds many
 	// queries, the clock was a sixth of a cached answer's cost.
 	r.rb.batchAt = time.Now()
@@ -241,7 +253,7 @@ func (s *Server) answerBatch(sock udpSocket, b *udpBatchBufs, r *udpReader, n in
 		b.queue(answers, i, reply)
 		answers++
 	}
-	b.write(sock.rc, answers)
+	b.write(sock.rc, answers, wait)
 }
 
 // read reads up to udpBatch queries from rc. With wait it waits for at
@@ -268,6 +280,8 @@ func (b *udpBatchBufs) read(rc syscall.RawConn, wait bool) (n int, waited bool, 
 // switches and 1,500 futex calls in 3 s of cached answers, against 1,700
 // and 32 raw (perf stat), and 20 % more cached answers per CPU-second
 // (bench/peers.sh's cached mix, 4 alternating runs each).
+//
+// Not to be copied once init has bound fn and peek to its address.
 type mmsgCall struct {
 	trap  uintptr // SYS_RECVMMSG or SYS_SENDMMSG
 	hdrs  []mmsghdr
@@ -393,14 +407,18 @@ func (b *udpBatchBufs) queue(k, i int, reply []byte) {
 }
 
 // write sends the first n queued answers; an answer the kernel refuses
-// (an unreachable sender, say) is skipped, as a failed sendto was.
-func (b *udpBatchBufs) write(rc syscall.RawConn, n int) {
+// (an unreachable sender, say) is skipped, as a failed sendto was. With
+// wait it waits for room in the send buffer; without, what finds none is
+// dropped.
+func (b *udpBatchBufs) write(rc syscall.RawConn, n int, wait bool) {
 	for sent := 0; sent < n; {
-		k, _, err := b.sendmm.do(rc, b.send[sent:n], true)
+		k, _, err := b.sendmm.do(rc, b.send[sent:n], wait)
 		if _, refused := err.(syscall.Errno); err != nil && !refused {
 			return // the socket is closing
 		}
 		switch {
+		case err == nil && k == 0:
+			return // no room, and not waiting for it
 		case err != nil || k <= 0:
 			sent++ // the first unsent answer failed: skip it
 		default:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // TestBusyReaderServesOtherSockets: a reader that finds a batch of queries
@@ -62,7 +63,14 @@ func TestBusyReaderServesOtherSockets(t *testing.T) {
 			gentle := dialUDP(t, other)
 			if !tc.otherReader {
 				sendQuery(t, gentle, 4242, "gentle.example.")
+				waitQueued(t, other)
 			}
+			// Loopback delivery is all but immediate; on a loaded machine
+			// the kernel may defer some of it a moment. The reader must find
+			// every query already queued, or it waits midway and the count
+			// that sets off the sweep starts again.
+			waitQueued(t, busy)
+			time.Sleep(20 * time.Millisecond)
 
 			s.wg.Add(1)
 			go s.serveUDP(busy, all, 0)
@@ -92,6 +100,38 @@ func TestBusyReaderServesOtherSockets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitQueued spins until c has a datagram queued (at most 2 s).
+func waitQueued(t *testing.T, c *net.UDPConn) {
+	t.Helper()
+	if !spinUntil(func() bool { return queued(t, c) }) {
+		t.Fatal("no datagram queued after 2 s")
+	}
+}
+
+// spinUntil spins until cond holds (at most 2 s); it never waits, so the
+// scheduler gets no chance to poll the network meanwhile.
+func spinUntil(cond func() bool) bool {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		if cond() {
+			return true
+		}
+	}
+	return false
+}
+
+// queued says whether c has a datagram waiting.
+func queued(t *testing.T, c *net.UDPConn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
 }
 
 func listenUDPLoopback(t *testing.T) *net.UDPConn {
@@ -170,6 +210,11 @@ func TestNetpollYieldLetsTheNetworkIn(t *testing.T) {
 		time.Sleep(time.Millisecond) // the reader parks in the netpoller
 		if _, err := tx.Write([]byte("x")); err != nil {
 			t.Fatal(err)
+		}
+		// Spinning, so the scheduler does not poll meanwhile; should Go's
+		// 10-ms preemption let the reader in anyway, it has its datagram.
+		if !spinUntil(func() bool { return got.Load() || queued(t, rx) }) {
+			t.Fatal("the datagram was never queued")
 		}
 		// The poll queues what it found; once in 61 turns the scheduler
 		// takes its global queue first, where the yielding goroutine went,
