@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	rt "github.com/vigil-dns/vigil/resolver/resolvertest"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
@@ -156,8 +157,7 @@ func dialUDP(t *testing.T, to *net.UDPConn) *net.UDPConn {
 
 func sendQuery(t *testing.T, c *net.UDPConn, id uint16, name string) {
 	t.Helper()
-	q := new(dns.Msg)
-	q.SetQuestion(name, dns.TypeA)
+	q := rt.Question(name, dns.TypeA)
 	q.Id = id
 	wire, err := q.Pack()
 	if err != nil {
